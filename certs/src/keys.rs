@@ -1,0 +1,30 @@
+//! Agent-side key material: the key pair is made on the agent and never leaves it.
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+use crate::CertError;
+
+/// A freshly generated key pair and a CSR for it.
+pub struct KeyAndCsr {
+    /// PKCS#8 PEM private key; write it with mode 0600.
+    pub key_pem: String,
+    /// DER PKCS#10 request, signed by the key.
+    pub csr_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyAndCsr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAndCsr").field("csr_der_len", &self.csr_der.len()).finish_non_exhaustive()
+    }
+}
+
+/// Generates an ECDSA P-256 key pair and a CSR. The subject is informational
+/// only: the collector decides the identity and ignores what the CSR asks for.
+pub fn generate_key_and_csr(common_name: &str) -> Result<KeyAndCsr, CertError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key)?;
+    Ok(KeyAndCsr { key_pem: key.serialize_pem(), csr_der: csr.der().to_vec() })
+}

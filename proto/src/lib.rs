@@ -1,0 +1,20 @@
+//! The Outpost agent <-> collector protocol, generated from `proto/outpost/agent/v1/agent.proto`.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms, unreachable_pub)]
+
+/// Package `outpost.agent.v1`.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod agent_v1 {
+    tonic::include_proto!("outpost.agent.v1");
+}
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The oldest protocol version the collector still accepts.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+/// Largest gRPC message either side accepts.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Most observations in one `Batch`.
+pub const MAX_BATCH_OBSERVATIONS: usize = 10_000;
+/// Largest encoded observation.
+pub const MAX_OBSERVATION_BYTES: usize = 64 * 1024;

@@ -1,0 +1,153 @@
+//! Idempotent ingest of one batch of observations.
+//!
+//! A batch is written in one transaction together with the agent's new
+//! `acked_seq`; the collector acknowledges only after that commit. Rows are keyed
+//! by (agent, seq) and inserted with `ON CONFLICT DO NOTHING`, so a batch resent
+//! after a lost acknowledgement never duplicates anything.
+use super::{AgentScope, Store, StoreError, now_ms, on_pool};
+
+/// Rows per INSERT statement: below SQLite's and PostgreSQL's bind-parameter limits.
+const ROWS_PER_STATEMENT: usize = 2_000;
+
+/// A metric sample ready to store.
+#[derive(Clone, Debug)]
+pub struct MetricRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// Agent clock, Unix ms.
+    pub observed_at_ms: i64,
+    /// Metric name.
+    pub name: String,
+    /// Subject (device, interface), may be empty.
+    pub subject: String,
+    /// Value.
+    pub value: f64,
+}
+
+/// Host facts ready to store.
+#[derive(Clone, Debug)]
+pub struct HostFactsRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// Agent clock, Unix ms.
+    pub observed_at_ms: i64,
+    /// Host name.
+    pub hostname: String,
+    /// OS family.
+    pub os: String,
+    /// OS version.
+    pub os_version: String,
+    /// Kernel version.
+    pub kernel: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Addresses, comma-separated.
+    pub addresses: String,
+    /// Agent version.
+    pub agent_version: String,
+    /// Outbox depth when observed.
+    pub outbox_depth: i64,
+    /// Host uptime.
+    pub uptime_seconds: i64,
+}
+
+/// One batch, validated.
+#[derive(Clone, Debug, Default)]
+pub struct IngestBatch {
+    /// Metric samples.
+    pub metrics: Vec<MetricRow>,
+    /// Host facts.
+    pub host_facts: Vec<HostFactsRow>,
+    /// Highest sequence number the batch covers (including rejected ones).
+    pub through_seq: i64,
+    /// The agent's outbox depth when it cut the batch.
+    pub outbox_depth: i64,
+}
+
+/// What a committed batch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Rows newly written.
+    pub inserted: u64,
+    /// The agent's committed high-water mark after this batch.
+    pub acked_seq: i64,
+}
+
+impl Store {
+    /// Writes a batch for the agent in one transaction.
+    pub async fn ingest(&self, scope: &AgentScope, batch: &IngestBatch) -> Result<IngestOutcome, StoreError> {
+        let agent = scope.agent().to_string();
+        let tenant = scope.tenant().to_string();
+        let now = now_ms();
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let mut inserted = 0u64;
+            for chunk in batch.metrics.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO metric_samples (agent_id, seq, tenant_id, observed_at_ms, name, subject, value) ",
+                );
+                qb.push_values(chunk, |mut b, m| {
+                    b.push_bind(&agent)
+                        .push_bind(m.seq)
+                        .push_bind(&tenant)
+                        .push_bind(m.observed_at_ms)
+                        .push_bind(&m.name)
+                        .push_bind(&m.subject)
+                        .push_bind(m.value);
+                });
+                qb.push(" ON CONFLICT (agent_id, seq) DO NOTHING");
+                inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+            }
+            for f in &batch.host_facts {
+                inserted += sqlx::query(
+                    "INSERT INTO host_facts (agent_id, seq, tenant_id, observed_at_ms, hostname, os, os_version, kernel, arch, \
+                     addresses, agent_version, outbox_depth, uptime_seconds) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (agent_id, seq) DO NOTHING",
+                )
+                .bind(&agent)
+                .bind(f.seq)
+                .bind(&tenant)
+                .bind(f.observed_at_ms)
+                .bind(&f.hostname)
+                .bind(&f.os)
+                .bind(&f.os_version)
+                .bind(&f.kernel)
+                .bind(&f.arch)
+                .bind(&f.addresses)
+                .bind(&f.agent_version)
+                .bind(f.outbox_depth)
+                .bind(f.uptime_seconds)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            if let Some(latest) = batch.host_facts.iter().max_by_key(|f| f.seq) {
+                sqlx::query(
+                    "UPDATE agents SET hostname = $1, os = $2, addresses = $3, version = $4 \
+                     WHERE id = $5 AND tenant_id = $6",
+                )
+                .bind(&latest.hostname)
+                .bind(format!("{} {}", latest.os, latest.os_version).trim().to_owned())
+                .bind(&latest.addresses)
+                .bind(&latest.agent_version)
+                .bind(&agent)
+                .bind(&tenant)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let (acked_seq,): (i64,) = sqlx::query_as(
+                "UPDATE agents SET acked_seq = CASE WHEN acked_seq < $1 THEN $1 ELSE acked_seq END, \
+                 last_seen_ms = $2, outbox_depth = $3 WHERE id = $4 AND tenant_id = $5 RETURNING acked_seq",
+            )
+            .bind(batch.through_seq)
+            .bind(now)
+            .bind(batch.outbox_depth)
+            .bind(&agent)
+            .bind(&tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(IngestOutcome { inserted, acked_seq })
+        })
+    }
+}

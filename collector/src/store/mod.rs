@@ -1,0 +1,167 @@
+//! The collector's store: SQLite by default, PostgreSQL on request.
+//!
+//! Both engines run the same SQL text (numbered `$n` parameters, `ON CONFLICT`,
+//! `BIGINT` milliseconds, `TEXT` UUIDs): the [`on_pool!`] macro compiles each
+//! query body once per engine, so a query that works on one but not the other
+//! shows up in the shared store test suite rather than in production.
+//!
+//! Tenancy: every function that reads or writes one tenant's data takes a
+//! [`TenantScope`] or [`AgentScope`], which can only be built from a verified
+//! certificate or an authenticated console session (see [`scope`]). Functions
+//! that span tenants take an [`AdminScope`].
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub mod agents;
+pub mod ingest;
+pub mod scope;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
+
+pub use scope::{AdminScope, AgentScope, TenantScope};
+
+/// Name of the SQLite database file inside the data directory.
+pub const SQLITE_FILE: &str = "outpost.db";
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or failed a query.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A referenced object does not exist (or belongs to another tenant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the engine's pool and `$db` naming the
+/// engine's `sqlx::Database` type, once per engine.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite(p) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                let $pool = p;
+                $body
+            }
+            $crate::store::Pool::Postgres(p) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                let $pool = p;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.pool {
+            Pool::Sqlite(_) => "Store(sqlite)",
+            Pool::Postgres(_) => "Store(postgres)",
+        })
+    }
+}
+
+impl Store {
+    /// Opens the store: PostgreSQL when `database_url` is a `postgres://` URL,
+    /// otherwise SQLite in `data_dir`. Applies migrations.
+    pub async fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Self, StoreError> {
+        match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Self::open_postgres(url).await
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let options = SqliteConnectOptions::from_str(url)?;
+                Self::open_sqlite_with(options).await
+            }
+            Some(url) => Err(StoreError::Database(sqlx::Error::Configuration(
+                format!("unsupported database URL {url:?}: use postgres://... or sqlite:...").into(),
+            ))),
+            None => Self::open_sqlite(&data_dir.join(SQLITE_FILE)).await,
+        }
+    }
+
+    /// Opens (creating if needed) a SQLite database file.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        Self::open_sqlite_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open_sqlite_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged observation must survive a power cut, not
+            // only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool: Pool::Sqlite(pool) })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool: Pool::Postgres(pool) })
+    }
+
+    /// Which engine this store runs on.
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        on_pool!(self, pool, _Db => pool.close().await)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("{what} id {s:?}")))
+}
+
+#[cfg(test)]
+mod tests;

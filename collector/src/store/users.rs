@@ -1,0 +1,154 @@
+//! Console users and their sessions.
+//!
+//! Passwords are argon2id hashes (PHC strings). Session and CSRF tokens are 256
+//! random bits; the database holds only the SHA-256 of the session token, so a
+//! leaked database does not leak live sessions.
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::Argon2;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use super::scope::Viewer;
+use super::{AdminScope, Store, StoreError, now_ms, on_pool};
+
+/// How long a console session lasts.
+pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+
+/// A logged-in console session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// User name.
+    pub username: String,
+    /// CSRF token for this session's forms.
+    pub csrf_token: String,
+    /// What the user may see.
+    pub viewer: Viewer,
+}
+
+/// 256 random bits, base64url.
+pub fn random_token() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Hashes a password with argon2id; slow on purpose, run it off the async threads.
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Corrupt(format!("password hashing failed: {e}")))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+impl Store {
+    /// Creates or replaces an MSP-wide administrator.
+    pub async fn set_admin_password(&self, _admin: &AdminScope, username: &str, password: &str) -> Result<(), StoreError> {
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))??;
+        on_pool!(self, pool, _Db => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, is_msp_admin, created_at_ms) VALUES ($1, $2, $3, 1, $4) \
+                 ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, is_msp_admin = 1",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(username)
+            .bind(&hash)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            // A new password ends every session of that user.
+            sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Whether any user exists.
+    pub async fn has_users(&self) -> Result<bool, StoreError> {
+        let (n,): (i64,) = on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(pool).await?);
+        Ok(n > 0)
+    }
+
+    /// Checks a username and password; on success opens a session and returns its
+    /// cookie value. The hash is checked even for unknown users so timing does not
+    /// tell which user names exist.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, String, i64)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT id, password_hash, is_msp_admin FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(pool)
+                .await?
+        });
+        // A valid argon2id hash of a random password, so unknown users cost the same.
+        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0vU6dMOMSfJ9rG7hKzcD1fZ3Cz0lJ2l1gKQ3tJm5uWk";
+        let (user_id, hash, is_admin) = match row {
+            Some(r) => (Some(r.0), r.1, r.2 != 0),
+            None => (None, DUMMY.to_owned(), false),
+        };
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))?;
+        let (Some(user_id), true, true) = (user_id, ok, is_admin) else {
+            return Ok(None);
+        };
+        let token = random_token();
+        let now = now_ms();
+        on_pool!(self, pool, _Db => {
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash(&token))
+            .bind(&user_id)
+            .bind(random_token())
+            .bind(now)
+            .bind(now + SESSION_TTL_MS)
+            .execute(pool)
+            .await?;
+        });
+        Ok(Some(token))
+    }
+
+    /// The live session for a cookie value, if any.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        let row: Option<(String, String, i64)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT u.username, s.csrf_token, u.is_msp_admin FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.id_hash = $1 AND s.expires_at_ms > $2",
+            )
+            .bind(token_hash(token))
+            .bind(now_ms())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.and_then(|(username, csrf_token, is_admin)| {
+            // Only MSP-wide administrators exist so far; anyone else sees nothing.
+            (is_admin != 0).then(|| Session { username, csrf_token, viewer: Viewer::Admin(AdminScope::verified()) })
+        }))
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool, _Db => {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1 OR expires_at_ms <= $2")
+                .bind(token_hash(token))
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}

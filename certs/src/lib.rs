@@ -12,6 +12,7 @@
 
 pub mod ca;
 mod error;
+pub mod files;
 pub mod fingerprint;
 pub mod identity;
 pub mod keys;
@@ -22,3 +23,4 @@ pub mod token;
 pub use error::CertError;
 pub use fingerprint::Fingerprint;
 pub use identity::{AgentId, AgentIdentity, SiteId, TenantId};
+pub use tls::RevokedAgents;

@@ -1,1 +1,65 @@
-fn main(){}
+use std::process::ExitCode;
+
+use clap::Parser;
+use outpost_collector::cli::{AdminCommand, AgentCommand, Cli, Command, SiteCommand, TokenCommand};
+use outpost_collector::data_dir::DataDir;
+use outpost_collector::serve::{ServeOptions, serve};
+use outpost_collector::{commands, logging, quickstart};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { location, sans } => commands::init(&location, &sans).await.map(drop),
+        Command::Serve(args) => {
+            let shutdown = CancellationToken::new();
+            logging::cancel_on_signal(shutdown.clone());
+            let secure_cookies = true;
+            serve(
+                ServeOptions {
+                    data_dir: DataDir::new(args.location.data_dir),
+                    database_url: args.location.database_url,
+                    agent_addr: args.agent_addr,
+                    console_addr: args.console_addr,
+                    agent_cert_lifetime: args.agent_cert_lifetime,
+                    secure_cookies,
+                },
+                shutdown,
+                None,
+            )
+            .await
+        }
+        Command::Token { command: TokenCommand::Create { location, tenant, site, ttl } } => {
+            commands::token_create(&location, &tenant, &site, ttl).await.map(drop)
+        }
+        Command::Agent { command: AgentCommand::List { location, json } } => commands::agent_list(&location, json).await,
+        Command::Agent { command: AgentCommand::Revoke { location, id } } => commands::agent_revoke(&location, &id).await,
+        Command::Site { command: SiteCommand::Delete { location, tenant, site } } => {
+            commands::site_delete(&location, &tenant, &site).await
+        }
+        Command::Admin { command: AdminCommand::ResetPassword { location, username } } => {
+            commands::admin_reset_password(&location, &username).await.map(drop)
+        }
+        Command::Quickstart { data_dir, agent_addr, console_addr } => {
+            quickstart::run(&data_dir, agent_addr, console_addr).await
+        }
+    }
+}

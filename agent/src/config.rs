@@ -1,0 +1,170 @@
+//! The agent's configuration: `agent.toml` in the data directory.
+//!
+//! Every setting has a default except `collector`, which `enroll` writes.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dial::CollectorAddr;
+
+/// File name of the configuration inside the data directory.
+pub const CONFIG_FILE: &str = "agent.toml";
+
+/// The agent's settings.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The collector's agent port, `host:port`.
+    pub collector: String,
+    /// Seconds between host-facts reports (also the agent's heartbeat).
+    #[serde(default = "defaults::host_facts_interval_secs")]
+    pub host_facts_interval_secs: u64,
+    /// Most observations per batch sent to the collector.
+    #[serde(default = "defaults::batch_max_observations")]
+    pub batch_max_observations: usize,
+    /// Batches sent but not yet acknowledged.
+    #[serde(default = "defaults::max_in_flight_batches")]
+    pub max_in_flight_batches: usize,
+    /// Outbox capacity in records; when full, the oldest metric samples are thinned.
+    #[serde(default = "defaults::outbox_max_records")]
+    pub outbox_max_records: u64,
+    /// Longest pause between reconnect attempts, seconds.
+    #[serde(default = "defaults::max_backoff_secs")]
+    pub max_backoff_secs: u64,
+}
+
+mod defaults {
+    pub(super) fn host_facts_interval_secs() -> u64 {
+        60
+    }
+    pub(super) fn batch_max_observations() -> usize {
+        5_000
+    }
+    pub(super) fn max_in_flight_batches() -> usize {
+        4
+    }
+    pub(super) fn outbox_max_records() -> u64 {
+        // ~24 h of 1,000 devices × 40 samples/min, a few GB at most.
+        60_000_000
+    }
+    pub(super) fn max_backoff_secs() -> u64 {
+        60
+    }
+}
+
+/// Problems with the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source} (has `outpost-agent enroll` been run for this data directory?)")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid {path}: {message}")]
+    Value {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl AgentConfig {
+    /// Defaults for a collector address.
+    pub fn new(collector: &CollectorAddr) -> Self {
+        Self {
+            collector: collector.to_string(),
+            host_facts_interval_secs: defaults::host_facts_interval_secs(),
+            batch_max_observations: defaults::batch_max_observations(),
+            max_in_flight_batches: defaults::max_in_flight_batches(),
+            outbox_max_records: defaults::outbox_max_records(),
+            max_backoff_secs: defaults::max_backoff_secs(),
+        }
+    }
+
+    /// Loads and checks `agent.toml` from `data_dir`.
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        Self::parse(&path, &text)
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config: Self =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let bad = |message: String| ConfigError::Value { path: path.to_owned(), message };
+        config.collector_addr().map_err(bad)?;
+        if config.host_facts_interval_secs == 0 {
+            return Err(bad("host_facts_interval_secs must be at least 1".into()));
+        }
+        if !(1..=outpost_proto::MAX_BATCH_OBSERVATIONS).contains(&config.batch_max_observations) {
+            return Err(bad(format!("batch_max_observations must be 1 to {}", outpost_proto::MAX_BATCH_OBSERVATIONS)));
+        }
+        if !(1..=64).contains(&config.max_in_flight_batches) {
+            return Err(bad("max_in_flight_batches must be 1 to 64".into()));
+        }
+        if config.outbox_max_records < 1_000 {
+            return Err(bad("outbox_max_records must be at least 1000".into()));
+        }
+        if config.max_backoff_secs == 0 {
+            return Err(bad("max_backoff_secs must be at least 1".into()));
+        }
+        Ok(config)
+    }
+
+    /// The collector address.
+    pub fn collector_addr(&self) -> Result<CollectorAddr, String> {
+        self.collector.parse()
+    }
+
+    /// Writes the configuration to `data_dir`.
+    pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
+        let text = toml::to_string(self).map_err(std::io::Error::other)?;
+        let header = "# Outpost agent configuration. Check it with `outpost-agent check-config`.\n";
+        outpost_certs::files::write_public(&data_dir.join(CONFIG_FILE), format!("{header}{text}").as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = AgentConfig::parse(Path::new("agent.toml"), "collector = \"c.example:7443\"\n").expect("valid");
+        assert_eq!(c.host_facts_interval_secs, 60);
+        assert_eq!(c.collector_addr().expect("addr").to_string(), "c.example:7443");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = AgentConfig::parse(Path::new("agent.toml"), "collector = \"c:7443\"\nbogus = 1\n").expect_err("unknown key");
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = AgentConfig::parse(Path::new("agent.toml"), "collector = \"nope\"\n").expect_err("bad addr");
+        assert!(e.to_string().contains("HOST:PORT"), "{e}");
+        let e = AgentConfig::parse(Path::new("agent.toml"), "collector = \"c:1\"\nbatch_max_observations = 0\n").expect_err("range");
+        assert!(e.to_string().contains("batch_max_observations"), "{e}");
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AgentConfig::new(&"127.0.0.1:7443".parse().expect("addr"));
+        c.save(dir.path()).expect("save");
+        assert_eq!(AgentConfig::load(dir.path()).expect("load"), c);
+    }
+}

@@ -1,0 +1,109 @@
+//! `outpost-agent enroll`: trade a token and a CSR for a certificate.
+//!
+//! The key pair is generated here and never leaves the machine. The collector is
+//! pinned by the CA fingerprint inside the token: the TLS handshake fails unless
+//! the collector presents that CA, so a token cannot be phished by another server.
+use std::path::Path;
+use std::sync::Arc;
+
+use outpost_certs::Fingerprint;
+use outpost_certs::token::{EnrollmentToken, ParseTokenError};
+use outpost_proto::PROTOCOL_VERSION;
+use outpost_proto::agent_v1::EnrollRequest;
+
+use crate::config::AgentConfig;
+use crate::credentials::{Credentials, CredentialsError};
+use crate::dial::{self, CollectorAddr};
+
+/// Why enrollment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// The token text is malformed.
+    #[error("invalid enrollment token: {0}")]
+    Token(#[from] ParseTokenError),
+    /// This data directory already has an identity.
+    #[error("{0} already holds an enrolled agent identity; use a new data directory or remove identity.pem first")]
+    AlreadyEnrolled(String),
+    /// The collector could not be reached or its certificate did not match the pin.
+    #[error("{0}")]
+    Connect(String),
+    /// The collector refused the enrollment.
+    #[error("the collector refused the enrollment: {0}")]
+    Refused(String),
+    /// The collector answered with something inconsistent.
+    #[error("the collector's answer is invalid: {0}")]
+    BadResponse(String),
+    /// Files could not be written.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// Other I/O.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The result of a successful enrollment.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// Agent id.
+    pub agent_id: String,
+    /// Tenant name.
+    pub tenant: String,
+    /// Site name.
+    pub site: String,
+    /// Certificate expiry, Unix seconds.
+    pub not_after: i64,
+}
+
+/// Enrolls into `data_dir`, writing `ca.crt`, `identity.pem` and `agent.toml`.
+pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> Result<Enrollment, EnrollError> {
+    let token: EnrollmentToken = token.parse()?;
+    if Credentials::exist(data_dir) {
+        return Err(EnrollError::AlreadyEnrolled(data_dir.display().to_string()));
+    }
+    outpost_certs::files::create_private_dir(data_dir).map_err(|e| EnrollError::Io(format!("creating {}: {e}", data_dir.display())))?;
+    let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let request = outpost_certs::keys::generate_key_and_csr(&hostname)
+        .map_err(|e| EnrollError::Io(format!("generating the key pair: {e}")))?;
+
+    let tls = outpost_certs::tls::enrollment_client_config(token.ca_fingerprint())
+        .map_err(|e| EnrollError::Io(e.to_string()))?;
+    let mut client = dial::client(collector, Arc::new(tls)).await.map_err(|e| EnrollError::Connect(dial::chain(&e)))?;
+    let response = client
+        .enroll(EnrollRequest {
+            protocol_version: PROTOCOL_VERSION,
+            token: token.to_string(),
+            csr_der: request.csr_der.clone(),
+            hostname,
+            agent_version: crate::VERSION.to_owned(),
+        })
+        .await
+        .map_err(|status| match status.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown => EnrollError::Connect(format!(
+                "cannot enroll with the collector at {collector}: {}{}",
+                status.message(),
+                std::error::Error::source(&status).map(|s| format!(": {}", dial::chain(s))).unwrap_or_default()
+            )),
+            _ => EnrollError::Refused(status.message().to_owned()),
+        })?
+        .into_inner();
+
+    if Fingerprint::of_der(&response.ca_certificate_der) != token.ca_fingerprint() {
+        return Err(EnrollError::BadResponse("the returned CA does not match the token's fingerprint".into()));
+    }
+    if response.certificate_chain_der.is_empty() {
+        return Err(EnrollError::BadResponse("no certificate returned".into()));
+    }
+    let creds = Credentials::store(data_dir, &request.key_pem, &response.certificate_chain_der, Some(&response.ca_certificate_der))?;
+    if creds.identity.agent.to_string() != response.agent_id {
+        return Err(EnrollError::BadResponse("the certificate names a different agent than the response".into()));
+    }
+    let config = match AgentConfig::load(data_dir) {
+        Ok(mut existing) => {
+            existing.collector = collector.to_string();
+            existing
+        }
+        Err(_) => AgentConfig::new(collector),
+    };
+    config.save(data_dir).map_err(|e| EnrollError::Io(format!("writing agent.toml: {e}")))?;
+    Ok(Enrollment { agent_id: response.agent_id, tenant: response.tenant, site: response.site, not_after: creds.not_after })
+}

@@ -1,0 +1,239 @@
+//! The uplink: one long-lived `Connect` stream to the collector.
+//!
+//! Per session: send `Hello` (with the first unacknowledged sequence number),
+//! wait for `Welcome` (the collector's committed high-water mark; everything up
+//! to it is dropped from the outbox), then stream batches from the outbox with
+//! at most `max_in_flight_batches` unacknowledged, deleting records only when an
+//! `Ack` arrives. Any failure ends the session; the next one resends whatever
+//! is still in the outbox. Sessions are retried forever with exponential
+//! backoff and full jitter.
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outpost_proto::agent_v1::{
+    AgentMessage, Batch, CollectorMessage, Hello, agent_message, collector_message, command,
+};
+use outpost_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use rand::Rng as _;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::dial::{self, CollectorAddr};
+use crate::outbox::{Outbox, OutboxError};
+
+/// How long the collector has to answer `Hello`.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
+/// A session that lasted this long resets the backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(60);
+/// First retry delay.
+const BASE_BACKOFF: Duration = Duration::from_millis(500);
+/// Encoded observations per batch stay below this, well under the message limit.
+const BATCH_BYTES: usize = MAX_MESSAGE_BYTES / 2;
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    /// Could not connect.
+    #[error(transparent)]
+    Dial(#[from] dial::DialError),
+    /// The collector answered with an error status.
+    #[error("collector: {code:?}: {message}")]
+    Status {
+        /// gRPC code.
+        code: tonic::Code,
+        /// Message.
+        message: String,
+    },
+    /// The collector broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The outbox failed.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+}
+
+impl From<tonic::Status> for UplinkError {
+    fn from(s: tonic::Status) -> Self {
+        let message = match std::error::Error::source(&s) {
+            Some(src) => format!("{}: {}", s.message(), dial::chain(src)),
+            None => s.message().to_owned(),
+        };
+        Self::Status { code: s.code(), message }
+    }
+}
+
+/// Wake-ups shared between the agent's tasks.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// New records were appended to the outbox.
+    pub new_data: Notify,
+    /// Report host facts now.
+    pub host_facts_now: Notify,
+    /// Renew the certificate now.
+    pub renew_now: Notify,
+}
+
+/// Runs `f` on the blocking pool: outbox calls fsync.
+pub async fn blocking<T: Send + 'static>(
+    outbox: &Arc<Outbox>,
+    f: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
+) -> Result<T, OutboxError> {
+    let outbox = outbox.clone();
+    tokio::task::spawn_blocking(move || f(&outbox))
+        .await
+        .map_err(|e| OutboxError::Storage(format!("outbox task failed: {e}")))?
+}
+
+/// The uplink task's settings and shared state.
+pub struct Uplink {
+    /// Where to connect.
+    pub addr: CollectorAddr,
+    /// Current TLS configuration (replaced on renewal).
+    pub tls: watch::Receiver<Arc<rustls::ClientConfig>>,
+    /// The outbox.
+    pub outbox: Arc<Outbox>,
+    /// Wake-ups.
+    pub signals: Arc<Signals>,
+    /// Observations per batch.
+    pub batch_max: usize,
+    /// Unacknowledged batches.
+    pub max_in_flight: usize,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+}
+
+/// Exponential backoff with full jitter: uniformly random in [d/2, d], where d
+/// doubles per failed attempt up to `max`.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let d = BASE_BACKOFF.saturating_mul(2u32.saturating_pow(attempt.min(20))).min(max);
+    let half = d / 2;
+    half + Duration::from_millis(rand::thread_rng().gen_range(0..=half.as_millis() as u64))
+}
+
+impl Uplink {
+    /// Runs sessions until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut attempt = 0u32;
+        loop {
+            let started = Instant::now();
+            let result = self.session(&shutdown).await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match result {
+                Ok(()) => tracing::info!("collector closed the stream"),
+                Err(error) => tracing::warn!(error = %error, collector = %self.addr, "uplink down"),
+            }
+            if started.elapsed() >= STABLE_SESSION {
+                attempt = 0;
+            }
+            let delay = backoff(attempt, self.max_backoff);
+            attempt = attempt.saturating_add(1);
+            tracing::info!(delay_ms = delay.as_millis() as u64, attempt, "reconnecting");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> Result<(), UplinkError> {
+        let tls = self.tls.borrow().clone();
+        let mut client = tokio::select! {
+            c = dial::client(&self.addr, tls) => c?,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let (first_unacked, depth) = blocking(&self.outbox, |o| Ok((o.first_unacked()?, o.depth()?))).await?;
+        let (tx, rx) = mpsc::channel::<AgentMessage>(self.max_in_flight + 2);
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            agent_version: crate::VERSION.to_owned(),
+            capabilities: vec!["host-facts".into(), "metrics".into()],
+            first_unacked_seq: first_unacked,
+            outbox_depth: depth,
+        };
+        // Capacity is at least 2, so the first message always fits.
+        let _ = tx.try_send(AgentMessage { kind: Some(agent_message::Kind::Hello(hello)) });
+        let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
+        let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()).await {
+            Err(_) => return Err(UplinkError::Protocol("no Welcome from the collector within 30 s".into())),
+            Ok(m) => match m? {
+                Some(CollectorMessage { kind: Some(collector_message::Kind::Welcome(w)) }) => w,
+                Some(_) => return Err(UplinkError::Protocol("first message from the collector was not Welcome".into())),
+                None => return Err(UplinkError::Protocol("collector closed the stream before Welcome".into())),
+            },
+        };
+        let acked = welcome.acked_through;
+        let dropped = blocking(&self.outbox, move |o| o.ack_through(acked)).await?;
+        tracing::info!(
+            collector = %self.addr,
+            acked_through = acked,
+            already_committed = dropped,
+            outbox_depth = depth.saturating_sub(dropped),
+            "connected to the collector"
+        );
+        self.signals.host_facts_now.notify_one();
+
+        let mut sent_through = acked;
+        let mut in_flight: VecDeque<u64> = VecDeque::new();
+        loop {
+            while in_flight.len() < self.max_in_flight {
+                let (after, max) = (sent_through, self.batch_max);
+                let (records, depth) =
+                    blocking(&self.outbox, move |o| Ok((o.read_after(after, max, BATCH_BYTES)?, o.depth()?))).await?;
+                let Some(last) = records.last().map(|r| r.seq) else { break };
+                let batch = Batch { observations: records.into_iter().map(|r| r.observation).collect(), outbox_depth: depth };
+                if tx.send(AgentMessage { kind: Some(agent_message::Kind::Batch(batch)) }).await.is_err() {
+                    return Err(UplinkError::Protocol("the request stream closed".into()));
+                }
+                in_flight.push_back(last);
+                sent_through = last;
+            }
+            let window_open = in_flight.len() < self.max_in_flight;
+            tokio::select! {
+                m = inbound.message() => match m? {
+                    Some(CollectorMessage { kind: Some(collector_message::Kind::Ack(ack)) }) => {
+                        for r in &ack.rejected {
+                            tracing::warn!(seq = r.seq, reason = %r.reason, "collector rejected an observation; dropping it");
+                        }
+                        let through = ack.acked_through;
+                        blocking(&self.outbox, move |o| o.ack_through(through)).await?;
+                        while in_flight.front().is_some_and(|&s| s <= through) {
+                            in_flight.pop_front();
+                        }
+                    }
+                    Some(CollectorMessage { kind: Some(collector_message::Kind::Command(cmd)) }) => match cmd.kind {
+                        Some(command::Kind::ReportHostFacts(_)) => self.signals.host_facts_now.notify_one(),
+                        Some(command::Kind::RenewCertificate(_)) => {
+                            tracing::info!("collector asked for certificate renewal");
+                            self.signals.renew_now.notify_one();
+                        }
+                        None => tracing::warn!(command_id = %cmd.command_id, "unknown command ignored"),
+                    },
+                    Some(_) => tracing::debug!("unexpected message from the collector ignored"),
+                    None => return Ok(()),
+                },
+                () = self.signals.new_data.notified(), if window_open => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let max = Duration::from_secs(60);
+        for attempt in 0..30 {
+            let d = backoff(attempt, max);
+            let cap = BASE_BACKOFF.saturating_mul(2u32.saturating_pow(attempt.min(20))).min(max);
+            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} not in [{:?}, {cap:?}]", cap / 2);
+        }
+        assert!(backoff(40, max) <= max);
+    }
+}

@@ -1,0 +1,134 @@
+//! Accepts TCP connections on the agent port and completes the TLS handshake.
+//!
+//! Handshakes run concurrently (a slow or silent client cannot hold up others)
+//! and time out. A failed handshake — unknown CA, expired or revoked
+//! certificate — is logged with the peer address and the connection dropped;
+//! gRPC never sees it.
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use outpost_certs::AgentIdentity;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::Connected;
+
+use crate::store::AgentScope;
+
+/// A TLS handshake must finish within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Accepted connections waiting for gRPC to pick them up.
+const ACCEPT_QUEUE: usize = 128;
+
+/// What the gRPC layer learns about a connection: inserted into every request's
+/// extensions by tonic.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// The remote address.
+    pub remote: SocketAddr,
+    /// The agent, if it presented a certificate that verified. `None` means no
+    /// client certificate: only `Enroll` is allowed.
+    pub agent: Option<AgentScope>,
+}
+
+/// A connection whose TLS handshake succeeded.
+pub struct AgentConn {
+    stream: TlsStream<TcpStream>,
+    info: PeerInfo,
+}
+
+impl Connected for AgentConn {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for AgentConn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AgentConn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepts connections until `shutdown`, handing verified ones to the returned channel.
+pub fn accept_loop(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<std::io::Result<AgentConn>> {
+    let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(error) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(%error, "accepting an agent connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%remote, %error, "agent TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%remote, "agent TLS handshake timed out");
+                        return;
+                    }
+                };
+                let agent = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                    None => None,
+                    Some(cert) => match AgentIdentity::from_certificate_der(cert) {
+                        Ok(identity) => Some(AgentScope::verified(identity)),
+                        Err(error) => {
+                            // The verifier already checked this; refuse rather than downgrade.
+                            tracing::warn!(%remote, %error, "verified client certificate has no identity");
+                            return;
+                        }
+                    },
+                };
+                let _ = tx.send(Ok(AgentConn { stream, info: PeerInfo { remote, agent } })).await;
+            });
+        }
+    });
+    rx
+}

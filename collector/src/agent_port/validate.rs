@@ -1,0 +1,220 @@
+//! Turns a received `Batch` into rows to store and rejections to report.
+//!
+//! Identity is never read from the message: the scope comes from the verified
+//! certificate. A `Source` claim that names another tenant, site or agent is
+//! rejected (and logged), as is anything malformed; the rest of the batch is
+//! still stored and the stream stays up.
+use outpost_proto::agent_v1::{Batch, HostFacts, Observation, Rejection, observation};
+use outpost_proto::{MAX_BATCH_OBSERVATIONS, MAX_OBSERVATION_BYTES};
+use prost::Message as _;
+
+use crate::store::AgentScope;
+use crate::store::ingest::{HostFactsRow, IngestBatch, MetricRow};
+
+const MAX_NAME: usize = 256;
+const MAX_ADDRESSES: usize = 256;
+
+/// Why a whole batch is refused (the stream ends with this status).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// More observations than the protocol allows.
+    #[error("batch has {0} observations; the limit is {MAX_BATCH_OBSERVATIONS}")]
+    TooLarge(usize),
+    /// Empty batch.
+    #[error("batch has no observations")]
+    Empty,
+}
+
+/// The outcome of validating one batch.
+#[derive(Debug, Default)]
+pub struct Validated {
+    /// What to store.
+    pub batch: IngestBatch,
+    /// What to refuse, with reasons.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Validates a batch from the agent identified by `scope`.
+pub fn validate_batch(scope: &AgentScope, batch: Batch) -> Result<Validated, BatchError> {
+    let n = batch.observations.len();
+    if n == 0 {
+        return Err(BatchError::Empty);
+    }
+    if n > MAX_BATCH_OBSERVATIONS {
+        return Err(BatchError::TooLarge(n));
+    }
+    let mut out = Validated::default();
+    out.batch.outbox_depth = i64::try_from(batch.outbox_depth).unwrap_or(i64::MAX);
+    out.batch.metrics.reserve(n);
+    for obs in batch.observations {
+        let seq = obs.seq;
+        let Ok(seq_i64) = i64::try_from(seq) else {
+            // Cannot be acknowledged either: report and move on.
+            out.rejected.push(Rejection { seq, reason: "sequence number out of range".into() });
+            continue;
+        };
+        out.batch.through_seq = out.batch.through_seq.max(seq_i64);
+        if let Err(reason) = validate_one(scope, &obs) {
+            tracing::warn!(
+                agent = %scope.agent(),
+                tenant = %scope.tenant(),
+                seq,
+                reason = %reason,
+                "observation rejected"
+            );
+            out.rejected.push(Rejection { seq, reason });
+            continue;
+        }
+        match obs.body {
+            Some(observation::Body::Metric(m)) => out.batch.metrics.push(MetricRow {
+                seq: seq_i64,
+                observed_at_ms: obs.observed_at_ms,
+                name: m.name,
+                subject: m.subject,
+                value: m.value,
+            }),
+            Some(observation::Body::HostFacts(f)) => out.batch.host_facts.push(host_facts_row(seq_i64, obs.observed_at_ms, f)),
+            // validate_one refuses a missing body.
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+fn host_facts_row(seq: i64, observed_at_ms: i64, f: HostFacts) -> HostFactsRow {
+    HostFactsRow {
+        seq,
+        observed_at_ms,
+        hostname: f.hostname,
+        os: f.os,
+        os_version: f.os_version,
+        kernel: f.kernel,
+        arch: f.arch,
+        addresses: f.addresses.join(","),
+        agent_version: f.agent_version,
+        outbox_depth: i64::try_from(f.outbox_depth).unwrap_or(i64::MAX),
+        uptime_seconds: i64::try_from(f.uptime_seconds).unwrap_or(i64::MAX),
+    }
+}
+
+fn check_len(what: &str, s: &str) -> Result<(), String> {
+    if s.len() > MAX_NAME {
+        return Err(format!("{what} is longer than {MAX_NAME} bytes"));
+    }
+    Ok(())
+}
+
+fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
+    if obs.seq == 0 {
+        return Err("sequence number 0 is reserved".into());
+    }
+    if obs.encoded_len() > MAX_OBSERVATION_BYTES {
+        return Err(format!("observation is larger than {MAX_OBSERVATION_BYTES} bytes"));
+    }
+    if let Some(source) = &obs.source {
+        if !source.tenant.is_empty() && source.tenant != scope.tenant().to_string() {
+            return Err(format!("observation names tenant {:?}, but the agent's certificate is for another tenant", source.tenant));
+        }
+        if !source.site.is_empty() && source.site != scope.site().to_string() {
+            return Err(format!("observation names site {:?}, but the agent's certificate is for another site", source.site));
+        }
+        if !source.agent_id.is_empty() && source.agent_id != scope.agent().to_string() {
+            return Err(format!("observation names agent {:?}, but the certificate is for another agent", source.agent_id));
+        }
+    }
+    match &obs.body {
+        None => Err("observation has no body".into()),
+        Some(observation::Body::Metric(m)) => {
+            if m.name.is_empty() {
+                return Err("metric name is empty".into());
+            }
+            check_len("metric name", &m.name)?;
+            check_len("metric subject", &m.subject)?;
+            if !m.value.is_finite() {
+                return Err(format!("metric {:?} value is not a finite number", m.name));
+            }
+            Ok(())
+        }
+        Some(observation::Body::HostFacts(f)) => {
+            for (what, s) in [
+                ("hostname", &f.hostname),
+                ("os", &f.os),
+                ("os_version", &f.os_version),
+                ("kernel", &f.kernel),
+                ("arch", &f.arch),
+                ("agent_version", &f.agent_version),
+            ] {
+                check_len(what, s)?;
+            }
+            if f.addresses.len() > MAX_ADDRESSES {
+                return Err(format!("more than {MAX_ADDRESSES} addresses"));
+            }
+            for a in &f.addresses {
+                check_len("address", a)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
+    use outpost_proto::agent_v1::{MetricSample, Source};
+
+    fn scope() -> AgentScope {
+        AgentScope::verified(AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() })
+    }
+
+    fn metric(seq: u64, source: Option<Source>) -> Observation {
+        Observation {
+            seq,
+            observed_at_ms: 1,
+            source,
+            body: Some(observation::Body::Metric(MetricSample { name: "m".into(), value: 1.0, subject: String::new() })),
+        }
+    }
+
+    #[test]
+    fn rejects_claims_of_another_tenant_but_keeps_the_rest() {
+        let s = scope();
+        let other = Source { tenant: TenantId::random().to_string(), ..Default::default() };
+        let own = Source { tenant: s.tenant().to_string(), agent_id: s.agent().to_string(), ..Default::default() };
+        let v = validate_batch(&s, Batch { observations: vec![metric(1, Some(own)), metric(2, Some(other)), metric(3, None)], outbox_depth: 0 })
+            .expect("valid batch");
+        assert_eq!(v.batch.metrics.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(v.rejected.len(), 1);
+        assert_eq!(v.rejected[0].seq, 2);
+        assert!(v.rejected[0].reason.contains("another tenant"));
+        assert_eq!(v.batch.through_seq, 3);
+    }
+
+    #[test]
+    fn rejects_another_agent_and_missing_bodies_and_nan() {
+        let s = scope();
+        let other = Source { agent_id: AgentId::random().to_string(), ..Default::default() };
+        let mut nan = metric(3, None);
+        if let Some(observation::Body::Metric(m)) = &mut nan.body {
+            m.value = f64::NAN;
+        }
+        let v = validate_batch(
+            &s,
+            Batch {
+                observations: vec![metric(1, Some(other)), Observation { seq: 2, ..Default::default() }, nan, metric(0, None)],
+                outbox_depth: 0,
+            },
+        )
+        .expect("valid batch");
+        assert!(v.batch.metrics.is_empty());
+        assert_eq!(v.rejected.len(), 4);
+    }
+
+    #[test]
+    fn refuses_empty_and_oversized_batches() {
+        let s = scope();
+        assert!(matches!(validate_batch(&s, Batch::default()), Err(BatchError::Empty)));
+        let big = Batch { observations: (1..=MAX_BATCH_OBSERVATIONS as u64 + 1).map(|i| metric(i, None)).collect(), outbox_depth: 0 };
+        assert!(matches!(validate_batch(&s, big), Err(BatchError::TooLarge(_))));
+    }
+}

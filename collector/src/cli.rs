@@ -1,0 +1,197 @@
+//! Command-line interface of `outpost-collector`.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Outpost collector: the agent port (mutual-TLS gRPC), the store and the web console.
+#[derive(Debug, Parser)]
+#[command(name = "outpost-collector", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"], env = "OUTPOST_LOG_FORMAT")]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the collector keeps its state.
+#[derive(Debug, Clone, Args)]
+pub struct Location {
+    /// Data directory (CA, server certificate, SQLite database).
+    #[arg(long, env = "OUTPOST_DATA_DIR", default_value = "/var/lib/outpost-collector")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user:pass@host/db); SQLite in the data directory when absent.
+    #[arg(long, env = "OUTPOST_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the CA, the agent-port server certificate and the admin account.
+    Init {
+        #[command(flatten)]
+        location: Location,
+        /// Extra DNS name or IP address agents use to reach this collector (repeatable).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
+    /// Run the agent port and the console.
+    Serve(ServeArgs),
+    /// Enrollment tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Enrolled agents.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Sites.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+    /// Console administrators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Set up and run a collector on SQLite with one local agent enrolled through
+    /// the real enrollment path; prints the console URL and credentials.
+    Quickstart {
+        /// Where to keep everything (collector and agent data).
+        #[arg(long, default_value = "outpost-data")]
+        data_dir: PathBuf,
+        /// Agent port address.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        agent_addr: SocketAddr,
+        /// Console address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        console_addr: SocketAddr,
+    },
+}
+
+/// `serve` options.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// Address of the agent port.
+    #[arg(long, env = "OUTPOST_AGENT_ADDR", default_value = "0.0.0.0:7443")]
+    pub agent_addr: SocketAddr,
+    /// Address of the web console.
+    #[arg(long, env = "OUTPOST_CONSOLE_ADDR", default_value = "127.0.0.1:8080")]
+    pub console_addr: SocketAddr,
+    /// Lifetime of agent certificates (e.g. 30d, 12h).
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub agent_cert_lifetime: Duration,
+}
+
+/// `token` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a single-use enrollment token for a site (creating tenant and site if needed).
+    Create {
+        #[command(flatten)]
+        location: Location,
+        /// Tenant (client organisation) name.
+        #[arg(long)]
+        tenant: String,
+        /// Site name.
+        #[arg(long)]
+        site: String,
+        /// How long the token stays valid (e.g. 24h, 30m, 7d).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+}
+
+/// `agent` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// List agents with tenant, site, status, last seen, version and outbox depth.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an agent: it is refused at the TLS handshake from now on.
+    Revoke {
+        #[command(flatten)]
+        location: Location,
+        /// Agent id (UUID).
+        id: String,
+    },
+}
+
+/// `site` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Delete a site: its unused enrollment tokens stop working.
+    Delete {
+        #[command(flatten)]
+        location: Location,
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Site name.
+        #[arg(long)]
+        site: String,
+    },
+}
+
+/// `admin` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Set a new random password for a console administrator and print it.
+    ResetPassword {
+        #[command(flatten)]
+        location: Location,
+        /// User name.
+        #[arg(long, default_value = "admin")]
+        username: String,
+    },
+}
+
+/// Parses `90s`, `30m`, `24h`, `7d`, `2w` (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 90s, 30m, 24h, 7d"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("invalid duration unit {unit:?} in {s:?}: use s, m, h, d or w")),
+    };
+    let total = n.checked_mul(secs).ok_or_else(|| format!("duration {s:?} is too large"))?;
+    if total == 0 {
+        return Err("duration must be greater than zero".into());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}

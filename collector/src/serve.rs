@@ -1,0 +1,116 @@
+//! `outpost-collector serve`: the agent port and the console, until shutdown.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use outpost_certs::RevokedAgents;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent_port::{self, AgentPortService};
+use crate::console::{self, ConsoleState};
+use crate::data_dir::DataDir;
+use crate::store::Store;
+
+/// How often the revocation list is reloaded from the database, so a
+/// `agent revoke` from another process (or another collector sharing
+/// PostgreSQL) takes effect.
+const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
+
+/// Settings for [`serve`].
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The data directory.
+    pub data_dir: DataDir,
+    /// PostgreSQL URL; SQLite in the data directory when `None`.
+    pub database_url: Option<String>,
+    /// Agent port address.
+    pub agent_addr: SocketAddr,
+    /// Console address.
+    pub console_addr: SocketAddr,
+    /// Lifetime of agent certificates.
+    pub agent_cert_lifetime: Duration,
+    /// Mark console cookies `Secure` (on unless the console is plain HTTP on a non-loopback address).
+    pub secure_cookies: bool,
+}
+
+/// Where [`serve`] ended up listening.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// Agent port.
+    pub agent: SocketAddr,
+    /// Console.
+    pub console: SocketAddr,
+}
+
+/// Runs the collector until `shutdown` is cancelled. `ready` receives the bound
+/// addresses once both listeners are up.
+pub async fn serve(
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<Bound>>,
+) -> Result<()> {
+    let ca = Arc::new(opts.data_dir.load_ca()?);
+    let (chain, key) = opts.data_dir.load_server_credentials()?;
+    let store = Store::open(opts.data_dir.root(), opts.database_url.as_deref()).await.context("opening the database")?;
+    tracing::info!(engine = store.engine(), "database ready");
+
+    let revoked = Arc::new(RevokedAgents::default());
+    revoked.replace(store.revoked_agents().await?);
+    let tls = Arc::new(outpost_certs::tls::agent_port_server_config(ca.cert_der(), chain, key, revoked.clone())?);
+
+    let agent_listener =
+        TcpListener::bind(opts.agent_addr).await.with_context(|| format!("binding the agent port {}", opts.agent_addr))?;
+    let console_listener = TcpListener::bind(opts.console_addr)
+        .await
+        .with_context(|| format!("binding the console {}", opts.console_addr))?;
+    let bound = Bound { agent: agent_listener.local_addr()?, console: console_listener.local_addr()? };
+    tracing::info!(addr = %bound.agent, "agent port listening on {}", bound.agent);
+    tracing::info!(url = %format!("http://{}/", bound.console), "console listening on http://{}/", bound.console);
+    tracing::info!(fingerprint = %ca.fingerprint(), "collector CA fingerprint");
+
+    let refresher = {
+        let (store, revoked, shutdown) = (store.clone(), revoked.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REVOCATION_REFRESH);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => match store.revoked_agents().await {
+                        Ok(set) => revoked.replace(set),
+                        Err(error) => tracing::warn!(%error, "reloading the revocation list failed"),
+                    },
+                }
+            }
+        })
+    };
+
+    let service = AgentPortService::new(store.clone(), ca.clone(), revoked, opts.agent_cert_lifetime);
+    let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
+    let app = console::router(ConsoleState::new(store.clone(), opts.secure_cookies));
+    let console_shutdown = shutdown.clone();
+    let console_task = tokio::spawn(async move {
+        axum::serve(console_listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(console_shutdown.cancelled_owned())
+            .await
+    });
+    if let Some(tx) = ready {
+        let _ = tx.send(bound);
+    }
+
+    let mut agent_task = agent_task;
+    let mut console_task = console_task;
+    let (result, other) = tokio::select! {
+        r = &mut agent_task => (r.context("agent port task").and_then(|r| r.context("agent port")), console_task.abort_handle()),
+        r = &mut console_task => (r.context("console task").and_then(|r| r.context("console")), agent_task.abort_handle()),
+    };
+    shutdown.cancel();
+    // Long-lived streams (SSE, agent uplinks) would hold a graceful shutdown open forever.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.abort();
+    let _ = refresher.await;
+    store.close().await;
+    tracing::info!("collector stopped");
+    result
+}

@@ -73,6 +73,13 @@ pub enum DialError {
 
 /// A gRPC client over a fresh TLS connection.
 pub async fn client(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Result<AgentServiceClient<Channel>, DialError> {
+    Ok(AgentServiceClient::new(channel(addr, tls).await?)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// An HTTP/2 channel over a fresh TLS connection.
+pub async fn channel(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Result<Channel, DialError> {
     let server_name = addr.server_name().map_err(DialError::Address)?;
     let target = format!("{}:{}", addr.host, addr.port);
     let connector = tower::service_fn(move |_: Uri| {
@@ -91,13 +98,7 @@ pub async fn client(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Res
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true);
-    let channel = endpoint
-        .connect_with_connector(connector)
-        .await
-        .map_err(|source| DialError::Connect { addr: addr.to_string(), source })?;
-    Ok(AgentServiceClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    endpoint.connect_with_connector(connector).await.map_err(|source| DialError::Connect { addr: addr.to_string(), source })
 }
 
 /// The full cause chain of an error on one line, for messages to operators.

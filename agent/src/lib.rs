@@ -96,7 +96,8 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
 }
 
 async fn host_facts_task(outbox: Arc<Outbox>, signals: Arc<Signals>, every: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
+    // The first report is triggered by the uplink on connect, not by the timer.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

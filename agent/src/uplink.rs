@@ -177,18 +177,25 @@ impl Uplink {
         self.signals.host_facts_now.notify_one();
 
         let mut sent_through = acked;
-        let mut in_flight: VecDeque<u64> = VecDeque::new();
+        // (last seq, records) of each unacknowledged batch.
+        let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
         loop {
             while in_flight.len() < self.max_in_flight {
                 let (after, max) = (sent_through, self.batch_max);
                 let (records, depth) =
                     blocking(&self.outbox, move |o| Ok((o.read_after(after, max, BATCH_BYTES)?, o.depth()?))).await?;
                 let Some(last) = records.last().map(|r| r.seq) else { break };
-                let batch = Batch { observations: records.into_iter().map(|r| r.observation).collect(), outbox_depth: depth };
+                let n = records.len() as u64;
+                // What will still wait in the outbox once everything sent so far is committed.
+                let pending: u64 = in_flight.iter().map(|(_, c)| c).sum::<u64>() + n;
+                let batch = Batch {
+                    observations: records.into_iter().map(|r| r.observation).collect(),
+                    outbox_depth: depth.saturating_sub(pending),
+                };
                 if tx.send(AgentMessage { kind: Some(agent_message::Kind::Batch(batch)) }).await.is_err() {
                     return Err(UplinkError::Protocol("the request stream closed".into()));
                 }
-                in_flight.push_back(last);
+                in_flight.push_back((last, n));
                 sent_through = last;
             }
             let window_open = in_flight.len() < self.max_in_flight;
@@ -200,7 +207,7 @@ impl Uplink {
                         }
                         let through = ack.acked_through;
                         blocking(&self.outbox, move |o| o.ack_through(through)).await?;
-                        while in_flight.front().is_some_and(|&s| s <= through) {
+                        while in_flight.front().is_some_and(|&(s, _)| s <= through) {
                             in_flight.pop_front();
                         }
                     }

@@ -1,1 +1,389 @@
-//! tests
+//! Harness for end-to-end tests: real `outpost-collector` and `outpost-agent`
+//! processes on loopback, each with its own temporary data directory.
+//!
+//! The binaries are taken from the target directory this test binary was built
+//! into (`cargo build --bins` first; the project's test command does).
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub mod http;
+pub mod raw;
+
+/// Upper bound for anything a test waits for.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Path of one of the workspace's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("OUTPOST_BIN_DIR") {
+        return Path::new(&dir).join(name);
+    }
+    // target/<profile>/deps/<test-binary>
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} not found: run `cargo build --bins` before the end-to-end tests", path.display());
+    path
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `PATIENCE`.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Output of a finished command, with helpers.
+pub trait OutputExt {
+    /// stdout as text.
+    fn stdout_text(&self) -> String;
+    /// stderr as text.
+    fn stderr_text(&self) -> String;
+    /// Panics with both streams unless the command succeeded.
+    fn ok(self) -> Self;
+}
+
+impl OutputExt for Output {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    fn ok(self) -> Self {
+        assert!(
+            self.status.success(),
+            "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout_text(),
+            self.stderr_text()
+        );
+        self
+    }
+}
+
+/// A running process whose stderr is collected line by line.
+pub struct Process {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn spawn(mut cmd: Command) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).env("NO_COLOR", "1");
+        let mut child = cmd.spawn().expect("spawn process");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        collect_lines(stdout, lines.clone());
+        collect_lines(stderr, lines.clone());
+        Self { child, lines }
+    }
+
+    /// Every line logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().expect("log lock").clone()
+    }
+
+    /// Waits until a logged line contains `needle`; returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        wait_for(&format!("log line containing {needle:?}"), || self.log().into_iter().find(|l| l.contains(needle)))
+    }
+
+    /// Whether some logged line contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log().iter().any(|l| l.contains(needle))
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        false
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn collect_lines(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if std::env::var_os("OUTPOST_TEST_ECHO").is_some() {
+                eprintln!("{line}");
+            }
+            sink.lock().expect("log lock").push(line);
+        }
+    });
+}
+
+/// A fresh PostgreSQL database on the test server, or `None` when no server is
+/// configured (a failure instead when `OUTPOST_REQUIRE_POSTGRES=1`).
+pub fn postgres_url() -> Option<String> {
+    let Ok(url) = std::env::var("OUTPOST_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("OUTPOST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "OUTPOST_REQUIRE_POSTGRES=1 but OUTPOST_TEST_DATABASE_URL is not set"
+        );
+        eprintln!("OUTPOST_TEST_DATABASE_URL not set: skipping the PostgreSQL variant");
+        return None;
+    };
+    let name = format!("outpost_e2e_{}_{}", std::process::id(), rand_suffix());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        use sqlx::Connection as _;
+        let mut c = sqlx::PgConnection::connect(&url).await.expect("connect to the test PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.expect("create database");
+    });
+    let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).expect("database URL has a path");
+    Some(format!("{base}/{name}"))
+}
+
+fn rand_suffix() -> String {
+    use std::time::SystemTime;
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!("{nanos}_{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+fn addr_after(line: &str, marker: &str) -> SocketAddr {
+    let rest = &line[line.find(marker).expect("marker present") + marker.len()..];
+    let text: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+    text.parse().unwrap_or_else(|e| panic!("cannot parse address {text:?} in {line:?}: {e}"))
+}
+
+/// A collector data directory and, when started, its `serve` process.
+pub struct Collector {
+    dir: tempfile::TempDir,
+    /// PostgreSQL URL, or SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// The console administrator's password, from `init`.
+    pub admin_password: String,
+    /// The running server.
+    pub process: Option<Process>,
+    /// Agent port of the running server.
+    pub agent_addr: Option<SocketAddr>,
+    /// Console address of the running server.
+    pub console_addr: Option<SocketAddr>,
+}
+
+impl Collector {
+    /// `init` in a fresh directory, on SQLite.
+    pub fn init() -> Self {
+        Self::init_with(None)
+    }
+
+    /// `init` in a fresh directory, on `database_url` if given.
+    pub fn init_with(database_url: Option<String>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Self { dir, database_url, admin_password: String::new(), process: None, agent_addr: None, console_addr: None };
+        let out = c.cli(&["init"]).ok();
+        c.admin_password = out
+            .stdout_text()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("password: ").map(str::to_owned))
+            .expect("init prints the admin password");
+        c
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `outpost-collector <args> --data-dir DIR [--database-url URL]`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin("outpost-collector"));
+        cmd.args(args).arg("--data-dir").arg(self.dir.path());
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        cmd.env("NO_COLOR", "1").stdin(Stdio::null()).output().expect("run outpost-collector")
+    }
+
+    /// Starts `serve` on loopback ports chosen by the OS (or the ones used before,
+    /// so agents can reconnect after a restart) and waits until it listens.
+    pub fn start(&mut self) {
+        let mut cmd = Command::new(bin("outpost-collector"));
+        let agent = self.agent_addr.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1:0".into());
+        let console = self.console_addr.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1:0".into());
+        cmd.args(["serve", "--agent-addr", &agent, "--console-addr", &console]).arg("--data-dir").arg(self.dir.path());
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let p = Process::spawn(cmd);
+        let agent_line = p.wait_log("agent port listening on ");
+        let console_line = p.wait_log("console listening on http://");
+        self.agent_addr = Some(addr_after(&agent_line, "agent port listening on "));
+        self.console_addr = Some(addr_after(&console_line, "console listening on http://"));
+        self.process = Some(p);
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &Process {
+        self.process.as_ref().expect("collector started")
+    }
+
+    /// SIGKILL the server.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill9();
+        }
+    }
+
+    /// `host:port` for agents.
+    pub fn agent_endpoint(&self) -> String {
+        self.agent_addr.expect("collector started").to_string()
+    }
+
+    /// `token create`; returns the token.
+    pub fn token(&self, tenant: &str, site: &str) -> String {
+        self.token_with(tenant, site, "24h")
+    }
+
+    /// `token create` with a TTL.
+    pub fn token_with(&self, tenant: &str, site: &str, ttl: &str) -> String {
+        let out = self.cli(&["token", "create", "--tenant", tenant, "--site", site, "--ttl", ttl]).ok();
+        out.stdout_text().lines().last().expect("token line").trim().to_owned()
+    }
+
+    /// `agent list --json`.
+    pub fn agents(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["agent", "list", "--json"]).ok();
+        serde_json::from_str(&out.stdout_text()).expect("agent list JSON")
+    }
+
+    /// One SQL count against the collector's database.
+    pub fn count(&self, sql: &str) -> i64 {
+        let url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=ro", self.dir.path().join("outpost.db").display()));
+        let sql = sql.to_owned();
+        // A private runtime: the harness is synchronous.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            use sqlx::Connection as _;
+            let n: i64 = if url.starts_with("postgres") {
+                let mut c = sqlx::PgConnection::connect(&url).await.expect("connect postgres");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut c).await.expect("count")
+            } else {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut c).await.expect("count")
+            };
+            n
+        })
+    }
+}
+
+/// An agent data directory and, when started, its `run` process.
+pub struct Agent {
+    dir: tempfile::TempDir,
+    /// The running agent.
+    pub process: Option<Process>,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Agent {
+    /// A fresh, unenrolled data directory.
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("tempdir"), process: None }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `outpost-agent <args> --data-dir DIR`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("outpost-agent"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run outpost-agent")
+    }
+
+    /// `enroll`; returns the raw output (callers check success or the error).
+    pub fn enroll(&self, collector: &str, token: &str) -> Output {
+        self.cli(&["enroll", "--collector", collector, "--token", token])
+    }
+
+    /// The enrolled agent id, read from its certificate.
+    pub fn id(&self) -> String {
+        outpost_agent::credentials::Credentials::load(self.dir.path()).expect("credentials").identity.agent.to_string()
+    }
+
+    /// Starts `run`.
+    pub fn start(&mut self) {
+        let mut cmd = Command::new(bin("outpost-agent"));
+        cmd.arg("run").arg("--data-dir").arg(self.dir.path());
+        self.process = Some(Process::spawn(cmd));
+    }
+
+    /// SIGKILL the agent.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill9();
+        }
+    }
+
+    /// The running agent.
+    pub fn running(&self) -> &Process {
+        self.process.as_ref().expect("agent started")
+    }
+}
+
+/// A collector (SQLite) with one enrolled agent (not yet running) of `tenant`/`site`.
+pub fn collector_with_agent(tenant: &str, site: &str) -> (Collector, Agent) {
+    collector_with_agent_on(None, tenant, site)
+}
+
+/// Like [`collector_with_agent`], on `database_url` when given.
+pub fn collector_with_agent_on(database_url: Option<String>, tenant: &str, site: &str) -> (Collector, Agent) {
+    let mut c = Collector::init_with(database_url);
+    c.start();
+    let a = Agent::new();
+    a.enroll(&c.agent_endpoint(), &c.token(tenant, site)).ok();
+    (c, a)
+}

@@ -1,0 +1,68 @@
+//! Talking to the agent port directly, as a well-behaved or a hostile client.
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes};
+use outpost_agent::dial::{self, CollectorAddr};
+use outpost_proto::agent_v1::agent_service_client::AgentServiceClient;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::Channel;
+
+/// TLS configuration of an enrolled agent (its data directory).
+pub fn agent_tls(agent_dir: &Path) -> Arc<rustls::ClientConfig> {
+    outpost_agent::credentials::Credentials::load(agent_dir).expect("agent credentials").client_config().expect("tls config")
+}
+
+/// TLS configuration that trusts the collector CA and presents no certificate.
+pub fn anonymous_tls(collector_dir: &Path) -> Arc<rustls::ClientConfig> {
+    let pem = std::fs::read(collector_dir.join("ca.crt")).expect("ca.crt");
+    let ca = outpost_certs::pem::certificates("ca.crt", &pem).expect("CA PEM").remove(0);
+    Arc::new(outpost_certs::tls::anonymous_client_config(&ca).expect("config"))
+}
+
+/// A gRPC client with `tls`.
+pub async fn client(addr: &str, tls: Arc<rustls::ClientConfig>) -> Result<AgentServiceClient<Channel>, dial::DialError> {
+    let addr: CollectorAddr = addr.parse().expect("address");
+    dial::client(&addr, tls).await
+}
+
+/// A raw HTTP/2 channel with `tls`.
+pub async fn channel(addr: &str, tls: Arc<rustls::ClientConfig>) -> Result<Channel, dial::DialError> {
+    let addr: CollectorAddr = addr.parse().expect("address");
+    dial::channel(&addr, tls).await
+}
+
+/// A codec that sends and receives message bytes as they are, so tests can put
+/// arbitrary (malformed, oversized) payloads on the wire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}

@@ -98,21 +98,32 @@ impl AgentConfig {
     /// Loads and checks `agent.toml` from `data_dir`.
     pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
         Self::parse(&path, &text)
     }
 
     /// Parses and checks configuration text.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let config: Self =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
-        let bad = |message: String| ConfigError::Value { path: path.to_owned(), message };
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let bad = |message: String| ConfigError::Value {
+            path: path.to_owned(),
+            message,
+        };
         config.collector_addr().map_err(bad)?;
         if config.host_facts_interval_secs == 0 {
             return Err(bad("host_facts_interval_secs must be at least 1".into()));
         }
         if !(1..=outpost_proto::MAX_BATCH_OBSERVATIONS).contains(&config.batch_max_observations) {
-            return Err(bad(format!("batch_max_observations must be 1 to {}", outpost_proto::MAX_BATCH_OBSERVATIONS)));
+            return Err(bad(format!(
+                "batch_max_observations must be 1 to {}",
+                outpost_proto::MAX_BATCH_OBSERVATIONS
+            )));
         }
         if !(1..=64).contains(&config.max_in_flight_batches) {
             return Err(bad("max_in_flight_batches must be 1 to 64".into()));
@@ -152,11 +163,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        let e = AgentConfig::parse(Path::new("agent.toml"), "collector = \"c:7443\"\nbogus = 1\n").expect_err("unknown key");
+        let e = AgentConfig::parse(Path::new("agent.toml"), "collector = \"c:7443\"\nbogus = 1\n")
+            .expect_err("unknown key");
         assert!(e.to_string().contains("bogus"), "{e}");
         let e = AgentConfig::parse(Path::new("agent.toml"), "collector = \"nope\"\n").expect_err("bad addr");
         assert!(e.to_string().contains("HOST:PORT"), "{e}");
-        let e = AgentConfig::parse(Path::new("agent.toml"), "collector = \"c:1\"\nbatch_max_observations = 0\n").expect_err("range");
+        let e = AgentConfig::parse(
+            Path::new("agent.toml"),
+            "collector = \"c:1\"\nbatch_max_observations = 0\n",
+        )
+        .expect_err("range");
         assert!(e.to_string().contains("batch_max_observations"), "{e}");
     }
 

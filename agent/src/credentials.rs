@@ -35,7 +35,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("identity", &self.identity).field("not_after", &self.not_after).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("identity", &self.identity)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,7 +91,14 @@ impl Credentials {
         let key = outpost_certs::pem::private_key("identity.pem", identity_pem)?;
         let identity = AgentIdentity::from_certificate_der(&chain[0])?;
         let validity = certificate_validity(&chain[0])?;
-        Ok(Self { ca, chain, key, identity, not_before: validity.not_before, not_after: validity.not_after })
+        Ok(Self {
+            ca,
+            chain,
+            key,
+            identity,
+            not_before: validity.not_before,
+            not_after: validity.not_after,
+        })
     }
 
     /// Writes a new identity (key + chain) atomically, and the CA if given.
@@ -119,7 +129,11 @@ impl Credentials {
 
     /// The mTLS client configuration.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, CredentialsError> {
-        Ok(Arc::new(outpost_certs::tls::agent_client_config(&self.ca, self.chain.clone(), self.key.clone_key())?))
+        Ok(Arc::new(outpost_certs::tls::agent_client_config(
+            &self.ca,
+            self.chain.clone(),
+            self.key.clone_key(),
+        )?))
     }
 
     /// When to renew: two thirds into the certificate's lifetime, Unix seconds.

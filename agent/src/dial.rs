@@ -33,7 +33,11 @@ impl CollectorAddr {
 
 impl fmt::Display for CollectorAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') { write!(f, "[{}]:{}", self.host, self.port) } else { write!(f, "{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -50,7 +54,10 @@ impl FromStr for CollectorAddr {
         if port == 0 {
             return Err(bad());
         }
-        Ok(Self { host: host.to_owned(), port })
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
     }
 }
 
@@ -72,7 +79,10 @@ pub enum DialError {
 }
 
 /// A gRPC client over a fresh TLS connection.
-pub async fn client(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Result<AgentServiceClient<Channel>, DialError> {
+pub async fn client(
+    addr: &CollectorAddr,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<AgentServiceClient<Channel>, DialError> {
     Ok(AgentServiceClient::new(channel(addr, tls).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
@@ -98,7 +108,13 @@ pub async fn channel(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Re
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true);
-    endpoint.connect_with_connector(connector).await.map_err(|source| DialError::Connect { addr: addr.to_string(), source })
+    endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|source| DialError::Connect {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// The full cause chain of an error on one line, for messages to operators.

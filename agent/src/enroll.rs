@@ -60,14 +60,19 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
     if Credentials::exist(data_dir) {
         return Err(EnrollError::AlreadyEnrolled(data_dir.display().to_string()));
     }
-    outpost_certs::files::create_private_dir(data_dir).map_err(|e| EnrollError::Io(format!("creating {}: {e}", data_dir.display())))?;
-    let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    outpost_certs::files::create_private_dir(data_dir)
+        .map_err(|e| EnrollError::Io(format!("creating {}: {e}", data_dir.display())))?;
+    let hostname = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let request = outpost_certs::keys::generate_key_and_csr(&hostname)
         .map_err(|e| EnrollError::Io(format!("generating the key pair: {e}")))?;
 
     let tls = outpost_certs::tls::enrollment_client_config(token.ca_fingerprint())
         .map_err(|e| EnrollError::Io(e.to_string()))?;
-    let mut client = dial::client(collector, Arc::new(tls)).await.map_err(|e| EnrollError::Connect(dial::chain(&e)))?;
+    let mut client = dial::client(collector, Arc::new(tls))
+        .await
+        .map_err(|e| EnrollError::Connect(dial::chain(&e)))?;
     let response = client
         .enroll(EnrollRequest {
             protocol_version: PROTOCOL_VERSION,
@@ -81,21 +86,32 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
             tonic::Code::Unavailable | tonic::Code::Unknown => EnrollError::Connect(format!(
                 "cannot enroll with the collector at {collector}: {}{}",
                 status.message(),
-                std::error::Error::source(&status).map(|s| format!(": {}", dial::chain(s))).unwrap_or_default()
+                std::error::Error::source(&status)
+                    .map(|s| format!(": {}", dial::chain(s)))
+                    .unwrap_or_default()
             )),
             _ => EnrollError::Refused(status.message().to_owned()),
         })?
         .into_inner();
 
     if Fingerprint::of_der(&response.ca_certificate_der) != token.ca_fingerprint() {
-        return Err(EnrollError::BadResponse("the returned CA does not match the token's fingerprint".into()));
+        return Err(EnrollError::BadResponse(
+            "the returned CA does not match the token's fingerprint".into(),
+        ));
     }
     if response.certificate_chain_der.is_empty() {
         return Err(EnrollError::BadResponse("no certificate returned".into()));
     }
-    let creds = Credentials::store(data_dir, &request.key_pem, &response.certificate_chain_der, Some(&response.ca_certificate_der))?;
+    let creds = Credentials::store(
+        data_dir,
+        &request.key_pem,
+        &response.certificate_chain_der,
+        Some(&response.ca_certificate_der),
+    )?;
     if creds.identity.agent.to_string() != response.agent_id {
-        return Err(EnrollError::BadResponse("the certificate names a different agent than the response".into()));
+        return Err(EnrollError::BadResponse(
+            "the certificate names a different agent than the response".into(),
+        ));
     }
     let config = match AgentConfig::load(data_dir) {
         Ok(mut existing) => {
@@ -104,6 +120,13 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
         }
         Err(_) => AgentConfig::new(collector),
     };
-    config.save(data_dir).map_err(|e| EnrollError::Io(format!("writing agent.toml: {e}")))?;
-    Ok(Enrollment { agent_id: response.agent_id, tenant: response.tenant, site: response.site, not_after: creds.not_after })
+    config
+        .save(data_dir)
+        .map_err(|e| EnrollError::Io(format!("writing agent.toml: {e}")))?;
+    Ok(Enrollment {
+        agent_id: response.agent_id,
+        tenant: response.tenant,
+        site: response.site,
+        not_after: creds.not_after,
+    })
 }

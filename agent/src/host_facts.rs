@@ -3,9 +3,16 @@ use outpost_proto::agent_v1::HostFacts;
 
 /// Collects host facts now. `outbox_depth` is what the outbox held just before.
 pub fn collect(outbox_depth: u64) -> HostFacts {
-    let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let hostname = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut addresses: Vec<String> = if_addrs::get_if_addrs()
-        .map(|ifs| ifs.into_iter().filter(|i| !i.is_loopback()).map(|i| format!("{}/{}", i.ip(), i.name)).collect())
+        .map(|ifs| {
+            ifs.into_iter()
+                .filter(|i| !i.is_loopback())
+                .map(|i| format!("{}/{}", i.ip(), i.name))
+                .collect()
+        })
         .unwrap_or_default();
     addresses.sort();
     addresses.truncate(64);
@@ -29,7 +36,9 @@ pub fn collect(outbox_depth: u64) -> HostFacts {
 }
 
 fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// (NAME, VERSION_ID) from os-release, or the platform name.
@@ -45,7 +54,14 @@ fn os_release() -> (String, String) {
             .unwrap_or_default()
     };
     let name = field("NAME");
-    (if name.is_empty() { std::env::consts::OS.to_owned() } else { name }, field("VERSION_ID"))
+    (
+        if name.is_empty() {
+            std::env::consts::OS.to_owned()
+        } else {
+            name
+        },
+        field("VERSION_ID"),
+    )
 }
 
 #[cfg(test)]

@@ -38,7 +38,10 @@ pub const OUTBOX_FILE: &str = "outbox.redb";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Loads everything `run` needs, reporting the first problem.
@@ -86,7 +89,13 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         max_backoff: Duration::from_secs(config.max_backoff_secs),
     };
     let uplink = tokio::spawn(uplink.run(shutdown.clone()));
-    let renewer = renew::Renewer { data_dir: data_dir.to_owned(), addr, credentials, tls: tls_tx, signals };
+    let renewer = renew::Renewer {
+        data_dir: data_dir.to_owned(),
+        addr,
+        credentials,
+        tls: tls_tx,
+        signals,
+    };
     let renewer = tokio::spawn(renewer.run(shutdown.clone()));
 
     shutdown.cancelled().await;
@@ -131,7 +140,14 @@ pub fn synthesize(data_dir: &Path, count: u64) -> anyhow::Result<()> {
         let items = (0..n)
             .map(|k| {
                 let v = (i + k) as f64;
-                (now, observation::Body::Metric(MetricSample { name: "synthetic.sample".into(), value: v, subject: String::new() }))
+                (
+                    now,
+                    observation::Body::Metric(MetricSample {
+                        name: "synthetic.sample".into(),
+                        value: v,
+                        subject: String::new(),
+                    }),
+                )
             })
             .collect();
         outbox.append(items)?;

@@ -61,7 +61,10 @@ fn main() -> ExitCode {
         use std::io::IsTerminal as _;
         std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color);
     if cli.log_format == "json" {
         builder.json().init();
     } else {
@@ -85,9 +88,16 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Enroll { collector, token, data_dir } => {
+        Command::Enroll {
+            collector,
+            token,
+            data_dir,
+        } => {
             let e = outpost_agent::enroll::enroll(&collector, &token, &data_dir).await?;
-            println!("Enrolled as agent {} (tenant {:?}, site {:?}).", e.agent_id, e.tenant, e.site);
+            println!(
+                "Enrolled as agent {} (tenant {:?}, site {:?}).",
+                e.agent_id, e.tenant, e.site
+            );
             println!("Start it with: outpost-agent run --data-dir {}", data_dir.display());
             Ok(())
         }
@@ -103,10 +113,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::CheckConfig { data_dir } => {
             let (config, creds) = outpost_agent::check(&data_dir)?;
-            println!("{} is valid.", data_dir.join(outpost_agent::config::CONFIG_FILE).display());
+            println!(
+                "{} is valid.",
+                data_dir.join(outpost_agent::config::CONFIG_FILE).display()
+            );
             println!("  collector: {}", config.collector);
-            println!("  agent: {} (tenant {}, site {})", creds.identity.agent, creds.identity.tenant, creds.identity.site);
-            println!("  certificate valid until {} (Unix time), renewal at {}", creds.not_after, creds.renew_at());
+            println!(
+                "  agent: {} (tenant {}, site {})",
+                creds.identity.agent, creds.identity.tenant, creds.identity.site
+            );
+            println!(
+                "  certificate valid until {} (Unix time), renewal at {}",
+                creds.not_after,
+                creds.renew_at()
+            );
             Ok(())
         }
         Command::Synth { data_dir, count } => {

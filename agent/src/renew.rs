@@ -20,7 +20,10 @@ const RETRY: Duration = Duration::from_secs(60);
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// The renewal task.
@@ -63,12 +66,17 @@ impl Renewer {
     }
 
     async fn renew_once(&mut self) -> Result<(), String> {
-        let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        let hostname = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let request = outpost_certs::keys::generate_key_and_csr(&hostname).map_err(|e| e.to_string())?;
         let tls = self.tls.borrow().clone();
         let mut client = dial::client(&self.addr, tls).await.map_err(|e| dial::chain(&e))?;
         let response = client
-            .renew(RenewRequest { protocol_version: PROTOCOL_VERSION, csr_der: request.csr_der })
+            .renew(RenewRequest {
+                protocol_version: PROTOCOL_VERSION,
+                csr_der: request.csr_der,
+            })
             .await
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
             .into_inner();

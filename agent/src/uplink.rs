@@ -60,7 +60,10 @@ impl From<tonic::Status> for UplinkError {
             Some(src) => format!("{}: {}", s.message(), dial::chain(src)),
             None => s.message().to_owned(),
         };
-        Self::Status { code: s.code(), message }
+        Self::Status {
+            code: s.code(),
+            message,
+        }
     }
 }
 
@@ -107,7 +110,9 @@ pub struct Uplink {
 /// Exponential backoff with full jitter: uniformly random in [d/2, d], where d
 /// doubles per failed attempt up to `max`.
 pub fn backoff(attempt: u32, max: Duration) -> Duration {
-    let d = BASE_BACKOFF.saturating_mul(2u32.saturating_pow(attempt.min(20))).min(max);
+    let d = BASE_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+        .min(max);
     let half = d / 2;
     half + Duration::from_millis(rand::thread_rng().gen_range(0..=half.as_millis() as u64))
 }
@@ -155,14 +160,30 @@ impl Uplink {
             outbox_depth: depth,
         };
         // Capacity is at least 2, so the first message always fits.
-        let _ = tx.try_send(AgentMessage { kind: Some(agent_message::Kind::Hello(hello)) });
+        let _ = tx.try_send(AgentMessage {
+            kind: Some(agent_message::Kind::Hello(hello)),
+        });
         let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()).await {
-            Err(_) => return Err(UplinkError::Protocol("no Welcome from the collector within 30 s".into())),
+            Err(_) => {
+                return Err(UplinkError::Protocol(
+                    "no Welcome from the collector within 30 s".into(),
+                ));
+            }
             Ok(m) => match m? {
-                Some(CollectorMessage { kind: Some(collector_message::Kind::Welcome(w)) }) => w,
-                Some(_) => return Err(UplinkError::Protocol("first message from the collector was not Welcome".into())),
-                None => return Err(UplinkError::Protocol("collector closed the stream before Welcome".into())),
+                Some(CollectorMessage {
+                    kind: Some(collector_message::Kind::Welcome(w)),
+                }) => w,
+                Some(_) => {
+                    return Err(UplinkError::Protocol(
+                        "first message from the collector was not Welcome".into(),
+                    ));
+                }
+                None => {
+                    return Err(UplinkError::Protocol(
+                        "collector closed the stream before Welcome".into(),
+                    ));
+                }
             },
         };
         let acked = welcome.acked_through;
@@ -182,9 +203,13 @@ impl Uplink {
         loop {
             while in_flight.len() < self.max_in_flight {
                 let (after, max) = (sent_through, self.batch_max);
-                let (records, depth) =
-                    blocking(&self.outbox, move |o| Ok((o.read_after(after, max, BATCH_BYTES)?, o.depth()?))).await?;
-                let Some(last) = records.last().map(|r| r.seq) else { break };
+                let (records, depth) = blocking(&self.outbox, move |o| {
+                    Ok((o.read_after(after, max, BATCH_BYTES)?, o.depth()?))
+                })
+                .await?;
+                let Some(last) = records.last().map(|r| r.seq) else {
+                    break;
+                };
                 let n = records.len() as u64;
                 // What will still wait in the outbox once everything sent so far is committed.
                 let pending: u64 = in_flight.iter().map(|(_, c)| c).sum::<u64>() + n;
@@ -192,7 +217,13 @@ impl Uplink {
                     observations: records.into_iter().map(|r| r.observation).collect(),
                     outbox_depth: depth.saturating_sub(pending),
                 };
-                if tx.send(AgentMessage { kind: Some(agent_message::Kind::Batch(batch)) }).await.is_err() {
+                if tx
+                    .send(AgentMessage {
+                        kind: Some(agent_message::Kind::Batch(batch)),
+                    })
+                    .await
+                    .is_err()
+                {
                     return Err(UplinkError::Protocol("the request stream closed".into()));
                 }
                 in_flight.push_back((last, n));
@@ -238,8 +269,14 @@ mod tests {
         let max = Duration::from_secs(60);
         for attempt in 0..30 {
             let d = backoff(attempt, max);
-            let cap = BASE_BACKOFF.saturating_mul(2u32.saturating_pow(attempt.min(20))).min(max);
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} not in [{:?}, {cap:?}]", cap / 2);
+            let cap = BASE_BACKOFF
+                .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+                .min(max);
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d:?} not in [{:?}, {cap:?}]",
+                cap / 2
+            );
         }
         assert!(backoff(40, max) <= max);
     }

@@ -75,7 +75,9 @@ pub struct CertificateAuthority {
 
 impl std::fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertificateAuthority").field("fingerprint", &self.fingerprint()).finish_non_exhaustive()
+        f.debug_struct("CertificateAuthority")
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,13 +103,21 @@ impl CertificateAuthority {
         dn.push(DnType::OrganizationName, "Outpost");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.serial_number = Some(random_serial());
         let validity = Validity::starting_now(CA_LIFETIME);
         params.not_before = to_time(validity.not_before)?;
         params.not_after = to_time(validity.not_after)?;
         let cert = params.self_signed(&key)?;
-        Ok(Self { cert_pem: cert.pem(), cert_der: cert.der().clone(), key })
+        Ok(Self {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().clone(),
+            key,
+        })
     }
 
     /// Loads a CA from its PEM certificate and PEM private key.
@@ -116,10 +126,17 @@ impl CertificateAuthority {
         let cert_der = crate::pem::certificates("CA certificate", cert_pem.as_bytes())?
             .into_iter()
             .next()
-            .ok_or(CertError::Pem { what: "CA certificate", reason: "empty".into() })?;
+            .ok_or(CertError::Pem {
+                what: "CA certificate",
+                reason: "empty".into(),
+            })?;
         // Parse once now so a corrupt file is reported at load, not at first signing.
         Issuer::from_ca_cert_der(&cert_der, &key)?;
-        Ok(Self { cert_der, cert_pem: cert_pem.to_owned(), key })
+        Ok(Self {
+            cert_der,
+            cert_pem: cert_pem.to_owned(),
+            key,
+        })
     }
 
     /// The CA certificate, PEM.
@@ -151,7 +168,10 @@ impl CertificateAuthority {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(names.to_vec())?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("outpost-collector"));
+        dn.push(
+            DnType::CommonName,
+            names.first().map(String::as_str).unwrap_or("outpost-collector"),
+        );
         params.distinguished_name = dn;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -183,7 +203,10 @@ impl CertificateAuthority {
         dn.push(DnType::OrganizationalUnitName, identity.tenant.to_string());
         params.distinguished_name = dn;
         params.subject_alt_names = vec![SanType::URI(
-            identity.to_uri().try_into().map_err(|e: rcgen::Error| CertError::Generate(e))?,
+            identity
+                .to_uri()
+                .try_into()
+                .map_err(|e: rcgen::Error| CertError::Generate(e))?,
         )];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -206,8 +229,7 @@ impl CertificateAuthority {
 /// Reads validity and serial from a DER certificate.
 pub fn certificate_validity(der: &[u8]) -> Result<IssuedCertificate, CertError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
     Ok(IssuedCertificate {
         der: der.to_vec(),
         serial: hex::encode(cert.tbs_certificate.raw_serial()),
@@ -226,7 +248,11 @@ mod tests {
     fn signs_a_csr_with_our_identity_only() {
         let ca = CertificateAuthority::generate("test CA").expect("CA");
         let req = generate_key_and_csr("whatever the agent asks").expect("csr");
-        let id = AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() };
+        let id = AgentIdentity {
+            tenant: TenantId::random(),
+            site: SiteId::random(),
+            agent: AgentId::random(),
+        };
         let issued = ca
             .sign_agent_csr(&req.csr_der, &id, Validity::starting_now(DEFAULT_AGENT_CERT_LIFETIME))
             .expect("sign");
@@ -239,7 +265,11 @@ mod tests {
     #[test]
     fn rejects_a_garbage_csr() {
         let ca = CertificateAuthority::generate("test CA").expect("CA");
-        let id = AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() };
+        let id = AgentIdentity {
+            tenant: TenantId::random(),
+            site: SiteId::random(),
+            agent: AgentId::random(),
+        };
         let err = ca.sign_agent_csr(b"\x30\x03garbage", &id, Validity::starting_now(Duration::from_secs(60)));
         assert!(matches!(err, Err(CertError::InvalidCsr(_))));
     }

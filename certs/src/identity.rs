@@ -102,8 +102,7 @@ impl AgentIdentity {
             .strip_prefix(URI_PREFIX)
             .ok_or_else(|| CertError::NoIdentity(format!("URI {uri:?} is not an Outpost agent URI")))?;
         let mut parts = rest.split(':');
-        let (Some(t), Some(s), Some(a), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(t), Some(s), Some(a), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(CertError::NoIdentity(format!(
                 "URI {uri:?} does not have the form {URI_PREFIX}<tenant>:<site>:<agent>"
             )));
@@ -119,8 +118,7 @@ impl AgentIdentity {
     /// Extracts the identity from a DER certificate. The caller must already have
     /// verified the certificate's chain: this only reads it.
     pub fn from_certificate_der(der: &[u8]) -> Result<Self, CertError> {
-        let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
         let san = cert
             .subject_alternative_name()
             .map_err(|e| CertError::InvalidCertificate(e.to_string()))?

@@ -13,7 +13,9 @@ pub struct KeyAndCsr {
 
 impl std::fmt::Debug for KeyAndCsr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyAndCsr").field("csr_der_len", &self.csr_der.len()).finish_non_exhaustive()
+        f.debug_struct("KeyAndCsr")
+            .field("csr_der_len", &self.csr_der.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -26,5 +28,8 @@ pub fn generate_key_and_csr(common_name: &str) -> Result<KeyAndCsr, CertError> {
     dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
     let csr = params.serialize_request(&key)?;
-    Ok(KeyAndCsr { key_pem: key.serialize_pem(), csr_der: csr.der().to_vec() })
+    Ok(KeyAndCsr {
+        key_pem: key.serialize_pem(),
+        csr_der: csr.der().to_vec(),
+    })
 }

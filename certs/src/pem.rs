@@ -7,9 +7,15 @@ use crate::CertError;
 pub fn certificates(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let certs = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CertError::Pem { what, reason: e.to_string() })?;
+        .map_err(|e| CertError::Pem {
+            what,
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(CertError::Pem { what, reason: "no CERTIFICATE block".into() });
+        return Err(CertError::Pem {
+            what,
+            reason: "no CERTIFICATE block".into(),
+        });
     }
     Ok(certs)
 }
@@ -17,8 +23,14 @@ pub fn certificates(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer
 /// Decodes the first private key block.
 pub fn private_key(what: &'static str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, CertError> {
     rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| CertError::Pem { what, reason: e.to_string() })?
-        .ok_or(CertError::Pem { what, reason: "no PRIVATE KEY block".into() })
+        .map_err(|e| CertError::Pem {
+            what,
+            reason: e.to_string(),
+        })?
+        .ok_or(CertError::Pem {
+            what,
+            reason: "no PRIVATE KEY block".into(),
+        })
 }
 
 /// Encodes DER certificates as PEM, in order.

@@ -14,12 +14,12 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
     SignatureScheme,
@@ -99,8 +99,8 @@ impl ClientCertVerifier for AgentCertVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.inner.verify_client_cert(end_entity, intermediates, now)?;
-        let identity = AgentIdentity::from_certificate_der(end_entity)
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let identity =
+            AgentIdentity::from_certificate_der(end_entity).map_err(|e| rustls::Error::General(e.to_string()))?;
         if self.revoked.contains(&identity.agent) {
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
         }
@@ -179,8 +179,11 @@ impl ServerCertVerifier for PinnedCaVerifier {
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
-        let others: Vec<CertificateDer<'_>> =
-            intermediates.iter().filter(|c| Fingerprint::of_der(c) != self.fingerprint).cloned().collect();
+        let others: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .filter(|c| Fingerprint::of_der(c) != self.fingerprint)
+            .cloned()
+            .collect();
         verifier.verify_server_cert(end_entity, &others, server_name, ocsp_response, now)
     }
 
@@ -213,7 +216,10 @@ pub fn enrollment_client_config(ca_fingerprint: Fingerprint) -> Result<ClientCon
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier { fingerprint: ca_fingerprint, provider }))
+        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+            fingerprint: ca_fingerprint,
+            provider,
+        }))
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(config)

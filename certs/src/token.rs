@@ -62,7 +62,11 @@ impl EnrollmentToken {
     /// A fresh token pinning the CA with `ca_fingerprint`.
     pub fn generate(ca_fingerprint: Fingerprint) -> Self {
         let id: [u8; 16] = rand::random();
-        Self { id: hex::encode(id), secret: rand::random(), ca_fingerprint }
+        Self {
+            id: hex::encode(id),
+            secret: rand::random(),
+            ca_fingerprint,
+        }
     }
 
     /// The public id: the database key.
@@ -84,13 +88,23 @@ impl EnrollmentToken {
     pub fn matches_hash(&self, stored_hash: &str) -> bool {
         let ours = self.secret_hash();
         ours.len() == stored_hash.len()
-            && ours.bytes().zip(stored_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            && ours
+                .bytes()
+                .zip(stored_hash.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 }
 
 impl fmt::Display for EnrollmentToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}.{}.{}.{}", self.id, URL_SAFE_NO_PAD.encode(self.secret), self.ca_fingerprint)
+        write!(
+            f,
+            "{PREFIX}.{}.{}.{}",
+            self.id,
+            URL_SAFE_NO_PAD.encode(self.secret),
+            self.ca_fingerprint
+        )
     }
 }
 
@@ -116,7 +130,11 @@ impl FromStr for EnrollmentToken {
             .and_then(|v| v.try_into().ok())
             .ok_or(ParseTokenError::BadSecret)?;
         let ca_fingerprint = fp.parse().map_err(|_| ParseTokenError::BadFingerprint)?;
-        Ok(Self { id: id.to_owned(), secret, ca_fingerprint })
+        Ok(Self {
+            id: id.to_owned(),
+            secret,
+            ca_fingerprint,
+        })
     }
 }
 
@@ -152,7 +170,10 @@ mod tests {
         assert_eq!(bad_secret.parse::<EnrollmentToken>(), Err(ParseTokenError::BadSecret));
         let bad_fp = format!("outpost1.{}.{}.00", parts[1], parts[2]);
         assert_eq!(bad_fp.parse::<EnrollmentToken>(), Err(ParseTokenError::BadFingerprint));
-        assert_eq!("x".repeat(1000).parse::<EnrollmentToken>(), Err(ParseTokenError::TooLong));
+        assert_eq!(
+            "x".repeat(1000).parse::<EnrollmentToken>(),
+            Err(ParseTokenError::TooLong)
+        );
     }
 
     proptest! {

@@ -164,7 +164,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 90s, 30m, 24h, 7d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 90s, 30m, 24h, 7d"))?;
     let secs = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -173,7 +175,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "w" => 604_800,
         _ => return Err(format!("invalid duration unit {unit:?} in {s:?}: use s, m, h, d or w")),
     };
-    let total = n.checked_mul(secs).ok_or_else(|| format!("duration {s:?} is too large"))?;
+    let total = n
+        .checked_mul(secs)
+        .ok_or_else(|| format!("duration {s:?} is too large"))?;
     if total == 0 {
         return Err("duration must be greater than zero".into());
     }

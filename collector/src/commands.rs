@@ -25,7 +25,9 @@ pub fn random_password() -> String {
     use rand::Rng as _;
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// `init`: CA, server certificate, database, admin account. Returns the admin password.
@@ -35,12 +37,21 @@ pub async fn init(location: &Location, sans: &[String]) -> Result<String> {
     let ca = dir.init(&names)?;
     let store = open(location).await?;
     let password = random_password();
-    store.set_admin_password(&AdminScope::verified(), ADMIN_USER, &password).await?;
+    store
+        .set_admin_password(&AdminScope::verified(), ADMIN_USER, &password)
+        .await?;
     store.close().await;
     println!("Initialised collector in {}", dir.root().display());
     println!("  CA fingerprint (sha256): {}", ca.fingerprint());
     println!("  agent-port certificate names: {}", names.join(", "));
-    println!("  database: {}", location.database_url.as_deref().map(redact_url).unwrap_or_else(|| "SQLite in the data directory".into()));
+    println!(
+        "  database: {}",
+        location
+            .database_url
+            .as_deref()
+            .map(redact_url)
+            .unwrap_or_else(|| "SQLite in the data directory".into())
+    );
     println!("Console administrator (shown once, store it now):");
     println!("  username: {ADMIN_USER}");
     println!("  password: {password}");
@@ -79,7 +90,10 @@ pub async fn token_create(location: &Location, tenant: &str, site: &str, ttl: Du
     let expires_ms = store.create_token(&admin, &ensured, &token, ttl).await?;
     store.close().await;
     let expires = time::OffsetDateTime::from_unix_timestamp(expires_ms / 1000)
-        .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+        .map(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        })
         .unwrap_or_default();
     println!("Single-use enrollment token for tenant {tenant:?}, site {site:?}, valid until {expires}:");
     let text = token.to_string();
@@ -132,9 +146,18 @@ pub async fn agent_list(location: &Location, json: bool) -> Result<()> {
         println!("No agents enrolled. Create a token with `outpost-collector token create --tenant NAME --site NAME`.");
         return Ok(());
     }
-    println!("{:<36}  {:<16} {:<16} {:<20} {:<8} {:<10} {:<10} {:>8}", "ID", "TENANT", "SITE", "HOSTNAME", "STATUS", "LAST SEEN", "VERSION", "OUTBOX");
+    println!(
+        "{:<36}  {:<16} {:<16} {:<20} {:<8} {:<10} {:<10} {:>8}",
+        "ID", "TENANT", "SITE", "HOSTNAME", "STATUS", "LAST SEEN", "VERSION", "OUTBOX"
+    );
     for a in agents {
-        let status = if a.revoked { "revoked" } else if a.online { "online" } else { "offline" };
+        let status = if a.revoked {
+            "revoked"
+        } else if a.online {
+            "online"
+        } else {
+            "offline"
+        };
         println!(
             "{:<36}  {:<16} {:<16} {:<20} {:<8} {:<10} {:<10} {:>8}",
             a.agent,
@@ -171,7 +194,9 @@ pub async fn site_delete(location: &Location, tenant: &str, site: &str) -> Resul
     let result = store.delete_site(&AdminScope::verified(), tenant, site).await;
     store.close().await;
     match result {
-        Ok(id) => println!("Deleted site {site:?} ({id}) of tenant {tenant:?}; its unused enrollment tokens no longer work."),
+        Ok(id) => {
+            println!("Deleted site {site:?} ({id}) of tenant {tenant:?}; its unused enrollment tokens no longer work.")
+        }
         Err(StoreError::NotFound(what)) => bail!("{what} not found"),
         Err(e) => return Err(e.into()),
     }
@@ -183,7 +208,9 @@ pub async fn admin_reset_password(location: &Location, username: &str) -> Result
     validate_name("user", username).map_err(anyhow::Error::msg)?;
     let store = open(location).await?;
     let password = random_password();
-    store.set_admin_password(&AdminScope::verified(), username, &password).await?;
+    store
+        .set_admin_password(&AdminScope::verified(), username, &password)
+        .await?;
     store.close().await;
     println!("New password for {username:?} (shown once): {password}");
     Ok(password)
@@ -195,7 +222,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
     }

@@ -39,7 +39,10 @@ impl DataDir {
     /// Creates the CA and the server certificate for `names`.
     pub fn init(&self, names: &[String]) -> Result<CertificateAuthority> {
         if self.is_initialised() {
-            bail!("{} is already initialised (ca.key exists); refusing to replace the CA", self.root.display());
+            bail!(
+                "{} is already initialised (ca.key exists); refusing to replace the CA",
+                self.root.display()
+            );
         }
         create_private_dir(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
         let ca = CertificateAuthority::generate("Outpost collector CA")?;
@@ -53,19 +56,26 @@ impl DataDir {
 
     fn read(&self, name: &str) -> Result<String> {
         std::fs::read_to_string(self.path(name)).with_context(|| {
-            format!("reading {} (has `outpost-collector init --data-dir {}` been run?)", self.path(name).display(), self.root.display())
+            format!(
+                "reading {} (has `outpost-collector init --data-dir {}` been run?)",
+                self.path(name).display(),
+                self.root.display()
+            )
         })
     }
 
     /// Loads the CA.
     pub fn load_ca(&self) -> Result<CertificateAuthority> {
-        Ok(CertificateAuthority::from_pem(&self.read("ca.crt")?, &self.read("ca.key")?).context("loading the CA")?)
+        CertificateAuthority::from_pem(&self.read("ca.crt")?, &self.read("ca.key")?).context("loading the CA")
     }
 
     /// Loads the server certificate chain and key.
     pub fn load_server_credentials(
         &self,
-    ) -> Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>)> {
+    ) -> Result<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )> {
         let chain = outpost_certs::pem::certificates("server.crt", self.read("server.crt")?.as_bytes())?;
         let key = outpost_certs::pem::private_key("server.key", self.read("server.key")?.as_bytes())?;
         Ok((chain, key))

@@ -5,7 +5,10 @@ use tracing_subscriber::EnvFilter;
 /// Logs to stderr, human-readable or JSON; `RUST_LOG` overrides the `info` default.
 pub fn init(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(use_color());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(use_color());
     if format == "json" {
         let _ = builder.json().try_init();
     } else {

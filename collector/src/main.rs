@@ -47,19 +47,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Token { command: TokenCommand::Create { location, tenant, site, ttl } } => {
-            commands::token_create(&location, &tenant, &site, ttl).await.map(drop)
-        }
-        Command::Agent { command: AgentCommand::List { location, json } } => commands::agent_list(&location, json).await,
-        Command::Agent { command: AgentCommand::Revoke { location, id } } => commands::agent_revoke(&location, &id).await,
-        Command::Site { command: SiteCommand::Delete { location, tenant, site } } => {
-            commands::site_delete(&location, &tenant, &site).await
-        }
-        Command::Admin { command: AdminCommand::ResetPassword { location, username } } => {
-            commands::admin_reset_password(&location, &username).await.map(drop)
-        }
-        Command::Quickstart { data_dir, agent_addr, console_addr } => {
-            quickstart::run(&data_dir, agent_addr, console_addr).await
-        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    location,
+                    tenant,
+                    site,
+                    ttl,
+                },
+        } => commands::token_create(&location, &tenant, &site, ttl).await.map(drop),
+        Command::Agent {
+            command: AgentCommand::List { location, json },
+        } => commands::agent_list(&location, json).await,
+        Command::Agent {
+            command: AgentCommand::Revoke { location, id },
+        } => commands::agent_revoke(&location, &id).await,
+        Command::Site {
+            command: SiteCommand::Delete { location, tenant, site },
+        } => commands::site_delete(&location, &tenant, &site).await,
+        Command::Admin {
+            command: AdminCommand::ResetPassword { location, username },
+        } => commands::admin_reset_password(&location, &username).await.map(drop),
+        Command::Quickstart {
+            data_dir,
+            agent_addr,
+            console_addr,
+        } => quickstart::run(&data_dir, agent_addr, console_addr).await,
     }
 }

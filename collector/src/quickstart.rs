@@ -19,7 +19,10 @@ const SITE: &str = "quickstart";
 
 /// Runs until Ctrl-C. A second run reuses `root`.
 pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) -> Result<()> {
-    let location = Location { data_dir: root.join("collector"), database_url: None };
+    let location = Location {
+        data_dir: root.join("collector"),
+        database_url: None,
+    };
     let agent_dir = root.join("agent");
     let collector_dir = DataDir::new(&location.data_dir);
     let password = if collector_dir.is_initialised() {
@@ -45,7 +48,10 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
         Ok(b) => b,
         Err(_) => {
             // serve failed before binding; report its error.
-            return collector.await.context("collector task")?.and(Err(anyhow::anyhow!("collector did not start")));
+            return collector
+                .await
+                .context("collector task")?
+                .and(Err(anyhow::anyhow!("collector did not start")));
         }
     };
     let collector_addr: outpost_agent::dial::CollectorAddr = format!("127.0.0.1:{}", bound.agent.port())
@@ -62,7 +68,10 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
     } else {
         let token = commands::token_create(&location, TENANT, SITE, Duration::from_secs(600)).await?;
         let enrolled = outpost_agent::enroll::enroll(&collector_addr, &token, &agent_dir).await?;
-        println!("Enrolled local agent {} into tenant {TENANT:?}, site {SITE:?}.", enrolled.agent_id);
+        println!(
+            "Enrolled local agent {} into tenant {TENANT:?}, site {SITE:?}.",
+            enrolled.agent_id
+        );
     }
     let agent = tokio::spawn({
         let (dir, shutdown) = (agent_dir.clone(), shutdown.clone());

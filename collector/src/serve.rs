@@ -53,19 +53,30 @@ pub async fn serve(
 ) -> Result<()> {
     let ca = Arc::new(opts.data_dir.load_ca()?);
     let (chain, key) = opts.data_dir.load_server_credentials()?;
-    let store = Store::open(opts.data_dir.root(), opts.database_url.as_deref()).await.context("opening the database")?;
+    let store = Store::open(opts.data_dir.root(), opts.database_url.as_deref())
+        .await
+        .context("opening the database")?;
     tracing::info!(engine = store.engine(), "database ready");
 
     let revoked = Arc::new(RevokedAgents::default());
     revoked.replace(store.revoked_agents().await?);
-    let tls = Arc::new(outpost_certs::tls::agent_port_server_config(ca.cert_der(), chain, key, revoked.clone())?);
+    let tls = Arc::new(outpost_certs::tls::agent_port_server_config(
+        ca.cert_der(),
+        chain,
+        key,
+        revoked.clone(),
+    )?);
 
-    let agent_listener =
-        TcpListener::bind(opts.agent_addr).await.with_context(|| format!("binding the agent port {}", opts.agent_addr))?;
+    let agent_listener = TcpListener::bind(opts.agent_addr)
+        .await
+        .with_context(|| format!("binding the agent port {}", opts.agent_addr))?;
     let console_listener = TcpListener::bind(opts.console_addr)
         .await
         .with_context(|| format!("binding the console {}", opts.console_addr))?;
-    let bound = Bound { agent: agent_listener.local_addr()?, console: console_listener.local_addr()? };
+    let bound = Bound {
+        agent: agent_listener.local_addr()?,
+        console: console_listener.local_addr()?,
+    };
     tracing::info!(addr = %bound.agent, "agent port listening on {}", bound.agent);
     tracing::info!(url = %format!("http://{}/", bound.console), "console listening on http://{}/", bound.console);
     tracing::info!(fingerprint = %ca.fingerprint(), "collector CA fingerprint");
@@ -91,9 +102,12 @@ pub async fn serve(
     let app = console::router(ConsoleState::new(store.clone(), opts.secure_cookies));
     let console_shutdown = shutdown.clone();
     let console_task = tokio::spawn(async move {
-        axum::serve(console_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(console_shutdown.cancelled_owned())
-            .await
+        axum::serve(
+            console_listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(console_shutdown.cancelled_owned())
+        .await
     });
     if let Some(tx) = ready {
         let _ = tx.send(bound);

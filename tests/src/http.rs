@@ -23,7 +23,11 @@ impl Response {
 
     /// Every `Set-Cookie` header.
     pub fn set_cookies(&self) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Value of cookie `name` from `Set-Cookie`.
@@ -79,18 +83,31 @@ fn parse(raw: &[u8]) -> Response {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap_or("0").trim(), 16)
-            .unwrap_or(0);
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
         b = &b[eol + 2..];
         if size == 0 || b.len() < size {
             break;
@@ -106,13 +123,21 @@ pub fn login(addr: SocketAddr, user: &str, password: &str) -> String {
     let page = request(addr, "GET", "/login", &[], "");
     assert_eq!(page.status, 200, "login page: {page:?}");
     let csrf = page.cookie("outpost_login_csrf").expect("login CSRF cookie");
-    let body = format!("username={}&password={}&csrf={}", form_encode(user), form_encode(password), form_encode(&csrf));
+    let body = format!(
+        "username={}&password={}&csrf={}",
+        form_encode(user),
+        form_encode(password),
+        form_encode(&csrf)
+    );
     let cookie = format!("outpost_login_csrf={csrf}");
     let r = request(
         addr,
         "POST",
         "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", &cookie)],
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
         &body,
     );
     assert_eq!(r.status, 303, "login: {r:?}");

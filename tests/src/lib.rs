@@ -28,7 +28,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target directory");
     let path = dir.join(name);
-    assert!(path.exists(), "{} not found: run `cargo build --bins` before the end-to-end tests", path.display());
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --bins` before the end-to-end tests",
+        path.display()
+    );
     path
 }
 
@@ -81,7 +85,10 @@ pub struct Process {
 
 impl Process {
     fn spawn(mut cmd: Command) -> Self {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).env("NO_COLOR", "1");
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1");
         let mut child = cmd.spawn().expect("spawn process");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("piped stdout");
@@ -98,7 +105,9 @@ impl Process {
 
     /// Waits until a logged line contains `needle`; returns it.
     pub fn wait_log(&self, needle: &str) -> String {
-        wait_for(&format!("log line containing {needle:?}"), || self.log().into_iter().find(|l| l.contains(needle)))
+        wait_for(&format!("log line containing {needle:?}"), || {
+            self.log().into_iter().find(|l| l.contains(needle))
+        })
     }
 
     /// Whether some logged line contains `needle`.
@@ -114,7 +123,10 @@ impl Process {
 
     /// SIGTERM and wait for exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -161,19 +173,38 @@ pub fn postgres_url() -> Option<String> {
         return None;
     };
     let name = format!("outpost_e2e_{}_{}", std::process::id(), rand_suffix());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        use sqlx::Connection as _;
-        let mut c = sqlx::PgConnection::connect(&url).await.expect("connect to the test PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.expect("create database");
-    });
-    let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).expect("database URL has a path");
+    let (admin_url, db) = (url.clone(), name.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("connect to the test PostgreSQL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                .execute(&mut c)
+                .await
+                .expect("create database");
+        });
+    })
+    .join()
+    .expect("create database thread");
+    let base = url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .expect("database URL has a path");
     Some(format!("{base}/{name}"))
 }
 
 fn rand_suffix() -> String {
     use std::time::SystemTime;
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     format!("{nanos}_{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
@@ -181,7 +212,8 @@ fn rand_suffix() -> String {
 fn addr_after(line: &str, marker: &str) -> SocketAddr {
     let rest = &line[line.find(marker).expect("marker present") + marker.len()..];
     let text: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
-    text.parse().unwrap_or_else(|e| panic!("cannot parse address {text:?} in {line:?}: {e}"))
+    text.parse()
+        .unwrap_or_else(|e| panic!("cannot parse address {text:?} in {line:?}: {e}"))
 }
 
 /// A collector data directory and, when started, its `serve` process.
@@ -208,7 +240,14 @@ impl Collector {
     /// `init` in a fresh directory, on `database_url` if given.
     pub fn init_with(database_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Self { dir, database_url, admin_password: String::new(), process: None, agent_addr: None, console_addr: None };
+        let mut c = Self {
+            dir,
+            database_url,
+            admin_password: String::new(),
+            process: None,
+            agent_addr: None,
+            console_addr: None,
+        };
         let out = c.cli(&["init"]).ok();
         c.admin_password = out
             .stdout_text()
@@ -230,16 +269,27 @@ impl Collector {
         if let Some(url) = &self.database_url {
             cmd.arg("--database-url").arg(url);
         }
-        cmd.env("NO_COLOR", "1").stdin(Stdio::null()).output().expect("run outpost-collector")
+        cmd.env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run outpost-collector")
     }
 
     /// Starts `serve` on loopback ports chosen by the OS (or the ones used before,
     /// so agents can reconnect after a restart) and waits until it listens.
     pub fn start(&mut self) {
         let mut cmd = Command::new(bin("outpost-collector"));
-        let agent = self.agent_addr.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1:0".into());
-        let console = self.console_addr.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1:0".into());
-        cmd.args(["serve", "--agent-addr", &agent, "--console-addr", &console]).arg("--data-dir").arg(self.dir.path());
+        let agent = self
+            .agent_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1:0".into());
+        let console = self
+            .console_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1:0".into());
+        cmd.args(["serve", "--agent-addr", &agent, "--console-addr", &console])
+            .arg("--data-dir")
+            .arg(self.dir.path());
         if let Some(url) = &self.database_url {
             cmd.arg("--database-url").arg(url);
         }
@@ -275,7 +325,9 @@ impl Collector {
 
     /// `token create` with a TTL.
     pub fn token_with(&self, tenant: &str, site: &str, ttl: &str) -> String {
-        let out = self.cli(&["token", "create", "--tenant", tenant, "--site", site, "--ttl", ttl]).ok();
+        let out = self
+            .cli(&["token", "create", "--tenant", tenant, "--site", site, "--ttl", ttl])
+            .ok();
         out.stdout_text().lines().last().expect("token line").trim().to_owned()
     }
 
@@ -292,19 +344,32 @@ impl Collector {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=ro", self.dir.path().join("outpost.db").display()));
         let sql = sql.to_owned();
-        // A private runtime: the harness is synchronous.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            use sqlx::Connection as _;
-            let n: i64 = if url.starts_with("postgres") {
-                let mut c = sqlx::PgConnection::connect(&url).await.expect("connect postgres");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut c).await.expect("count")
-            } else {
-                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut c).await.expect("count")
-            };
-            n
+        // A private runtime on its own thread: callers may be sync or async.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                use sqlx::Connection as _;
+                let n: i64 = if url.starts_with("postgres") {
+                    let mut c = sqlx::PgConnection::connect(&url).await.expect("connect postgres");
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&mut c)
+                        .await
+                        .expect("count")
+                } else {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&mut c)
+                        .await
+                        .expect("count")
+                };
+                n
+            })
         })
+        .join()
+        .expect("count thread")
     }
 }
 
@@ -324,7 +389,10 @@ impl Default for Agent {
 impl Agent {
     /// A fresh, unenrolled data directory.
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir"), process: None }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            process: None,
+        }
     }
 
     /// The data directory.
@@ -351,7 +419,11 @@ impl Agent {
 
     /// The enrolled agent id, read from its certificate.
     pub fn id(&self) -> String {
-        outpost_agent::credentials::Credentials::load(self.dir.path()).expect("credentials").identity.agent.to_string()
+        outpost_agent::credentials::Credentials::load(self.dir.path())
+            .expect("credentials")
+            .identity
+            .agent
+            .to_string()
     }
 
     /// Starts `run`.

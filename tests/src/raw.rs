@@ -10,18 +10,26 @@ use tonic::transport::Channel;
 
 /// TLS configuration of an enrolled agent (its data directory).
 pub fn agent_tls(agent_dir: &Path) -> Arc<rustls::ClientConfig> {
-    outpost_agent::credentials::Credentials::load(agent_dir).expect("agent credentials").client_config().expect("tls config")
+    outpost_agent::credentials::Credentials::load(agent_dir)
+        .expect("agent credentials")
+        .client_config()
+        .expect("tls config")
 }
 
 /// TLS configuration that trusts the collector CA and presents no certificate.
 pub fn anonymous_tls(collector_dir: &Path) -> Arc<rustls::ClientConfig> {
     let pem = std::fs::read(collector_dir.join("ca.crt")).expect("ca.crt");
-    let ca = outpost_certs::pem::certificates("ca.crt", &pem).expect("CA PEM").remove(0);
+    let ca = outpost_certs::pem::certificates("ca.crt", &pem)
+        .expect("CA PEM")
+        .remove(0);
     Arc::new(outpost_certs::tls::anonymous_client_config(&ca).expect("config"))
 }
 
 /// A gRPC client with `tls`.
-pub async fn client(addr: &str, tls: Arc<rustls::ClientConfig>) -> Result<AgentServiceClient<Channel>, dial::DialError> {
+pub async fn client(
+    addr: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<AgentServiceClient<Channel>, dial::DialError> {
     let addr: CollectorAddr = addr.parse().expect("address");
     dial::client(&addr, tls).await
 }

@@ -7,7 +7,9 @@ fn stream_and_show(database_url: Option<String>) {
     a.start();
     let id = a.id();
     let agent = wait_for("the agent to be online with host facts", || {
-        c.agents().into_iter().find(|r| r["id"] == id.as_str() && r["online"] == true && r["hostname"] != "")
+        c.agents()
+            .into_iter()
+            .find(|r| r["id"] == id.as_str() && r["online"] == true && r["hostname"] != "")
     });
     assert_eq!(agent["tenant"], "acme");
     assert_eq!(agent["site"], "hq");
@@ -31,7 +33,10 @@ fn stream_and_show(database_url: Option<String>) {
 
     // `agent list` in table form says the same.
     let table = c.cli(&["agent", "list"]).ok().stdout_text();
-    assert!(table.contains(&id) && table.contains("online") && table.contains("acme"), "{table}");
+    assert!(
+        table.contains(&id) && table.contains("online") && table.contains("acme"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -49,12 +54,18 @@ fn enrolled_agent_streams_into_postgres_and_shows_on_the_console() {
 #[test]
 fn token_create_reports_what_it_created() {
     let c = Collector::init();
-    let first = c.cli(&["token", "create", "--tenant", "acme", "--site", "hq"]).ok().stdout_text();
+    let first = c
+        .cli(&["token", "create", "--tenant", "acme", "--site", "hq"])
+        .ok()
+        .stdout_text();
     assert!(first.contains("Created tenant \"acme\""), "{first}");
     assert!(first.contains("Created site \"hq\""), "{first}");
     let last = first.lines().last().expect("token line");
     assert!(last.starts_with("outpost1."), "{last}");
-    let second = c.cli(&["token", "create", "--tenant", "acme", "--site", "hq"]).ok().stdout_text();
+    let second = c
+        .cli(&["token", "create", "--tenant", "acme", "--site", "hq"])
+        .ok()
+        .stdout_text();
     assert!(!second.contains("Created"), "{second}");
     let bad = c.cli(&["token", "create", "--tenant", "", "--site", "hq"]);
     assert!(!bad.status.success());

@@ -8,7 +8,10 @@ fn refused(c: &Collector, token: &str, why: &str) {
     assert!(!out.status.success(), "enrollment should fail: {}", out.stdout_text());
     let err = out.stderr_text();
     assert!(err.contains(why), "expected {why:?} in: {err}");
-    assert!(!a.data_dir().join("identity.pem").exists(), "no identity written on failure");
+    assert!(
+        !a.data_dir().join("identity.pem").exists(),
+        "no identity written on failure"
+    );
 }
 
 #[test]
@@ -26,7 +29,11 @@ fn refusals_name_the_reason() {
 
     let doomed = c.token("acme", "closing");
     c.cli(&["site", "delete", "--tenant", "acme", "--site", "closing"]).ok();
-    refused(&c, &doomed, "site this enrollment token was issued for has been deleted");
+    refused(
+        &c,
+        &doomed,
+        "site this enrollment token was issued for has been deleted",
+    );
 
     refused(&c, "outpost1.nonsense", "invalid enrollment token");
 
@@ -54,7 +61,11 @@ fn a_data_directory_enrolls_once() {
     a.enroll(&c.agent_endpoint(), &c.token("acme", "hq")).ok();
     let again = a.enroll(&c.agent_endpoint(), &c.token("acme", "hq"));
     assert!(!again.status.success());
-    assert!(again.stderr_text().contains("already holds an enrolled agent identity"), "{}", again.stderr_text());
+    assert!(
+        again.stderr_text().contains("already holds an enrolled agent identity"),
+        "{}",
+        again.stderr_text()
+    );
     let check = a.cli(&["check-config"]).ok().stdout_text();
     assert!(check.contains(&a.id()), "{check}");
 }

@@ -14,7 +14,12 @@ use outpost_tests::{Agent, Collector, OutputExt, collector_with_agent};
 
 /// A client config presenting a certificate for `identity` signed by `ca`,
 /// trusting the real collector CA.
-fn tls_with_cert(collector: &Collector, ca: &CertificateAuthority, identity: &AgentIdentity, validity: Validity) -> Arc<rustls::ClientConfig> {
+fn tls_with_cert(
+    collector: &Collector,
+    ca: &CertificateAuthority,
+    identity: &AgentIdentity,
+    validity: Validity,
+) -> Arc<rustls::ClientConfig> {
     let req = generate_key_and_csr("test").expect("csr");
     let cert = ca.sign_agent_csr(&req.csr_der, identity, validity).expect("sign");
     let ca_pem = std::fs::read(collector.data_dir().join("ca.crt")).expect("ca.crt");
@@ -54,7 +59,9 @@ async fn try_connect(addr: &str, tls: Arc<rustls::ClientConfig>) -> Option<Strin
 
 #[tokio::test(flavor = "multi_thread")]
 async fn foreign_ca_expired_and_revoked_certificates_are_refused() {
-    let (c, a) = tokio::task::spawn_blocking(|| collector_with_agent("acme", "hq")).await.expect("setup");
+    let (c, a) = tokio::task::spawn_blocking(|| collector_with_agent("acme", "hq"))
+        .await
+        .expect("setup");
     let addr = c.agent_endpoint();
     let creds = outpost_agent::credentials::Credentials::load(a.data_dir()).expect("creds");
 
@@ -63,11 +70,22 @@ async fn foreign_ca_expired_and_revoked_certificates_are_refused() {
 
     // Same identity, signed by another CA.
     let foreign = CertificateAuthority::generate("impostor").expect("ca");
-    let err = try_connect(&addr, tls_with_cert(&c, &foreign, &creds.identity, Validity::starting_now(Duration::from_secs(3600))))
-        .await
-        .expect("foreign CA refused");
+    let err = try_connect(
+        &addr,
+        tls_with_cert(
+            &c,
+            &foreign,
+            &creds.identity,
+            Validity::starting_now(Duration::from_secs(3600)),
+        ),
+    )
+    .await
+    .expect("foreign CA refused");
     assert!(!err.is_empty());
-    assert!(c.server().logged("agent TLS handshake refused"), "the collector logs the refusal");
+    assert!(
+        c.server().logged("agent TLS handshake refused"),
+        "the collector logs the refusal"
+    );
 
     // Our own CA, but expired.
     let ca_dir = c.data_dir();
@@ -76,18 +94,48 @@ async fn foreign_ca_expired_and_revoked_certificates_are_refused() {
         &std::fs::read_to_string(ca_dir.join("ca.key")).expect("ca.key"),
     )
     .expect("load CA");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    let expired = Validity { not_before: now - 2 * 86_400, not_after: now - 86_400 };
-    let err = try_connect(&addr, tls_with_cert(&c, &ca, &creds.identity, expired)).await.expect("expired refused");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let expired = Validity {
+        not_before: now - 2 * 86_400,
+        not_after: now - 86_400,
+    };
+    let err = try_connect(&addr, tls_with_cert(&c, &ca, &creds.identity, expired))
+        .await
+        .expect("expired refused");
     assert!(!err.is_empty());
-    assert!(c.server().log().iter().any(|l| l.contains("handshake refused") && l.contains("xpired")), "{:?}", c.server().log());
+    assert!(
+        c.server()
+            .log()
+            .iter()
+            .any(|l| l.contains("handshake refused") && l.contains("xpired")),
+        "{:?}",
+        c.server().log()
+    );
 
     // Our own CA and valid, but for an agent that was never enrolled: the
     // handshake passes (the certificate is genuine) and the stream is refused.
-    let ghost = AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: creds.identity.agent };
-    let ghost_err = try_connect(&addr, tls_with_cert(&c, &ca, &AgentIdentity { agent: outpost_certs::AgentId::random(), ..ghost }, Validity::starting_now(Duration::from_secs(600))))
-        .await
-        .expect("unknown agent refused");
+    let ghost = AgentIdentity {
+        tenant: TenantId::random(),
+        site: SiteId::random(),
+        agent: creds.identity.agent,
+    };
+    let ghost_err = try_connect(
+        &addr,
+        tls_with_cert(
+            &c,
+            &ca,
+            &AgentIdentity {
+                agent: outpost_certs::AgentId::random(),
+                ..ghost
+            },
+            Validity::starting_now(Duration::from_secs(600)),
+        ),
+    )
+    .await
+    .expect("unknown agent refused");
     assert!(ghost_err.contains("PermissionDenied"), "{ghost_err}");
 
     // Revoked: refused at the handshake once the collector reloads its list.
@@ -95,16 +143,26 @@ async fn foreign_ca_expired_and_revoked_certificates_are_refused() {
     let out = c.cli(&["agent", "revoke", &id]).ok();
     assert!(out.stdout_text().contains("Revoked"), "{}", out.stdout_text());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let refused_at_handshake = || c.server().log().iter().any(|l| l.contains("handshake refused") && l.contains("Revoked"));
+    let refused_at_handshake = || {
+        c.server()
+            .log()
+            .iter()
+            .any(|l| l.contains("handshake refused") && l.contains("Revoked"))
+    };
     loop {
         // Until the collector reloads its revocation list, the database check
         // refuses the stream; after that, the handshake itself fails.
-        let err = try_connect(&addr, agent_tls(a.data_dir())).await.expect("revoked agent refused");
+        let err = try_connect(&addr, agent_tls(a.data_dir()))
+            .await
+            .expect("revoked agent refused");
         if refused_at_handshake() {
             break;
         }
         assert!(err.contains("PermissionDenied"), "{err}");
-        assert!(std::time::Instant::now() < deadline, "revoked agent never refused at the handshake");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revoked agent never refused at the handshake"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let listed = c.agents();
@@ -113,21 +171,35 @@ async fn foreign_ca_expired_and_revoked_certificates_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_client_certificate_only_enroll_is_allowed() {
-    let (c, _a) = tokio::task::spawn_blocking(|| collector_with_agent("acme", "hq")).await.expect("setup");
+    let (c, _a) = tokio::task::spawn_blocking(|| collector_with_agent("acme", "hq"))
+        .await
+        .expect("setup");
     let addr = c.agent_endpoint();
-    let mut anon = client(&addr, anonymous_tls(c.data_dir())).await.expect("TLS without a client certificate");
+    let mut anon = client(&addr, anonymous_tls(c.data_dir()))
+        .await
+        .expect("TLS without a client certificate");
 
-    let status = anon.connect(tokio_stream::iter(vec![hello()])).await.expect_err("Connect refused");
+    let status = anon
+        .connect(tokio_stream::iter(vec![hello()]))
+        .await
+        .expect_err("Connect refused");
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
     let status = anon
-        .renew(RenewRequest { protocol_version: PROTOCOL_VERSION, csr_der: generate_key_and_csr("x").expect("csr").csr_der })
+        .renew(RenewRequest {
+            protocol_version: PROTOCOL_VERSION,
+            csr_der: generate_key_and_csr("x").expect("csr").csr_der,
+        })
         .await
         .expect_err("Renew refused");
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
 
     // Enroll is reachable (and validates its input).
     let status = anon
-        .enroll(EnrollRequest { protocol_version: PROTOCOL_VERSION, token: "garbage".into(), ..Default::default() })
+        .enroll(EnrollRequest {
+            protocol_version: PROTOCOL_VERSION,
+            token: "garbage".into(),
+            ..Default::default()
+        })
         .await
         .expect_err("bad token");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -140,7 +212,11 @@ async fn without_a_client_certificate_only_enroll_is_allowed() {
                 .arg(&dir)
                 .output()
                 .expect("token");
-            String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned()
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned()
         }
     })
     .await
@@ -163,21 +239,40 @@ async fn without_a_client_certificate_only_enroll_is_allowed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn renewal_over_mtls_keeps_the_identity() {
-    let (c, a) = tokio::task::spawn_blocking(|| collector_with_agent("acme", "hq")).await.expect("setup");
+    let (c, a) = tokio::task::spawn_blocking(|| collector_with_agent("acme", "hq"))
+        .await
+        .expect("setup");
     let addr = c.agent_endpoint();
     let before = outpost_agent::credentials::Credentials::load(a.data_dir()).expect("creds");
     let mut cl = client(&addr, agent_tls(a.data_dir())).await.expect("mTLS");
     let req = generate_key_and_csr("renewed").expect("csr");
     let resp = cl
-        .renew(RenewRequest { protocol_version: PROTOCOL_VERSION, csr_der: req.csr_der })
+        .renew(RenewRequest {
+            protocol_version: PROTOCOL_VERSION,
+            csr_der: req.csr_der,
+        })
         .await
         .expect("renew")
         .into_inner();
     let leaf = &resp.certificate_chain_der[0];
-    assert_eq!(AgentIdentity::from_certificate_der(leaf).expect("identity"), before.identity);
+    assert_eq!(
+        AgentIdentity::from_certificate_der(leaf).expect("identity"),
+        before.identity
+    );
     let validity = outpost_certs::ca::certificate_validity(leaf).expect("validity");
-    assert_ne!(validity.serial, outpost_certs::ca::certificate_validity(before.chain[0].as_ref()).expect("v").serial);
+    assert_ne!(
+        validity.serial,
+        outpost_certs::ca::certificate_validity(before.chain[0].as_ref())
+            .expect("v")
+            .serial
+    );
     // A garbage CSR is refused with a clear status.
-    let bad = cl.renew(RenewRequest { protocol_version: PROTOCOL_VERSION, csr_der: vec![1, 2, 3] }).await.expect_err("bad CSR");
+    let bad = cl
+        .renew(RenewRequest {
+            protocol_version: PROTOCOL_VERSION,
+            csr_der: vec![1, 2, 3],
+        })
+        .await
+        .expect_err("bad CSR");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
 }

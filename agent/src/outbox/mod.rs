@@ -69,7 +69,12 @@ macro_rules! storage_from {
         }
     )*};
 }
-storage_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+storage_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// The outbox. All methods block on disk I/O: call them from `spawn_blocking`.
 pub struct Outbox {
@@ -79,7 +84,9 @@ pub struct Outbox {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("max_records", &self.max_records).finish_non_exhaustive()
+        f.debug_struct("Outbox")
+            .field("max_records", &self.max_records)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +105,10 @@ pub struct Record {
 impl Outbox {
     /// Opens or creates the outbox file.
     pub fn open(path: &Path, max_records: u64) -> Result<Self, OutboxError> {
-        let db = Database::create(path).map_err(|source| OutboxError::Open { path: path.display().to_string(), source })?;
+        let db = Database::create(path).map_err(|source| OutboxError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         let txn = db.begin_write()?;
         {
             txn.open_table(RECORDS)?;
@@ -108,7 +118,10 @@ impl Outbox {
             }
         }
         txn.commit()?;
-        Ok(Self { db, max_records: max_records.max(1) })
+        Ok(Self {
+            db,
+            max_records: max_records.max(1),
+        })
     }
 
     /// Appends observations in one transaction; returns their sequence numbers.
@@ -129,7 +142,12 @@ impl Outbox {
                 if dropped > 0 {
                     let total = meta.get("thinned")?.map(|v| v.value()).unwrap_or(0) + dropped;
                     meta.insert("thinned", total)?;
-                    tracing::warn!(dropped, total, max_records = self.max_records, "outbox full: oldest metric samples thinned");
+                    tracing::warn!(
+                        dropped,
+                        total,
+                        max_records = self.max_records,
+                        "outbox full: oldest metric samples thinned"
+                    );
                 }
             }
             let mut buf = Vec::with_capacity(64);
@@ -138,7 +156,12 @@ impl Outbox {
                     observation::Body::Metric(_) => Kind::Metric,
                     _ => Kind::Other,
                 };
-                let obs = Observation { seq: next, observed_at_ms, source: None, body: Some(body) };
+                let obs = Observation {
+                    seq: next,
+                    observed_at_ms,
+                    source: None,
+                    body: Some(body),
+                };
                 buf.clear();
                 buf.push(kind as u8);
                 obs.encode(&mut buf).map_err(|e| OutboxError::Storage(e.to_string()))?;
@@ -167,8 +190,11 @@ impl Outbox {
                 break;
             }
             bytes += raw.len();
-            let observation = Observation::decode(raw.get(1..).unwrap_or_default())
-                .map_err(|e| OutboxError::Corrupt { seq, reason: e.to_string() })?;
+            let observation =
+                Observation::decode(raw.get(1..).unwrap_or_default()).map_err(|e| OutboxError::Corrupt {
+                    seq,
+                    reason: e.to_string(),
+                })?;
             out.push(Record { seq, observation });
             if out.len() >= max {
                 break;
@@ -193,7 +219,11 @@ impl Outbox {
             let next = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
             if seq >= next {
                 meta.insert("next_seq", seq.saturating_add(1))?;
-                tracing::warn!(acked = seq, next_seq = next, "collector acknowledged beyond our sequence numbers; skipping ahead");
+                tracing::warn!(
+                    acked = seq,
+                    next_seq = next,
+                    "collector acknowledged beyond our sequence numbers; skipping ahead"
+                );
             } else if removed == 0 {
                 drop(meta);
                 drop(records);

@@ -7,11 +7,18 @@ use proptest::prelude::*;
 use super::*;
 
 fn metric(v: f64) -> Body {
-    Body::Metric(MetricSample { name: "m".into(), value: v, subject: String::new() })
+    Body::Metric(MetricSample {
+        name: "m".into(),
+        value: v,
+        subject: String::new(),
+    })
 }
 
 fn facts() -> Body {
-    Body::HostFacts(HostFacts { hostname: "h".into(), ..Default::default() })
+    Body::HostFacts(HostFacts {
+        hostname: "h".into(),
+        ..Default::default()
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -94,9 +101,17 @@ proptest! {
 fn read_after_respects_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ob = Outbox::open(&dir.path().join("o.redb"), 1000).expect("open");
-    ob.append((0..10).map(|i| (i, metric(i as f64))).collect()).expect("append");
+    ob.append((0..10).map(|i| (i, metric(i as f64))).collect())
+        .expect("append");
     assert_eq!(ob.read_after(0, 3, usize::MAX).expect("read").len(), 3);
-    assert_eq!(ob.read_after(7, 100, usize::MAX).expect("read").iter().map(|r| r.seq).collect::<Vec<_>>(), vec![8, 9, 10]);
+    assert_eq!(
+        ob.read_after(7, 100, usize::MAX)
+            .expect("read")
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>(),
+        vec![8, 9, 10]
+    );
     // At least one record is returned even if it alone exceeds the byte budget.
     assert_eq!(ob.read_after(0, 100, 1).expect("read").len(), 1);
 }
@@ -105,13 +120,18 @@ fn read_after_respects_limits() {
 fn host_facts_are_never_thinned() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ob = Outbox::open(&dir.path().join("o.redb"), 3).expect("open");
-    ob.append(vec![(0, facts()), (0, facts()), (0, facts())]).expect("append");
+    ob.append(vec![(0, facts()), (0, facts()), (0, facts())])
+        .expect("append");
     ob.append(vec![(0, metric(1.0))]).expect("append over capacity");
     let held = ob.read_after(0, 100, usize::MAX).expect("read");
     assert_eq!(held.len(), 4, "facts are kept even past capacity");
     ob.append(vec![(0, metric(2.0))]).expect("append");
     let held = ob.read_after(0, 100, usize::MAX).expect("read");
-    assert_eq!(held.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3, 5], "the older metric made room");
+    assert_eq!(
+        held.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 5],
+        "the older metric made room"
+    );
     assert_eq!(ob.thinned().expect("thinned"), 1);
 }
 

@@ -126,7 +126,12 @@ pub fn accept_loop(
                         }
                     },
                 };
-                let _ = tx.send(Ok(AgentConn { stream, info: PeerInfo { remote, agent } })).await;
+                let _ = tx
+                    .send(Ok(AgentConn {
+                        stream,
+                        info: PeerInfo { remote, agent },
+                    }))
+                    .await;
             });
         }
     });

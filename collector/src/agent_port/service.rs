@@ -40,13 +40,26 @@ pub struct AgentPortService {
 
 impl AgentPortService {
     /// A service signing agent certificates valid for `cert_lifetime`.
-    pub fn new(store: Store, ca: Arc<CertificateAuthority>, revoked: Arc<RevokedAgents>, cert_lifetime: Duration) -> Self {
-        Self { store, ca, revoked, cert_lifetime }
+    pub fn new(
+        store: Store,
+        ca: Arc<CertificateAuthority>,
+        revoked: Arc<RevokedAgents>,
+        cert_lifetime: Duration,
+    ) -> Self {
+        Self {
+            store,
+            ca,
+            revoked,
+            cert_lifetime,
+        }
     }
 }
 
 fn peer<T>(request: &Request<T>) -> Result<&PeerInfo, Status> {
-    request.extensions().get::<PeerInfo>().ok_or_else(|| Status::internal("connection metadata missing"))
+    request
+        .extensions()
+        .get::<PeerInfo>()
+        .ok_or_else(|| Status::internal("connection metadata missing"))
 }
 
 fn authenticated<T>(request: &Request<T>) -> Result<AgentScope, Status> {
@@ -82,17 +95,28 @@ impl AgentService for AgentPortService {
         let remote = peer(&request)?.remote;
         let req = request.into_inner();
         let version = check_version(req.protocol_version)?;
-        let token: EnrollmentToken =
-            req.token.parse().map_err(|e| Status::invalid_argument(format!("malformed enrollment token: {e}")))?;
+        let token: EnrollmentToken = req
+            .token
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("malformed enrollment token: {e}")))?;
         if token.ca_fingerprint() != self.ca.fingerprint() {
-            return Err(Status::failed_precondition("the enrollment token was issued by a different collector"));
+            return Err(Status::failed_precondition(
+                "the enrollment token was issued by a different collector",
+            ));
         }
         let validity = Validity::starting_now(self.cert_lifetime);
         let enrolled = self
             .store
-            .enroll(&token, truncate(&req.hostname, 255), truncate(&req.agent_version, 64), |identity| {
-                self.ca.sign_agent_csr(&req.csr_der, identity, validity).map(|c| c).map_err(|e| e.to_string())
-            })
+            .enroll(
+                &token,
+                truncate(&req.hostname, 255),
+                truncate(&req.agent_version, 64),
+                |identity| {
+                    self.ca
+                        .sign_agent_csr(&req.csr_der, identity, validity)
+                        .map_err(|e| e.to_string())
+                },
+            )
             .await
             .map_err(|e| {
                 tracing::warn!(%remote, token = token.id(), error = %e, "enrollment refused");
@@ -123,14 +147,26 @@ impl AgentService for AgentPortService {
         let scope = authenticated(&request)?;
         let req = request.into_inner();
         let version = check_version(req.protocol_version)?;
-        if self.store.agent_is_revoked(&scope).await.map_err(|e| store_status(&e))? {
+        if self
+            .store
+            .agent_is_revoked(&scope)
+            .await
+            .map_err(|e| store_status(&e))?
+        {
             return Err(Status::permission_denied("this agent has been revoked"));
         }
         let cert = self
             .ca
-            .sign_agent_csr(&req.csr_der, scope.identity(), Validity::starting_now(self.cert_lifetime))
+            .sign_agent_csr(
+                &req.csr_der,
+                scope.identity(),
+                Validity::starting_now(self.cert_lifetime),
+            )
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.store.agent_renewed(&scope, &cert).await.map_err(|e| store_status(&e))?;
+        self.store
+            .agent_renewed(&scope, &cert)
+            .await
+            .map_err(|e| store_status(&e))?;
         tracing::info!(agent = %scope.agent(), not_after = cert.not_after, "agent certificate renewed");
         Ok(Response::new(RenewResponse {
             protocol_version: version,
@@ -140,12 +176,20 @@ impl AgentService for AgentPortService {
 
     type ConnectStream = Pin<Box<dyn Stream<Item = Result<CollectorMessage, Status>> + Send + 'static>>;
 
-    async fn connect(&self, request: Request<Streaming<AgentMessage>>) -> Result<Response<Self::ConnectStream>, Status> {
+    async fn connect(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
         let scope = authenticated(&request)?;
         let remote = peer(&request)?.remote;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let session = Session { svc: self.clone(), scope, remote, out: tx };
+        let session = Session {
+            svc: self.clone(),
+            scope,
+            remote,
+            out: tx,
+        };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -181,14 +225,19 @@ impl Session {
     async fn run(self, mut inbound: Streaming<AgentMessage>) {
         let agent = self.scope.agent();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
-            Ok(Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Hello(h)) }))) => h,
+            Ok(Ok(Some(AgentMessage {
+                kind: Some(agent_message::Kind::Hello(h)),
+            }))) => h,
             Ok(Err(status)) => {
                 self.send(Err(inbound_error(status))).await;
                 return;
             }
             Ok(Ok(None)) => return,
             Ok(Ok(Some(_))) => {
-                self.send(Err(Status::invalid_argument("the first message on Connect must be Hello"))).await;
+                self.send(Err(Status::invalid_argument(
+                    "the first message on Connect must be Hello",
+                )))
+                .await;
                 return;
             }
             Err(_) => {
@@ -203,11 +252,19 @@ impl Session {
                 return;
             }
         };
-        let start = match self.svc.store.agent_connected(&self.scope, truncate(&hello.agent_version, 64), hello.outbox_depth).await {
+        let start = match self
+            .svc
+            .store
+            .agent_connected(&self.scope, truncate(&hello.agent_version, 64), hello.outbox_depth)
+            .await
+        {
             Ok(s) => s,
             Err(StoreError::NotFound(_)) => {
                 tracing::warn!(%agent, remote = %self.remote, "unknown or revoked agent refused");
-                self.send(Err(Status::permission_denied("this agent is revoked or unknown to the collector"))).await;
+                self.send(Err(Status::permission_denied(
+                    "this agent is revoked or unknown to the collector",
+                )))
+                .await;
                 return;
             }
             Err(e) => {
@@ -244,14 +301,24 @@ impl Session {
 
     /// Asks the agent to renew when its certificate is in the last third of its life.
     async fn nudge_renewal(&self) {
-        let agents = match self.svc.store.list_agents(&crate::store::scope::Viewer::Tenant(self.scope.tenant_scope())).await {
+        let agents = match self
+            .svc
+            .store
+            .list_agents(&crate::store::scope::Viewer::Tenant(self.scope.tenant_scope()))
+            .await
+        {
             Ok(a) => a,
             Err(_) => return,
         };
-        let Some(row) = agents.iter().find(|a| a.agent == self.scope.agent()) else { return };
+        let Some(row) = agents.iter().find(|a| a.agent == self.scope.agent()) else {
+            return;
+        };
         let lifetime_ms = self.svc.cert_lifetime.as_millis() as i64;
         if row.cert_not_after_ms - now_ms() < lifetime_ms / 3 {
-            let cmd = Command { command_id: uuid::Uuid::new_v4().to_string(), kind: Some(command::Kind::RenewCertificate(Empty {})) };
+            let cmd = Command {
+                command_id: uuid::Uuid::new_v4().to_string(),
+                kind: Some(command::Kind::RenewCertificate(Empty {})),
+            };
             self.send(msg(collector_message::Kind::Command(cmd))).await;
         }
     }
@@ -271,8 +338,12 @@ impl Session {
                 () = self.out.closed() => return "stream closed",
             };
             let batch = match next {
-                Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Batch(b)) })) => b,
-                Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Hello(_)) })) => {
+                Ok(Some(AgentMessage {
+                    kind: Some(agent_message::Kind::Batch(b)),
+                })) => b,
+                Ok(Some(AgentMessage {
+                    kind: Some(agent_message::Kind::Hello(_)),
+                })) => {
                     tracing::warn!(agent = %self.scope.agent(), "duplicate Hello ignored");
                     continue;
                 }
@@ -303,7 +374,10 @@ impl Session {
                     return "store error";
                 }
             };
-            let ack = Ack { acked_through: u64::try_from(outcome.acked_seq).unwrap_or(0), rejected: validated.rejected };
+            let ack = Ack {
+                acked_through: u64::try_from(outcome.acked_seq).unwrap_or(0),
+                rejected: validated.rejected,
+            };
             if !self.send(msg(collector_message::Kind::Ack(ack))).await {
                 return "stream closed";
             }

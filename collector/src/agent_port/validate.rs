@@ -50,7 +50,10 @@ pub fn validate_batch(scope: &AgentScope, batch: Batch) -> Result<Validated, Bat
         let seq = obs.seq;
         let Ok(seq_i64) = i64::try_from(seq) else {
             // Cannot be acknowledged either: report and move on.
-            out.rejected.push(Rejection { seq, reason: "sequence number out of range".into() });
+            out.rejected.push(Rejection {
+                seq,
+                reason: "sequence number out of range".into(),
+            });
             continue;
         };
         out.batch.through_seq = out.batch.through_seq.max(seq_i64);
@@ -73,7 +76,11 @@ pub fn validate_batch(scope: &AgentScope, batch: Batch) -> Result<Validated, Bat
                 subject: m.subject,
                 value: m.value,
             }),
-            Some(observation::Body::HostFacts(f)) => out.batch.host_facts.push(host_facts_row(seq_i64, obs.observed_at_ms, f)),
+            Some(observation::Body::HostFacts(f)) => {
+                out.batch
+                    .host_facts
+                    .push(host_facts_row(seq_i64, obs.observed_at_ms, f))
+            }
             // validate_one refuses a missing body.
             None => {}
         }
@@ -113,13 +120,22 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
     }
     if let Some(source) = &obs.source {
         if !source.tenant.is_empty() && source.tenant != scope.tenant().to_string() {
-            return Err(format!("observation names tenant {:?}, but the agent's certificate is for another tenant", source.tenant));
+            return Err(format!(
+                "observation names tenant {:?}, but the agent's certificate is for another tenant",
+                source.tenant
+            ));
         }
         if !source.site.is_empty() && source.site != scope.site().to_string() {
-            return Err(format!("observation names site {:?}, but the agent's certificate is for another site", source.site));
+            return Err(format!(
+                "observation names site {:?}, but the agent's certificate is for another site",
+                source.site
+            ));
         }
         if !source.agent_id.is_empty() && source.agent_id != scope.agent().to_string() {
-            return Err(format!("observation names agent {:?}, but the certificate is for another agent", source.agent_id));
+            return Err(format!(
+                "observation names agent {:?}, but the certificate is for another agent",
+                source.agent_id
+            ));
         }
     }
     match &obs.body {
@@ -164,7 +180,11 @@ mod tests {
     use outpost_proto::agent_v1::{MetricSample, Source};
 
     fn scope() -> AgentScope {
-        AgentScope::verified(AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() })
+        AgentScope::verified(AgentIdentity {
+            tenant: TenantId::random(),
+            site: SiteId::random(),
+            agent: AgentId::random(),
+        })
     }
 
     fn metric(seq: u64, source: Option<Source>) -> Observation {
@@ -172,17 +192,34 @@ mod tests {
             seq,
             observed_at_ms: 1,
             source,
-            body: Some(observation::Body::Metric(MetricSample { name: "m".into(), value: 1.0, subject: String::new() })),
+            body: Some(observation::Body::Metric(MetricSample {
+                name: "m".into(),
+                value: 1.0,
+                subject: String::new(),
+            })),
         }
     }
 
     #[test]
     fn rejects_claims_of_another_tenant_but_keeps_the_rest() {
         let s = scope();
-        let other = Source { tenant: TenantId::random().to_string(), ..Default::default() };
-        let own = Source { tenant: s.tenant().to_string(), agent_id: s.agent().to_string(), ..Default::default() };
-        let v = validate_batch(&s, Batch { observations: vec![metric(1, Some(own)), metric(2, Some(other)), metric(3, None)], outbox_depth: 0 })
-            .expect("valid batch");
+        let other = Source {
+            tenant: TenantId::random().to_string(),
+            ..Default::default()
+        };
+        let own = Source {
+            tenant: s.tenant().to_string(),
+            agent_id: s.agent().to_string(),
+            ..Default::default()
+        };
+        let v = validate_batch(
+            &s,
+            Batch {
+                observations: vec![metric(1, Some(own)), metric(2, Some(other)), metric(3, None)],
+                outbox_depth: 0,
+            },
+        )
+        .expect("valid batch");
         assert_eq!(v.batch.metrics.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 3]);
         assert_eq!(v.rejected.len(), 1);
         assert_eq!(v.rejected[0].seq, 2);
@@ -193,7 +230,10 @@ mod tests {
     #[test]
     fn rejects_another_agent_and_missing_bodies_and_nan() {
         let s = scope();
-        let other = Source { agent_id: AgentId::random().to_string(), ..Default::default() };
+        let other = Source {
+            agent_id: AgentId::random().to_string(),
+            ..Default::default()
+        };
         let mut nan = metric(3, None);
         if let Some(observation::Body::Metric(m)) = &mut nan.body {
             m.value = f64::NAN;
@@ -201,7 +241,15 @@ mod tests {
         let v = validate_batch(
             &s,
             Batch {
-                observations: vec![metric(1, Some(other)), Observation { seq: 2, ..Default::default() }, nan, metric(0, None)],
+                observations: vec![
+                    metric(1, Some(other)),
+                    Observation {
+                        seq: 2,
+                        ..Default::default()
+                    },
+                    nan,
+                    metric(0, None),
+                ],
                 outbox_depth: 0,
             },
         )
@@ -214,7 +262,12 @@ mod tests {
     fn refuses_empty_and_oversized_batches() {
         let s = scope();
         assert!(matches!(validate_batch(&s, Batch::default()), Err(BatchError::Empty)));
-        let big = Batch { observations: (1..=MAX_BATCH_OBSERVATIONS as u64 + 1).map(|i| metric(i, None)).collect(), outbox_depth: 0 };
+        let big = Batch {
+            observations: (1..=MAX_BATCH_OBSERVATIONS as u64 + 1)
+                .map(|i| metric(i, None))
+                .collect(),
+            outbox_depth: 0,
+        };
         assert!(matches!(validate_batch(&s, big), Err(BatchError::TooLarge(_))));
     }
 }

@@ -51,7 +51,22 @@ pub struct SessionStart {
     pub acked_seq: u64,
 }
 
-type AgentTuple = (String, String, String, String, String, String, String, String, Option<i64>, Option<i64>, i64, i64, Option<i64>, i64);
+type AgentTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+);
 
 macro_rules! agent_select {
     () => {
@@ -62,7 +77,22 @@ macro_rules! agent_select {
 }
 
 fn agent_row(t: AgentTuple, now: i64) -> Result<AgentRow, StoreError> {
-    let (id, tenant, tenant_name, site, site_name, hostname, os, version, last_seen, connected, depth, acked, revoked, not_after) = t;
+    let (
+        id,
+        tenant,
+        tenant_name,
+        site,
+        site_name,
+        hostname,
+        os,
+        version,
+        last_seen,
+        connected,
+        depth,
+        acked,
+        revoked,
+        not_after,
+    ) = t;
     Ok(AgentRow {
         agent: parse_id("agent", &id)?,
         tenant: parse_id("tenant", &tenant)?,
@@ -88,7 +118,10 @@ impl Store {
             Viewer::Admin(_) => None,
             Viewer::Tenant(scope) => Some(scope.tenant().to_string()),
         };
-        let sql = concat!(agent_select!(), " WHERE ($1 IS NULL OR a.tenant_id = $1) ORDER BY t.name, s.name, a.hostname, a.id");
+        let sql = concat!(
+            agent_select!(),
+            " WHERE ($1 IS NULL OR a.tenant_id = $1) ORDER BY t.name, s.name, a.hostname, a.id"
+        );
         let rows: Vec<AgentTuple> =
             on_pool!(self, pool, _Db => sqlx::query_as(sql).bind(tenant_filter).fetch_all(pool).await?);
         let now = now_ms();
@@ -149,7 +182,9 @@ impl Store {
             .await?
         });
         match row {
-            Some((acked,)) => Ok(SessionStart { acked_seq: u64::try_from(acked).unwrap_or(0) }),
+            Some((acked,)) => Ok(SessionStart {
+                acked_seq: u64::try_from(acked).unwrap_or(0),
+            }),
             None => Err(StoreError::NotFound(format!("agent {}", scope.agent()))),
         }
     }

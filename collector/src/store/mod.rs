@@ -122,9 +122,14 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool: Pool::Sqlite(pool) })
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+        })
     }
 
     async fn open_postgres(url: &str) -> Result<Self, StoreError> {
@@ -134,7 +139,9 @@ impl Store {
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        Ok(Self { pool: Pool::Postgres(pool) })
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+        })
     }
 
     /// Which engine this store runs on.

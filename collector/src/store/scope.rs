@@ -13,10 +13,6 @@ pub struct TenantScope {
 }
 
 impl TenantScope {
-    pub(crate) fn verified(tenant: TenantId) -> Self {
-        Self { tenant }
-    }
-
     /// The tenant.
     pub fn tenant(&self) -> TenantId {
         self.tenant
@@ -36,7 +32,9 @@ impl AgentScope {
 
     /// The agent's tenant, as a scope.
     pub fn tenant_scope(&self) -> TenantScope {
-        TenantScope { tenant: self.identity.tenant }
+        TenantScope {
+            tenant: self.identity.tenant,
+        }
     }
 
     /// The tenant.

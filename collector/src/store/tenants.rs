@@ -99,7 +99,12 @@ impl Store {
     }
 
     /// Marks a site deleted: its unused enrollment tokens stop working.
-    pub async fn delete_site(&self, _admin: &AdminScope, tenant_name: &str, site_name: &str) -> Result<SiteId, StoreError> {
+    pub async fn delete_site(
+        &self,
+        _admin: &AdminScope,
+        tenant_name: &str,
+        site_name: &str,
+    ) -> Result<SiteId, StoreError> {
         on_pool!(self, pool, _Db => {
             let row: Option<(String,)> = sqlx::query_as(
                 "UPDATE sites SET deleted_at_ms = $1 WHERE deleted_at_ms IS NULL AND name = $2 \
@@ -134,7 +139,12 @@ impl Store {
         });
         rows.into_iter()
             .map(|(t, tn, s, sn)| {
-                Ok(SiteRow { tenant: parse_id("tenant", &t)?, tenant_name: tn, site: parse_id("site", &s)?, site_name: sn })
+                Ok(SiteRow {
+                    tenant: parse_id("tenant", &t)?,
+                    tenant_name: tn,
+                    site: parse_id("site", &s)?,
+                    site_name: sn,
+                })
             })
             .collect()
     }

@@ -36,17 +36,25 @@ async fn engines() -> Engines {
 /// A new, empty database on the test server, so tests never see each other's rows.
 async fn fresh_postgres(url: &str) -> Store {
     let name = format!("outpost_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(url).await.expect("connect to the test PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create database");
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
     admin.close().await.ok();
     let base = url.rsplit_once('/').map(|(b, _)| b).expect("database URL has a path");
-    Store::open(std::path::Path::new("."), Some(&format!("{base}/{name}"))).await.expect("postgres store")
+    Store::open(std::path::Path::new("."), Some(&format!("{base}/{name}")))
+        .await
+        .expect("postgres store")
 }
 
 fn sign_with(ca: &CertificateAuthority) -> impl FnOnce(&AgentIdentity) -> Result<IssuedCertificate, String> + '_ {
     move |id| {
         let req = generate_key_and_csr("test").map_err(|e| e.to_string())?;
-        ca.sign_agent_csr(&req.csr_der, id, Validity::starting_now(Duration::from_secs(3600))).map_err(|e| e.to_string())
+        ca.sign_agent_csr(&req.csr_der, id, Validity::starting_now(Duration::from_secs(3600)))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -54,8 +62,14 @@ async fn enrolled_agent(store: &Store, ca: &CertificateAuthority, tenant: &str, 
     let admin = AdminScope::verified();
     let s = store.ensure_site(&admin, tenant, site).await.expect("site");
     let token = EnrollmentToken::generate(ca.fingerprint());
-    store.create_token(&admin, &s, &token, Duration::from_secs(60)).await.expect("token");
-    let e = store.enroll(&token, "host", "1.0", sign_with(ca)).await.expect("enroll");
+    store
+        .create_token(&admin, &s, &token, Duration::from_secs(60))
+        .await
+        .expect("token");
+    let e = store
+        .enroll(&token, "host", "1.0", sign_with(ca))
+        .await
+        .expect("enroll");
     AgentScope::verified(e.identity)
 }
 
@@ -63,7 +77,13 @@ fn metrics(seqs: std::ops::RangeInclusive<i64>) -> IngestBatch {
     IngestBatch {
         metrics: seqs
             .clone()
-            .map(|seq| MetricRow { seq, observed_at_ms: 1, name: "m".into(), subject: String::new(), value: seq as f64 })
+            .map(|seq| MetricRow {
+                seq,
+                observed_at_ms: 1,
+                name: "m".into(),
+                subject: String::new(),
+                value: seq as f64,
+            })
             .collect(),
         host_facts: vec![],
         through_seq: *seqs.end(),
@@ -92,7 +112,10 @@ async fn sites_are_created_once() {
         let c = store.ensure_site(&admin, "acme", "branch").await.expect("third");
         assert!(!c.tenant_created && c.site_created);
         let sites = store.sites(&Viewer::Admin(admin)).await.expect("sites");
-        assert_eq!(sites.iter().map(|s| s.site_name.as_str()).collect::<Vec<_>>(), vec!["branch", "hq"]);
+        assert_eq!(
+            sites.iter().map(|s| s.site_name.as_str()).collect::<Vec<_>>(),
+            vec!["branch", "hq"]
+        );
     }
 }
 
@@ -105,7 +128,10 @@ async fn tokens_are_single_use_expiring_and_site_bound() {
         let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
 
         let token = EnrollmentToken::generate(ca.fingerprint());
-        store.create_token(&admin, &site, &token, Duration::from_secs(60)).await.expect("token");
+        store
+            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .await
+            .expect("token");
         store.enroll(&token, "h", "1", sign_with(&ca)).await.expect("first use");
         let again = store.enroll(&token, "h", "1", sign_with(&ca)).await;
         assert!(matches!(again, Err(EnrollError::AlreadyUsed)), "{store:?}: {again:?}");
@@ -115,24 +141,36 @@ async fn tokens_are_single_use_expiring_and_site_bound() {
         assert!(matches!(unknown, Err(EnrollError::UnknownToken)), "{unknown:?}");
 
         let expiring = EnrollmentToken::generate(ca.fingerprint());
-        store.create_token(&admin, &site, &expiring, Duration::from_millis(1)).await.expect("token");
+        store
+            .create_token(&admin, &site, &expiring, Duration::from_millis(1))
+            .await
+            .expect("token");
         tokio::time::sleep(Duration::from_millis(20)).await;
         let expired = store.enroll(&expiring, "h", "1", sign_with(&ca)).await;
         assert!(matches!(expired, Err(EnrollError::Expired)), "{expired:?}");
 
         let doomed = store.ensure_site(&admin, "acme", "closing").await.expect("site");
         let orphan = EnrollmentToken::generate(ca.fingerprint());
-        store.create_token(&admin, &doomed, &orphan, Duration::from_secs(60)).await.expect("token");
+        store
+            .create_token(&admin, &doomed, &orphan, Duration::from_secs(60))
+            .await
+            .expect("token");
         store.delete_site(&admin, "acme", "closing").await.expect("delete");
         let deleted = store.enroll(&orphan, "h", "1", sign_with(&ca)).await;
         assert!(matches!(deleted, Err(EnrollError::SiteDeleted)), "{deleted:?}");
 
         // A failed signature leaves the token unused.
         let fragile = EnrollmentToken::generate(ca.fingerprint());
-        store.create_token(&admin, &site, &fragile, Duration::from_secs(60)).await.expect("token");
+        store
+            .create_token(&admin, &site, &fragile, Duration::from_secs(60))
+            .await
+            .expect("token");
         let bad = store.enroll(&fragile, "h", "1", |_| Err("bad CSR".into())).await;
         assert!(matches!(bad, Err(EnrollError::Certificate(_))));
-        store.enroll(&fragile, "h", "1", sign_with(&ca)).await.expect("token still usable");
+        store
+            .enroll(&fragile, "h", "1", sign_with(&ca))
+            .await
+            .expect("token still usable");
     }
 }
 
@@ -174,7 +212,10 @@ async fn ingest_is_idempotent_per_agent_and_sequence() {
         store.ingest(&agent, &facts).await.expect("facts");
         store.ingest(&agent, &facts).await.expect("facts again");
         assert_eq!(count(store, "host_facts", agent.tenant()).await, 1);
-        let rows = store.list_agents(&Viewer::Tenant(agent.tenant_scope())).await.expect("list");
+        let rows = store
+            .list_agents(&Viewer::Tenant(agent.tenant_scope()))
+            .await
+            .expect("list");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].hostname, "edge-1");
         assert_eq!(rows[0].version, "9.9.9");
@@ -191,16 +232,28 @@ async fn tenants_do_not_see_each_other() {
         let a = enrolled_agent(store, &ca, "alpha", "a1").await;
         let b = enrolled_agent(store, &ca, "beta", "b1").await;
         store.ingest(&a, &metrics(1..=5)).await.expect("ingest a");
-        let seen_by_b = store.list_agents(&Viewer::Tenant(b.tenant_scope())).await.expect("list");
+        let seen_by_b = store
+            .list_agents(&Viewer::Tenant(b.tenant_scope()))
+            .await
+            .expect("list");
         assert_eq!(seen_by_b.iter().map(|r| r.agent).collect::<Vec<_>>(), vec![b.agent()]);
         let sites_b = store.sites(&Viewer::Tenant(b.tenant_scope())).await.expect("sites");
         assert!(sites_b.iter().all(|s| s.tenant == b.tenant()));
         assert_eq!(count(store, "metric_samples", b.tenant()).await, 0);
-        let all = store.list_agents(&Viewer::Admin(AdminScope::verified())).await.expect("all");
+        let all = store
+            .list_agents(&Viewer::Admin(AdminScope::verified()))
+            .await
+            .expect("all");
         assert_eq!(all.len(), 2);
         // A scope whose site does not match the record cannot open a session.
-        let forged = AgentScope::verified(AgentIdentity { site: b.site(), ..*a.identity() });
-        assert!(matches!(store.agent_connected(&forged, "1", 0).await, Err(StoreError::NotFound(_))));
+        let forged = AgentScope::verified(AgentIdentity {
+            site: b.site(),
+            ..*a.identity()
+        });
+        assert!(matches!(
+            store.agent_connected(&forged, "1", 0).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
 
@@ -219,7 +272,10 @@ async fn revoked_agents_cannot_connect() {
         assert!(!store.revoke_agent(&admin, a.agent()).await.expect("revoke twice"));
         assert!(store.revoked_agents().await.expect("list").contains(&a.agent()));
         assert!(store.agent_is_revoked(&a).await.expect("check"));
-        assert!(matches!(store.agent_connected(&a, "1.0", 0).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.agent_connected(&a, "1.0", 0).await,
+            Err(StoreError::NotFound(_))
+        ));
         assert!(matches!(
             store.revoke_agent(&admin, outpost_certs::AgentId::random()).await,
             Err(StoreError::NotFound(_))
@@ -235,15 +291,25 @@ async fn logins_and_sessions() {
     for store in &e.stores {
         let admin = AdminScope::verified();
         assert!(!store.has_users().await.expect("users"));
-        store.set_admin_password(&admin, "admin", "correct horse").await.expect("set");
+        store
+            .set_admin_password(&admin, "admin", "correct horse")
+            .await
+            .expect("set");
         assert!(store.login("admin", "wrong").await.expect("login").is_none());
         assert!(store.login("nobody", "correct horse").await.expect("login").is_none());
-        let token = store.login("admin", "correct horse").await.expect("login").expect("session");
+        let token = store
+            .login("admin", "correct horse")
+            .await
+            .expect("login")
+            .expect("session");
         let session = store.session(&token).await.expect("lookup").expect("live");
         assert_eq!(session.username, "admin");
         assert!(store.session("forged").await.expect("lookup").is_none());
         // A password change ends existing sessions.
-        store.set_admin_password(&admin, "admin", "new one").await.expect("reset");
+        store
+            .set_admin_password(&admin, "admin", "new one")
+            .await
+            .expect("reset");
         assert!(store.session(&token).await.expect("lookup").is_none());
         let token = store.login("admin", "new one").await.expect("login").expect("session");
         store.logout(&token).await.expect("logout");

@@ -51,6 +51,9 @@ pub struct Enrolled {
     pub site_name: String,
 }
 
+/// secret hash, tenant, site, expiry, used, site deleted, tenant name, site name
+type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>, String, String);
+
 impl Store {
     /// Stores a new token (hashed) for `site`; returns its expiry in Unix ms.
     pub async fn create_token(
@@ -92,7 +95,7 @@ impl Store {
         let now = now_ms();
         on_pool!(self, pool, _Db => {
             let mut tx = pool.begin().await?;
-            let row: Option<(String, String, String, i64, Option<i64>, Option<i64>, String, String)> = sqlx::query_as(
+            let row: Option<TokenRow> = sqlx::query_as(
                 "SELECT k.secret_hash, k.tenant_id, k.site_id, k.expires_at_ms, k.used_at_ms, s.deleted_at_ms, t.name, s.name \
                  FROM enrollment_tokens k JOIN sites s ON s.id = k.site_id JOIN tenants t ON t.id = k.tenant_id \
                  WHERE k.id = $1",

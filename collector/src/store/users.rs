@@ -3,8 +3,8 @@
 //! Passwords are argon2id hashes (PHC strings). Session and CSRF tokens are 256
 //! random bits; the database holds only the SHA-256 of the session token, so a
 //! leaked database does not leak live sessions.
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -49,7 +49,12 @@ fn verify_password(password: &str, hash: &str) -> bool {
 
 impl Store {
     /// Creates or replaces an MSP-wide administrator.
-    pub async fn set_admin_password(&self, _admin: &AdminScope, username: &str, password: &str) -> Result<(), StoreError> {
+    pub async fn set_admin_password(
+        &self,
+        _admin: &AdminScope,
+        username: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
         let password = password.to_owned();
         let hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
@@ -78,7 +83,8 @@ impl Store {
 
     /// Whether any user exists.
     pub async fn has_users(&self) -> Result<bool, StoreError> {
-        let (n,): (i64,) = on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(pool).await?);
+        let (n,): (i64,) =
+            on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(pool).await?);
         Ok(n > 0)
     }
 
@@ -93,7 +99,8 @@ impl Store {
                 .await?
         });
         // A valid argon2id hash of a random password, so unknown users cost the same.
-        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0vU6dMOMSfJ9rG7hKzcD1fZ3Cz0lJ2l1gKQ3tJm5uWk";
+        const DUMMY: &str =
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0vU6dMOMSfJ9rG7hKzcD1fZ3Cz0lJ2l1gKQ3tJm5uWk";
         let (user_id, hash, is_admin) = match row {
             Some(r) => (Some(r.0), r.1, r.2 != 0),
             None => (None, DUMMY.to_owned(), false),
@@ -136,7 +143,11 @@ impl Store {
         });
         Ok(row.and_then(|(username, csrf_token, is_admin)| {
             // Only MSP-wide administrators exist so far; anyone else sees nothing.
-            (is_admin != 0).then(|| Session { username, csrf_token, viewer: Viewer::Admin(AdminScope::verified()) })
+            (is_admin != 0).then(|| Session {
+                username,
+                csrf_token,
+                viewer: Viewer::Admin(AdminScope::verified()),
+            })
         }))
     }
 

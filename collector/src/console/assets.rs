@@ -1,0 +1,44 @@
+//! The stylesheet and script, embedded in the binary so the console needs no
+//! files at run time.
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::Cacheable;
+
+const CSS: &str = include_str!("../../../console/assets/console.css");
+const JS: &str = include_str!("../../../console/assets/console.js");
+
+/// Pages link `/assets/x?v=<version>`, so the assets can be cached for long and
+/// still change the moment a new binary serves different ones.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let digest = Sha256::new().chain_update(CSS).chain_update(JS).finalize();
+    hex::encode(&digest[..8])
+});
+
+pub(crate) fn version() -> &'static str {
+    &VERSION
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut res = (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response();
+    res.extensions_mut().insert(Cacheable);
+    res
+}
+
+pub(crate) async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+pub(crate) async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}

@@ -1,0 +1,202 @@
+//! Signing in and out.
+//!
+//! The login form is protected against login CSRF (an attacker signing the
+//! victim into the attacker's account) with a double-submit token: a random
+//! value in a `SameSite=Strict` cookie that the form must echo. A cross-site page
+//! can neither read the cookie nor make the browser send it.
+use std::time::Instant;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::store::users::{SESSION_TTL_MS, random_token};
+
+use super::ConsoleState;
+use super::cookies;
+use super::csrf::{CsrfForm, CsrfProtected, tokens_match};
+use super::error::PageError;
+use super::rate_limit::{ClientIp, describe_wait, wait_secs};
+use super::session::authenticate;
+use super::views::{Layout, LoginPage, render};
+
+/// Inputs this long are not credentials; refusing them early keeps oversized
+/// strings out of the password hasher.
+const MAX_USERNAME_LEN: usize = 256;
+const MAX_PASSWORD_LEN: usize = 1024;
+
+const INVALID_CREDENTIALS: &str = "Invalid username or password.";
+
+/// The login form's token cookie lives as long as a form may sit open.
+const LOGIN_CSRF_MAX_AGE_SECS: i64 = 3600;
+
+/// `GET /login`.
+pub(crate) async fn login_form(State(state): State<ConsoleState>, headers: HeaderMap) -> Result<Response, PageError> {
+    if authenticate(&headers, &state.store).await?.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    // Reusing a well-formed token keeps a second open login tab working.
+    let token = cookies::get(&headers, cookies::LOGIN_CSRF)
+        .filter(|t| is_token(t))
+        .map_or_else(random_token, str::to_owned);
+    login_page(&state, StatusCode::OK, &token, "", None)
+}
+
+/// Fields of the login form. Missing fields are empty rather than a rejection,
+/// so every bad submission gets the same readable answer. No `Debug`: it holds
+/// a password.
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /login`.
+pub(crate) async fn login(
+    State(state): State<ConsoleState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let cookie_token = cookies::get(&headers, cookies::LOGIN_CSRF).filter(|t| is_token(t));
+    let Some(token) = cookie_token.filter(|t| tokens_match(t, &form.csrf)) else {
+        return login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            &random_token(),
+            &form.username,
+            Some(
+                "This sign-in form has expired or did not come from this console. \
+                 Try again with the form below (your browser must accept cookies from this site).",
+            ),
+        );
+    };
+
+    if let Err(wait) = state.limiter.try_begin(ip, &form.username, Instant::now()) {
+        tracing::warn!(username = ?form.username, client = ?ip, "console sign-in refused: too many failures");
+        let message = format!(
+            "Too many failed sign-in attempts. Try again in {}.",
+            describe_wait(wait)
+        );
+        let mut res = login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            token,
+            &form.username,
+            Some(&message),
+        )?;
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs(wait)));
+        return Ok(res);
+    }
+
+    let session = if form.username.len() > MAX_USERNAME_LEN || form.password.len() > MAX_PASSWORD_LEN {
+        None
+    } else {
+        state.store.login(&form.username, &form.password).await?
+    };
+    let Some(session) = session else {
+        tracing::info!(username = ?form.username, client = ?ip, "console sign-in failed");
+        return login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            token,
+            &form.username,
+            Some(INVALID_CREDENTIALS),
+        );
+    };
+    state.limiter.succeeded(ip, &form.username);
+    tracing::info!(username = ?form.username, client = ?ip, "console sign-in");
+
+    let mut res = Redirect::to("/").into_response();
+    let set = res.headers_mut();
+    set.append(
+        header::SET_COOKIE,
+        cookie(cookies::set(
+            cookies::SESSION,
+            &session,
+            state.secure_cookies,
+            Some(SESSION_TTL_MS / 1000),
+        ))?,
+    );
+    set.append(
+        header::SET_COOKIE,
+        cookie(cookies::clear(cookies::LOGIN_CSRF, state.secure_cookies))?,
+    );
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl CsrfProtected for LogoutForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /logout`.
+pub(crate) async fn logout(
+    State(state): State<ConsoleState>,
+    CsrfForm { auth, form: _ }: CsrfForm<LogoutForm>,
+) -> Result<Response, PageError> {
+    state.store.logout(&auth.token).await?;
+    tracing::info!(username = ?auth.session.username, "console sign-out");
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(cookies::clear(cookies::SESSION, state.secure_cookies))?,
+    );
+    Ok(res)
+}
+
+/// The login page with a (re)issued token cookie.
+fn login_page(
+    state: &ConsoleState,
+    status: StatusCode,
+    token: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    // A rejected, oversized name is not worth echoing back.
+    let username = if username.len() > MAX_USERNAME_LEN {
+        ""
+    } else {
+        username
+    };
+    let mut res = render(
+        status,
+        &LoginPage {
+            layout: Layout::anonymous(),
+            csrf: token,
+            username,
+            error,
+        },
+    );
+    let value = cookie(cookies::set(
+        cookies::LOGIN_CSRF,
+        token,
+        state.secure_cookies,
+        Some(LOGIN_CSRF_MAX_AGE_SECS),
+    ))?;
+    res.headers_mut().append(header::SET_COOKIE, value);
+    Ok(res)
+}
+
+/// Tokens from [`random_token`]: 43 base64url characters.
+fn is_token(s: &str) -> bool {
+    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn cookie(value: Option<HeaderValue>) -> Result<HeaderValue, PageError> {
+    value.ok_or_else(|| PageError::internal("building a cookie failed", &"value is not a valid header"))
+}

@@ -1,0 +1,82 @@
+//! Compile-time templates (in `console/templates/`, all extending `base.html`).
+//! Askama HTML-escapes every interpolation; no template uses `|safe`.
+use askama::Template;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::store::users::Session;
+
+use super::assets;
+use super::overview::Overview;
+
+/// What `base.html` needs on every page.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    /// Signed-in user, for the header and its sign-out form.
+    pub(crate) user: Option<NavUser>,
+    /// Cache-busting suffix of the asset URLs.
+    pub(crate) asset_version: &'static str,
+}
+
+/// The signed-in user as the header shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct NavUser {
+    pub(crate) username: String,
+    /// The session's CSRF token, for the sign-out form.
+    pub(crate) csrf: String,
+}
+
+impl Layout {
+    pub(crate) fn anonymous() -> Self {
+        Self {
+            user: None,
+            asset_version: assets::version(),
+        }
+    }
+
+    pub(crate) fn signed_in(session: &Session) -> Self {
+        Self {
+            user: Some(NavUser {
+                username: session.username.clone(),
+                csrf: session.csrf_token.clone(),
+            }),
+            asset_version: assets::version(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage<'a> {
+    pub(crate) layout: Layout,
+    pub(crate) csrf: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub(crate) struct OverviewPage {
+    pub(crate) layout: Layout,
+    pub(crate) overview: Overview,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage<'a> {
+    pub(crate) layout: Layout,
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+}
+
+/// Renders `page` as an HTML response with `status`.
+pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console: rendering a template failed");
+            // Not the error template: it may be the one failing.
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response()
+        }
+    }
+}

@@ -84,7 +84,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(mut cmd: Command) -> Self {
+    /// Starts `cmd`, collecting its stdout and stderr lines.
+    pub fn spawn(mut cmd: Command) -> Self {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null())
@@ -123,10 +124,16 @@ impl Process {
 
     /// SIGTERM and wait for exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        self.signal("-TERM")
+    }
+
+    /// SIGINT (Ctrl-C) and wait for exit; returns whether it exited successfully.
+    pub fn interrupt(&mut self) -> bool {
+        self.signal("-INT")
+    }
+
+    fn signal(&mut self, sig: &str) -> bool {
+        let _ = Command::new("kill").arg(sig).arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -424,6 +431,20 @@ impl Agent {
             .identity
             .agent
             .to_string()
+    }
+
+    /// Rewrites one setting of `agent.toml` (`key = value`, value in TOML syntax).
+    pub fn set_config(&self, key: &str, value: &str) {
+        let path = self.dir.path().join("agent.toml");
+        let text = std::fs::read_to_string(&path).expect("agent.toml");
+        let prefix = format!("{key} ");
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        lines.push(format!("{key} = {value}"));
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write agent.toml");
     }
 
     /// Starts `run`.

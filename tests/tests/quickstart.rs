@@ -1,0 +1,75 @@
+//! `outpost-collector quickstart`: one command brings up a collector on SQLite
+//! and an agent enrolled through the real path; Ctrl-C stops both; a second run
+//! reuses the data directory.
+use std::process::Command;
+
+use outpost_tests::http::{login, request};
+use outpost_tests::{Process, bin, wait_for};
+
+fn quickstart(dir: &std::path::Path) -> Process {
+    let mut cmd = Command::new(bin("outpost-collector"));
+    cmd.arg("quickstart").arg("--data-dir").arg(dir).args([
+        "--agent-addr",
+        "127.0.0.1:0",
+        "--console-addr",
+        "127.0.0.1:0",
+    ]);
+    Process::spawn(cmd)
+}
+
+fn field(p: &Process, label: &str) -> String {
+    let line = p.wait_log(label);
+    line[line.find(label).expect("label") + label.len()..].trim().to_owned()
+}
+
+#[test]
+fn quickstart_runs_enrolls_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = quickstart(dir.path());
+    first.wait_log("Outpost is running.");
+    let url = field(&first, "console:");
+    let login_line = field(&first, "login:");
+    let password = login_line
+        .strip_prefix("admin / ")
+        .expect("admin credentials printed")
+        .to_owned();
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("console address");
+    assert!(first.logged("Enrolled local agent"), "{:?}", first.log());
+
+    let cookie = login(addr, "admin", &password);
+    wait_for("the local agent online on the console", || {
+        let r = request(addr, "GET", "/api/overview", &[("Cookie", &cookie)], "");
+        let json: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        (json["totals"]["online"] == 1).then_some(())
+    });
+    assert!(first.interrupt(), "Ctrl-C stops cleanly: {:?}", first.log());
+    assert!(
+        first.logged("collector stopped") && first.logged("agent stopped"),
+        "{:?}",
+        first.log()
+    );
+
+    let mut second = quickstart(dir.path());
+    second.wait_log("Outpost is running.");
+    assert!(second.logged("Reusing the collector"));
+    assert!(second.logged("Reusing the agent"));
+    assert!(!second.logged("Enrolled local agent"));
+    let url = field(&second, "console:");
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("console address");
+    // Same credentials still work: the data directory was reused.
+    let cookie = login(addr, "admin", &password);
+    wait_for("the same agent online again", || {
+        let r = request(addr, "GET", "/api/overview", &[("Cookie", &cookie)], "");
+        let json: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        (json["totals"]["agents"] == 1 && json["totals"]["online"] == 1).then_some(())
+    });
+    assert!(second.terminate());
+}

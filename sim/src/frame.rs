@@ -90,10 +90,13 @@ pub fn encode_sentence<W: AsRef<[u8]>>(words: &[W]) -> Vec<u8> {
     out
 }
 
+/// A decoded sentence and how many bytes it took.
+pub type Decoded = (Vec<Vec<u8>>, usize);
+
 /// Decodes one sentence from the front of `buf`: `Ok(Some((words, consumed)))`
 /// when a whole sentence is there, `Ok(None)` when more bytes are needed.
 /// Empty sentences (a lone empty word) are returned as an empty list.
-pub fn decode_sentence(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, FrameError> {
+pub fn decode_sentence(buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
     let mut words = Vec::new();
     let mut at = 0usize;
     loop {

@@ -30,6 +30,14 @@ impl AgentScope {
         Self { identity }
     }
 
+    /// A scope for fuzz targets, which drive the validators without a TLS
+    /// handshake. Compiled only with the `fuzzing` feature.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn for_fuzzing(identity: AgentIdentity) -> Self {
+        Self::verified(identity)
+    }
+
     /// The agent's tenant, as a scope.
     pub fn tenant_scope(&self) -> TenantScope {
         TenantScope {

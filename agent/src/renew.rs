@@ -18,6 +18,8 @@ use crate::uplink::Signals;
 const RETRY: Duration = Duration::from_secs(60);
 /// Longest single sleep, so a wall-clock jump is noticed within the hour.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
+/// Shortest time between two scheduled renewals, whatever the clocks say.
+const MIN_INTERVAL: i64 = 10;
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -56,7 +58,11 @@ impl Renewer {
                 continue;
             }
             match self.renew_once().await {
-                Ok(()) => retry_at = None,
+                // A skewed clock could put the next renewal point in the past.
+                Ok(()) => {
+                    retry_at =
+                        (self.credentials.renew_at() < now_secs() + MIN_INTERVAL).then(|| now_secs() + MIN_INTERVAL)
+                }
                 Err(error) => {
                     tracing::warn!(%error, "certificate renewal failed; will retry");
                     retry_at = Some(now_secs() + RETRY.as_secs() as i64);

@@ -21,8 +21,10 @@ pub const DEFAULT_AGENT_CERT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Lifetime of the agent-port server certificate.
 const SERVER_LIFETIME: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
-/// Issued certificates start slightly in the past to tolerate clock skew.
-const BACKDATE: Duration = Duration::from_secs(5 * 60);
+/// Issued certificates start slightly in the past to tolerate clock skew: five
+/// minutes, or a tenth of the lifetime for short-lived certificates, so the
+/// renewal point (two thirds into the validity) stays in the future.
+const MAX_BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// A certificate this CA issued.
 #[derive(Clone, Debug)]
@@ -59,8 +61,9 @@ impl Validity {
     /// Valid from a few minutes ago for `lifetime`.
     pub fn starting_now(lifetime: Duration) -> Self {
         let now = OffsetDateTime::now_utc().unix_timestamp();
+        let backdate = MAX_BACKDATE.min(lifetime / 10);
         Self {
-            not_before: now - BACKDATE.as_secs() as i64,
+            not_before: now - backdate.as_secs() as i64,
             not_after: now.saturating_add(lifetime.as_secs().min(i64::MAX as u64 / 2) as i64),
         }
     }

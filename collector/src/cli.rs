@@ -86,8 +86,8 @@ pub struct ServeArgs {
     /// Address of the web console.
     #[arg(long, env = "OUTPOST_CONSOLE_ADDR", default_value = "127.0.0.1:8080")]
     pub console_addr: SocketAddr,
-    /// Lifetime of agent certificates (e.g. 30d, 12h).
-    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    /// Lifetime of agent certificates (e.g. 30d, 12h; at least 60s).
+    #[arg(long, default_value = "30d", value_parser = parse_cert_lifetime)]
     pub agent_cert_lifetime: Duration,
 }
 
@@ -157,6 +157,16 @@ pub enum AdminCommand {
         #[arg(long, default_value = "admin")]
         username: String,
     },
+}
+
+/// A certificate lifetime: a duration of at least a minute, so renewal (at two
+/// thirds of it) never turns into a busy loop.
+pub fn parse_cert_lifetime(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(60) {
+        return Err(format!("certificate lifetime {s:?} is too short: the minimum is 60s"));
+    }
+    Ok(d)
 }
 
 /// Parses `90s`, `30m`, `24h`, `7d`, `2w` (or a bare number of seconds).

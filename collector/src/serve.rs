@@ -80,6 +80,13 @@ pub async fn serve(
     tracing::info!(addr = %bound.agent, "agent port listening on {}", bound.agent);
     tracing::info!(url = %format!("http://{}/", bound.console), "console listening on http://{}/", bound.console);
     tracing::info!(fingerprint = %ca.fingerprint(), "collector CA fingerprint");
+    if !bound.console.ip().is_loopback() {
+        tracing::warn!(
+            addr = %bound.console,
+            "the console serves plain HTTP on a non-loopback address; put a TLS-terminating proxy in front \
+             (session cookies are Secure and browsers only send them over HTTPS or to localhost)"
+        );
+    }
 
     let refresher = {
         let (store, revoked, shutdown) = (store.clone(), revoked.clone(), shutdown.clone());

@@ -236,6 +236,8 @@ pub struct Collector {
     pub agent_addr: Option<SocketAddr>,
     /// Console address of the running server.
     pub console_addr: Option<SocketAddr>,
+    /// Extra arguments for `serve`.
+    pub serve_args: Vec<String>,
 }
 
 impl Collector {
@@ -254,6 +256,7 @@ impl Collector {
             process: None,
             agent_addr: None,
             console_addr: None,
+            serve_args: Vec::new(),
         };
         let out = c.cli(&["init"]).ok();
         c.admin_password = out
@@ -297,6 +300,7 @@ impl Collector {
         cmd.args(["serve", "--agent-addr", &agent, "--console-addr", &console])
             .arg("--data-dir")
             .arg(self.dir.path());
+        cmd.args(&self.serve_args);
         if let Some(url) = &self.database_url {
             cmd.arg("--database-url").arg(url);
         }

@@ -104,7 +104,13 @@ pub async fn serve(
         })
     };
 
-    let service = AgentPortService::new(store.clone(), ca.clone(), revoked, opts.agent_cert_lifetime);
+    let service = AgentPortService::new(
+        store.clone(),
+        ca.clone(),
+        revoked,
+        opts.agent_cert_lifetime,
+        shutdown.clone(),
+    );
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
     let app = console::router(ConsoleState::new(store.clone(), opts.secure_cookies));
     let console_shutdown = shutdown.clone();

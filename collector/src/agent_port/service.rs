@@ -15,6 +15,7 @@ use outpost_proto::agent_v1::{
 use outpost_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::listener::PeerInfo;
@@ -36,21 +37,26 @@ pub struct AgentPortService {
     ca: Arc<CertificateAuthority>,
     revoked: Arc<RevokedAgents>,
     cert_lifetime: Duration,
+    shutdown: CancellationToken,
 }
 
 impl AgentPortService {
-    /// A service signing agent certificates valid for `cert_lifetime`.
+    /// A service signing agent certificates valid for `cert_lifetime`. Open
+    /// streams end when `shutdown` is cancelled, so a graceful stop does not
+    /// wait for agents that never hang up.
     pub fn new(
         store: Store,
         ca: Arc<CertificateAuthority>,
         revoked: Arc<RevokedAgents>,
         cert_lifetime: Duration,
+        shutdown: CancellationToken,
     ) -> Self {
         Self {
             store,
             ca,
             revoked,
             cert_lifetime,
+            shutdown,
         }
     }
 }
@@ -293,7 +299,7 @@ impl Session {
         }
         self.nudge_renewal().await;
         let reason = self.pump(&mut inbound).await;
-        if let Err(error) = self.svc.store.agent_disconnected(&self.scope).await {
+        if let Err(error) = self.svc.store.agent_disconnected(&self.scope, &start).await {
             tracing::error!(%agent, %error, "recording the disconnect failed");
         }
         tracing::info!(%agent, remote = %self.remote, reason, "agent disconnected");
@@ -336,6 +342,10 @@ impl Session {
                     continue;
                 }
                 () = self.out.closed() => return "stream closed",
+                () = self.svc.shutdown.cancelled() => {
+                    self.send(Err(Status::unavailable("the collector is shutting down; reconnect later"))).await;
+                    return "collector shutting down";
+                }
             };
             let batch = match next {
                 Ok(Some(AgentMessage {

@@ -49,6 +49,8 @@ pub struct AgentRow {
 pub struct SessionStart {
     /// Everything up to here is committed.
     pub acked_seq: u64,
+    /// When this stream opened; identifies it to [`Store::agent_disconnected`].
+    pub connected_since_ms: i64,
 }
 
 type AgentTuple = (
@@ -184,18 +186,25 @@ impl Store {
         match row {
             Some((acked,)) => Ok(SessionStart {
                 acked_seq: u64::try_from(acked).unwrap_or(0),
+                connected_since_ms: now,
             }),
             None => Err(StoreError::NotFound(format!("agent {}", scope.agent()))),
         }
     }
 
-    /// Records that the agent's stream closed.
-    pub async fn agent_disconnected(&self, scope: &AgentScope) -> Result<(), StoreError> {
+    /// Records that the agent's stream opened at `session.connected_since_ms`
+    /// closed. A newer stream of the same agent (a reconnect that overtook the
+    /// old stream's teardown) keeps the agent online.
+    pub async fn agent_disconnected(&self, scope: &AgentScope, session: &SessionStart) -> Result<(), StoreError> {
         on_pool!(self, pool, _Db => {
-            sqlx::query("UPDATE agents SET connected_since_ms = NULL, last_seen_ms = $1 WHERE id = $2 AND tenant_id = $3")
+            sqlx::query(
+                "UPDATE agents SET connected_since_ms = NULL, last_seen_ms = $1 \
+                 WHERE id = $2 AND tenant_id = $3 AND connected_since_ms = $4",
+            )
                 .bind(now_ms())
                 .bind(scope.agent().to_string())
                 .bind(scope.tenant().to_string())
+                .bind(session.connected_since_ms)
                 .execute(pool)
                 .await?;
         });

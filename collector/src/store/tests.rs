@@ -268,6 +268,13 @@ async fn revoked_agents_cannot_connect() {
         assert_eq!(start.acked_seq, 0);
         let rows = store.list_agents(&Viewer::Admin(admin)).await.expect("list");
         assert!(rows[0].online);
+        // A reconnect overtakes the old stream's teardown: still online.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let newer = store.agent_connected(&a, "1.0", 7).await.expect("reconnect");
+        store.agent_disconnected(&a, &start).await.expect("old stream ends");
+        assert!(store.list_agents(&Viewer::Admin(admin)).await.expect("list")[0].online);
+        store.agent_disconnected(&a, &newer).await.expect("new stream ends");
+        assert!(!store.list_agents(&Viewer::Admin(admin)).await.expect("list")[0].online);
         assert!(store.revoke_agent(&admin, a.agent()).await.expect("revoke"));
         assert!(!store.revoke_agent(&admin, a.agent()).await.expect("revoke twice"));
         assert!(store.revoked_agents().await.expect("list").contains(&a.agent()));

@@ -8,6 +8,20 @@ use outpost_proto::agent_v1::agent_service_client::AgentServiceClient;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
+/// A protocol-correct `Hello`, as a test client's first message.
+pub fn hello() -> outpost_proto::agent_v1::AgentMessage {
+    use outpost_proto::agent_v1::{AgentMessage, Hello, agent_message};
+    AgentMessage {
+        kind: Some(agent_message::Kind::Hello(Hello {
+            protocol_version: outpost_proto::PROTOCOL_VERSION,
+            agent_version: "test".into(),
+            capabilities: vec![],
+            first_unacked_seq: 1,
+            outbox_depth: 0,
+        })),
+    }
+}
+
 /// TLS configuration of an enrolled agent (its data directory).
 pub fn agent_tls(agent_dir: &Path) -> Arc<rustls::ClientConfig> {
     outpost_agent::credentials::Credentials::load(agent_dir)

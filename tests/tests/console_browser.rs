@@ -70,7 +70,11 @@ impl BrowserScript {
         let stdin = child.stdin.take();
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let all = Arc::new(Mutex::new(Vec::new()));
-        collect(child.stdout.take().expect("piped stdout"), Some(stdout.clone()), all.clone());
+        collect(
+            child.stdout.take().expect("piped stdout"),
+            Some(stdout.clone()),
+            all.clone(),
+        );
         collect(child.stderr.take().expect("piped stderr"), None, all.clone());
         Self {
             child,
@@ -95,7 +99,10 @@ impl BrowserScript {
         } else {
             String::new()
         };
-        panic!("browser test: {why}\n--- live_update.mjs output ---\n{}{shot}", self.output());
+        panic!(
+            "browser test: {why}\n--- live_update.mjs output ---\n{}{shot}",
+            self.output()
+        );
     }
 
     /// SIGTERM first: playwright then closes the browser it launched.
@@ -142,7 +149,10 @@ impl BrowserScript {
 
     fn send_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()).and_then(|()| stdin.flush()) {
+        if let Err(e) = stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+        {
             self.fail(&format!("cannot write to its stdin: {e}"));
         }
     }
@@ -189,9 +199,7 @@ fn collect(
 
 fn wait_online(c: &Collector, id: &str) {
     wait_for(&format!("agent {id} to be online"), || {
-        c.agents()
-            .into_iter()
-            .find(|r| r["id"] == id && r["online"] == true)
+        c.agents().into_iter().find(|r| r["id"] == id && r["online"] == true)
     });
 }
 

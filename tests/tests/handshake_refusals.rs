@@ -8,8 +8,8 @@ use outpost_certs::ca::{CertificateAuthority, Validity};
 use outpost_certs::keys::generate_key_and_csr;
 use outpost_certs::{AgentIdentity, SiteId, TenantId};
 use outpost_proto::PROTOCOL_VERSION;
-use outpost_proto::agent_v1::{AgentMessage, EnrollRequest, Hello, RenewRequest, agent_message};
-use outpost_tests::raw::{agent_tls, anonymous_tls, client};
+use outpost_proto::agent_v1::{EnrollRequest, RenewRequest};
+use outpost_tests::raw::{agent_tls, anonymous_tls, client, hello};
 use outpost_tests::{Agent, Collector, OutputExt, collector_with_agent};
 
 /// A client config presenting a certificate for `identity` signed by `ca`,
@@ -26,18 +26,6 @@ fn tls_with_cert(
     let trusted = outpost_certs::pem::certificates("ca", &ca_pem).expect("pem").remove(0);
     let key = outpost_certs::pem::private_key("key", req.key_pem.as_bytes()).expect("key");
     Arc::new(outpost_certs::tls::agent_client_config(&trusted, vec![cert.der.into()], key).expect("config"))
-}
-
-fn hello() -> AgentMessage {
-    AgentMessage {
-        kind: Some(agent_message::Kind::Hello(Hello {
-            protocol_version: PROTOCOL_VERSION,
-            agent_version: "test".into(),
-            capabilities: vec![],
-            first_unacked_seq: 1,
-            outbox_depth: 0,
-        })),
-    }
 }
 
 /// Tries a `Connect` and returns the error text, or `None` if it got a Welcome.

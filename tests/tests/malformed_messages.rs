@@ -2,24 +2,14 @@
 //! keeps serving everyone else.
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use outpost_proto::PROTOCOL_VERSION;
-use outpost_proto::agent_v1::{AgentMessage, Hello, agent_message};
+
+use outpost_proto::agent_v1::AgentMessage;
 use outpost_tests::collector_with_agent;
-use outpost_tests::raw::{RawCodec, agent_tls, channel, client};
+use outpost_tests::raw::{RawCodec, agent_tls, channel, client, hello};
 use prost::Message as _;
 
 fn hello_bytes() -> Bytes {
-    AgentMessage {
-        kind: Some(agent_message::Kind::Hello(Hello {
-            protocol_version: PROTOCOL_VERSION,
-            agent_version: "test".into(),
-            capabilities: vec![],
-            first_unacked_seq: 1,
-            outbox_depth: 0,
-        })),
-    }
-    .encode_to_vec()
-    .into()
+    hello().encode_to_vec().into()
 }
 
 async fn raw_connect(addr: &str, tls: std::sync::Arc<rustls::ClientConfig>, messages: Vec<Bytes>) -> tonic::Status {

@@ -1,11 +1,11 @@
 //! An agent of tenant A sending data that names tenant B, another site or
 //! another agent: rejected and logged, nothing written, the stream stays up.
-use outpost_proto::PROTOCOL_VERSION;
+
 use outpost_proto::agent_v1::{
-    AgentMessage, Batch, CollectorMessage, Hello, MetricSample, Observation, Source, agent_message, collector_message,
+    AgentMessage, Batch, CollectorMessage, MetricSample, Observation, Source, agent_message, collector_message,
     observation,
 };
-use outpost_tests::raw::{agent_tls, client};
+use outpost_tests::raw::{agent_tls, client, hello};
 use outpost_tests::{Agent, OutputExt, collector_with_agent};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -68,17 +68,7 @@ async fn claims_of_another_tenant_or_agent_are_rejected_and_the_stream_stays_up(
         .await
         .expect("mTLS as A");
     let (tx, rx) = mpsc::channel(8);
-    tx.send(AgentMessage {
-        kind: Some(agent_message::Kind::Hello(Hello {
-            protocol_version: PROTOCOL_VERSION,
-            agent_version: "test".into(),
-            capabilities: vec![],
-            first_unacked_seq: 1,
-            outbox_depth: 0,
-        })),
-    })
-    .await
-    .expect("hello");
+    tx.send(hello()).await.expect("hello");
     let mut inbound = cl.connect(ReceiverStream::new(rx)).await.expect("connect").into_inner();
     assert!(matches!(next(&mut inbound).await, collector_message::Kind::Welcome(_)));
 

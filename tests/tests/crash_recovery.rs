@@ -64,7 +64,7 @@ fn collector_killed_mid_stream(database_url: Option<String>) {
     );
     c.start();
     assert_exactly_once(&c, &a.id());
-    assert!(a.running().logged("uplink down"), "the agent noticed the outage");
+    a.running().wait_log("uplink down");
 }
 
 #[test]

@@ -37,6 +37,23 @@ fn stream_and_show(database_url: Option<String>) {
         table.contains(&id) && table.contains("online") && table.contains("acme"),
         "{table}"
     );
+
+    // A graceful stop does not wait for the agent to hang up; the agent notices
+    // and the collector records it offline.
+    let mut c = c;
+    let mut server = c.process.take().expect("server");
+    assert!(
+        server.terminate(),
+        "collector exits cleanly on SIGTERM: {:?}",
+        server.log()
+    );
+    a.running().wait_log("uplink down");
+    let row = c
+        .agents()
+        .into_iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("agent row");
+    assert_eq!(row["online"], false, "{row}");
 }
 
 #[test]

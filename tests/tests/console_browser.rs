@@ -61,6 +61,7 @@ impl BrowserScript {
         cmd.arg(root.join("console/tests/live_update.mjs"))
             .current_dir(root)
             .envs(envs.iter().copied())
+            .env("CHROMIUM", CHROMIUM)
             .env("SCREENSHOT", &screenshot)
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())

@@ -69,6 +69,8 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/events", get(overview::events))
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
+        // Browsers ask for it on every visit; an empty answer keeps their consoles clean.
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(security_headers))

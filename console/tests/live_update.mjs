@@ -1,0 +1,326 @@
+// Browser test of the console's live overview: a headless Chromium signs in
+// through the real login form, then sees a newly connected agent appear on the
+// "Sites & agents" page through the /events stream, without reloading.
+//
+// Driven by tests/tests/console_browser.rs, which starts the collector and the
+// agents. Protocol, one line each:
+//   stdout "READY"    the page shows FIRST_AGENT online and is listening
+//   stdin  <agent id> the SECOND agent, now enrolled and running
+//   stdout "UPDATED"  its row appeared, online, in the same page
+// Diagnostics go to stderr. Exit status 0 on success, 1 on any failure.
+//
+// Environment:
+//   CONSOLE_URL       e.g. http://127.0.0.1:8443 (loopback only)
+//   CONSOLE_USER      console user name
+//   CONSOLE_PASSWORD  its password
+//   FIRST_AGENT       id of an agent that is online before the page loads
+//   SCREENSHOT        optional: where to save a PNG of the page on failure
+//   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const STEP_MS = 30_000; // any single wait in the page
+const STDIN_MS = 120_000; // for the driver to start the second agent
+const TOTAL_MS = 180_000; // the whole run
+
+class TestFailure extends Error {}
+
+function fail(message) {
+  throw new TestFailure(message);
+}
+
+function log(message) {
+  process.stderr.write(`live_update: ${message}\n`);
+}
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) {
+    fail(`environment variable ${name} is not set`);
+  }
+  return value;
+}
+
+function isLoopback(url) {
+  let host;
+  try {
+    host = new URL(url).hostname;
+  } catch (_) {
+    return false;
+  }
+  return host === "127.0.0.1" || host === "localhost" || host === "[::1]";
+}
+
+function rowStatus(agentId) {
+  return `tr[data-agent-id="${agentId}"] td.status`;
+}
+
+// One line from stdin, or a failure after `ms` or at end of input.
+function readLine(ms) {
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: process.stdin });
+    const done = (fn, value) => {
+      clearTimeout(timer);
+      rl.removeAllListeners();
+      rl.close();
+      fn(value);
+    };
+    const timer = setTimeout(
+      () => done(reject, new TestFailure(`no agent id on stdin within ${ms / 1000} s`)),
+      ms,
+    );
+    rl.once("line", (line) => done(resolve, line.trim()));
+    rl.once("close", () => done(reject, new TestFailure("stdin closed before an agent id arrived")));
+  });
+}
+
+// Waits until the agent's row is in the page with status "online".
+async function waitOnline(page, agentId, what) {
+  const selector = rowStatus(agentId);
+  try {
+    await page.waitForFunction(
+      (sel) => {
+        const cell = document.querySelector(sel);
+        return cell !== null && cell.classList.contains("online") && cell.textContent.trim() === "online";
+      },
+      selector,
+      { timeout: STEP_MS, polling: 100 },
+    );
+  } catch (err) {
+    const found = await page
+      .$eval(selector, (cell) => `${cell.className} "${cell.textContent.trim()}"`)
+      .catch(() => "no such row");
+    const rows = await page
+      .$$eval("tr[data-agent-id]", (trs) => trs.map((tr) => tr.dataset.agentId).join(", "))
+      .catch(() => "?");
+    fail(
+      `${what} ${agentId} not shown online within ${STEP_MS / 1000} s ` +
+        `(its status cell: ${found}; rows in the page: [${rows}]): ${err.message.split("\n")[0]}`,
+    );
+  }
+}
+
+// Markup the console's Content-Security-Policy would refuse.
+async function inlineCode(page) {
+  return page.evaluate(() => {
+    const found = [];
+    for (const s of document.querySelectorAll("script")) {
+      if (!s.src) {
+        found.push(`inline <script>: ${s.textContent.trim().slice(0, 60)}`);
+      }
+    }
+    for (const s of document.querySelectorAll("style")) {
+      found.push(`inline <style>: ${s.textContent.trim().slice(0, 60)}`);
+    }
+    for (const node of document.querySelectorAll("*")) {
+      for (const attr of node.attributes) {
+        const name = attr.name.toLowerCase();
+        if (name.startsWith("on")) {
+          found.push(`<${node.localName} ${name}=...> event handler`);
+        } else if (name === "style") {
+          found.push(`<${node.localName} style=...> attribute`);
+        } else if ((name === "href" || name === "src" || name === "action") && /^\s*javascript:/i.test(attr.value)) {
+          found.push(`<${node.localName} ${name}="javascript:...">`);
+        }
+      }
+    }
+    return found;
+  });
+}
+
+async function run(state) {
+  const base = env("CONSOLE_URL").replace(/\/+$/, "");
+  const user = env("CONSOLE_USER");
+  const password = env("CONSOLE_PASSWORD");
+  const first = env("FIRST_AGENT");
+  if (!isLoopback(base)) {
+    fail(`CONSOLE_URL must be a loopback address, got ${base}`);
+  }
+
+  state.browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    timeout: STEP_MS,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      // Nothing but loopback resolves.
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+    ],
+  });
+  log(`browser ${state.browser.version()}`);
+  const context = await state.browser.newContext({ serviceWorkers: "block" });
+  context.setDefaultTimeout(STEP_MS);
+  context.setDefaultNavigationTimeout(STEP_MS);
+  const page = await context.newPage();
+  state.page = page;
+
+  page.on("console", (msg) => {
+    if (msg.type() === "error") {
+      const where = msg.location().url;
+      state.errors.push(`console error: ${msg.text()}${where ? ` (${where})` : ""}`);
+    }
+  });
+  page.on("pageerror", (err) => state.errors.push(`uncaught exception: ${err.message}`));
+  page.on("request", (req) => {
+    if (!isLoopback(req.url()) && !req.url().startsWith("data:")) {
+      state.errors.push(`request to a non-loopback address: ${req.url()}`);
+    }
+  });
+  page.on("framenavigated", (frame) => {
+    if (frame === page.mainFrame()) {
+      state.navigations.push(frame.url());
+    }
+  });
+
+  // Sign in through the form.
+  const loginPage = await page.goto(`${base}/login`);
+  if (!loginPage || loginPage.status() !== 200) {
+    fail(`GET /login answered ${loginPage ? loginPage.status() : "nothing"}`);
+  }
+  await page.fill("form.login #username", user);
+  await page.fill("form.login #password", password);
+  const [overviewResponse] = await Promise.all([
+    // The page the form leads to, after any redirect: the overview, or the form with an error.
+    page.waitForResponse(
+      (res) =>
+        res.request().isNavigationRequest() &&
+        res.request().frame() === page.mainFrame() &&
+        (res.status() < 300 || res.status() >= 400),
+    ),
+    page.click('form.login button[type="submit"]'),
+  ]);
+  await page.waitForLoadState("load");
+  if (new URL(page.url()).pathname !== "/") {
+    const alert = await page
+      .$eval('[role="alert"]', (el) => el.textContent.trim())
+      .catch(() => "no error shown");
+    fail(`signing in did not lead to the overview: at ${page.url()} (${alert})`);
+  }
+  if (overviewResponse.status() !== 200) {
+    fail(`the overview answered ${overviewResponse.status()}`);
+  }
+
+  // Served as the console's policy says: no inline code, and the policy allows none.
+  const csp = (await overviewResponse.allHeaders())["content-security-policy"] || "";
+  if (!/(^|;)\s*(default-src|script-src)\s/.test(csp) || /unsafe-inline|unsafe-eval/.test(csp)) {
+    fail(`the overview's Content-Security-Policy does not forbid inline script: ${JSON.stringify(csp)}`);
+  }
+  const inline = await inlineCode(page);
+  if (inline.length > 0) {
+    fail(`the overview has inline code the policy would block:\n  ${inline.join("\n  ")}`);
+  }
+
+  await waitOnline(page, first, "the first agent");
+  // The script is subscribed to /events before anything is changed.
+  try {
+    await page.waitForSelector('#live-status[data-state="live"]', { timeout: STEP_MS });
+  } catch (_) {
+    const live = await page.$eval("#live-status", (el) => `${el.dataset.state}: ${el.textContent}`).catch(() => "?");
+    fail(`the page did not go live within ${STEP_MS / 1000} s (status line ${live})`);
+  }
+
+  const marker = `no-reload-${Date.now()}-${Math.random()}`;
+  await page.evaluate((m) => {
+    window.__outpostNoReload = m;
+  }, marker);
+  const before = await page.evaluate(() => ({
+    url: location.href,
+    navigations: performance.getEntriesByType("navigation").length,
+    timeOrigin: performance.timeOrigin,
+  }));
+  const navigationsBefore = state.navigations.length;
+  if (state.errors.length > 0) {
+    fail(`problems before the update:\n  ${state.errors.join("\n  ")}`);
+  }
+
+  process.stdout.write("READY\n");
+  const second = await readLine(STDIN_MS);
+  if (!/^[0-9a-f-]{36}$/i.test(second)) {
+    fail(`expected an agent id on stdin, got ${JSON.stringify(second)}`);
+  }
+  if (second === first) {
+    fail("the second agent id is the first one");
+  }
+  log(`waiting for ${second} to appear`);
+
+  await waitOnline(page, second, "the second agent");
+
+  const after = await page.evaluate(() => ({
+    url: location.href,
+    navigations: performance.getEntriesByType("navigation").length,
+    timeOrigin: performance.timeOrigin,
+    marker: window.__outpostNoReload,
+  }));
+  if (after.marker !== marker || after.timeOrigin !== before.timeOrigin) {
+    fail("the page was reloaded: the marker set on window is gone");
+  }
+  if (after.url !== before.url || after.navigations !== before.navigations) {
+    fail(`the page navigated: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+  }
+  if (state.navigations.length !== navigationsBefore) {
+    fail(`the page navigated to ${state.navigations.slice(navigationsBefore).join(", ")}`);
+  }
+  // The first agent is still listed, and the totals followed.
+  await waitOnline(page, first, "the first agent, after the update,");
+  const totals = await page.$eval('[data-total="online"]', (el) => el.textContent.trim());
+  if (Number(totals) < 2) {
+    fail(`the "Online" total shows ${totals}, expected at least 2`);
+  }
+  const inlineAfter = await inlineCode(page);
+  if (inlineAfter.length > 0) {
+    fail(`the re-rendered overview has inline code:\n  ${inlineAfter.join("\n  ")}`);
+  }
+  if (state.errors.length > 0) {
+    fail(`problems in the page:\n  ${state.errors.join("\n  ")}`);
+  }
+  process.stdout.write("UPDATED\n");
+}
+
+async function main() {
+  const state = { browser: null, page: null, errors: [], navigations: [] };
+  let code = 0;
+  const watchdog = setTimeout(() => {
+    log(`FAILED: the whole run exceeded ${TOTAL_MS / 1000} s`);
+    // Give closing the browser a moment, then leave regardless.
+    setTimeout(() => process.exit(1), 5_000).unref();
+    Promise.resolve(state.browser && state.browser.close())
+      .catch(() => {})
+      .finally(() => process.exit(1));
+  }, TOTAL_MS);
+  try {
+    await run(state);
+  } catch (err) {
+    code = 1;
+    log(`FAILED: ${err instanceof TestFailure ? err.message : err.stack || err}`);
+    if (state.errors.length > 0) {
+      log(`page problems seen:\n  ${state.errors.join("\n  ")}`);
+    }
+    const shot = process.env.SCREENSHOT;
+    if (shot && state.page) {
+      try {
+        await state.page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
+        log(`screenshot saved to ${shot}`);
+      } catch (e) {
+        log(`could not save a screenshot: ${e.message}`);
+      }
+    }
+  } finally {
+    if (state.browser) {
+      await Promise.race([
+        state.browser.close().catch(() => {}),
+        new Promise((resolve) => setTimeout(resolve, 10_000)),
+      ]);
+    }
+    clearTimeout(watchdog);
+  }
+  // stdin may still be open: exit explicitly.
+  process.exit(code);
+}
+
+main();

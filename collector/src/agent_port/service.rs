@@ -394,3 +394,32 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_negotiate_down_and_refuse_the_unsupported() {
+        // An agent newer than the collector is answered in the collector's version.
+        assert_eq!(check_version(PROTOCOL_VERSION + 5).ok(), Some(PROTOCOL_VERSION));
+        assert_eq!(check_version(MIN_PROTOCOL_VERSION).ok(), Some(MIN_PROTOCOL_VERSION));
+        let old = check_version(MIN_PROTOCOL_VERSION - 1).expect_err("too old");
+        assert_eq!(old.code(), tonic::Code::FailedPrecondition);
+        assert!(old.message().contains("upgrade the agent"));
+    }
+
+    #[test]
+    fn decode_failures_become_invalid_argument() {
+        let s = inbound_error(Status::internal("failed to decode Protobuf message: invalid wire type"));
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().starts_with("malformed message"));
+        assert_eq!(inbound_error(Status::cancelled("gone")).code(), tonic::Code::Cancelled);
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("héllo", 2), "hé");
+        assert_eq!(truncate("ab", 10), "ab");
+    }
+}

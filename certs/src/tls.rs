@@ -147,6 +147,11 @@ pub fn agent_port_server_config(
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // No resumption: a resumed session skips the client verifier, and with it
+    // the revocation and expiry checks. Agents reconnect rarely; a full
+    // handshake each time costs nothing worth that risk.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
@@ -236,7 +241,19 @@ pub fn agent_client_config(
         .with_root_certificates(roots(ca_der)?)
         .with_client_auth_cert(chain, key)?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // The collector refuses resumption anyway (see `agent_port_server_config`).
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
+}
+
+/// Checks that `chain` is a currently valid client certificate chain issued by
+/// the CA `ca_der`: what the collector will check at the handshake.
+pub fn verify_agent_chain(ca_der: &CertificateDer<'_>, chain: &[CertificateDer<'static>]) -> Result<(), CertError> {
+    let (leaf, intermediates) =
+        chain.split_first().ok_or_else(|| CertError::InvalidCertificate("empty certificate chain".into()))?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_der)?), provider()).build()?;
+    verifier.verify_client_cert(leaf, intermediates, UnixTime::now())?;
+    Ok(())
 }
 
 /// A client that trusts the CA but presents no certificate (tests, `Enroll` after pinning).
@@ -247,4 +264,150 @@ pub fn anonymous_client_config(ca_der: &CertificateDer<'_>) -> Result<ClientConf
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rustls::{ClientConnection, ServerConnection};
+
+    use super::*;
+    use crate::ca::{CertificateAuthority, Validity};
+    use crate::keys::generate_key_and_csr;
+    use crate::{AgentId, SiteId, TenantId};
+
+    #[derive(Debug, PartialEq)]
+    enum Side {
+        Client,
+        Server,
+    }
+
+    /// Runs a handshake in memory and says which side failed.
+    fn handshake(
+        client: Arc<ClientConfig>,
+        server: Arc<ServerConfig>,
+    ) -> Result<(ClientConnection, ServerConnection), (Side, rustls::Error)> {
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut c = ClientConnection::new(client, name).map_err(|e| (Side::Client, e))?;
+        let mut s = ServerConnection::new(server).map_err(|e| (Side::Server, e))?;
+        for _ in 0..20 {
+            let mut buf = Vec::new();
+            c.write_tls(&mut buf).expect("client write");
+            s.read_tls(&mut &buf[..]).expect("server read");
+            s.process_new_packets().map_err(|e| (Side::Server, e))?;
+            let mut buf = Vec::new();
+            s.write_tls(&mut buf).expect("server write");
+            c.read_tls(&mut &buf[..]).expect("client read");
+            c.process_new_packets().map_err(|e| (Side::Client, e))?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                // TLS 1.3: the server learns of a bad client certificate only
+                // from the client's last flight, which the loop above delivered.
+                return Ok((c, s));
+            }
+        }
+        panic!("handshake did not finish");
+    }
+
+    struct Pki {
+        ca: CertificateAuthority,
+        server: Arc<ServerConfig>,
+        revoked: Arc<RevokedAgents>,
+    }
+
+    fn pki() -> Pki {
+        let ca = CertificateAuthority::generate("test CA").expect("ca");
+        let creds = ca.issue_server(&["localhost".into()]).expect("server cert");
+        let chain = crate::pem::certificates("chain", creds.chain_pem.as_bytes()).expect("chain");
+        let key = crate::pem::private_key("key", creds.key_pem.as_bytes()).expect("key");
+        let revoked = Arc::new(RevokedAgents::default());
+        let server = Arc::new(agent_port_server_config(ca.cert_der(), chain, key, revoked.clone()).expect("server"));
+        Pki { ca, server, revoked }
+    }
+
+    fn agent(pki: &Pki, issuer: &CertificateAuthority, validity: Validity) -> (AgentIdentity, Arc<ClientConfig>) {
+        let id = AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() };
+        let req = generate_key_and_csr("agent").expect("csr");
+        let cert = issuer.sign_agent_csr(&req.csr_der, &id, validity).expect("sign");
+        let key = crate::pem::private_key("key", req.key_pem.as_bytes()).expect("key");
+        let chain = vec![CertificateDer::from(cert.der)];
+        let config = agent_client_config(pki.ca.cert_der(), chain, key).expect("client");
+        (id, Arc::new(config))
+    }
+
+    fn hour() -> Validity {
+        Validity::starting_now(Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn a_valid_agent_gets_in_and_is_identified() {
+        let p = pki();
+        let (id, client) = agent(&p, &p.ca, hour());
+        let (_, s) = handshake(client, p.server.clone()).expect("handshake");
+        let cert = s.peer_certificates().and_then(|c| c.first()).expect("client certificate");
+        assert_eq!(AgentIdentity::from_certificate_der(cert).expect("identity"), id);
+    }
+
+    #[test]
+    fn foreign_expired_and_revoked_certificates_fail_on_the_server() {
+        let p = pki();
+        let other = CertificateAuthority::generate("other").expect("ca");
+        let (_, foreign) = agent(&p, &other, hour());
+        assert!(matches!(handshake(foreign, p.server.clone()), Err((Side::Server, _))));
+
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (_, expired) = agent(&p, &p.ca, Validity { not_before: now - 7200, not_after: now - 3600 });
+        let err = handshake(expired, p.server.clone()).expect_err("expired");
+        assert_eq!(err.0, Side::Server);
+        assert!(err.1.to_string().contains("expired"), "{}", err.1);
+
+        let (id, client) = agent(&p, &p.ca, hour());
+        handshake(client.clone(), p.server.clone()).expect("before revocation");
+        p.revoked.insert(id.agent);
+        let err = handshake(client, p.server.clone()).expect_err("revoked");
+        assert_eq!(err, (Side::Server, rustls::Error::InvalidCertificate(CertificateError::Revoked)));
+    }
+
+    #[test]
+    fn no_client_certificate_is_allowed_but_anonymous() {
+        let p = pki();
+        let client = Arc::new(anonymous_client_config(p.ca.cert_der()).expect("client"));
+        let (_, s) = handshake(client, p.server.clone()).expect("anonymous handshake");
+        assert!(s.peer_certificates().is_none());
+    }
+
+    #[test]
+    fn sessions_are_never_resumed() {
+        let p = pki();
+        let (_, client) = agent(&p, &p.ca, hour());
+        for _ in 0..3 {
+            let (c, _) = handshake(client.clone(), p.server.clone()).expect("handshake");
+            assert_eq!(c.handshake_kind(), Some(rustls::HandshakeKind::Full));
+        }
+    }
+
+    #[test]
+    fn enrollment_pins_the_ca_by_fingerprint() {
+        let p = pki();
+        let pinned = Arc::new(enrollment_client_config(p.ca.fingerprint()).expect("client"));
+        handshake(pinned, p.server.clone()).expect("pinned CA accepted");
+        let other = CertificateAuthority::generate("other").expect("ca");
+        let wrong = Arc::new(enrollment_client_config(other.fingerprint()).expect("client"));
+        let err = handshake(wrong, p.server.clone()).expect_err("wrong pin");
+        assert_eq!(err.0, Side::Client);
+        assert!(err.1.to_string().contains("pinned"), "{}", err.1);
+    }
+
+    #[test]
+    fn chains_are_verified_before_use() {
+        let p = pki();
+        let req = generate_key_and_csr("agent").expect("csr");
+        let id = AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() };
+        let good = p.ca.sign_agent_csr(&req.csr_der, &id, hour()).expect("sign");
+        verify_agent_chain(p.ca.cert_der(), &[good.der.into()]).expect("valid chain");
+        let other = CertificateAuthority::generate("other").expect("ca");
+        let bad = other.sign_agent_csr(&req.csr_der, &id, hour()).expect("sign");
+        assert!(verify_agent_chain(p.ca.cert_der(), &[bad.der.into()]).is_err());
+        assert!(verify_agent_chain(p.ca.cert_der(), &[]).is_err());
+    }
 }

@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(BatchError::TooLarge(n)) => {
             assert_eq!(n, count);
-            assert!(count > MAX_BATCH_OBSERVATIONS, "a batch of {count} refused as too large");
+            assert!(
+                count > MAX_BATCH_OBSERVATIONS,
+                "a batch of {count} refused as too large"
+            );
             return;
         }
     };
@@ -49,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
             "rejected seq {} is not in the batch",
             rejection.seq
         );
-        assert!(!rejection.reason.is_empty(), "rejection of seq {} has no reason", rejection.seq);
+        assert!(
+            !rejection.reason.is_empty(),
+            "rejection of seq {} has no reason",
+            rejection.seq
+        );
     }
     let through = validated.batch.through_seq;
     let stored = validated

@@ -323,3 +323,50 @@ async fn logins_and_sessions() {
         assert!(store.session(&token).await.expect("lookup").is_none());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let busy = enrolled_agent(store, &ca, "acme", "hq").await;
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..200i64 {
+                    store.ingest(&busy, &metrics(i * 10 + 1..=i * 10 + 10)).await.expect("ingest");
+                }
+            })
+        };
+        let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
+        for _ in 0..15 {
+            let token = EnrollmentToken::generate(ca.fingerprint());
+            store.create_token(&admin, &site, &token, Duration::from_secs(60)).await.expect("token");
+            store.enroll(&token, "h", "1", sign_with(&ca)).await.unwrap_or_else(|e| panic!("{store:?}: {e}"));
+        }
+        writer.await.expect("writer");
+
+        let token = EnrollmentToken::generate(ca.fingerprint());
+        store.create_token(&admin, &site, &token, Duration::from_secs(60)).await.expect("token");
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, token) = (store.clone(), token.clone());
+                let ca_pem = (ca.cert_pem().to_owned(), ca.key_pem());
+                tokio::spawn(async move {
+                    let ca = CertificateAuthority::from_pem(&ca_pem.0, &ca_pem.1).expect("ca");
+                    store.enroll(&token, "h", "1", sign_with(&ca)).await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for r in racers {
+            match r.await.expect("task") {
+                Ok(_) => won += 1,
+                Err(EnrollError::AlreadyUsed) => {}
+                Err(other) => panic!("{store:?}: a racing redemption failed with {other}"),
+            }
+        }
+        assert_eq!(won, 1, "{store:?}");
+    }
+}

@@ -93,8 +93,23 @@ impl Store {
         sign: impl FnOnce(&AgentIdentity) -> Result<IssuedCertificate, String>,
     ) -> Result<Enrolled, EnrollError> {
         let now = now_ms();
+        let agent = AgentId::random();
         on_pool!(self, pool, _Db => {
             let mut tx = pool.begin().await?;
+            // Claim first: a write as the transaction's first statement takes
+            // SQLite's write lock up front (waiting out other writers) instead of
+            // failing when a read transaction later tries to upgrade. On
+            // PostgreSQL the row lock and the `used_at_ms IS NULL` recheck make
+            // two concurrent redemptions serialise; only one can win.
+            let claimed: Option<(String,)> = sqlx::query_as(
+                "UPDATE enrollment_tokens SET used_at_ms = $1, used_by_agent = $2 \
+                 WHERE id = $3 AND used_at_ms IS NULL RETURNING secret_hash",
+            )
+            .bind(now)
+            .bind(agent.to_string())
+            .bind(token.id())
+            .fetch_optional(&mut *tx)
+            .await?;
             let row: Option<TokenRow> = sqlx::query_as(
                 "SELECT k.secret_hash, k.tenant_id, k.site_id, k.expires_at_ms, k.used_at_ms, s.deleted_at_ms, t.name, s.name \
                  FROM enrollment_tokens k JOIN sites s ON s.id = k.site_id JOIN tenants t ON t.id = k.tenant_id \
@@ -103,13 +118,14 @@ impl Store {
             .bind(token.id())
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((hash, tenant, site, expires, used, deleted, tenant_name, site_name)) = row else {
+            // Every early return drops `tx`, which rolls the claim back.
+            let Some((hash, tenant, site, expires, _used, deleted, tenant_name, site_name)) = row else {
                 return Err(EnrollError::UnknownToken);
             };
             if !token.matches_hash(&hash) {
                 return Err(EnrollError::UnknownToken);
             }
-            if used.is_some() {
+            if claimed.is_none() {
                 return Err(EnrollError::AlreadyUsed);
             }
             if expires <= now {
@@ -121,21 +137,9 @@ impl Store {
             let identity = AgentIdentity {
                 tenant: parse_id("tenant", &tenant)?,
                 site: parse_id("site", &site)?,
-                agent: AgentId::random(),
+                agent,
             };
             let certificate = sign(&identity).map_err(EnrollError::Certificate)?;
-            let claimed = sqlx::query(
-                "UPDATE enrollment_tokens SET used_at_ms = $1, used_by_agent = $2 WHERE id = $3 AND used_at_ms IS NULL",
-            )
-            .bind(now)
-            .bind(identity.agent.to_string())
-            .bind(token.id())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed != 1 {
-                return Err(EnrollError::AlreadyUsed);
-            }
             sqlx::query(
                 "INSERT INTO agents (id, tenant_id, site_id, hostname, version, enrolled_at_ms, cert_serial, cert_not_after_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

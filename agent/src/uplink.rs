@@ -187,7 +187,7 @@ impl Uplink {
             },
         };
         let acked = welcome.acked_through;
-        let dropped = blocking(&self.outbox, move |o| o.ack_through(acked)).await?;
+        let dropped = blocking(&self.outbox, move |o| o.reconcile(acked)).await?;
         tracing::info!(
             collector = %self.addr,
             acked_through = acked,

@@ -80,6 +80,12 @@ storage_from!(
 pub struct Outbox {
     db: Database,
     max_records: u64,
+    /// `next_seq` when this process opened the file: numbers from here on were
+    /// handed out by this process and cannot have reached the collector before
+    /// the first `Welcome`.
+    opened_next_seq: u64,
+    /// Whether the first `Welcome` has been applied.
+    reconciled: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -110,10 +116,13 @@ impl Outbox {
             source,
         })?;
         let txn = db.begin_write()?;
+        let opened_next_seq;
         {
             txn.open_table(RECORDS)?;
             let mut meta = txn.open_table(META)?;
-            if meta.get("next_seq")?.is_none() {
+            let next = meta.get("next_seq")?.map(|v| v.value());
+            opened_next_seq = next.unwrap_or(1);
+            if next.is_none() {
                 meta.insert("next_seq", 1)?;
             }
         }
@@ -121,7 +130,67 @@ impl Outbox {
         Ok(Self {
             db,
             max_records: max_records.max(1),
+            opened_next_seq,
+            reconciled: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Applies the collector's committed high-water mark from `Welcome`.
+    ///
+    /// Normally that is [`Outbox::ack_through`]. But if, at the first `Welcome`
+    /// since this process opened the outbox, the collector has committed
+    /// numbers this file had not yet handed out when it was opened, the file
+    /// was lost or restored from an old copy: records numbered from the
+    /// opening point on are new data whose numbers collide with committed ones.
+    /// They are renumbered after `acked` (never deleted); older records are
+    /// copies of what the collector already committed and are dropped.
+    /// Returns how many records were dropped.
+    pub fn reconcile(&self, acked: u64) -> Result<u64, OutboxError> {
+        let first = !self.reconciled.swap(true, std::sync::atomic::Ordering::SeqCst);
+        if !first || acked < self.opened_next_seq {
+            return self.ack_through(acked);
+        }
+        let txn = self.db.begin_write()?;
+        let (dropped, moved);
+        {
+            let mut records = txn.open_table(RECORDS)?;
+            let mut held = Vec::new();
+            for entry in records.iter()? {
+                let (k, v) = entry?;
+                held.push((k.value(), v.value().to_vec()));
+            }
+            records.retain(|_, _| false)?;
+            let mut next = acked.saturating_add(1);
+            let (mut d, mut m) = (0u64, 0u64);
+            for (seq, raw) in held {
+                if seq < self.opened_next_seq {
+                    d += 1;
+                    continue;
+                }
+                let kind = raw.first().copied().unwrap_or(Kind::Other as u8);
+                let mut obs = Observation::decode(raw.get(1..).unwrap_or_default())
+                    .map_err(|e| OutboxError::Corrupt { seq, reason: e.to_string() })?;
+                obs.seq = next;
+                let mut buf = vec![kind];
+                obs.encode(&mut buf).map_err(|e| OutboxError::Storage(e.to_string()))?;
+                records.insert(next, buf.as_slice())?;
+                next += 1;
+                m += 1;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert("next_seq", next)?;
+            (dropped, moved) = (d, m);
+        }
+        txn.commit()?;
+        tracing::warn!(
+            acked,
+            opened_next_seq = self.opened_next_seq,
+            dropped,
+            renumbered = moved,
+            "the collector has committed sequence numbers this outbox never handed out \
+             (outbox lost or restored); new records renumbered"
+        );
+        Ok(dropped)
     }
 
     /// Appends observations in one transaction; returns their sequence numbers.
@@ -190,11 +259,15 @@ impl Outbox {
                 break;
             }
             bytes += raw.len();
-            let observation =
-                Observation::decode(raw.get(1..).unwrap_or_default()).map_err(|e| OutboxError::Corrupt {
-                    seq,
-                    reason: e.to_string(),
-                })?;
+            let observation = match Observation::decode(raw.get(1..).unwrap_or_default()) {
+                Ok(o) => o,
+                Err(e) => {
+                    // Skipped, not fatal: the next cumulative acknowledgement
+                    // removes it, and one damaged record cannot stall the uplink.
+                    tracing::error!(seq, error = %e, "outbox record is corrupt; skipping it");
+                    continue;
+                }
+            };
             out.push(Record { seq, observation });
             if out.len() >= max {
                 break;

@@ -102,17 +102,18 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
     if response.certificate_chain_der.is_empty() {
         return Err(EnrollError::BadResponse("no certificate returned".into()));
     }
+    let expected_agent = response.agent_id.clone();
     let creds = Credentials::store(
         data_dir,
         &request.key_pem,
         &response.certificate_chain_der,
         Some(&response.ca_certificate_der),
+        |identity| {
+            (identity.agent.to_string() == expected_agent)
+                .then_some(())
+                .ok_or_else(|| "the certificate names a different agent than the response".to_owned())
+        },
     )?;
-    if creds.identity.agent.to_string() != response.agent_id {
-        return Err(EnrollError::BadResponse(
-            "the certificate names a different agent than the response".into(),
-        ));
-    }
     let config = match AgentConfig::load(data_dir) {
         Ok(mut existing) => {
             existing.collector = collector.to_string();

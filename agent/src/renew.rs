@@ -86,11 +86,19 @@ impl Renewer {
             .await
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
             .into_inner();
-        let creds = Credentials::store(&self.data_dir, &request.key_pem, &response.certificate_chain_der, None)
-            .map_err(|e| e.to_string())?;
-        if creds.identity != self.credentials.identity {
-            return Err("the renewed certificate names a different identity".into());
-        }
+        let current = self.credentials.identity;
+        let creds = Credentials::store(
+            &self.data_dir,
+            &request.key_pem,
+            &response.certificate_chain_der,
+            None,
+            |id| {
+                (*id == current)
+                    .then_some(())
+                    .ok_or_else(|| format!("the renewed certificate names {id}, not {current}"))
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let config = creds.client_config().map_err(|e| e.to_string())?;
         self.tls.send_replace(config);
         tracing::info!(not_after = creds.not_after, "certificate renewed");

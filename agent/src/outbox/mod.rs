@@ -168,8 +168,11 @@ impl Outbox {
                     continue;
                 }
                 let kind = raw.first().copied().unwrap_or(Kind::Other as u8);
-                let mut obs = Observation::decode(raw.get(1..).unwrap_or_default())
-                    .map_err(|e| OutboxError::Corrupt { seq, reason: e.to_string() })?;
+                let mut obs =
+                    Observation::decode(raw.get(1..).unwrap_or_default()).map_err(|e| OutboxError::Corrupt {
+                        seq,
+                        reason: e.to_string(),
+                    })?;
                 obs.seq = next;
                 let mut buf = vec![kind];
                 obs.encode(&mut buf).map_err(|e| OutboxError::Storage(e.to_string()))?;

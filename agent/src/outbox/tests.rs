@@ -156,15 +156,20 @@ fn a_forgotten_outbox_renumbers_new_records_instead_of_dropping_them() {
     // A previous life: 5 records, then a restart.
     {
         let ob = Outbox::open(&path, 100).expect("open");
-        ob.append((0..5).map(|i| (i, metric(i as f64))).collect()).expect("append");
+        ob.append((0..5).map(|i| (i, metric(i as f64))).collect())
+            .expect("append");
     }
     let ob = Outbox::open(&path, 100).expect("reopen");
-    ob.append(vec![(0, facts()), (0, metric(42.0))]).expect("new records 6, 7");
+    ob.append(vec![(0, facts()), (0, metric(42.0))])
+        .expect("new records 6, 7");
     // The collector committed up to 100 from an outbox this one is an old copy of.
     assert_eq!(ob.reconcile(100).expect("reconcile"), 5, "old copies dropped");
     let held = ob.read_after(0, 100, usize::MAX).expect("read");
     assert_eq!(held.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![101, 102]);
-    assert_eq!(held.iter().map(|r| r.observation.seq).collect::<Vec<_>>(), vec![101, 102]);
+    assert_eq!(
+        held.iter().map(|r| r.observation.seq).collect::<Vec<_>>(),
+        vec![101, 102]
+    );
     assert!(matches!(held[0].observation.body, Some(Body::HostFacts(_))));
     assert_eq!(ob.append(vec![(0, metric(1.0))]).expect("append"), vec![103]);
     // Later Welcomes of the same process are ordinary acknowledgements.
@@ -176,7 +181,8 @@ fn a_forgotten_outbox_renumbers_new_records_instead_of_dropping_them() {
 fn an_ordinary_welcome_is_an_acknowledgement() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ob = Outbox::open(&dir.path().join("o.redb"), 100).expect("open");
-    ob.append((0..5).map(|i| (i, metric(i as f64))).collect()).expect("append");
+    ob.append((0..5).map(|i| (i, metric(i as f64))).collect())
+        .expect("append");
     assert_eq!(ob.reconcile(0).expect("nothing committed yet"), 0);
     assert_eq!(ob.reconcile(3).expect("ack"), 3);
     assert_eq!(ob.first_unacked().expect("first"), 4);
@@ -186,9 +192,13 @@ fn an_ordinary_welcome_is_an_acknowledgement() {
 fn a_corrupt_record_is_skipped_and_acknowledged_away() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ob = Outbox::open(&dir.path().join("o.redb"), 100).expect("open");
-    ob.append((0..3).map(|i| (i, metric(i as f64))).collect()).expect("append");
+    ob.append((0..3).map(|i| (i, metric(i as f64))).collect())
+        .expect("append");
     let txn = ob.db.begin_write().expect("txn");
-    txn.open_table(RECORDS).expect("table").insert(2, &[1u8, 0xff, 0xff, 0xff][..]).expect("damage");
+    txn.open_table(RECORDS)
+        .expect("table")
+        .insert(2, &[1u8, 0xff, 0xff, 0xff][..])
+        .expect("damage");
     txn.commit().expect("commit");
     let held = ob.read_after(0, 100, usize::MAX).expect("read past the damage");
     assert_eq!(held.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 3]);

@@ -249,8 +249,9 @@ pub fn agent_client_config(
 /// Checks that `chain` is a currently valid client certificate chain issued by
 /// the CA `ca_der`: what the collector will check at the handshake.
 pub fn verify_agent_chain(ca_der: &CertificateDer<'_>, chain: &[CertificateDer<'static>]) -> Result<(), CertError> {
-    let (leaf, intermediates) =
-        chain.split_first().ok_or_else(|| CertError::InvalidCertificate("empty certificate chain".into()))?;
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or_else(|| CertError::InvalidCertificate("empty certificate chain".into()))?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_der)?), provider()).build()?;
     verifier.verify_client_cert(leaf, intermediates, UnixTime::now())?;
     Ok(())
@@ -326,7 +327,11 @@ mod tests {
     }
 
     fn agent(pki: &Pki, issuer: &CertificateAuthority, validity: Validity) -> (AgentIdentity, Arc<ClientConfig>) {
-        let id = AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() };
+        let id = AgentIdentity {
+            tenant: TenantId::random(),
+            site: SiteId::random(),
+            agent: AgentId::random(),
+        };
         let req = generate_key_and_csr("agent").expect("csr");
         let cert = issuer.sign_agent_csr(&req.csr_der, &id, validity).expect("sign");
         let key = crate::pem::private_key("key", req.key_pem.as_bytes()).expect("key");
@@ -344,7 +349,10 @@ mod tests {
         let p = pki();
         let (id, client) = agent(&p, &p.ca, hour());
         let (_, s) = handshake(client, p.server.clone()).expect("handshake");
-        let cert = s.peer_certificates().and_then(|c| c.first()).expect("client certificate");
+        let cert = s
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .expect("client certificate");
         assert_eq!(AgentIdentity::from_certificate_der(cert).expect("identity"), id);
     }
 
@@ -356,7 +364,14 @@ mod tests {
         assert!(matches!(handshake(foreign, p.server.clone()), Err((Side::Server, _))));
 
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let (_, expired) = agent(&p, &p.ca, Validity { not_before: now - 7200, not_after: now - 3600 });
+        let (_, expired) = agent(
+            &p,
+            &p.ca,
+            Validity {
+                not_before: now - 7200,
+                not_after: now - 3600,
+            },
+        );
         let err = handshake(expired, p.server.clone()).expect_err("expired");
         assert_eq!(err.0, Side::Server);
         assert!(err.1.to_string().contains("expired"), "{}", err.1);
@@ -365,7 +380,13 @@ mod tests {
         handshake(client.clone(), p.server.clone()).expect("before revocation");
         p.revoked.insert(id.agent);
         let err = handshake(client, p.server.clone()).expect_err("revoked");
-        assert_eq!(err, (Side::Server, rustls::Error::InvalidCertificate(CertificateError::Revoked)));
+        assert_eq!(
+            err,
+            (
+                Side::Server,
+                rustls::Error::InvalidCertificate(CertificateError::Revoked)
+            )
+        );
     }
 
     #[test]
@@ -402,7 +423,11 @@ mod tests {
     fn chains_are_verified_before_use() {
         let p = pki();
         let req = generate_key_and_csr("agent").expect("csr");
-        let id = AgentIdentity { tenant: TenantId::random(), site: SiteId::random(), agent: AgentId::random() };
+        let id = AgentIdentity {
+            tenant: TenantId::random(),
+            site: SiteId::random(),
+            agent: AgentId::random(),
+        };
         let good = p.ca.sign_agent_csr(&req.csr_der, &id, hour()).expect("sign");
         verify_agent_chain(p.ca.cert_der(), &[good.der.into()]).expect("valid chain");
         let other = CertificateAuthority::generate("other").expect("ca");

@@ -58,6 +58,24 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
         .parse()
         .map_err(anyhow::Error::msg)?;
 
+    // An agent directory left from an earlier collector (its data directory was
+    // removed and re-initialised) trusts another CA: move it aside and enroll anew.
+    let ca_fingerprint = DataDir::new(&location.data_dir).load_ca()?.fingerprint();
+    if Credentials::exist(&agent_dir) {
+        let trusted = Credentials::load(&agent_dir)
+            .ok()
+            .map(|c| outpost_certs::Fingerprint::of_der(&c.ca));
+        if trusted != Some(ca_fingerprint) {
+            let aside = root.join(format!("agent.old-{}", crate::store::now_ms()));
+            std::fs::rename(&agent_dir, &aside)
+                .with_context(|| format!("moving the stale agent directory to {}", aside.display()))?;
+            println!(
+                "The agent in {} belonged to another collector; moved it to {}.",
+                agent_dir.display(),
+                aside.display()
+            );
+        }
+    }
     if Credentials::exist(&agent_dir) {
         let mut config = AgentConfig::load(&agent_dir)?;
         if config.collector != collector_addr.to_string() {
@@ -91,8 +109,19 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
     }
     println!("Press Ctrl-C to stop.");
 
-    let collector_result = collector.await.context("collector task")?;
-    shutdown.cancel();
-    let agent_result = agent.await.context("agent task")?;
-    collector_result.and(agent_result)
+    // Whichever stops first (Ctrl-C stops both) takes the other down with it,
+    // so a failing agent is reported at once rather than at Ctrl-C.
+    let mut collector = collector;
+    let mut agent = agent;
+    let (collector_result, agent_result) = tokio::select! {
+        r = &mut collector => {
+            shutdown.cancel();
+            (r.context("collector task")?, agent.await.context("agent task")?)
+        }
+        r = &mut agent => {
+            shutdown.cancel();
+            (collector.await.context("collector task")?, r.context("agent task")?)
+        }
+    };
+    collector_result.and(agent_result.context("local agent"))
 }

@@ -17,6 +17,8 @@ use crate::store::Store;
 /// `agent revoke` from another process (or another collector sharing
 /// PostgreSQL) takes effect.
 const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
+/// How long open connections get to close after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Settings for [`serve`].
 #[derive(Clone, Debug)]
@@ -126,18 +128,38 @@ pub async fn serve(
         let _ = tx.send(bound);
     }
 
-    let mut agent_task = agent_task;
-    let mut console_task = console_task;
-    let (result, other) = tokio::select! {
-        r = &mut agent_task => (r.context("agent port task").and_then(|r| r.context("agent port")), console_task.abort_handle()),
-        r = &mut console_task => (r.context("console task").and_then(|r| r.context("console")), agent_task.abort_handle()),
+    let mut agent_task = Some(agent_task);
+    let mut console_task = Some(console_task);
+    // Until shutdown is requested or one of the servers fails. (Both handles are
+    // present until their own branch completes, which ends the select.)
+    let result = tokio::select! {
+        () = shutdown.cancelled() => Ok(()),
+        r = async { agent_task.as_mut().expect("present").await } => {
+            agent_task = None;
+            r.context("agent port task").and_then(|r| r.context("agent port"))
+        }
+        r = async { console_task.as_mut().expect("present").await } => {
+            console_task = None;
+            r.context("console task").and_then(|r| r.context("console"))
+        }
     };
     shutdown.cancel();
-    // Long-lived streams (SSE, agent uplinks) would hold a graceful shutdown open forever.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    other.abort();
+    // Agent streams end on cancellation; event streams in browsers do not, so
+    // whatever is still open after the grace period is cut.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    finish(agent_task, deadline).await;
+    finish(console_task, deadline).await;
     let _ = refresher.await;
     store.close().await;
     tracing::info!("collector stopped");
     result
+}
+
+/// Waits for a server task until `deadline`, then aborts it.
+async fn finish<T>(task: Option<tokio::task::JoinHandle<T>>, deadline: tokio::time::Instant) {
+    let Some(task) = task else { return };
+    let abort = task.abort_handle();
+    if tokio::time::timeout_at(deadline, task).await.is_err() {
+        abort.abort();
+    }
 }

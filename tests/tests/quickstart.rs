@@ -69,4 +69,14 @@ fn quickstart_runs_enrolls_and_restarts() {
         (json["totals"]["agents"] == 1 && json["totals"]["online"] == 1).then_some(())
     });
     assert!(second.terminate());
+
+    // The collector's data is wiped and re-created: the old agent directory
+    // trusts a CA that no longer exists, so it is moved aside and a new agent
+    // enrolled.
+    std::fs::remove_dir_all(dir.path().join("collector")).expect("wipe the collector");
+    let mut third = quickstart(dir.path());
+    third.wait_log("Outpost is running.");
+    assert!(third.logged("belonged to another collector"), "{:?}", third.log());
+    assert!(third.logged("Enrolled local agent"), "{:?}", third.log());
+    assert!(third.terminate());
 }

@@ -38,10 +38,23 @@ fn running_agent_renews_before_expiry() {
             .find(|r| r["id"] == id.as_str() && r["cert_not_after_ms"].as_i64() == Some(after.not_after * 1000))
     });
 
-    // A restarted agent connects with the renewed certificate.
-    a.kill9();
-    a.start();
-    a.running().wait_log("connected to the collector");
+    // The stream opened with the old certificate ends when that certificate
+    // expires; the agent reconnects with the renewed one and stays online.
+    c.server().wait_log("reason=\"certificate expired\"");
+    wait_for("the agent to reconnect with the renewed certificate", || {
+        let connects = a
+            .running()
+            .log()
+            .iter()
+            .filter(|l| l.contains("connected to the collector"))
+            .count();
+        (connects >= 2).then_some(())
+    });
+    wait_for("the agent online again", || {
+        c.agents()
+            .into_iter()
+            .find(|r| r["id"] == id.as_str() && r["online"] == true)
+    });
     let out = a.cli(&["check-config"]).ok().stdout_text();
     assert!(out.contains(&format!("valid until {}", after.not_after)), "{out}");
 }

@@ -25,6 +25,9 @@ use crate::store::AgentScope;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepted connections waiting for gRPC to pick them up.
 const ACCEPT_QUEUE: usize = 128;
+/// Handshakes in progress at once; beyond this, accepting waits, so a flood of
+/// idle TCP connections cannot exhaust file descriptors or memory.
+const MAX_HANDSHAKES: usize = 512;
 
 /// What the gRPC layer learns about a connection: inserted into every request's
 /// extensions by tonic.
@@ -35,6 +38,9 @@ pub struct PeerInfo {
     /// The agent, if it presented a certificate that verified. `None` means no
     /// client certificate: only `Enroll` is allowed.
     pub agent: Option<AgentScope>,
+    /// When the client certificate expires, Unix seconds: a stream must not
+    /// outlive the certificate that opened it.
+    pub cert_not_after: Option<i64>,
 }
 
 /// A connection whose TLS handshake succeeded.
@@ -86,8 +92,16 @@ pub fn accept_loop(
 ) -> mpsc::Receiver<std::io::Result<AgentConn>> {
     let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
     let acceptor = TlsAcceptor::from(config);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => break,
+                p = handshakes.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
             let (tcp, remote) = tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
@@ -104,7 +118,9 @@ pub fn accept_loop(
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(permit);
+                let stream = match handshake {
                     Ok(Ok(s)) => s,
                     Ok(Err(error)) => {
                         tracing::warn!(%remote, %error, "agent TLS handshake refused");
@@ -115,7 +131,11 @@ pub fn accept_loop(
                         return;
                     }
                 };
-                let agent = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let cert_not_after = leaf
+                    .and_then(|c| outpost_certs::ca::certificate_validity(c).ok())
+                    .map(|v| v.not_after);
+                let agent = match leaf {
                     None => None,
                     Some(cert) => match AgentIdentity::from_certificate_der(cert) {
                         Ok(identity) => Some(AgentScope::verified(identity)),
@@ -129,7 +149,11 @@ pub fn accept_loop(
                 let _ = tx
                     .send(Ok(AgentConn {
                         stream,
-                        info: PeerInfo { remote, agent },
+                        info: PeerInfo {
+                            remote,
+                            agent,
+                            cert_not_after,
+                        },
                     }))
                     .await;
             });

@@ -188,12 +188,14 @@ impl AgentService for AgentPortService {
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let scope = authenticated(&request)?;
         let remote = peer(&request)?.remote;
+        let cert_not_after = peer(&request)?.cert_not_after.unwrap_or(i64::MAX);
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let session = Session {
             svc: self.clone(),
             scope,
             remote,
+            cert_not_after,
             out: tx,
         };
         tokio::spawn(session.run(inbound));
@@ -206,6 +208,8 @@ struct Session {
     svc: AgentPortService,
     scope: AgentScope,
     remote: std::net::SocketAddr,
+    /// Expiry of the certificate that opened the stream, Unix seconds.
+    cert_not_after: i64,
     out: mpsc::Sender<Result<CollectorMessage, Status>>,
 }
 
@@ -224,13 +228,23 @@ fn inbound_error(status: Status) -> Status {
 }
 
 impl Session {
+    /// Queues a message for the agent; false when the stream is gone or the
+    /// collector is stopping. A client that stops reading cannot hold the
+    /// session (or shutdown) hostage: the wait ends with either.
     async fn send(&self, m: Result<CollectorMessage, Status>) -> bool {
-        self.out.send(m).await.is_ok()
+        tokio::select! {
+            r = self.out.send(m) => r.is_ok(),
+            () = self.svc.shutdown.cancelled() => false,
+        }
     }
 
     async fn run(self, mut inbound: Streaming<AgentMessage>) {
         let agent = self.scope.agent();
-        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+        let first = tokio::select! {
+            r = tokio::time::timeout(HELLO_TIMEOUT, inbound.message()) => r,
+            () = self.svc.shutdown.cancelled() => return,
+        };
+        let hello = match first {
             Ok(Ok(Some(AgentMessage {
                 kind: Some(agent_message::Kind::Hello(h)),
             }))) => h,
@@ -338,6 +352,13 @@ impl Session {
                     if self.svc.revoked.contains(&self.scope.agent()) {
                         self.send(Err(Status::permission_denied("this agent has been revoked"))).await;
                         return "revoked";
+                    }
+                    if now_ms() / 1000 >= self.cert_not_after {
+                        self.send(Err(Status::unauthenticated(
+                            "the certificate this stream was opened with has expired; reconnect with the renewed one",
+                        )))
+                        .await;
+                        return "certificate expired";
                     }
                     continue;
                 }

@@ -3,7 +3,8 @@
 //! The constructors are `pub(crate)` and called in exactly two places: the agent
 //! port, after the TLS handshake has verified the client certificate, and the
 //! console, after a session cookie has been checked. A tenant id from a message
-//! or a URL can never become a scope.
+//! or a URL can never become a scope. (The `fuzzing` feature, used only by
+//! `collector/fuzz`, adds one more constructor for the fuzz target.)
 use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
 
 /// One tenant's data.

@@ -335,20 +335,32 @@ async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 0..200i64 {
-                    store.ingest(&busy, &metrics(i * 10 + 1..=i * 10 + 10)).await.expect("ingest");
+                    store
+                        .ingest(&busy, &metrics(i * 10 + 1..=i * 10 + 10))
+                        .await
+                        .expect("ingest");
                 }
             })
         };
         let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
         for _ in 0..15 {
             let token = EnrollmentToken::generate(ca.fingerprint());
-            store.create_token(&admin, &site, &token, Duration::from_secs(60)).await.expect("token");
-            store.enroll(&token, "h", "1", sign_with(&ca)).await.unwrap_or_else(|e| panic!("{store:?}: {e}"));
+            store
+                .create_token(&admin, &site, &token, Duration::from_secs(60))
+                .await
+                .expect("token");
+            store
+                .enroll(&token, "h", "1", sign_with(&ca))
+                .await
+                .unwrap_or_else(|e| panic!("{store:?}: {e}"));
         }
         writer.await.expect("writer");
 
         let token = EnrollmentToken::generate(ca.fingerprint());
-        store.create_token(&admin, &site, &token, Duration::from_secs(60)).await.expect("token");
+        store
+            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .await
+            .expect("token");
         let racers: Vec<_> = (0..8)
             .map(|_| {
                 let (store, token) = (store.clone(), token.clone());

@@ -1,8 +1,12 @@
 //! Login rate limiting, in memory, per client address and per user name.
 //!
-//! Per address stops one client trying many names; per name stops many clients
-//! (a botnet) trying one name. State is lost on restart, which only gives an
-//! attacker a fresh window as often as the operator restarts the collector.
+//! Per address (5 per window) stops one client trying many names. Per name it
+//! is two-level: 5 per window from any one address, and [`MAX_NAME_FAILURES`]
+//! from all addresses together. The wide per-name limit still stops a botnet
+//! guessing one password, while a single client cannot lock an administrator
+//! out: it runs into its own limits long before the name's. State is lost on
+//! restart, which only gives an attacker a fresh window as often as the
+//! operator restarts the collector.
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -12,8 +16,10 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-/// Attempts allowed per key within [`WINDOW`].
+/// Attempts allowed per address, and per name from one address, within [`WINDOW`].
 pub(crate) const MAX_FAILURES: usize = 5;
+/// Attempts allowed per name from all addresses together within [`WINDOW`].
+pub(crate) const MAX_NAME_FAILURES: usize = 50;
 /// How far back attempts count.
 pub(crate) const WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Longer names cannot exist; cutting them keeps keys small.
@@ -35,26 +41,50 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Ip(IpAddr),
+    UserFrom(String, IpAddr),
     User(String),
+}
+
+impl Key {
+    fn limit(&self) -> usize {
+        match self {
+            Key::Ip(_) | Key::UserFrom(..) => MAX_FAILURES,
+            Key::User(_) => MAX_NAME_FAILURES,
+        }
+    }
 }
 
 /// One client's bucket. IPv6 clients usually hold a whole /64, so that is the
 /// unit; IPv4-mapped addresses count as the IPv4 address. Without a known
 /// address every client shares one bucket, which errs on the safe side.
-fn ip_key(ip: Option<IpAddr>) -> Key {
-    let ip = match ip.map(|ip| ip.to_canonical()) {
+fn ip_bucket(ip: Option<IpAddr>) -> IpAddr {
+    match ip.map(|ip| ip.to_canonical()) {
         Some(IpAddr::V6(v6)) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(Ipv6Addr::from(prefix))
         }
         Some(v4) => v4,
         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-    };
-    Key::Ip(ip)
+    }
+}
+
+fn ip_key(ip: Option<IpAddr>) -> Key {
+    Key::Ip(ip_bucket(ip))
 }
 
 fn user_key(username: &str) -> Key {
     Key::User(username.chars().take(MAX_NAME_KEY).collect())
+}
+
+fn user_from_key(username: &str, ip: Option<IpAddr>) -> Key {
+    let Key::Ip(ip) = ip_key(ip) else {
+        unreachable!("ip_key returns Key::Ip")
+    };
+    Key::UserFrom(username.chars().take(MAX_NAME_KEY).collect(), ip)
+}
+
+fn keys(ip: Option<IpAddr>, username: &str) -> [Key; 3] {
+    [ip_key(ip), user_from_key(username, ip), user_key(username)]
 }
 
 /// Recent login attempts per key.
@@ -93,12 +123,12 @@ impl LoginLimiter {
     pub(crate) fn try_begin(&self, ip: Option<IpAddr>, username: &str, now: Instant) -> Result<(), Duration> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.sweep(now);
-        let keys = [ip_key(ip), user_key(username)];
+        let keys = keys(ip, username);
         let mut wait = Duration::ZERO;
         for key in &keys {
             if let Some(times) = inner.attempts.get_mut(key) {
                 prune(times, now);
-                if times.len() >= MAX_FAILURES
+                if times.len() >= key.limit()
                     && let Some(oldest) = times.front()
                 {
                     wait = wait.max((*oldest + WINDOW).saturating_duration_since(now));
@@ -117,8 +147,9 @@ impl LoginLimiter {
     /// A successful login clears both the client's and the user's record.
     pub(crate) fn succeeded(&self, ip: Option<IpAddr>, username: &str) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.attempts.remove(&ip_key(ip));
-        inner.attempts.remove(&user_key(username));
+        for key in keys(ip, username) {
+            inner.attempts.remove(&key);
+        }
     }
 }
 
@@ -191,11 +222,25 @@ mod tests {
         assert!(l.try_begin(B, "someone-else", now).is_ok(), "another address");
 
         let l = LoginLimiter::default();
-        for i in 0..MAX_FAILURES {
+        for i in 0..MAX_NAME_FAILURES {
             let ip = Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i as u8)));
             assert!(l.try_begin(ip, "admin", now).is_ok());
         }
-        assert!(l.try_begin(B, "admin", now).is_err(), "same name, new address");
+        assert!(l.try_begin(B, "admin", now).is_err(), "many addresses on one name");
+    }
+
+    #[test]
+    fn one_client_cannot_lock_out_a_name() {
+        let l = LoginLimiter::default();
+        let now = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert!(l.try_begin(A, "admin", now).is_ok());
+        }
+        assert!(l.try_begin(A, "admin", now).is_err(), "the attacker is stopped");
+        assert!(
+            l.try_begin(B, "admin", now).is_ok(),
+            "the administrator elsewhere is not"
+        );
     }
 
     #[test]

@@ -563,8 +563,26 @@ async fn rate_limit_is_per_client_and_per_user() {
     let res = c.login_from(Some(operator), USER, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "another client is not affected");
 
-    for i in 0..5u8 {
-        let client = SocketAddr::from(([203, 0, 113, i], 40000));
+    // One client hammering the administrator's name does not lock them out.
+    let pest: SocketAddr = "192.0.2.8:40000".parse().unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            c.login_from(Some(pest), USER, "wrong").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        c.login_from(Some(pest), USER, "wrong").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        c.login_from(Some(operator), USER, PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // Many clients on one name (a botnet) are stopped by the name's own limit.
+    for i in 0..super::rate_limit::MAX_NAME_FAILURES {
+        let client = SocketAddr::from(([203, 0, 113, i as u8], 40000));
         assert_eq!(
             c.login_from(Some(client), USER, "wrong").await.status(),
             StatusCode::UNAUTHORIZED

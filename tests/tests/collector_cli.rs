@@ -1,65 +1,51 @@
 //! The collector's commands refuse bad input with a message naming the problem.
-use outpost_tests::{Collector, OutputExt};
+use std::process::{Command, Output};
+
+use outpost_tests::{Collector, OutputExt, bin};
+
+/// Asserts a failed command whose stderr contains `why`.
+fn refused(out: Output, why: &str) {
+    assert!(!out.status.success(), "command should fail: {}", out.stdout_text());
+    assert!(
+        out.stderr_text().contains(why),
+        "expected {why:?} in: {}",
+        out.stderr_text()
+    );
+}
 
 #[test]
 fn commands_name_what_is_wrong() {
     let c = Collector::init();
-    let again = c.cli(&["init"]);
-    assert!(!again.status.success());
-    assert!(
-        again.stderr_text().contains("already initialised"),
-        "{}",
-        again.stderr_text()
+    refused(c.cli(&["init"]), "already initialised");
+    refused(c.cli(&["agent", "revoke", "not-a-uuid"]), "invalid agent id");
+    refused(
+        c.cli(&["agent", "revoke", "00000000-0000-4000-8000-000000000000"]),
+        "no agent with id",
     );
-
-    let bad_id = c.cli(&["agent", "revoke", "not-a-uuid"]);
-    assert!(!bad_id.status.success());
-    assert!(
-        bad_id.stderr_text().contains("invalid agent id"),
-        "{}",
-        bad_id.stderr_text()
+    refused(
+        c.cli(&["site", "delete", "--tenant", "nobody", "--site", "nowhere"]),
+        "not found",
     );
+    refused(c.cli(&["serve", "--agent-cert-lifetime", "10s"]), "minimum is 60s");
 
-    let unknown = c.cli(&["agent", "revoke", "00000000-0000-4000-8000-000000000000"]);
-    assert!(!unknown.status.success());
-    assert!(
-        unknown.stderr_text().contains("no agent with id"),
-        "{}",
-        unknown.stderr_text()
+    let run = |args: &[&str], dir: &std::path::Path| {
+        Command::new(bin("outpost-collector"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir)
+            .output()
+            .expect("run")
+    };
+    refused(
+        run(&["agent", "list", "--database-url", "mysql://x"], c.data_dir()),
+        "unsupported database URL",
     );
-
-    let no_site = c.cli(&["site", "delete", "--tenant", "nobody", "--site", "nowhere"]);
-    assert!(!no_site.status.success());
-    assert!(no_site.stderr_text().contains("not found"), "{}", no_site.stderr_text());
-
-    let short = c.cli(&["serve", "--agent-cert-lifetime", "10s"]);
-    assert!(!short.status.success());
-    assert!(
-        short.stderr_text().contains("minimum is 60s"),
-        "{}",
-        short.stderr_text()
-    );
-
-    let out = std::process::Command::new(outpost_tests::bin("outpost-collector"))
-        .args(["agent", "list", "--database-url", "mysql://x"])
-        .arg("--data-dir")
-        .arg(c.data_dir())
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
-
     let empty = tempfile::tempdir().expect("tempdir");
-    let out = std::process::Command::new(outpost_tests::bin("outpost-collector"))
-        .args(["serve", "--agent-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(empty.path())
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("outpost-collector init"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    refused(
+        run(
+            &["serve", "--agent-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0"],
+            empty.path(),
+        ),
+        "outpost-collector init",
     );
 }

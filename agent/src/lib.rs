@@ -15,6 +15,7 @@ pub mod enroll;
 pub mod host_facts;
 pub mod outbox;
 pub mod renew;
+pub mod signals;
 pub mod uplink;
 
 use std::path::Path;
@@ -29,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::AgentConfig;
 use crate::credentials::Credentials;
 use crate::outbox::Outbox;
-use crate::uplink::{Signals, Uplink, blocking};
+use crate::outbox::blocking;
+use crate::signals::Signals;
+use crate::uplink::Uplink;
 
 /// This agent's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Credentials;
 use crate::dial::{self, CollectorAddr};
-use crate::uplink::Signals;
+use crate::signals::Signals;
 
 /// Retry delay after a failed renewal.
 const RETRY: Duration = Duration::from_secs(60);

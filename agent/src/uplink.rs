@@ -16,12 +16,13 @@ use outpost_proto::agent_v1::{
 };
 use outpost_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use rand::Rng as _;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::{self, CollectorAddr};
-use crate::outbox::{Outbox, OutboxError};
+use crate::outbox::{Outbox, OutboxError, blocking};
+use crate::signals::Signals;
 
 /// How long the collector has to answer `Hello`.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,28 +66,6 @@ impl From<tonic::Status> for UplinkError {
             message,
         }
     }
-}
-
-/// Wake-ups shared between the agent's tasks.
-#[derive(Debug, Default)]
-pub struct Signals {
-    /// New records were appended to the outbox.
-    pub new_data: Notify,
-    /// Report host facts now.
-    pub host_facts_now: Notify,
-    /// Renew the certificate now.
-    pub renew_now: Notify,
-}
-
-/// Runs `f` on the blocking pool: outbox calls fsync.
-pub async fn blocking<T: Send + 'static>(
-    outbox: &Arc<Outbox>,
-    f: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
-) -> Result<T, OutboxError> {
-    let outbox = outbox.clone();
-    tokio::task::spawn_blocking(move || f(&outbox))
-        .await
-        .map_err(|e| OutboxError::Storage(format!("outbox task failed: {e}")))?
 }
 
 /// The uplink task's settings and shared state.

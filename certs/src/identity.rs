@@ -119,6 +119,10 @@ impl AgentIdentity {
     /// verified the certificate's chain: this only reads it.
     pub fn from_certificate_der(der: &[u8]) -> Result<Self, CertError> {
         let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+        Self::from_parsed(&cert)
+    }
+
+    fn from_parsed(cert: &X509Certificate<'_>) -> Result<Self, CertError> {
         let san = cert
             .subject_alternative_name()
             .map_err(|e| CertError::InvalidCertificate(e.to_string()))?
@@ -135,6 +139,33 @@ impl AgentIdentity {
             }
         }
         found.ok_or_else(|| CertError::NoIdentity("no Outpost URI SAN".into()))
+    }
+}
+
+/// Everything the collector needs from a verified agent certificate, read in
+/// one parse: who it names, which certificate it is, and how long it is valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentCertificate {
+    /// Who the certificate names.
+    pub identity: AgentIdentity,
+    /// Serial number, lowercase hex (as stored by the collector).
+    pub serial: String,
+    /// Start of validity, Unix seconds.
+    pub not_before: i64,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
+}
+
+impl AgentCertificate {
+    /// Parses an agent certificate (DER). Verification is the caller's job.
+    pub fn parse(der: &[u8]) -> Result<Self, CertError> {
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+        Ok(Self {
+            identity: AgentIdentity::from_parsed(&cert)?,
+            serial: hex::encode(cert.tbs_certificate.raw_serial()),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
     }
 }
 

@@ -22,5 +22,5 @@ pub mod token;
 
 pub use error::CertError;
 pub use fingerprint::Fingerprint;
-pub use identity::{AgentId, AgentIdentity, SiteId, TenantId};
+pub use identity::{AgentCertificate, AgentId, AgentIdentity, SiteId, TenantId};
 pub use tls::RevokedAgents;

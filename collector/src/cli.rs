@@ -60,6 +60,7 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    #[cfg(feature = "quickstart")]
     /// Set up and run a collector on SQLite with one local agent enrolled through
     /// the real enrollment path; prints the console URL and credentials.
     Quickstart {

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod console;
 pub mod data_dir;
 pub mod logging;
+#[cfg(feature = "quickstart")]
 pub mod quickstart;
 pub mod serve;
 pub mod store;

@@ -4,7 +4,7 @@ use clap::Parser;
 use outpost_collector::cli::{AdminCommand, AgentCommand, Cli, Command, SiteCommand, TokenCommand};
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, serve};
-use outpost_collector::{commands, logging, quickstart};
+use outpost_collector::{commands, logging};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -68,10 +68,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::ResetPassword { location, username },
         } => commands::admin_reset_password(&location, &username).await.map(drop),
+        #[cfg(feature = "quickstart")]
         Command::Quickstart {
             data_dir,
             agent_addr,
             console_addr,
-        } => quickstart::run(&data_dir, agent_addr, console_addr).await,
+        } => outpost_collector::quickstart::run(&data_dir, agent_addr, console_addr).await,
     }
 }

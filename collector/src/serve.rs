@@ -90,15 +90,27 @@ pub async fn serve(
         );
     }
 
+    let service = AgentPortService::new(
+        store.clone(),
+        ca.clone(),
+        revoked.clone(),
+        opts.agent_cert_lifetime,
+        shutdown.clone(),
+    );
     let refresher = {
         let (store, revoked, shutdown) = (store.clone(), revoked.clone(), shutdown.clone());
+        let connections = service.connections().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REVOCATION_REFRESH);
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     _ = tick.tick() => match store.revoked_agents().await {
-                        Ok(set) => revoked.replace(set),
+                        Ok(set) => {
+                            revoked.replace(set);
+                            // Revocation ends connections, not only streams.
+                            connections.close_revoked(&revoked);
+                        }
                         Err(error) => tracing::warn!(%error, "reloading the revocation list failed"),
                     },
                 }
@@ -106,13 +118,6 @@ pub async fn serve(
         })
     };
 
-    let service = AgentPortService::new(
-        store.clone(),
-        ca.clone(),
-        revoked,
-        opts.agent_cert_lifetime,
-        shutdown.clone(),
-    );
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
     let app = console::router(ConsoleState::new(store.clone(), opts.secure_cookies));
     let console_shutdown = shutdown.clone();

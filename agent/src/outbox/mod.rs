@@ -18,6 +18,7 @@
 //! * table `records`: `u64` seq → `[kind: u8][protobuf Observation]`
 //! * table `meta`: `"next_seq"` → `u64`, `"thinned"` → `u64` (metrics dropped when full)
 use std::path::Path;
+use std::sync::Arc;
 
 use outpost_proto::agent_v1::{Observation, observation};
 use prost::Message as _;
@@ -349,6 +350,17 @@ fn thin_metrics(records: &mut redb::Table<'_, u64, &[u8]>, want: u64) -> Result<
         records.remove(seq)?;
     }
     Ok(victims.len() as u64)
+}
+
+/// Runs `f` on the blocking pool: outbox calls fsync.
+pub async fn blocking<T: Send + 'static>(
+    outbox: &Arc<Outbox>,
+    f: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
+) -> Result<T, OutboxError> {
+    let outbox = outbox.clone();
+    tokio::task::spawn_blocking(move || f(&outbox))
+        .await
+        .map_err(|e| OutboxError::Storage(format!("outbox task failed: {e}")))?
 }
 
 #[cfg(test)]

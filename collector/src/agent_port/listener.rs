@@ -4,21 +4,23 @@
 //! and time out. A failed handshake — unknown CA, expired or revoked
 //! certificate — is logged with the peer address and the connection dropped;
 //! gRPC never sees it.
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use outpost_certs::AgentIdentity;
+use outpost_certs::AgentCertificate;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::Connected;
 
+use super::connections::{ConnHandle, Connections, Registration};
 use crate::store::AgentScope;
 
 /// A TLS handshake must finish within this time.
@@ -37,16 +39,44 @@ pub struct PeerInfo {
     pub remote: SocketAddr,
     /// The agent, if it presented a certificate that verified. `None` means no
     /// client certificate: only `Enroll` is allowed.
-    pub agent: Option<AgentScope>,
-    /// When the client certificate expires, Unix seconds: a stream must not
-    /// outlive the certificate that opened it.
-    pub cert_not_after: Option<i64>,
+    pub agent: Option<VerifiedAgent>,
+    /// Closes this connection (not just one stream on it).
+    pub conn: ConnHandle,
+}
+
+/// An agent whose certificate verified at the handshake, read from that
+/// certificate once.
+#[derive(Clone, Debug)]
+pub struct VerifiedAgent {
+    /// Who it is.
+    pub scope: AgentScope,
+    /// The certificate's serial number (lowercase hex): only the agent's current
+    /// certificate (or the one before it) is accepted by the session and `Renew`.
+    pub serial: String,
+    /// When the certificate expires, Unix seconds: a stream must not outlive
+    /// the certificate that opened it.
+    pub not_after: i64,
 }
 
 /// A connection whose TLS handshake succeeded.
 pub struct AgentConn {
     stream: TlsStream<TcpStream>,
     info: PeerInfo,
+    /// Resolves when [`PeerInfo::conn`] is closed; every read and write fails from then on.
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    _registration: Option<Registration>,
+}
+
+impl AgentConn {
+    fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        match self.closed.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "connection closed by the collector",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl Connected for AgentConn {
@@ -58,12 +88,18 @@ impl Connected for AgentConn {
 
 impl AsyncRead for AgentConn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if let Poll::Ready(e) = self.poll_closed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for AgentConn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(e) = self.poll_closed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -77,6 +113,9 @@ impl AsyncWrite for AgentConn {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(e) = self.poll_closed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
@@ -88,6 +127,7 @@ impl AsyncWrite for AgentConn {
 pub fn accept_loop(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<std::io::Result<AgentConn>> {
     let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
@@ -117,6 +157,7 @@ pub fn accept_loop(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let connections = connections.clone();
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
                 drop(permit);
@@ -131,14 +172,14 @@ pub fn accept_loop(
                         return;
                     }
                 };
-                let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
-                let cert_not_after = leaf
-                    .and_then(|c| outpost_certs::ca::certificate_validity(c).ok())
-                    .map(|v| v.not_after);
-                let agent = match leaf {
+                let agent = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
                     None => None,
-                    Some(cert) => match AgentIdentity::from_certificate_der(cert) {
-                        Ok(identity) => Some(AgentScope::verified(identity)),
+                    Some(der) => match AgentCertificate::parse(der) {
+                        Ok(cert) => Some(VerifiedAgent {
+                            scope: AgentScope::verified(cert.identity),
+                            serial: cert.serial,
+                            not_after: cert.not_after,
+                        }),
                         Err(error) => {
                             // The verifier already checked this; refuse rather than downgrade.
                             tracing::warn!(%remote, %error, "verified client certificate has no identity");
@@ -146,14 +187,17 @@ pub fn accept_loop(
                         }
                     },
                 };
+                let conn = ConnHandle::default();
+                let registration = agent
+                    .as_ref()
+                    .map(|a| connections.register(a.scope.agent(), conn.clone()));
+                let closed = Box::pin(conn.token().clone().cancelled_owned());
                 let _ = tx
                     .send(Ok(AgentConn {
                         stream,
-                        info: PeerInfo {
-                            remote,
-                            agent,
-                            cert_not_after,
-                        },
+                        info: PeerInfo { remote, agent, conn },
+                        closed,
+                        _registration: registration,
                     }))
                     .await;
             });

@@ -3,8 +3,13 @@
 //! TLS is terminated here (not by tonic) so the verified client certificate can
 //! be turned into an [`AgentScope`](crate::store::AgentScope) once, per
 //! connection, and handed to every request as [`listener::PeerInfo`].
+pub mod connections;
+mod enroll;
 pub mod listener;
+mod renew;
 pub mod service;
+mod session;
+pub mod tenancy;
 pub mod validate;
 
 use std::sync::Arc;
@@ -24,7 +29,12 @@ pub async fn serve(
     service: AgentPortService,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = ReceiverStream::new(listener::accept_loop(listener, tls, shutdown.clone()));
+    let incoming = ReceiverStream::new(listener::accept_loop(
+        listener,
+        tls,
+        service.connections.clone(),
+        shutdown.clone(),
+    ));
     let svc = AgentServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -1,43 +1,34 @@
-//! The `outpost.agent.v1.AgentService` implementation.
+//! The `outpost.agent.v1.AgentService` implementation: shared state and the
+//! checks every call makes. The calls themselves live beside it, mirroring the
+//! agent's modules: [`super::enroll`], [`super::renew`], [`super::session`].
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
 use outpost_certs::RevokedAgents;
-use outpost_certs::ca::{CertificateAuthority, Validity};
-use outpost_certs::token::EnrollmentToken;
+use outpost_certs::ca::CertificateAuthority;
 use outpost_proto::agent_v1::agent_service_server::AgentService;
 use outpost_proto::agent_v1::{
-    Ack, AgentMessage, CollectorMessage, Command, Empty, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse,
-    Welcome, agent_message, collector_message, command,
+    AgentMessage, CollectorMessage, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse,
 };
 use outpost_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::listener::PeerInfo;
-use super::validate::validate_batch;
-use crate::store::tokens::EnrollError;
-use crate::store::{AgentScope, Store, StoreError, now_ms};
-
-/// How long an agent has to send its Hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often an open stream re-checks revocation.
-const REVOCATION_CHECK: Duration = Duration::from_secs(2);
-/// Messages buffered towards one agent.
-const OUTBOUND_QUEUE: usize = 64;
+use super::connections::Connections;
+use super::listener::{PeerInfo, VerifiedAgent};
+use crate::store::{Store, StoreError};
 
 /// Shared state of the agent port.
 #[derive(Clone)]
 pub struct AgentPortService {
-    store: Store,
-    ca: Arc<CertificateAuthority>,
-    revoked: Arc<RevokedAgents>,
-    cert_lifetime: Duration,
-    shutdown: CancellationToken,
+    pub(super) store: Store,
+    pub(super) ca: Arc<CertificateAuthority>,
+    pub(super) revoked: Arc<RevokedAgents>,
+    pub(super) cert_lifetime: Duration,
+    pub(super) shutdown: CancellationToken,
+    pub(super) connections: Arc<Connections>,
 }
 
 impl AgentPortService {
@@ -57,24 +48,31 @@ impl AgentPortService {
             revoked,
             cert_lifetime,
             shutdown,
+            connections: Arc::default(),
         }
+    }
+
+    /// The open verified connections, by agent.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
     }
 }
 
-fn peer<T>(request: &Request<T>) -> Result<&PeerInfo, Status> {
+pub(super) fn peer<T>(request: &Request<T>) -> Result<&PeerInfo, Status> {
     request
         .extensions()
         .get::<PeerInfo>()
         .ok_or_else(|| Status::internal("connection metadata missing"))
 }
 
-fn authenticated<T>(request: &Request<T>) -> Result<AgentScope, Status> {
+pub(super) fn authenticated<T>(request: &Request<T>) -> Result<VerifiedAgent, Status> {
     peer(request)?
         .agent
+        .clone()
         .ok_or_else(|| Status::unauthenticated("a client certificate issued by this collector is required"))
 }
 
-fn check_version(v: u32) -> Result<u32, Status> {
+pub(super) fn check_version(v: u32) -> Result<u32, Status> {
     if v < MIN_PROTOCOL_VERSION {
         return Err(Status::failed_precondition(format!(
             "protocol version {v} is no longer supported (minimum {MIN_PROTOCOL_VERSION}); upgrade the agent"
@@ -83,12 +81,12 @@ fn check_version(v: u32) -> Result<u32, Status> {
     Ok(v.min(PROTOCOL_VERSION))
 }
 
-fn store_status(error: &StoreError) -> Status {
+pub(super) fn store_status(error: &StoreError) -> Status {
     tracing::error!(%error, "store operation failed");
     Status::unavailable("the collector's database is unavailable; retry later")
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(super) fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -98,86 +96,11 @@ fn truncate(s: &str, max: usize) -> &str {
 #[tonic::async_trait]
 impl AgentService for AgentPortService {
     async fn enroll(&self, request: Request<EnrollRequest>) -> Result<Response<EnrollResponse>, Status> {
-        let remote = peer(&request)?.remote;
-        let req = request.into_inner();
-        let version = check_version(req.protocol_version)?;
-        let token: EnrollmentToken = req
-            .token
-            .parse()
-            .map_err(|e| Status::invalid_argument(format!("malformed enrollment token: {e}")))?;
-        if token.ca_fingerprint() != self.ca.fingerprint() {
-            return Err(Status::failed_precondition(
-                "the enrollment token was issued by a different collector",
-            ));
-        }
-        let validity = Validity::starting_now(self.cert_lifetime);
-        let enrolled = self
-            .store
-            .enroll(
-                &token,
-                truncate(&req.hostname, 255),
-                truncate(&req.agent_version, 64),
-                |identity| {
-                    self.ca
-                        .sign_agent_csr(&req.csr_der, identity, validity)
-                        .map_err(|e| e.to_string())
-                },
-            )
-            .await
-            .map_err(|e| {
-                tracing::warn!(%remote, token = token.id(), error = %e, "enrollment refused");
-                match e {
-                    EnrollError::Store(ref s) => store_status(s),
-                    EnrollError::Certificate(m) => Status::invalid_argument(m),
-                    other => Status::permission_denied(other.to_string()),
-                }
-            })?;
-        tracing::info!(
-            %remote,
-            agent = %enrolled.identity.agent,
-            tenant = %enrolled.tenant_name,
-            site = %enrolled.site_name,
-            "agent enrolled"
-        );
-        Ok(Response::new(EnrollResponse {
-            protocol_version: version,
-            agent_id: enrolled.identity.agent.to_string(),
-            tenant: enrolled.tenant_name,
-            site: enrolled.site_name,
-            certificate_chain_der: vec![enrolled.certificate.der, self.ca.cert_der().to_vec()],
-            ca_certificate_der: self.ca.cert_der().to_vec(),
-        }))
+        super::enroll::enroll(self, request).await
     }
 
     async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
-        let scope = authenticated(&request)?;
-        let req = request.into_inner();
-        let version = check_version(req.protocol_version)?;
-        if self
-            .store
-            .agent_is_revoked(&scope)
-            .await
-            .map_err(|e| store_status(&e))?
-        {
-            return Err(Status::permission_denied("this agent has been revoked"));
-        }
-        let cert = self
-            .ca
-            .sign_agent_csr(
-                &req.csr_der,
-                scope.identity(),
-                Validity::starting_now(self.cert_lifetime),
-            )
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.store
-            .agent_renewed(&scope, &cert)
-            .await
-            .map_err(|e| store_status(&e))?;
-        tracing::info!(agent = %scope.agent(), not_after = cert.not_after, "agent certificate renewed");
-        Ok(Response::new(RenewResponse {
-            protocol_version: version,
-            certificate_chain_der: vec![cert.der, self.ca.cert_der().to_vec()],
-        }))
+        super::renew::renew(self, request).await
     }
 
     type ConnectStream = Pin<Box<dyn Stream<Item = Result<CollectorMessage, Status>> + Send + 'static>>;
@@ -186,233 +109,7 @@ impl AgentService for AgentPortService {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
-        let scope = authenticated(&request)?;
-        let remote = peer(&request)?.remote;
-        let cert_not_after = peer(&request)?.cert_not_after.unwrap_or(i64::MAX);
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let session = Session {
-            svc: self.clone(),
-            scope,
-            remote,
-            cert_not_after,
-            out: tx,
-        };
-        tokio::spawn(session.run(inbound));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-/// One agent's open `Connect` stream.
-struct Session {
-    svc: AgentPortService,
-    scope: AgentScope,
-    remote: std::net::SocketAddr,
-    /// Expiry of the certificate that opened the stream, Unix seconds.
-    cert_not_after: i64,
-    out: mpsc::Sender<Result<CollectorMessage, Status>>,
-}
-
-fn msg(kind: collector_message::Kind) -> Result<CollectorMessage, Status> {
-    Ok(CollectorMessage { kind: Some(kind) })
-}
-
-/// Decode failures reach us as tonic statuses; name them for the agent.
-fn inbound_error(status: Status) -> Status {
-    match status.code() {
-        tonic::Code::Internal if status.message().contains("decode") => {
-            Status::invalid_argument(format!("malformed message: {}", status.message()))
-        }
-        _ => status,
-    }
-}
-
-impl Session {
-    /// Queues a message for the agent; false when the stream is gone or the
-    /// collector is stopping. A client that stops reading cannot hold the
-    /// session (or shutdown) hostage: the wait ends with either.
-    async fn send(&self, m: Result<CollectorMessage, Status>) -> bool {
-        tokio::select! {
-            r = self.out.send(m) => r.is_ok(),
-            () = self.svc.shutdown.cancelled() => false,
-        }
-    }
-
-    async fn run(self, mut inbound: Streaming<AgentMessage>) {
-        let agent = self.scope.agent();
-        let first = tokio::select! {
-            r = tokio::time::timeout(HELLO_TIMEOUT, inbound.message()) => r,
-            () = self.svc.shutdown.cancelled() => return,
-        };
-        let hello = match first {
-            Ok(Ok(Some(AgentMessage {
-                kind: Some(agent_message::Kind::Hello(h)),
-            }))) => h,
-            Ok(Err(status)) => {
-                self.send(Err(inbound_error(status))).await;
-                return;
-            }
-            Ok(Ok(None)) => return,
-            Ok(Ok(Some(_))) => {
-                self.send(Err(Status::invalid_argument(
-                    "the first message on Connect must be Hello",
-                )))
-                .await;
-                return;
-            }
-            Err(_) => {
-                self.send(Err(Status::deadline_exceeded("no Hello within 30 s"))).await;
-                return;
-            }
-        };
-        let version = match check_version(hello.protocol_version) {
-            Ok(v) => v,
-            Err(status) => {
-                self.send(Err(status)).await;
-                return;
-            }
-        };
-        let start = match self
-            .svc
-            .store
-            .agent_connected(&self.scope, truncate(&hello.agent_version, 64), hello.outbox_depth)
-            .await
-        {
-            Ok(s) => s,
-            Err(StoreError::NotFound(_)) => {
-                tracing::warn!(%agent, remote = %self.remote, "unknown or revoked agent refused");
-                self.send(Err(Status::permission_denied(
-                    "this agent is revoked or unknown to the collector",
-                )))
-                .await;
-                return;
-            }
-            Err(e) => {
-                self.send(Err(store_status(&e))).await;
-                return;
-            }
-        };
-        tracing::info!(
-            %agent,
-            tenant = %self.scope.tenant(),
-            remote = %self.remote,
-            agent_version = %hello.agent_version,
-            outbox_depth = hello.outbox_depth,
-            acked_through = start.acked_seq,
-            "agent connected"
-        );
-        let welcome = Welcome {
-            protocol_version: version,
-            acked_through: start.acked_seq,
-            agent_id: agent.to_string(),
-            tenant: self.scope.tenant().to_string(),
-            site: self.scope.site().to_string(),
-        };
-        if !self.send(msg(collector_message::Kind::Welcome(welcome))).await {
-            return;
-        }
-        self.nudge_renewal().await;
-        let reason = self.pump(&mut inbound).await;
-        if let Err(error) = self.svc.store.agent_disconnected(&self.scope, &start).await {
-            tracing::error!(%agent, %error, "recording the disconnect failed");
-        }
-        tracing::info!(%agent, remote = %self.remote, reason, "agent disconnected");
-    }
-
-    /// Asks the agent to renew when its certificate is in the last third of its life.
-    async fn nudge_renewal(&self) {
-        let agents = match self
-            .svc
-            .store
-            .list_agents(&crate::store::scope::Viewer::Tenant(self.scope.tenant_scope()))
-            .await
-        {
-            Ok(a) => a,
-            Err(_) => return,
-        };
-        let Some(row) = agents.iter().find(|a| a.agent == self.scope.agent()) else {
-            return;
-        };
-        let lifetime_ms = self.svc.cert_lifetime.as_millis() as i64;
-        if row.cert_not_after_ms - now_ms() < lifetime_ms / 3 {
-            let cmd = Command {
-                command_id: uuid::Uuid::new_v4().to_string(),
-                kind: Some(command::Kind::RenewCertificate(Empty {})),
-            };
-            self.send(msg(collector_message::Kind::Command(cmd))).await;
-        }
-    }
-
-    async fn pump(&self, inbound: &mut Streaming<AgentMessage>) -> &'static str {
-        let mut revocation = tokio::time::interval(REVOCATION_CHECK);
-        loop {
-            let next = tokio::select! {
-                m = inbound.message() => m,
-                _ = revocation.tick() => {
-                    if self.svc.revoked.contains(&self.scope.agent()) {
-                        self.send(Err(Status::permission_denied("this agent has been revoked"))).await;
-                        return "revoked";
-                    }
-                    if now_ms() / 1000 >= self.cert_not_after {
-                        self.send(Err(Status::unauthenticated(
-                            "the certificate this stream was opened with has expired; reconnect with the renewed one",
-                        )))
-                        .await;
-                        return "certificate expired";
-                    }
-                    continue;
-                }
-                () = self.out.closed() => return "stream closed",
-                () = self.svc.shutdown.cancelled() => {
-                    self.send(Err(Status::unavailable("the collector is shutting down; reconnect later"))).await;
-                    return "collector shutting down";
-                }
-            };
-            let batch = match next {
-                Ok(Some(AgentMessage {
-                    kind: Some(agent_message::Kind::Batch(b)),
-                })) => b,
-                Ok(Some(AgentMessage {
-                    kind: Some(agent_message::Kind::Hello(_)),
-                })) => {
-                    tracing::warn!(agent = %self.scope.agent(), "duplicate Hello ignored");
-                    continue;
-                }
-                Ok(Some(AgentMessage { kind: None })) => {
-                    tracing::warn!(agent = %self.scope.agent(), "empty message ignored");
-                    continue;
-                }
-                Ok(None) => return "agent closed the stream",
-                Err(status) => {
-                    tracing::warn!(agent = %self.scope.agent(), status = %status, "agent stream failed");
-                    self.send(Err(inbound_error(status))).await;
-                    return "stream error";
-                }
-            };
-            let validated = match validate_batch(&self.scope, batch) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(agent = %self.scope.agent(), error = %e, "batch refused");
-                    self.send(Err(Status::invalid_argument(e.to_string()))).await;
-                    return "invalid batch";
-                }
-            };
-            let outcome = match self.svc.store.ingest(&self.scope, &validated.batch).await {
-                Ok(o) => o,
-                Err(e) => {
-                    // Nothing was acknowledged; the agent resends after reconnecting.
-                    self.send(Err(store_status(&e))).await;
-                    return "store error";
-                }
-            };
-            let ack = Ack {
-                acked_through: u64::try_from(outcome.acked_seq).unwrap_or(0),
-                rejected: validated.rejected,
-            };
-            if !self.send(msg(collector_message::Kind::Ack(ack))).await {
-                return "stream closed";
-            }
-        }
+        super::session::open(self, request).await
     }
 }
 
@@ -428,14 +125,6 @@ mod tests {
         let old = check_version(MIN_PROTOCOL_VERSION - 1).expect_err("too old");
         assert_eq!(old.code(), tonic::Code::FailedPrecondition);
         assert!(old.message().contains("upgrade the agent"));
-    }
-
-    #[test]
-    fn decode_failures_become_invalid_argument() {
-        let s = inbound_error(Status::internal("failed to decode Protobuf message: invalid wire type"));
-        assert_eq!(s.code(), tonic::Code::InvalidArgument);
-        assert!(s.message().starts_with("malformed message"));
-        assert_eq!(inbound_error(Status::cancelled("gone")).code(), tonic::Code::Cancelled);
     }
 
     #[test]

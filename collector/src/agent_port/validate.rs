@@ -1,9 +1,10 @@
 //! Turns a received `Batch` into rows to store and rejections to report.
 //!
 //! Identity is never read from the message: the scope comes from the verified
-//! certificate. A `Source` claim that names another tenant, site or agent is
-//! rejected (and logged), as is anything malformed; the rest of the batch is
-//! still stored and the stream stays up.
+//! certificate, and [`super::tenancy`] refuses a `Source` claim that names
+//! another tenant, site or agent. Those, and anything malformed, are rejected
+//! (and logged) one by one; the rest of the batch is still stored and the
+//! stream stays up.
 use outpost_proto::agent_v1::{Batch, HostFacts, Observation, Rejection, observation};
 use outpost_proto::{MAX_BATCH_OBSERVATIONS, MAX_OBSERVATION_BYTES};
 use prost::Message as _;
@@ -119,24 +120,7 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
         return Err(format!("observation is larger than {MAX_OBSERVATION_BYTES} bytes"));
     }
     if let Some(source) = &obs.source {
-        if !source.tenant.is_empty() && source.tenant != scope.tenant().to_string() {
-            return Err(format!(
-                "observation names tenant {:?}, but the agent's certificate is for another tenant",
-                source.tenant
-            ));
-        }
-        if !source.site.is_empty() && source.site != scope.site().to_string() {
-            return Err(format!(
-                "observation names site {:?}, but the agent's certificate is for another site",
-                source.site
-            ));
-        }
-        if !source.agent_id.is_empty() && source.agent_id != scope.agent().to_string() {
-            return Err(format!(
-                "observation names agent {:?}, but the certificate is for another agent",
-                source.agent_id
-            ));
-        }
+        super::tenancy::check_source(scope, source)?;
     }
     match &obs.body {
         None => Err("observation has no body".into()),

@@ -1,0 +1,273 @@
+//! `Connect`: one agent's uplink stream. `Hello` → `Welcome` with the
+//! committed high-water mark, then batches are validated, stored and
+//! acknowledged after commit, until the agent hangs up, its certificate is
+//! revoked or expires, or the collector stops.
+use std::time::Duration;
+
+use outpost_proto::agent_v1::{
+    Ack, AgentMessage, CollectorMessage, Command, Empty, Welcome, agent_message, collector_message, command,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::service::{AgentPortService, authenticated, check_version, peer, store_status, truncate};
+use super::validate::validate_batch;
+use crate::store::{AgentScope, StoreError, now_ms};
+
+/// How long an agent has to send its Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an open stream re-checks revocation.
+const REVOCATION_CHECK: Duration = Duration::from_secs(2);
+/// Messages buffered towards one agent.
+const OUTBOUND_QUEUE: usize = 64;
+
+/// The stream of messages to the agent.
+pub(super) type ConnectStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<CollectorMessage, Status>> + Send + 'static>>;
+
+/// `Connect`: opens the long-lived uplink stream of an authenticated agent.
+pub(super) async fn open(
+    svc: &AgentPortService,
+    request: Request<Streaming<AgentMessage>>,
+) -> Result<Response<ConnectStream>, Status> {
+    let agent = authenticated(&request)?;
+    let remote = peer(&request)?.remote;
+    let inbound = request.into_inner();
+    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let session = Session {
+        svc: svc.clone(),
+        scope: agent.scope,
+        remote,
+        cert_not_after: agent.not_after,
+        out: tx,
+    };
+    tokio::spawn(session.run(inbound));
+    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+}
+
+/// One agent's open `Connect` stream.
+struct Session {
+    svc: AgentPortService,
+    scope: AgentScope,
+    remote: std::net::SocketAddr,
+    /// Expiry of the certificate that opened the stream, Unix seconds.
+    cert_not_after: i64,
+    out: mpsc::Sender<Result<CollectorMessage, Status>>,
+}
+
+fn msg(kind: collector_message::Kind) -> Result<CollectorMessage, Status> {
+    Ok(CollectorMessage { kind: Some(kind) })
+}
+
+/// Decode failures reach us as tonic statuses; name them for the agent.
+fn inbound_error(status: Status) -> Status {
+    match status.code() {
+        tonic::Code::Internal if status.message().contains("decode") => {
+            Status::invalid_argument(format!("malformed message: {}", status.message()))
+        }
+        _ => status,
+    }
+}
+
+impl Session {
+    /// Queues a message for the agent; false when the stream is gone or the
+    /// collector is stopping. A client that stops reading cannot hold the
+    /// session (or shutdown) hostage: the wait ends with either.
+    async fn send(&self, m: Result<CollectorMessage, Status>) -> bool {
+        tokio::select! {
+            r = self.out.send(m) => r.is_ok(),
+            () = self.svc.shutdown.cancelled() => false,
+        }
+    }
+
+    async fn run(self, mut inbound: Streaming<AgentMessage>) {
+        let agent = self.scope.agent();
+        let first = tokio::select! {
+            r = tokio::time::timeout(HELLO_TIMEOUT, inbound.message()) => r,
+            () = self.svc.shutdown.cancelled() => return,
+        };
+        let hello = match first {
+            Ok(Ok(Some(AgentMessage {
+                kind: Some(agent_message::Kind::Hello(h)),
+            }))) => h,
+            Ok(Err(status)) => {
+                self.send(Err(inbound_error(status))).await;
+                return;
+            }
+            Ok(Ok(None)) => return,
+            Ok(Ok(Some(_))) => {
+                self.send(Err(Status::invalid_argument(
+                    "the first message on Connect must be Hello",
+                )))
+                .await;
+                return;
+            }
+            Err(_) => {
+                self.send(Err(Status::deadline_exceeded("no Hello within 30 s"))).await;
+                return;
+            }
+        };
+        let version = match check_version(hello.protocol_version) {
+            Ok(v) => v,
+            Err(status) => {
+                self.send(Err(status)).await;
+                return;
+            }
+        };
+        let start = match self
+            .svc
+            .store
+            .agent_connected(&self.scope, truncate(&hello.agent_version, 64), hello.outbox_depth)
+            .await
+        {
+            Ok(s) => s,
+            Err(StoreError::NotFound(_)) => {
+                tracing::warn!(%agent, remote = %self.remote, "unknown or revoked agent refused");
+                self.send(Err(Status::permission_denied(
+                    "this agent is revoked or unknown to the collector",
+                )))
+                .await;
+                return;
+            }
+            Err(e) => {
+                self.send(Err(store_status(&e))).await;
+                return;
+            }
+        };
+        tracing::info!(
+            %agent,
+            tenant = %self.scope.tenant(),
+            remote = %self.remote,
+            agent_version = %hello.agent_version,
+            outbox_depth = hello.outbox_depth,
+            acked_through = start.acked_seq,
+            "agent connected"
+        );
+        let welcome = Welcome {
+            protocol_version: version,
+            acked_through: start.acked_seq,
+            agent_id: agent.to_string(),
+            tenant: self.scope.tenant().to_string(),
+            site: self.scope.site().to_string(),
+        };
+        if !self.send(msg(collector_message::Kind::Welcome(welcome))).await {
+            return;
+        }
+        self.nudge_renewal().await;
+        let reason = self.pump(&mut inbound).await;
+        if let Err(error) = self.svc.store.agent_disconnected(&self.scope, &start).await {
+            tracing::error!(%agent, %error, "recording the disconnect failed");
+        }
+        tracing::info!(%agent, remote = %self.remote, reason, "agent disconnected");
+    }
+
+    /// Asks the agent to renew when its certificate is in the last third of its life.
+    async fn nudge_renewal(&self) {
+        let agents = match self
+            .svc
+            .store
+            .list_agents(&crate::store::scope::Viewer::Tenant(self.scope.tenant_scope()))
+            .await
+        {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        let Some(row) = agents.iter().find(|a| a.agent == self.scope.agent()) else {
+            return;
+        };
+        let lifetime_ms = self.svc.cert_lifetime.as_millis() as i64;
+        if row.cert_not_after_ms - now_ms() < lifetime_ms / 3 {
+            let cmd = Command {
+                command_id: uuid::Uuid::new_v4().to_string(),
+                kind: Some(command::Kind::RenewCertificate(Empty {})),
+            };
+            self.send(msg(collector_message::Kind::Command(cmd))).await;
+        }
+    }
+
+    async fn pump(&self, inbound: &mut Streaming<AgentMessage>) -> &'static str {
+        let mut revocation = tokio::time::interval(REVOCATION_CHECK);
+        loop {
+            let next = tokio::select! {
+                m = inbound.message() => m,
+                _ = revocation.tick() => {
+                    if self.svc.revoked.contains(&self.scope.agent()) {
+                        self.send(Err(Status::permission_denied("this agent has been revoked"))).await;
+                        return "revoked";
+                    }
+                    if now_ms() / 1000 >= self.cert_not_after {
+                        self.send(Err(Status::unauthenticated(
+                            "the certificate this stream was opened with has expired; reconnect with the renewed one",
+                        )))
+                        .await;
+                        return "certificate expired";
+                    }
+                    continue;
+                }
+                () = self.out.closed() => return "stream closed",
+                () = self.svc.shutdown.cancelled() => {
+                    self.send(Err(Status::unavailable("the collector is shutting down; reconnect later"))).await;
+                    return "collector shutting down";
+                }
+            };
+            let batch = match next {
+                Ok(Some(AgentMessage {
+                    kind: Some(agent_message::Kind::Batch(b)),
+                })) => b,
+                Ok(Some(AgentMessage {
+                    kind: Some(agent_message::Kind::Hello(_)),
+                })) => {
+                    tracing::warn!(agent = %self.scope.agent(), "duplicate Hello ignored");
+                    continue;
+                }
+                Ok(Some(AgentMessage { kind: None })) => {
+                    tracing::warn!(agent = %self.scope.agent(), "empty message ignored");
+                    continue;
+                }
+                Ok(None) => return "agent closed the stream",
+                Err(status) => {
+                    tracing::warn!(agent = %self.scope.agent(), status = %status, "agent stream failed");
+                    self.send(Err(inbound_error(status))).await;
+                    return "stream error";
+                }
+            };
+            let validated = match validate_batch(&self.scope, batch) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(agent = %self.scope.agent(), error = %e, "batch refused");
+                    self.send(Err(Status::invalid_argument(e.to_string()))).await;
+                    return "invalid batch";
+                }
+            };
+            let outcome = match self.svc.store.ingest(&self.scope, &validated.batch).await {
+                Ok(o) => o,
+                Err(e) => {
+                    // Nothing was acknowledged; the agent resends after reconnecting.
+                    self.send(Err(store_status(&e))).await;
+                    return "store error";
+                }
+            };
+            let ack = Ack {
+                acked_through: u64::try_from(outcome.acked_seq).unwrap_or(0),
+                rejected: validated.rejected,
+            };
+            if !self.send(msg(collector_message::Kind::Ack(ack))).await {
+                return "stream closed";
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_failures_become_invalid_argument() {
+        let s = inbound_error(Status::internal("failed to decode Protobuf message: invalid wire type"));
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().starts_with("malformed message"));
+        assert_eq!(inbound_error(Status::cancelled("gone")).code(), tonic::Code::Cancelled);
+    }
+}

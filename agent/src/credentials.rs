@@ -146,6 +146,17 @@ impl Credentials {
         )?))
     }
 
+    /// A CSR signed by this identity's key, for a re-enrollment that proves
+    /// this agent held it.
+    pub fn csr_with_same_key(&self, common_name: &str) -> Result<outpost_certs::keys::KeyAndCsr, CredentialsError> {
+        Ok(outpost_certs::keys::csr_for_key(&self.key, common_name)?)
+    }
+
+    /// The CA's fingerprint.
+    pub fn ca_fingerprint(&self) -> outpost_certs::Fingerprint {
+        outpost_certs::Fingerprint::of_der(&self.ca)
+    }
+
     /// When to renew: two thirds into the certificate's lifetime, Unix seconds.
     pub fn renew_at(&self) -> i64 {
         self.not_before + (self.not_after - self.not_before) * 2 / 3

@@ -3,6 +3,13 @@
 //! The key pair is generated here and never leaves the machine. The collector is
 //! pinned by the CA fingerprint inside the token: the TLS handshake fails unless
 //! the collector presents that CA, so a token cannot be phished by another server.
+//!
+//! Enrolling a data directory that already holds an identity is a
+//! re-enrollment. When the stored CA is the token's, the agent sends its
+//! certificate (even an expired one) and signs the CSR with the same key: with
+//! a token for the same tenant and site it keeps its id, and the collector stops
+//! accepting the old certificate. The outbox is kept when the new identity is
+//! for the same tenant and site, and moved aside (kept, never sent) otherwise.
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,9 +28,6 @@ pub enum EnrollError {
     /// The token text is malformed.
     #[error("invalid enrollment token: {0}")]
     Token(#[from] ParseTokenError),
-    /// This data directory already has an identity.
-    #[error("{0} already holds an enrolled agent identity; use a new data directory or remove identity.pem first")]
-    AlreadyEnrolled(String),
     /// The collector could not be reached or its certificate did not match the pin.
     #[error("{0}")]
     Connect(String),
@@ -52,21 +56,24 @@ pub struct Enrollment {
     pub site: String,
     /// Certificate expiry, Unix seconds.
     pub not_after: i64,
+    /// The agent proved its previous identity and kept its id.
+    pub kept_id: bool,
 }
 
 /// Enrolls into `data_dir`, writing `ca.crt`, `identity.pem` and `agent.toml`.
 pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> Result<Enrollment, EnrollError> {
     let token: EnrollmentToken = token.parse()?;
-    if Credentials::exist(data_dir) {
-        return Err(EnrollError::AlreadyEnrolled(data_dir.display().to_string()));
-    }
     outpost_certs::files::create_private_dir(data_dir)
         .map_err(|e| EnrollError::Io(format!("creating {}: {e}", data_dir.display())))?;
     let hostname = hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let request = outpost_certs::keys::generate_key_and_csr(&hostname)
-        .map_err(|e| EnrollError::Io(format!("generating the key pair: {e}")))?;
+    let previous = previous_credentials(data_dir, &token);
+    let request = match &previous {
+        Some(p) => p.csr_with_same_key(&hostname)?,
+        None => outpost_certs::keys::generate_key_and_csr(&hostname)
+            .map_err(|e| EnrollError::Io(format!("generating the key pair: {e}")))?,
+    };
 
     let tls = outpost_certs::tls::enrollment_client_config(token.ca_fingerprint())
         .map_err(|e| EnrollError::Io(e.to_string()))?;
@@ -80,6 +87,7 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
             csr_der: request.csr_der.clone(),
             hostname,
             agent_version: crate::VERSION.to_owned(),
+            previous_certificate_der: previous.as_ref().map(|p| p.chain[0].to_vec()).unwrap_or_default(),
         })
         .await
         .map_err(|status| match status.code() {
@@ -129,5 +137,28 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
         tenant: response.tenant,
         site: response.site,
         not_after: creds.not_after,
+        kept_id: previous.is_some_and(|p| p.identity == creds.identity),
     })
+}
+
+/// The identity this data directory already holds, when it is worth proving
+/// to the collector the token pins (same CA); expired certificates included.
+fn previous_credentials(data_dir: &Path, token: &EnrollmentToken) -> Option<Credentials> {
+    if !Credentials::exist(data_dir) {
+        return None;
+    }
+    match Credentials::load(data_dir) {
+        Ok(c) if c.ca_fingerprint() == token.ca_fingerprint() => Some(c),
+        Ok(c) => {
+            tracing::info!(
+                agent = %c.identity.agent,
+                "the existing identity belongs to another collector; enrolling under a new agent id"
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the existing identity cannot be read; enrolling under a new agent id");
+            None
+        }
+    }
 }

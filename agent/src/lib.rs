@@ -90,6 +90,7 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         batch_max: config.batch_max_observations,
         max_in_flight: config.max_in_flight_batches,
         max_backoff: Duration::from_secs(config.max_backoff_secs),
+        instance_id: String::new(),
     };
     let uplink = tokio::spawn(uplink.run(shutdown.clone()));
     let renewer = renew::Renewer {

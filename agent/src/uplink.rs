@@ -84,6 +84,8 @@ pub struct Uplink {
     pub max_in_flight: usize,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// The outbox's instance id, sent in `Hello`.
+    pub instance_id: String,
 }
 
 /// Exponential backoff with full jitter: uniformly random in [d/2, d], where d
@@ -137,6 +139,7 @@ impl Uplink {
             capabilities: vec!["host-facts".into(), "metrics".into()],
             first_unacked_seq: first_unacked,
             outbox_depth: depth,
+            instance_id: self.instance_id.clone(),
         };
         // Capacity is at least 2, so the first message always fits.
         let _ = tx.try_send(AgentMessage {

@@ -229,6 +229,29 @@ impl CertificateAuthority {
     }
 }
 
+/// The public key (subjectPublicKey bits) of a CSR, after checking the CSR's
+/// signature: whoever sent it holds the matching private key.
+pub fn csr_public_key(csr_der: &[u8]) -> Result<Vec<u8>, CertError> {
+    use x509_parser::prelude::FromDer;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
+        .map_err(|e| CertError::InvalidCsr(e.to_string()))?;
+    csr.verify_signature()
+        .map_err(|e| CertError::InvalidCsr(format!("bad signature: {e}")))?;
+    Ok(csr
+        .certification_request_info
+        .subject_pki
+        .subject_public_key
+        .data
+        .to_vec())
+}
+
+/// The public key (subjectPublicKey bits) of a DER certificate.
+pub fn certificate_public_key(der: &[u8]) -> Result<Vec<u8>, CertError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
+}
+
 /// Reads validity and serial from a DER certificate.
 pub fn certificate_validity(der: &[u8]) -> Result<IssuedCertificate, CertError> {
     use x509_parser::prelude::{FromDer, X509Certificate};

@@ -33,3 +33,35 @@ pub fn generate_key_and_csr(common_name: &str) -> Result<KeyAndCsr, CertError> {
         csr_der: csr.der().to_vec(),
     })
 }
+
+/// A CSR signed by an existing key: how a re-enrolling agent proves it holds
+/// the key of its previous certificate. Returns the same key as PEM with it.
+pub fn csr_for_key(key: &rustls::pki_types::PrivateKeyDer<'_>, common_name: &str) -> Result<KeyAndCsr, CertError> {
+    let key = KeyPair::try_from(key)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key)?;
+    Ok(KeyAndCsr {
+        key_pem: key.serialize_pem(),
+        csr_der: csr.der().to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csr_for_an_existing_key_carries_that_key() {
+        let first = generate_key_and_csr("a").expect("key");
+        let der = crate::pem::private_key("key", first.key_pem.as_bytes()).expect("pem");
+        let again = csr_for_key(&der, "a").expect("csr").csr_der;
+        let other = generate_key_and_csr("a").expect("key");
+        let key = |der: &[u8]| crate::ca::csr_public_key(der).expect("valid csr");
+        assert_eq!(key(&again), key(&first.csr_der));
+        assert_ne!(key(&other.csr_der), key(&first.csr_der));
+        assert!(crate::ca::csr_public_key(b"not a csr").is_err());
+    }
+}

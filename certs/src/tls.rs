@@ -257,6 +257,19 @@ pub fn verify_agent_chain(ca_der: &CertificateDer<'_>, chain: &[CertificateDer<'
     Ok(())
 }
 
+/// Checks that `leaf` was issued by the CA `ca_der` as an agent certificate,
+/// whatever the time: a re-enrolling agent whose certificate expired while it
+/// was offline may still prove who it was.
+pub fn verify_agent_certificate_issued(ca_der: &CertificateDer<'_>, leaf: &[u8]) -> Result<(), CertError> {
+    let validity = crate::ca::certificate_validity(leaf)?;
+    let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        u64::try_from(validity.not_before.saturating_add(1)).unwrap_or(0),
+    ));
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_der)?), provider()).build()?;
+    verifier.verify_client_cert(&CertificateDer::from(leaf), &[], at)?;
+    Ok(())
+}
+
 /// A client that trusts the CA but presents no certificate (tests, `Enroll` after pinning).
 pub fn anonymous_client_config(ca_der: &CertificateDer<'_>) -> Result<ClientConfig, CertError> {
     let mut config = ClientConfig::builder_with_provider(provider())

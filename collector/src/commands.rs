@@ -136,6 +136,9 @@ pub async fn agent_list(location: &Location, json: bool) -> Result<()> {
                     "outbox_depth": a.outbox_depth,
                     "acked_seq": a.acked_seq,
                     "cert_not_after_ms": a.cert_not_after_ms,
+                    "instance_id": a.instance_id,
+                    "instance_conflict": a.conflict_note(),
+                    "seq_conflicts": a.seq_conflicts,
                 })
             })
             .collect();
@@ -169,6 +172,15 @@ pub async fn agent_list(location: &Location, json: bool) -> Result<()> {
             a.version,
             a.outbox_depth
         );
+        if let Some(note) = a.conflict_note() {
+            println!("    warning: {note}");
+        }
+        if a.seq_conflicts > 0 {
+            println!(
+                "    warning: {} resent observation(s) differed from what was stored under the same sequence number",
+                a.seq_conflicts
+            );
+        }
     }
     Ok(())
 }
@@ -194,9 +206,10 @@ pub async fn site_delete(location: &Location, tenant: &str, site: &str) -> Resul
     let result = store.delete_site(&AdminScope::verified(), tenant, site).await;
     store.close().await;
     match result {
-        Ok(id) => {
-            println!("Deleted site {site:?} ({id}) of tenant {tenant:?}; its unused enrollment tokens no longer work.")
-        }
+        Ok((id, revoked)) => println!(
+            "Deleted site {site:?} ({id}) of tenant {tenant:?}: its unused enrollment tokens no longer work and \
+             its {revoked} agent(s) are revoked (refused at the TLS handshake, connections closed)."
+        ),
         Err(StoreError::NotFound(what)) => bail!("{what} not found"),
         Err(e) => return Err(e.into()),
     }

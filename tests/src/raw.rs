@@ -18,6 +18,7 @@ pub fn hello() -> outpost_proto::agent_v1::AgentMessage {
             capabilities: vec![],
             first_unacked_seq: 1,
             outbox_depth: 0,
+            instance_id: "raw-test-client".into(),
         })),
     }
 }

@@ -215,6 +215,7 @@ async fn without_a_client_certificate_only_enroll_is_allowed() {
             csr_der: b"not a CSR".to_vec(),
             hostname: "h".into(),
             agent_version: "t".into(),
+            previous_certificate_der: vec![],
         })
         .await
         .expect_err("bad CSR");

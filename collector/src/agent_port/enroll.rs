@@ -1,11 +1,19 @@
 //! `Enroll`: a single-use token and a CSR become an agent certificate.
-use outpost_certs::ca::Validity;
+//!
+//! A data directory that already holds an identity sends its certificate
+//! along (`previous_certificate_der`) and signs the CSR with that
+//! certificate's key. When the certificate was issued by this CA (expired or
+//! not) and names the token's own tenant and site, the agent keeps its id and
+//! its earlier certificates stop working; otherwise it gets a new id.
+use outpost_certs::AgentCertificate;
+use outpost_certs::ca::{Validity, certificate_public_key, csr_public_key};
 use outpost_certs::token::EnrollmentToken;
 use outpost_proto::agent_v1::{EnrollRequest, EnrollResponse};
+use sha2::{Digest as _, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::service::{AgentPortService, check_version, peer, store_status, truncate};
-use crate::store::tokens::EnrollError;
+use crate::store::tokens::{EnrollAsk, EnrollError};
 
 /// `Enroll`: the only call allowed without a client certificate.
 pub(super) async fn enroll(
@@ -24,19 +32,22 @@ pub(super) async fn enroll(
             "the enrollment token was issued by a different collector",
         ));
     }
+    let csr_key = csr_public_key(&req.csr_der).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let previous = previous_identity(svc, &req.previous_certificate_der, &csr_key, remote);
+    let ask = EnrollAsk {
+        hostname: truncate(&req.hostname, 255),
+        version: truncate(&req.agent_version, 64),
+        csr_key_sha256: hex::encode(Sha256::digest(&csr_key)),
+        previous,
+    };
     let validity = Validity::starting_now(svc.cert_lifetime);
     let enrolled = svc
         .store
-        .enroll(
-            &token,
-            truncate(&req.hostname, 255),
-            truncate(&req.agent_version, 64),
-            |identity| {
-                svc.ca
-                    .sign_agent_csr(&req.csr_der, identity, validity)
-                    .map_err(|e| e.to_string())
-            },
-        )
+        .enroll(&token, &ask, |identity| {
+            svc.ca
+                .sign_agent_csr(&req.csr_der, identity, validity)
+                .map_err(|e| e.to_string())
+        })
         .await
         .map_err(|e| {
             tracing::warn!(%remote, token = token.id(), error = %e, "enrollment refused");
@@ -51,6 +62,8 @@ pub(super) async fn enroll(
         agent = %enrolled.identity.agent,
         tenant = %enrolled.tenant_name,
         site = %enrolled.site_name,
+        kept_id = enrolled.kept_id,
+        retried = enrolled.retried,
         "agent enrolled"
     );
     Ok(Response::new(EnrollResponse {
@@ -61,4 +74,33 @@ pub(super) async fn enroll(
         certificate_chain_der: vec![enrolled.certificate.der, svc.ca.cert_der().to_vec()],
         ca_certificate_der: svc.ca.cert_der().to_vec(),
     }))
+}
+
+/// The identity the agent proves it held: a certificate this CA issued, whose
+/// key signed the CSR. Anything short of that is logged and ignored (the agent
+/// then enrolls under a new id), never trusted.
+fn previous_identity(
+    svc: &AgentPortService,
+    der: &[u8],
+    csr_key: &[u8],
+    remote: std::net::SocketAddr,
+) -> Option<outpost_certs::AgentIdentity> {
+    if der.is_empty() {
+        return None;
+    }
+    let checked = (|| {
+        outpost_certs::tls::verify_agent_certificate_issued(svc.ca.cert_der(), der).map_err(|e| e.to_string())?;
+        let key = certificate_public_key(der).map_err(|e| e.to_string())?;
+        if key != csr_key {
+            return Err("the CSR is not signed by the previous certificate's key".to_owned());
+        }
+        AgentCertificate::parse(der).map_err(|e| e.to_string())
+    })();
+    match checked {
+        Ok(cert) => Some(cert.identity),
+        Err(reason) => {
+            tracing::warn!(%remote, %reason, "previous certificate not accepted; enrolling under a new agent id");
+            None
+        }
+    }
 }

@@ -6,6 +6,7 @@
 pub mod connections;
 mod enroll;
 pub mod listener;
+pub mod live;
 mod renew;
 pub mod service;
 mod session;

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::connections::Connections;
 use super::listener::{PeerInfo, VerifiedAgent};
+use super::live::LiveSessions;
 use crate::store::{Store, StoreError};
 
 /// Shared state of the agent port.
@@ -29,6 +30,7 @@ pub struct AgentPortService {
     pub(super) cert_lifetime: Duration,
     pub(super) shutdown: CancellationToken,
     pub(super) connections: Arc<Connections>,
+    pub(super) live: Arc<LiveSessions>,
 }
 
 impl AgentPortService {
@@ -49,6 +51,7 @@ impl AgentPortService {
             cert_lifetime,
             shutdown,
             connections: Arc::default(),
+            live: Arc::default(),
         }
     }
 

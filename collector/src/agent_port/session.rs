@@ -11,9 +11,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::connections::ConnHandle;
+use super::live::Ticket;
 use super::service::{AgentPortService, authenticated, check_version, peer, store_status, truncate};
 use super::validate::validate_batch;
-use crate::store::{AgentScope, StoreError, now_ms};
+use crate::store::agents::{ConnectRefused, Connecting};
+use crate::store::{AgentScope, now_ms};
 
 /// How long an agent has to send its Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +36,7 @@ pub(super) async fn open(
 ) -> Result<Response<ConnectStream>, Status> {
     let agent = authenticated(&request)?;
     let remote = peer(&request)?.remote;
+    let conn = peer(&request)?.conn.clone();
     let inbound = request.into_inner();
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
     let session = Session {
@@ -40,6 +44,8 @@ pub(super) async fn open(
         scope: agent.scope,
         remote,
         cert_not_after: agent.not_after,
+        serial: agent.serial,
+        conn,
         out: tx,
     };
     tokio::spawn(session.run(inbound));
@@ -53,6 +59,10 @@ struct Session {
     remote: std::net::SocketAddr,
     /// Expiry of the certificate that opened the stream, Unix seconds.
     cert_not_after: i64,
+    /// Serial of that certificate.
+    serial: String,
+    /// The connection the stream runs on.
+    conn: ConnHandle,
     out: mpsc::Sender<Result<CollectorMessage, Status>>,
 }
 
@@ -115,31 +125,55 @@ impl Session {
                 return;
             }
         };
+        let instance = truncate(&hello.instance_id, 64).to_owned();
+        let other_live = self.svc.live.instance_of(&agent).filter(|other| *other != instance);
+        let connecting = Connecting {
+            version: truncate(&hello.agent_version, 64),
+            outbox_depth: hello.outbox_depth,
+            serial: &self.serial,
+            instance_id: &instance,
+            remote: self.remote,
+        };
         let start = match self
             .svc
             .store
-            .agent_connected(&self.scope, truncate(&hello.agent_version, 64), hello.outbox_depth)
+            .agent_connected(&self.scope, &connecting, other_live.as_deref())
             .await
         {
             Ok(s) => s,
-            Err(StoreError::NotFound(_)) => {
-                tracing::warn!(%agent, remote = %self.remote, "unknown or revoked agent refused");
-                self.send(Err(Status::permission_denied(
-                    "this agent is revoked or unknown to the collector",
-                )))
-                .await;
-                return;
-            }
-            Err(e) => {
+            Err(ConnectRefused::Store(e)) => {
                 self.send(Err(store_status(&e))).await;
                 return;
             }
+            Err(refused) => {
+                let status = match &refused {
+                    ConnectRefused::OtherInstance { other, .. } => {
+                        tracing::warn!(
+                            %agent,
+                            tenant = %self.scope.tenant(),
+                            remote = %self.remote,
+                            instance = %instance,
+                            streaming_instance = %other,
+                            "agent id used by two instances (cloned machine?): second instance refused"
+                        );
+                        Status::already_exists(refused.to_string())
+                    }
+                    _ => {
+                        tracing::warn!(%agent, remote = %self.remote, reason = %refused, "agent stream refused");
+                        Status::permission_denied(refused.to_string())
+                    }
+                };
+                self.send(Err(status)).await;
+                return;
+            }
         };
+        let ticket = self.svc.live.admit(agent, &instance, self.conn.clone());
         tracing::info!(
             %agent,
             tenant = %self.scope.tenant(),
             remote = %self.remote,
             agent_version = %hello.agent_version,
+            instance = %instance,
             outbox_depth = hello.outbox_depth,
             acked_through = start.acked_seq,
             "agent connected"
@@ -150,34 +184,28 @@ impl Session {
             agent_id: agent.to_string(),
             tenant: self.scope.tenant().to_string(),
             site: self.scope.site().to_string(),
+            collector_time_ms: now_ms(),
         };
-        if !self.send(msg(collector_message::Kind::Welcome(welcome))).await {
-            return;
-        }
-        self.nudge_renewal().await;
-        let reason = self.pump(&mut inbound).await;
+        let reason = if self.send(msg(collector_message::Kind::Welcome(welcome))).await {
+            self.nudge_renewal().await;
+            self.pump(&mut inbound, &ticket).await
+        } else {
+            "stream closed"
+        };
+        // Recorded before leaving the live set, so a new instance admitted after
+        // this never finds the database still saying this stream is open.
         if let Err(error) = self.svc.store.agent_disconnected(&self.scope, &start).await {
             tracing::error!(%agent, %error, "recording the disconnect failed");
         }
+        self.svc.live.leave(&agent, &ticket);
         tracing::info!(%agent, remote = %self.remote, reason, "agent disconnected");
     }
 
-    /// Asks the agent to renew when its certificate is in the last third of its life.
+    /// Asks the agent to renew when the certificate of this connection is in
+    /// the last third of its life.
     async fn nudge_renewal(&self) {
-        let agents = match self
-            .svc
-            .store
-            .list_agents(&crate::store::scope::Viewer::Tenant(self.scope.tenant_scope()))
-            .await
-        {
-            Ok(a) => a,
-            Err(_) => return,
-        };
-        let Some(row) = agents.iter().find(|a| a.agent == self.scope.agent()) else {
-            return;
-        };
         let lifetime_ms = self.svc.cert_lifetime.as_millis() as i64;
-        if row.cert_not_after_ms - now_ms() < lifetime_ms / 3 {
+        if self.cert_not_after.saturating_mul(1000) - now_ms() < lifetime_ms / 3 {
             let cmd = Command {
                 command_id: uuid::Uuid::new_v4().to_string(),
                 kind: Some(command::Kind::RenewCertificate(Empty {})),
@@ -186,14 +214,23 @@ impl Session {
         }
     }
 
-    async fn pump(&self, inbound: &mut Streaming<AgentMessage>) -> &'static str {
+    async fn pump(&self, inbound: &mut Streaming<AgentMessage>, ticket: &Ticket) -> &'static str {
         let mut revocation = tokio::time::interval(REVOCATION_CHECK);
         loop {
             let next = tokio::select! {
                 m = inbound.message() => m,
+                () = ticket.replaced.cancelled() => {
+                    self.send(Err(Status::aborted(
+                        "replaced by a newer connection of the same agent instance",
+                    )))
+                    .await;
+                    return "replaced by a newer connection";
+                }
                 _ = revocation.tick() => {
                     if self.svc.revoked.contains(&self.scope.agent()) {
                         self.send(Err(Status::permission_denied("this agent has been revoked"))).await;
+                        // The connection goes too, not just this stream.
+                        self.conn.close();
                         return "revoked";
                     }
                     if now_ms() / 1000 >= self.cert_not_after {

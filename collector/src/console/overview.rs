@@ -304,6 +304,9 @@ mod tests {
             acked_seq: 0,
             revoked: false,
             cert_not_after_ms: 0,
+            instance_id: String::new(),
+            instance_conflict: None,
+            seq_conflicts: 0,
         }
     }
 

@@ -171,10 +171,19 @@ async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) -> AgentId 
         .unwrap();
     let key = generate_key_and_csr(host).unwrap();
     let enrolled = store
-        .enroll(&token, host, "1.2.3", |id| {
-            ca.sign_agent_csr(&key.csr_der, id, Validity::starting_now(Duration::from_secs(3600)))
-                .map_err(|e| e.to_string())
-        })
+        .enroll(
+            &token,
+            &crate::store::tokens::EnrollAsk {
+                hostname: host,
+                version: "1.2.3",
+                csr_key_sha256: String::new(),
+                previous: None,
+            },
+            |id| {
+                ca.sign_agent_csr(&key.csr_der, id, Validity::starting_now(Duration::from_secs(3600)))
+                    .map_err(|e| e.to_string())
+            },
+        )
         .await
         .unwrap();
     enrolled.identity.agent

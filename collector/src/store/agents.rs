@@ -42,6 +42,73 @@ pub struct AgentRow {
     pub revoked: bool,
     /// Expiry of the current certificate, Unix ms.
     pub cert_not_after_ms: i64,
+    /// The outbox instance that last streamed for this agent.
+    pub instance_id: String,
+    /// Set when a second instance tried to stream as this agent while the first
+    /// was connected (a cloned machine): when (Unix ms) and what was seen.
+    pub instance_conflict: Option<(i64, String)>,
+    /// Resent observations whose payload differed from what was stored under
+    /// the same sequence number.
+    pub seq_conflicts: i64,
+}
+
+impl AgentRow {
+    /// What the console and `agent list` say about an instance conflict.
+    pub fn conflict_note(&self) -> Option<String> {
+        self.instance_conflict
+            .as_ref()
+            .map(|(_, what)| format!("agent id used by two instances (cloned machine?): {what}"))
+    }
+}
+
+/// What an agent's stream opening tells the store.
+#[derive(Clone, Copy, Debug)]
+pub struct Connecting<'a> {
+    /// Reported agent version.
+    pub version: &'a str,
+    /// Reported outbox depth.
+    pub outbox_depth: u64,
+    /// Serial (lowercase hex) of the certificate the connection presented.
+    pub serial: &'a str,
+    /// The outbox instance (`Hello.instance_id`); empty from agents that predate it.
+    pub instance_id: &'a str,
+    /// Where it connects from, for the conflict note.
+    pub remote: std::net::SocketAddr,
+}
+
+/// Why an agent's stream is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectRefused {
+    /// No such agent in this tenant and site, or revoked.
+    #[error("this agent is revoked or unknown to the collector")]
+    UnknownOrRevoked,
+    /// The certificate is not the agent's current one (nor the one before it).
+    #[error(
+        "this certificate has been replaced by a newer one of the same agent \
+         (renewed or re-enrolled elsewhere); it is no longer accepted"
+    )]
+    CertificateReplaced,
+    /// Another instance of the agent id is streaming.
+    #[error(
+        "agent id {agent} is already streaming from another instance ({other}); \
+         two machines share one agent identity (cloned machine?): \
+         re-enroll this copy with a new token for its own site"
+    )]
+    OtherInstance {
+        /// The agent.
+        agent: AgentId,
+        /// The instance that holds the stream.
+        other: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ConnectRefused {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(StoreError::Database(e))
+    }
 }
 
 /// State returned when an agent's stream opens.
@@ -53,63 +120,59 @@ pub struct SessionStart {
     pub connected_since_ms: i64,
 }
 
-type AgentTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-);
+/// One row of [`agent_select!`].
+#[derive(sqlx::FromRow)]
+struct AgentDbRow {
+    id: String,
+    tenant_id: String,
+    tenant_name: String,
+    site_id: String,
+    site_name: String,
+    hostname: String,
+    os: String,
+    version: String,
+    last_seen_ms: Option<i64>,
+    connected_since_ms: Option<i64>,
+    outbox_depth: i64,
+    acked_seq: i64,
+    revoked_at_ms: Option<i64>,
+    cert_not_after_ms: i64,
+    instance_id: String,
+    instance_conflict_at_ms: Option<i64>,
+    instance_conflict: String,
+    seq_conflicts: i64,
+}
 
 macro_rules! agent_select {
     () => {
-        "SELECT a.id, a.tenant_id, t.name, a.site_id, s.name, a.hostname, a.os, a.version, \
-     a.last_seen_ms, a.connected_since_ms, a.outbox_depth, a.acked_seq, a.revoked_at_ms, a.cert_not_after_ms \
-     FROM agents a JOIN tenants t ON t.id = a.tenant_id JOIN sites s ON s.id = a.site_id"
+        "SELECT a.id, a.tenant_id, t.name AS tenant_name, a.site_id, s.name AS site_name, a.hostname, a.os, \
+         a.version, a.last_seen_ms, a.connected_since_ms, a.outbox_depth, a.acked_seq, a.revoked_at_ms, \
+         a.cert_not_after_ms, a.instance_id, a.instance_conflict_at_ms, a.instance_conflict, a.seq_conflicts \
+         FROM agents a JOIN tenants t ON t.id = a.tenant_id JOIN sites s ON s.id = a.site_id"
     };
 }
 
-fn agent_row(t: AgentTuple, now: i64) -> Result<AgentRow, StoreError> {
-    let (
-        id,
-        tenant,
-        tenant_name,
-        site,
-        site_name,
-        hostname,
-        os,
-        version,
-        last_seen,
-        connected,
-        depth,
-        acked,
-        revoked,
-        not_after,
-    ) = t;
+fn agent_row(r: AgentDbRow, now: i64) -> Result<AgentRow, StoreError> {
     Ok(AgentRow {
-        agent: parse_id("agent", &id)?,
-        tenant: parse_id("tenant", &tenant)?,
-        tenant_name,
-        site: parse_id("site", &site)?,
-        site_name,
-        hostname,
-        os,
-        version,
-        last_seen_ms: last_seen,
-        online: connected.is_some() && revoked.is_none() && last_seen.is_some_and(|s| now - s < ONLINE_WINDOW_MS),
-        outbox_depth: depth,
-        acked_seq: acked,
-        revoked: revoked.is_some(),
-        cert_not_after_ms: not_after,
+        agent: parse_id("agent", &r.id)?,
+        tenant: parse_id("tenant", &r.tenant_id)?,
+        tenant_name: r.tenant_name,
+        site: parse_id("site", &r.site_id)?,
+        site_name: r.site_name,
+        hostname: r.hostname,
+        os: r.os,
+        version: r.version,
+        last_seen_ms: r.last_seen_ms,
+        online: r.connected_since_ms.is_some()
+            && r.revoked_at_ms.is_none()
+            && r.last_seen_ms.is_some_and(|s| now - s < ONLINE_WINDOW_MS),
+        outbox_depth: r.outbox_depth,
+        acked_seq: r.acked_seq,
+        revoked: r.revoked_at_ms.is_some(),
+        cert_not_after_ms: r.cert_not_after_ms,
+        instance_id: r.instance_id,
+        instance_conflict: r.instance_conflict_at_ms.map(|at| (at, r.instance_conflict)),
+        seq_conflicts: r.seq_conflicts,
     })
 }
 
@@ -124,7 +187,7 @@ impl Store {
             agent_select!(),
             " WHERE ($1 IS NULL OR a.tenant_id = $1) ORDER BY t.name, s.name, a.hostname, a.id"
         );
-        let rows: Vec<AgentTuple> =
+        let rows: Vec<AgentDbRow> =
             on_pool!(self, pool, _Db => sqlx::query_as(sql).bind(tenant_filter).fetch_all(pool).await?);
         let now = now_ms();
         rows.into_iter().map(|r| agent_row(r, now)).collect()
@@ -160,36 +223,102 @@ impl Store {
         })
     }
 
-    /// Records that the agent's stream opened; fails with `NotFound` if the agent is
-    /// unknown or revoked, so a deleted record cannot be revived by a valid certificate.
+    /// Records that the agent's stream opened, if it may: the agent exists
+    /// unrevoked in its tenant and site, presents its current certificate (or
+    /// the one before it, which stops working once the current one is used),
+    /// and no other instance of it is streaming. `other_live` names an
+    /// instance this collector knows to be streaming for the agent right now.
     pub async fn agent_connected(
         &self,
         scope: &AgentScope,
-        version: &str,
-        outbox_depth: u64,
-    ) -> Result<SessionStart, StoreError> {
+        c: &Connecting<'_>,
+        other_live: Option<&str>,
+    ) -> Result<SessionStart, ConnectRefused> {
         let now = now_ms();
+        let agent = scope.agent();
+        if let Some(other) = other_live.filter(|o| !o.is_empty() && !c.instance_id.is_empty() && *o != c.instance_id) {
+            let other = other.to_owned();
+            self.record_instance_conflict(scope, c, &other, now).await?;
+            return Err(ConnectRefused::OtherInstance { agent, other });
+        }
+        // One statement decides and records, so two streams racing on two
+        // collectors cannot both pass. A stream another collector holds counts
+        // as live while it was heard from within the online window.
         let row: Option<(i64,)> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
-                "UPDATE agents SET connected_since_ms = $1, last_seen_ms = $1, version = $2, outbox_depth = $3 \
-                 WHERE id = $4 AND tenant_id = $5 AND site_id = $6 AND revoked_at_ms IS NULL RETURNING acked_seq",
+                "UPDATE agents SET connected_since_ms = $1, last_seen_ms = $1, version = $2, outbox_depth = $3, \
+                 instance_id = $4, prev_cert_serial = CASE WHEN cert_serial = $5 THEN NULL ELSE prev_cert_serial END \
+                 WHERE id = $6 AND tenant_id = $7 AND site_id = $8 AND revoked_at_ms IS NULL \
+                 AND (cert_serial = $5 OR prev_cert_serial = $5) \
+                 AND NOT (instance_id <> '' AND $4 <> '' AND instance_id <> $4 \
+                          AND connected_since_ms IS NOT NULL AND last_seen_ms > $9) \
+                 RETURNING acked_seq",
             )
             .bind(now)
-            .bind(version)
-            .bind(i64::try_from(outbox_depth).unwrap_or(i64::MAX))
-            .bind(scope.agent().to_string())
+            .bind(c.version)
+            .bind(i64::try_from(c.outbox_depth).unwrap_or(i64::MAX))
+            .bind(c.instance_id)
+            .bind(c.serial)
+            .bind(agent.to_string())
+            .bind(scope.tenant().to_string())
+            .bind(scope.site().to_string())
+            .bind(now - ONLINE_WINDOW_MS)
+            .fetch_optional(pool)
+            .await?
+        });
+        if let Some((acked,)) = row {
+            return Ok(SessionStart {
+                acked_seq: u64::try_from(acked).unwrap_or(0),
+                connected_since_ms: now,
+            });
+        }
+        // Refused: say why.
+        let why: Option<(Option<i64>, String, Option<String>, String)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT revoked_at_ms, cert_serial, prev_cert_serial, instance_id FROM agents \
+                 WHERE id = $1 AND tenant_id = $2 AND site_id = $3",
+            )
+            .bind(agent.to_string())
             .bind(scope.tenant().to_string())
             .bind(scope.site().to_string())
             .fetch_optional(pool)
             .await?
         });
-        match row {
-            Some((acked,)) => Ok(SessionStart {
-                acked_seq: u64::try_from(acked).unwrap_or(0),
-                connected_since_ms: now,
-            }),
-            None => Err(StoreError::NotFound(format!("agent {}", scope.agent()))),
+        match why {
+            None | Some((Some(_), ..)) => Err(ConnectRefused::UnknownOrRevoked),
+            Some((None, current, prev, _)) if current != c.serial && prev.as_deref() != Some(c.serial) => {
+                Err(ConnectRefused::CertificateReplaced)
+            }
+            Some((None, _, _, other)) => {
+                self.record_instance_conflict(scope, c, &other, now).await?;
+                Err(ConnectRefused::OtherInstance { agent, other })
+            }
         }
+    }
+
+    async fn record_instance_conflict(
+        &self,
+        scope: &AgentScope,
+        c: &Connecting<'_>,
+        other: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let note = format!(
+            "instance {} from {} refused while instance {other} was streaming",
+            c.instance_id, c.remote
+        );
+        on_pool!(self, pool, _Db => {
+            sqlx::query(
+                "UPDATE agents SET instance_conflict_at_ms = $1, instance_conflict = $2 WHERE id = $3 AND tenant_id = $4",
+            )
+            .bind(now)
+            .bind(&note)
+            .bind(scope.agent().to_string())
+            .bind(scope.tenant().to_string())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Records that the agent's stream opened at `session.connected_since_ms`
@@ -211,29 +340,49 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the agent is revoked (or gone).
-    pub async fn agent_is_revoked(&self, scope: &AgentScope) -> Result<bool, StoreError> {
-        let row: Option<(Option<i64>,)> = on_pool!(self, pool, _Db => {
-            sqlx::query_as("SELECT revoked_at_ms FROM agents WHERE id = $1 AND tenant_id = $2")
-                .bind(scope.agent().to_string())
-                .bind(scope.tenant().to_string())
-                .fetch_optional(pool)
-                .await?
+    /// Whether the agent may renew with the certificate `serial`: it exists
+    /// unrevoked, and `serial` is its current certificate or the one before.
+    /// An old certificate cannot renew forever.
+    pub async fn agent_may_renew(&self, scope: &AgentScope, serial: &str) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT id FROM agents WHERE id = $1 AND tenant_id = $2 AND site_id = $3 AND revoked_at_ms IS NULL \
+                 AND (cert_serial = $4 OR prev_cert_serial = $4)",
+            )
+            .bind(scope.agent().to_string())
+            .bind(scope.tenant().to_string())
+            .bind(scope.site().to_string())
+            .bind(serial)
+            .fetch_optional(pool)
+            .await?
         });
-        Ok(!matches!(row, Some((None,))))
+        Ok(row.is_some())
     }
 
-    /// Records a renewed certificate.
-    pub async fn agent_renewed(&self, scope: &AgentScope, cert: &IssuedCertificate) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
-            sqlx::query("UPDATE agents SET cert_serial = $1, cert_not_after_ms = $2 WHERE id = $3 AND tenant_id = $4")
-                .bind(&cert.serial)
-                .bind(cert.not_after.saturating_mul(1000))
-                .bind(scope.agent().to_string())
-                .bind(scope.tenant().to_string())
-                .execute(pool)
-                .await?;
+    /// Records a renewed certificate, issued to a connection that presented
+    /// `presented`: that one stays valid until the new one is first used (the
+    /// answer may be lost), every other earlier one stops working. False when
+    /// `presented` stopped being acceptable in the meantime.
+    pub async fn agent_renewed(
+        &self,
+        scope: &AgentScope,
+        presented: &str,
+        cert: &IssuedCertificate,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, pool, _Db => {
+            sqlx::query(
+                "UPDATE agents SET prev_cert_serial = $1, cert_serial = $2, cert_not_after_ms = $3 \
+                 WHERE id = $4 AND tenant_id = $5 AND revoked_at_ms IS NULL AND (cert_serial = $1 OR prev_cert_serial = $1)",
+            )
+            .bind(presented)
+            .bind(&cert.serial)
+            .bind(cert.not_after.saturating_mul(1000))
+            .bind(scope.agent().to_string())
+            .bind(scope.tenant().to_string())
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 }

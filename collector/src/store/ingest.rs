@@ -4,6 +4,13 @@
 //! `acked_seq`; the collector acknowledges only after that commit. Rows are keyed
 //! by (agent, seq) and inserted with `ON CONFLICT DO NOTHING`, so a batch resent
 //! after a lost acknowledgement never duplicates anything.
+//!
+//! A resend carries the same payload. When a row that already exists differs
+//! from the one resent under its (agent, seq) — two machines sharing one agent
+//! identity, or an outbox restored from an old copy — the stored row is kept,
+//! and the conflict is counted on the agent (`seq_conflicts`) and logged, never
+//! silent. The comparison only runs for statements that inserted fewer rows
+//! than they carried, so the normal path pays nothing for it.
 use super::{AgentScope, Store, StoreError, now_ms, on_pool};
 
 /// Rows per INSERT statement: below SQLite's and PostgreSQL's bind-parameter limits.
@@ -71,6 +78,32 @@ pub struct IngestOutcome {
     pub inserted: u64,
     /// The agent's committed high-water mark after this batch.
     pub acked_seq: i64,
+    /// Rows already stored under the same sequence number with another payload.
+    pub conflicts: u64,
+}
+
+/// Stored metric columns compared on a resend.
+type StoredMetric = (i64, i64, String, String, f64);
+/// Stored host-facts columns compared on a resend.
+type StoredFacts = (String, String, String, String, String, String, String, i64);
+
+fn same_metric(m: &MetricRow, stored: &StoredMetric) -> bool {
+    let (_, at, name, subject, value) = stored;
+    m.observed_at_ms == *at && m.name == *name && m.subject == *subject && m.value.to_bits() == value.to_bits()
+}
+
+fn same_facts(f: &HostFactsRow, stored: &StoredFacts) -> bool {
+    let (hostname, os, os_version, kernel, arch, addresses, agent_version, at) = stored;
+    (
+        &f.hostname,
+        &f.os,
+        &f.os_version,
+        &f.kernel,
+        &f.arch,
+        &f.addresses,
+        &f.agent_version,
+        f.observed_at_ms,
+    ) == (hostname, os, os_version, kernel, arch, addresses, agent_version, *at)
 }
 
 impl Store {
@@ -82,6 +115,7 @@ impl Store {
         on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             let mut inserted = 0u64;
+            let mut conflicts = 0u64;
             for chunk in batch.metrics.chunks(ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new(
                     "INSERT INTO metric_samples (agent_id, seq, tenant_id, observed_at_ms, name, subject, value) ",
@@ -96,10 +130,29 @@ impl Store {
                         .push_bind(m.value);
                 });
                 qb.push(" ON CONFLICT (agent_id, seq) DO NOTHING");
-                inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+                let n = qb.build().execute(&mut *tx).await?.rows_affected();
+                inserted += n;
+                if n < chunk.len() as u64 {
+                    let (lo, hi) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), m| (lo.min(m.seq), hi.max(m.seq)));
+                    let stored: Vec<StoredMetric> = sqlx::query_as(
+                        "SELECT seq, observed_at_ms, name, subject, value FROM metric_samples \
+                         WHERE agent_id = $1 AND seq BETWEEN $2 AND $3",
+                    )
+                    .bind(&agent)
+                    .bind(lo)
+                    .bind(hi)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let stored: std::collections::HashMap<i64, StoredMetric> =
+                        stored.into_iter().map(|r| (r.0, r)).collect();
+                    conflicts += chunk
+                        .iter()
+                        .filter(|m| stored.get(&m.seq).is_some_and(|r| !same_metric(m, r)))
+                        .count() as u64;
+                }
             }
             for f in &batch.host_facts {
-                inserted += sqlx::query(
+                let n = sqlx::query(
                     "INSERT INTO host_facts (agent_id, seq, tenant_id, observed_at_ms, hostname, os, os_version, kernel, arch, \
                      addresses, agent_version, outbox_depth, uptime_seconds) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (agent_id, seq) DO NOTHING",
@@ -120,6 +173,26 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                if n == 0 {
+                    let stored: Option<StoredFacts> = sqlx::query_as(
+                        "SELECT hostname, os, os_version, kernel, arch, addresses, agent_version, observed_at_ms \
+                         FROM host_facts WHERE agent_id = $1 AND seq = $2",
+                    )
+                    .bind(&agent)
+                    .bind(f.seq)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    conflicts += u64::from(stored.is_some_and(|r| !same_facts(f, &r)));
+                }
+                inserted += n;
+            }
+            if conflicts > 0 {
+                sqlx::query("UPDATE agents SET seq_conflicts = seq_conflicts + $1 WHERE id = $2 AND tenant_id = $3")
+                    .bind(i64::try_from(conflicts).unwrap_or(i64::MAX))
+                    .bind(&agent)
+                    .bind(&tenant)
+                    .execute(&mut *tx)
+                    .await?;
             }
             if let Some(latest) = batch.host_facts.iter().max_by_key(|f| f.seq) {
                 sqlx::query(
@@ -147,7 +220,16 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(IngestOutcome { inserted, acked_seq })
+            if conflicts > 0 {
+                tracing::warn!(
+                    %agent,
+                    tenant = %tenant,
+                    conflicts,
+                    "resent observations differ from what is stored under the same sequence numbers \
+                     (two machines with one agent identity, or an outbox restored from an old copy); stored rows kept"
+                );
+            }
+            Ok(IngestOutcome { inserted, acked_seq, conflicts })
         })
     }
 }

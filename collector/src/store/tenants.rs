@@ -98,27 +98,41 @@ impl Store {
         })
     }
 
-    /// Marks a site deleted: its unused enrollment tokens stop working.
+    /// Marks a site deleted: its unused enrollment tokens stop working and its
+    /// agents are revoked (refused at the handshake, their connections closed
+    /// by the revocation refresh), in one transaction. Returns the site and how
+    /// many agents were revoked.
     pub async fn delete_site(
         &self,
         _admin: &AdminScope,
         tenant_name: &str,
         site_name: &str,
-    ) -> Result<SiteId, StoreError> {
+    ) -> Result<(SiteId, u64), StoreError> {
+        let now = now_ms();
         on_pool!(self, pool, _Db => {
+            let mut tx = pool.begin().await?;
             let row: Option<(String,)> = sqlx::query_as(
                 "UPDATE sites SET deleted_at_ms = $1 WHERE deleted_at_ms IS NULL AND name = $2 \
                  AND tenant_id = (SELECT id FROM tenants WHERE name = $3) RETURNING id",
             )
-            .bind(now_ms())
+            .bind(now)
             .bind(site_name)
             .bind(tenant_name)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?;
-            match row {
-                Some((id,)) => parse_id("site", &id),
-                None => Err(StoreError::NotFound(format!("site {site_name:?} of tenant {tenant_name:?}"))),
-            }
+            let Some((id,)) = row else {
+                return Err(StoreError::NotFound(format!("site {site_name:?} of tenant {tenant_name:?}")));
+            };
+            let revoked = sqlx::query(
+                "UPDATE agents SET revoked_at_ms = $1, connected_since_ms = NULL WHERE site_id = $2 AND revoked_at_ms IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok((parse_id("site", &id)?, revoked))
         })
     }
 

@@ -58,7 +58,22 @@ fn sign_with(ca: &CertificateAuthority) -> impl FnOnce(&AgentIdentity) -> Result
     }
 }
 
+/// An enrollment request from a fresh key (so a second use of a token is not a retry).
+fn ask() -> super::tokens::EnrollAsk<'static> {
+    super::tokens::EnrollAsk {
+        hostname: "h",
+        version: "1",
+        csr_key_sha256: uuid::Uuid::new_v4().simple().to_string(),
+        previous: None,
+    }
+}
+
 async fn enrolled_agent(store: &Store, ca: &CertificateAuthority, tenant: &str, site: &str) -> AgentScope {
+    enrolled(store, ca, tenant, site).await.0
+}
+
+/// Enrolls an agent; its scope and its certificate's serial.
+async fn enrolled(store: &Store, ca: &CertificateAuthority, tenant: &str, site: &str) -> (AgentScope, String) {
     let admin = AdminScope::verified();
     let s = store.ensure_site(&admin, tenant, site).await.expect("site");
     let token = EnrollmentToken::generate(ca.fingerprint());
@@ -66,11 +81,18 @@ async fn enrolled_agent(store: &Store, ca: &CertificateAuthority, tenant: &str, 
         .create_token(&admin, &s, &token, Duration::from_secs(60))
         .await
         .expect("token");
-    let e = store
-        .enroll(&token, "host", "1.0", sign_with(ca))
-        .await
-        .expect("enroll");
-    AgentScope::verified(e.identity)
+    let e = store.enroll(&token, &ask(), sign_with(ca)).await.expect("enroll");
+    (AgentScope::verified(e.identity), e.certificate.serial)
+}
+
+fn connecting<'a>(serial: &'a str, instance: &'a str) -> agents::Connecting<'a> {
+    agents::Connecting {
+        version: "1.0",
+        outbox_depth: 0,
+        serial,
+        instance_id: instance,
+        remote: "127.0.0.1:5555".parse().expect("addr"),
+    }
 }
 
 fn metrics(seqs: std::ops::RangeInclusive<i64>) -> IngestBatch {
@@ -132,12 +154,12 @@ async fn tokens_are_single_use_expiring_and_site_bound() {
             .create_token(&admin, &site, &token, Duration::from_secs(60))
             .await
             .expect("token");
-        store.enroll(&token, "h", "1", sign_with(&ca)).await.expect("first use");
-        let again = store.enroll(&token, "h", "1", sign_with(&ca)).await;
+        store.enroll(&token, &ask(), sign_with(&ca)).await.expect("first use");
+        let again = store.enroll(&token, &ask(), sign_with(&ca)).await;
         assert!(matches!(again, Err(EnrollError::AlreadyUsed)), "{store:?}: {again:?}");
 
         let forged = EnrollmentToken::generate(ca.fingerprint());
-        let unknown = store.enroll(&forged, "h", "1", sign_with(&ca)).await;
+        let unknown = store.enroll(&forged, &ask(), sign_with(&ca)).await;
         assert!(matches!(unknown, Err(EnrollError::UnknownToken)), "{unknown:?}");
 
         let expiring = EnrollmentToken::generate(ca.fingerprint());
@@ -146,7 +168,7 @@ async fn tokens_are_single_use_expiring_and_site_bound() {
             .await
             .expect("token");
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let expired = store.enroll(&expiring, "h", "1", sign_with(&ca)).await;
+        let expired = store.enroll(&expiring, &ask(), sign_with(&ca)).await;
         assert!(matches!(expired, Err(EnrollError::Expired)), "{expired:?}");
 
         let doomed = store.ensure_site(&admin, "acme", "closing").await.expect("site");
@@ -156,7 +178,7 @@ async fn tokens_are_single_use_expiring_and_site_bound() {
             .await
             .expect("token");
         store.delete_site(&admin, "acme", "closing").await.expect("delete");
-        let deleted = store.enroll(&orphan, "h", "1", sign_with(&ca)).await;
+        let deleted = store.enroll(&orphan, &ask(), sign_with(&ca)).await;
         assert!(matches!(deleted, Err(EnrollError::SiteDeleted)), "{deleted:?}");
 
         // A failed signature leaves the token unused.
@@ -165,10 +187,10 @@ async fn tokens_are_single_use_expiring_and_site_bound() {
             .create_token(&admin, &site, &fragile, Duration::from_secs(60))
             .await
             .expect("token");
-        let bad = store.enroll(&fragile, "h", "1", |_| Err("bad CSR".into())).await;
+        let bad = store.enroll(&fragile, &ask(), |_| Err("bad CSR".into())).await;
         assert!(matches!(bad, Err(EnrollError::Certificate(_))));
         store
-            .enroll(&fragile, "h", "1", sign_with(&ca))
+            .enroll(&fragile, &ask(), sign_with(&ca))
             .await
             .expect("token still usable");
     }
@@ -251,8 +273,8 @@ async fn tenants_do_not_see_each_other() {
             ..*a.identity()
         });
         assert!(matches!(
-            store.agent_connected(&forged, "1", 0).await,
-            Err(StoreError::NotFound(_))
+            store.agent_connected(&forged, &connecting("00", "i"), None).await,
+            Err(agents::ConnectRefused::UnknownOrRevoked)
         ));
     }
 }
@@ -262,15 +284,21 @@ async fn revoked_agents_cannot_connect() {
     let e = engines().await;
     let ca = CertificateAuthority::generate("test").expect("ca");
     for store in &e.stores {
-        let a = enrolled_agent(store, &ca, "acme", "hq").await;
+        let (a, serial) = enrolled(store, &ca, "acme", "hq").await;
         let admin = AdminScope::verified();
-        let start = store.agent_connected(&a, "1.0", 7).await.expect("connect");
+        let start = store
+            .agent_connected(&a, &connecting(&serial, "i1"), None)
+            .await
+            .expect("connect");
         assert_eq!(start.acked_seq, 0);
         let rows = store.list_agents(&Viewer::Admin(admin)).await.expect("list");
         assert!(rows[0].online);
         // A reconnect overtakes the old stream's teardown: still online.
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let newer = store.agent_connected(&a, "1.0", 7).await.expect("reconnect");
+        let newer = store
+            .agent_connected(&a, &connecting(&serial, "i1"), None)
+            .await
+            .expect("reconnect");
         store.agent_disconnected(&a, &start).await.expect("old stream ends");
         assert!(store.list_agents(&Viewer::Admin(admin)).await.expect("list")[0].online);
         store.agent_disconnected(&a, &newer).await.expect("new stream ends");
@@ -278,10 +306,10 @@ async fn revoked_agents_cannot_connect() {
         assert!(store.revoke_agent(&admin, a.agent()).await.expect("revoke"));
         assert!(!store.revoke_agent(&admin, a.agent()).await.expect("revoke twice"));
         assert!(store.revoked_agents().await.expect("list").contains(&a.agent()));
-        assert!(store.agent_is_revoked(&a).await.expect("check"));
+        assert!(!store.agent_may_renew(&a, &serial).await.expect("check"));
         assert!(matches!(
-            store.agent_connected(&a, "1.0", 0).await,
-            Err(StoreError::NotFound(_))
+            store.agent_connected(&a, &connecting(&serial, "i1"), None).await,
+            Err(agents::ConnectRefused::UnknownOrRevoked)
         ));
         assert!(matches!(
             store.revoke_agent(&admin, outpost_certs::AgentId::random()).await,
@@ -350,7 +378,7 @@ async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
                 .await
                 .expect("token");
             store
-                .enroll(&token, "h", "1", sign_with(&ca))
+                .enroll(&token, &ask(), sign_with(&ca))
                 .await
                 .unwrap_or_else(|e| panic!("{store:?}: {e}"));
         }
@@ -367,7 +395,7 @@ async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
                 let ca_pem = (ca.cert_pem().to_owned(), ca.key_pem());
                 tokio::spawn(async move {
                     let ca = CertificateAuthority::from_pem(&ca_pem.0, &ca_pem.1).expect("ca");
-                    store.enroll(&token, "h", "1", sign_with(&ca)).await
+                    store.enroll(&token, &ask(), sign_with(&ca)).await
                 })
             })
             .collect();
@@ -380,5 +408,232 @@ async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
             }
         }
         assert_eq!(won, 1, "{store:?}");
+    }
+}
+
+#[tokio::test]
+async fn only_the_current_certificate_and_the_one_before_it_are_accepted() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let (a, s0) = enrolled(store, &ca, "acme", "hq").await;
+        let issue = || {
+            let req = generate_key_and_csr("t").expect("csr");
+            ca.sign_agent_csr(
+                &req.csr_der,
+                a.identity(),
+                Validity::starting_now(Duration::from_secs(3600)),
+            )
+            .expect("sign")
+        };
+        // Renewed with s0 → s1; the answer may be lost, so s0 still works.
+        let s1 = issue();
+        assert!(store.agent_renewed(&a, &s0, &s1).await.expect("renew"));
+        assert!(store.agent_may_renew(&a, &s0).await.expect("check"));
+        // Renewed again with s0 (the lost answer): s1 is dead, s0 and s2 live.
+        let s2 = issue();
+        assert!(store.agent_renewed(&a, &s0, &s2).await.expect("renew again"));
+        assert!(!store.agent_may_renew(&a, &s1.serial).await.expect("check"));
+        assert!(matches!(
+            store.agent_connected(&a, &connecting(&s1.serial, "i"), None).await,
+            Err(agents::ConnectRefused::CertificateReplaced)
+        ));
+        // The first connection with s2 retires s0 for good.
+        let start = store
+            .agent_connected(&a, &connecting(&s2.serial, "i"), None)
+            .await
+            .expect("connect with the new certificate");
+        store.agent_disconnected(&a, &start).await.expect("disconnect");
+        assert!(!store.agent_may_renew(&a, &s0).await.expect("check"));
+        assert!(!store.agent_renewed(&a, &s0, &issue()).await.expect("old renew refused"));
+        assert!(matches!(
+            store.agent_connected(&a, &connecting(&s0, "i"), None).await,
+            Err(agents::ConnectRefused::CertificateReplaced)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_second_instance_is_refused_while_the_first_streams() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let (a, serial) = enrolled(store, &ca, "acme", "hq").await;
+        let first = store
+            .agent_connected(&a, &connecting(&serial, "one"), None)
+            .await
+            .expect("first instance");
+        // Refused on what the database says (the stream may be on another collector)…
+        let refused = store.agent_connected(&a, &connecting(&serial, "two"), None).await;
+        assert!(
+            matches!(&refused, Err(agents::ConnectRefused::OtherInstance { other, .. }) if other == "one"),
+            "{refused:?}"
+        );
+        // …and on what this collector knows.
+        let refused = store
+            .agent_connected(&a, &connecting(&serial, "two"), Some("one"))
+            .await;
+        assert!(matches!(refused, Err(agents::ConnectRefused::OtherInstance { .. })));
+        let row = &store.list_agents(&Viewer::Admin(admin)).await.expect("list")[0];
+        let note = row.conflict_note().expect("conflict recorded");
+        assert!(
+            note.contains("cloned machine?") && note.contains("instance two"),
+            "{note}"
+        );
+        // The same instance reconnects freely.
+        let again = store
+            .agent_connected(&a, &connecting(&serial, "one"), None)
+            .await
+            .expect("same instance");
+        store.agent_disconnected(&a, &first).await.expect("old stream ends");
+        store.agent_disconnected(&a, &again).await.expect("stream ends");
+        // Once the first has gone, another instance may stream.
+        store
+            .agent_connected(&a, &connecting(&serial, "two"), None)
+            .await
+            .expect("second instance after the first left");
+    }
+}
+
+#[tokio::test]
+async fn enrollment_retries_get_the_same_certificate_and_nothing_else_reuses_a_token() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
+        let token = EnrollmentToken::generate(ca.fingerprint());
+        store
+            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .await
+            .expect("token");
+        let mine = ask();
+        let first = store.enroll(&token, &mine, sign_with(&ca)).await.expect("enroll");
+        let retry = store
+            .enroll(&token, &mine, |_| Err("must not sign again".into()))
+            .await
+            .expect("retry");
+        assert!(retry.retried && !first.retried);
+        assert_eq!(retry.certificate.der, first.certificate.der);
+        assert_eq!(retry.identity, first.identity);
+        // Another key with the same token is refused.
+        let other = store.enroll(&token, &ask(), sign_with(&ca)).await;
+        assert!(matches!(other, Err(EnrollError::AlreadyUsed)), "{other:?}");
+        // So is the same key once the window has passed.
+        on_pool!(store, pool, _Db => {
+            sqlx::query("UPDATE enrollment_tokens SET used_at_ms = used_at_ms - $1 WHERE id = $2")
+                .bind(tokens::RETRY_WINDOW_MS + 1)
+                .bind(token.id())
+                .execute(pool)
+                .await
+                .expect("age the token");
+        });
+        let late = store.enroll(&token, &mine, sign_with(&ca)).await;
+        assert!(matches!(late, Err(EnrollError::AlreadyUsed)), "{late:?}");
+        assert_eq!(store.list_agents(&Viewer::Admin(admin)).await.expect("list").len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn re_enrollment_keeps_the_id_only_for_a_live_agent_of_the_same_site() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let (a, old_serial) = enrolled(store, &ca, "acme", "hq").await;
+        let ca = &ca;
+        let token_for = |tenant: &'static str, site: &'static str| async move {
+            let s = store.ensure_site(&admin, tenant, site).await.expect("site");
+            let t = EnrollmentToken::generate(ca.fingerprint());
+            store
+                .create_token(&admin, &s, &t, Duration::from_secs(60))
+                .await
+                .expect("token");
+            t
+        };
+        let proving = tokens::EnrollAsk {
+            previous: Some(*a.identity()),
+            ..ask()
+        };
+        // Same tenant and site: same id, and the old certificate stops working.
+        let same = store
+            .enroll(&token_for("acme", "hq").await, &proving, sign_with(&ca))
+            .await
+            .expect("re-enroll");
+        assert!(same.kept_id);
+        assert_eq!(same.identity, *a.identity());
+        assert!(!store.agent_may_renew(&a, &old_serial).await.expect("check"));
+        assert!(
+            store
+                .agent_may_renew(&a, &same.certificate.serial)
+                .await
+                .expect("check")
+        );
+        // Another site of the same tenant, or another tenant: a new id.
+        for (tenant, site) in [("acme", "branch"), ("globex", "hq")] {
+            let moved = store
+                .enroll(&token_for(tenant, site).await, &proving, sign_with(&ca))
+                .await
+                .expect("enroll elsewhere");
+            assert!(!moved.kept_id);
+            assert_ne!(moved.identity.agent, a.agent());
+        }
+        // A revoked agent cannot come back under its id.
+        store.revoke_agent(&admin, a.agent()).await.expect("revoke");
+        let back = store
+            .enroll(&token_for("acme", "hq").await, &proving, sign_with(&ca))
+            .await
+            .expect("enroll after revocation");
+        assert!(!back.kept_id);
+        assert_ne!(back.identity.agent, a.agent());
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_site_revokes_its_agents() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let (a, serial) = enrolled(store, &ca, "acme", "closing").await;
+        let (b, _) = enrolled(store, &ca, "acme", "staying").await;
+        let (_, revoked) = store.delete_site(&admin, "acme", "closing").await.expect("delete");
+        assert_eq!(revoked, 1);
+        let set = store.revoked_agents().await.expect("revoked");
+        assert!(set.contains(&a.agent()) && !set.contains(&b.agent()));
+        assert!(matches!(
+            store.agent_connected(&a, &connecting(&serial, "i"), None).await,
+            Err(agents::ConnectRefused::UnknownOrRevoked)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_resend_with_a_different_payload_is_counted_not_silent() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let a = enrolled_agent(store, &ca, "acme", "hq").await;
+        let first = store.ingest(&a, &metrics(1..=10)).await.expect("ingest");
+        assert_eq!((first.inserted, first.conflicts), (10, 0));
+        // An honest resend: nothing new, no conflict.
+        let resend = store.ingest(&a, &metrics(1..=10)).await.expect("resend");
+        assert_eq!((resend.inserted, resend.conflicts), (0, 0));
+        // A clone's different data under the same numbers: kept out, counted.
+        let mut clone = metrics(5..=12);
+        for m in &mut clone.metrics {
+            if m.seq <= 7 {
+                m.value += 0.5;
+            }
+        }
+        let mixed = store.ingest(&a, &clone).await.expect("conflicting");
+        assert_eq!((mixed.inserted, mixed.conflicts), (2, 3));
+        let row = &store
+            .list_agents(&Viewer::Admin(AdminScope::verified()))
+            .await
+            .expect("list")[0];
+        assert_eq!(row.seq_conflicts, 3);
+        assert_eq!(count(store, "metric_samples", a.tenant()).await, 12);
     }
 }

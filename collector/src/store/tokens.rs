@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use outpost_certs::ca::IssuedCertificate;
 use outpost_certs::token::EnrollmentToken;
-use outpost_certs::{AgentId, AgentIdentity};
+use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
 
 use super::tenants::EnsuredSite;
 use super::{AdminScope, Store, StoreError, now_ms, on_pool, parse_id};
@@ -38,10 +38,29 @@ impl From<sqlx::Error> for EnrollError {
     }
 }
 
+/// How long a redeemed token answers a retry (same token, same key) with the
+/// certificate it already issued: covers an answer lost on the network.
+pub const RETRY_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// What the agent asks for, beyond the token.
+#[derive(Clone, Debug)]
+pub struct EnrollAsk<'a> {
+    /// Reported host name.
+    pub hostname: &'a str,
+    /// Reported agent version.
+    pub version: &'a str,
+    /// SHA-256 (hex) of the CSR's public key, whose signature the caller checked.
+    pub csr_key_sha256: String,
+    /// The identity of the agent's previous certificate, when the caller has
+    /// checked that it was issued by this collector's CA and that the CSR is
+    /// signed by that certificate's key.
+    pub previous: Option<AgentIdentity>,
+}
+
 /// A completed enrollment.
 #[derive(Clone, Debug)]
 pub struct Enrolled {
-    /// The new agent's identity.
+    /// The agent's identity.
     pub identity: AgentIdentity,
     /// Its certificate.
     pub certificate: IssuedCertificate,
@@ -49,10 +68,29 @@ pub struct Enrolled {
     pub tenant_name: String,
     /// Site name.
     pub site_name: String,
+    /// The agent kept the id of its previous certificate (same tenant and site,
+    /// key proven); that certificate no longer works.
+    pub kept_id: bool,
+    /// A retry of an enrollment already completed with this token and key: the
+    /// same certificate as before.
+    pub retried: bool,
 }
 
-/// secret hash, tenant, site, expiry, used, site deleted, tenant name, site name
-type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>, String, String);
+/// secret hash, tenant, site, expiry, used, site deleted, tenant name, site name,
+/// used by, key hash, issued certificate
+type TokenRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 impl Store {
     /// Stores a new token (hashed) for `site`; returns its expiry in Unix ms.
@@ -82,18 +120,23 @@ impl Store {
         Ok(expires)
     }
 
-    /// Redeems `token` for a new agent, atomically: the token is marked used and
-    /// the agent recorded in one transaction, so a token can enroll one agent only.
+    /// Redeems `token`, atomically: the token is marked used and the agent
+    /// recorded in one transaction, so a token can enroll one agent only.
     /// `sign` turns the identity decided here into a certificate.
+    ///
+    /// * An agent proving its previous identity (`ask.previous`) for the
+    ///   token's own tenant and site keeps its id, if that agent exists and is
+    ///   not revoked; its previous certificates stop working.
+    /// * A retry with the same token and the same key within
+    ///   [`RETRY_WINDOW_MS`] gets the certificate already issued; any other use
+    ///   of a redeemed token is refused.
     pub async fn enroll(
         &self,
         token: &EnrollmentToken,
-        hostname: &str,
-        version: &str,
+        ask: &EnrollAsk<'_>,
         sign: impl FnOnce(&AgentIdentity) -> Result<IssuedCertificate, String>,
     ) -> Result<Enrolled, EnrollError> {
         let now = now_ms();
-        let agent = AgentId::random();
         on_pool!(self, pool, _Db => {
             let mut tx = pool.begin().await?;
             // Claim first: a write as the transaction's first statement takes
@@ -102,16 +145,17 @@ impl Store {
             // PostgreSQL the row lock and the `used_at_ms IS NULL` recheck make
             // two concurrent redemptions serialise; only one can win.
             let claimed: Option<(String,)> = sqlx::query_as(
-                "UPDATE enrollment_tokens SET used_at_ms = $1, used_by_agent = $2 \
+                "UPDATE enrollment_tokens SET used_at_ms = $1, csr_key_sha256 = $2 \
                  WHERE id = $3 AND used_at_ms IS NULL RETURNING secret_hash",
             )
             .bind(now)
-            .bind(agent.to_string())
+            .bind(&ask.csr_key_sha256)
             .bind(token.id())
             .fetch_optional(&mut *tx)
             .await?;
             let row: Option<TokenRow> = sqlx::query_as(
-                "SELECT k.secret_hash, k.tenant_id, k.site_id, k.expires_at_ms, k.used_at_ms, s.deleted_at_ms, t.name, s.name \
+                "SELECT k.secret_hash, k.tenant_id, k.site_id, k.expires_at_ms, k.used_at_ms, s.deleted_at_ms, t.name, s.name, \
+                 k.used_by_agent, k.csr_key_sha256, k.issued_cert_hex \
                  FROM enrollment_tokens k JOIN sites s ON s.id = k.site_id JOIN tenants t ON t.id = k.tenant_id \
                  WHERE k.id = $1",
             )
@@ -119,43 +163,106 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             // Every early return drops `tx`, which rolls the claim back.
-            let Some((hash, tenant, site, expires, _used, deleted, tenant_name, site_name)) = row else {
+            let Some((hash, tenant, site, expires, used, deleted, tenant_name, site_name, used_by, key_hash, issued)) = row
+            else {
                 return Err(EnrollError::UnknownToken);
             };
             if !token.matches_hash(&hash) {
                 return Err(EnrollError::UnknownToken);
             }
+            if deleted.is_some() {
+                return Err(EnrollError::SiteDeleted);
+            }
             if claimed.is_none() {
-                return Err(EnrollError::AlreadyUsed);
+                let retry = used.is_some_and(|at| now - at <= RETRY_WINDOW_MS)
+                    && key_hash.as_deref() == Some(ask.csr_key_sha256.as_str());
+                return match (retry, issued, used_by) {
+                    (true, Some(der_hex), Some(_)) => {
+                        let der = hex::decode(&der_hex)
+                            .map_err(|e| StoreError::Corrupt(format!("issued certificate of token {}: {e}", token.id())))?;
+                        let cert = outpost_certs::AgentCertificate::parse(&der)
+                            .map_err(|e| StoreError::Corrupt(format!("issued certificate of token {}: {e}", token.id())))?;
+                        Ok(Enrolled {
+                            identity: cert.identity,
+                            certificate: IssuedCertificate {
+                                der,
+                                serial: cert.serial,
+                                not_before: cert.not_before,
+                                not_after: cert.not_after,
+                            },
+                            tenant_name,
+                            site_name,
+                            kept_id: false,
+                            retried: true,
+                        })
+                    }
+                    _ => Err(EnrollError::AlreadyUsed),
+                };
             }
             if expires <= now {
                 return Err(EnrollError::Expired);
             }
-            if deleted.is_some() {
-                return Err(EnrollError::SiteDeleted);
-            }
+            let tenant_id: TenantId = parse_id("tenant", &tenant)?;
+            let site_id: SiteId = parse_id("site", &site)?;
+            // Keep the previous id only for the token's own tenant and site, and
+            // only for an agent that still exists there unrevoked.
+            let kept = match ask.previous {
+                Some(prev) if prev.tenant == tenant_id && prev.site == site_id => {
+                    let live: Option<(String,)> = sqlx::query_as(
+                        "SELECT id FROM agents WHERE id = $1 AND tenant_id = $2 AND site_id = $3 AND revoked_at_ms IS NULL",
+                    )
+                    .bind(prev.agent.to_string())
+                    .bind(&tenant)
+                    .bind(&site)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    live.map(|_| prev.agent)
+                }
+                _ => None,
+            };
             let identity = AgentIdentity {
-                tenant: parse_id("tenant", &tenant)?,
-                site: parse_id("site", &site)?,
-                agent,
+                tenant: tenant_id,
+                site: site_id,
+                agent: kept.unwrap_or_else(AgentId::random),
             };
             let certificate = sign(&identity).map_err(EnrollError::Certificate)?;
-            sqlx::query(
-                "INSERT INTO agents (id, tenant_id, site_id, hostname, version, enrolled_at_ms, cert_serial, cert_not_after_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(identity.agent.to_string())
-            .bind(&tenant)
-            .bind(&site)
-            .bind(hostname)
-            .bind(version)
-            .bind(now)
-            .bind(&certificate.serial)
-            .bind(certificate.not_after.saturating_mul(1000))
-            .execute(&mut *tx)
-            .await?;
+            if kept.is_some() {
+                // The new certificate replaces every earlier one of this agent.
+                sqlx::query(
+                    "UPDATE agents SET hostname = $1, version = $2, cert_serial = $3, prev_cert_serial = NULL, \
+                     cert_not_after_ms = $4 WHERE id = $5",
+                )
+                .bind(ask.hostname)
+                .bind(ask.version)
+                .bind(&certificate.serial)
+                .bind(certificate.not_after.saturating_mul(1000))
+                .bind(identity.agent.to_string())
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO agents (id, tenant_id, site_id, hostname, version, enrolled_at_ms, cert_serial, cert_not_after_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(identity.agent.to_string())
+                .bind(&tenant)
+                .bind(&site)
+                .bind(ask.hostname)
+                .bind(ask.version)
+                .bind(now)
+                .bind(&certificate.serial)
+                .bind(certificate.not_after.saturating_mul(1000))
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE enrollment_tokens SET used_by_agent = $1, issued_cert_hex = $2 WHERE id = $3")
+                .bind(identity.agent.to_string())
+                .bind(hex::encode(&certificate.der))
+                .bind(token.id())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(Enrolled { identity, certificate, tenant_name, site_name })
+            Ok(Enrolled { identity, certificate, tenant_name, site_name, kept_id: kept.is_some(), retried: false })
         })
     }
 }

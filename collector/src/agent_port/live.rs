@@ -1,0 +1,109 @@
+//! The `Connect` streams open on this collector, one per agent at most.
+//!
+//! An agent id streams from one outbox instance at a time. When the *same*
+//! instance opens a new stream (it reconnected before the collector noticed
+//! the old connection was dead), the old stream is ended and its connection
+//! closed: the newer one wins. A *different* instance is refused while the
+//! first streams (see `Store::agent_connected`, which also covers streams held
+//! by other collectors sharing the database).
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use outpost_certs::AgentId;
+use tokio_util::sync::CancellationToken;
+
+use super::connections::ConnHandle;
+
+struct Entry {
+    id: u64,
+    instance: String,
+    replaced: CancellationToken,
+    conn: ConnHandle,
+}
+
+/// Live sessions by agent.
+#[derive(Default)]
+pub struct LiveSessions {
+    next: AtomicU64,
+    map: Mutex<HashMap<AgentId, Entry>>,
+}
+
+impl std::fmt::Debug for LiveSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSessions").finish_non_exhaustive()
+    }
+}
+
+/// A session's place in [`LiveSessions`].
+#[derive(Debug)]
+pub struct Ticket {
+    id: u64,
+    /// Cancelled when a newer stream of the same instance replaces this one.
+    pub replaced: CancellationToken,
+}
+
+impl LiveSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, Entry>> {
+        // Entries are inserted and removed whole; a panic elsewhere cannot
+        // leave one half-written.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The instance streaming for `agent` on this collector, if any.
+    pub fn instance_of(&self, agent: &AgentId) -> Option<String> {
+        self.lock().get(agent).map(|e| e.instance.clone())
+    }
+
+    /// Registers the session that was just admitted, ending any older session
+    /// of the agent on this collector (the store admitted this one, so an older
+    /// one is the same instance, or a stale one).
+    pub fn admit(&self, agent: AgentId, instance: &str, conn: ConnHandle) -> Ticket {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let replaced = CancellationToken::new();
+        let old = self.lock().insert(
+            agent,
+            Entry {
+                id,
+                instance: instance.to_owned(),
+                replaced: replaced.clone(),
+                conn,
+            },
+        );
+        if let Some(old) = old {
+            old.replaced.cancel();
+            old.conn.close();
+        }
+        Ticket { id, replaced }
+    }
+
+    /// Removes the session, unless a newer one already took its place.
+    pub fn leave(&self, agent: &AgentId, ticket: &Ticket) {
+        let mut map = self.lock();
+        if map.get(agent).is_some_and(|e| e.id == ticket.id) {
+            map.remove(agent);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_session_replaces_the_older_and_survives_its_exit() {
+        let live = LiveSessions::default();
+        let agent = AgentId::random();
+        let (c1, c2) = (ConnHandle::default(), ConnHandle::default());
+        let first = live.admit(agent, "i1", c1.clone());
+        assert_eq!(live.instance_of(&agent).as_deref(), Some("i1"));
+        let second = live.admit(agent, "i1", c2.clone());
+        assert!(first.replaced.is_cancelled() && c1.is_closed());
+        assert!(!second.replaced.is_cancelled() && !c2.is_closed());
+        // The old session leaving does not remove the new one.
+        live.leave(&agent, &first);
+        assert_eq!(live.instance_of(&agent).as_deref(), Some("i1"));
+        live.leave(&agent, &second);
+        assert_eq!(live.instance_of(&agent), None);
+    }
+}

@@ -66,6 +66,7 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
     let addr = config.collector_addr().map_err(anyhow::Error::msg)?;
     let outbox = Arc::new(open_outbox(data_dir, config.outbox_max_records)?);
     let signals = Arc::new(Signals::default());
+    signals.set_cert_not_after(credentials.not_after);
     let (tls_tx, tls_rx) = watch::channel(credentials.client_config()?);
     tracing::info!(
         agent = %credentials.identity.agent,
@@ -91,6 +92,7 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         max_in_flight: config.max_in_flight_batches,
         max_backoff: Duration::from_secs(config.max_backoff_secs),
         instance_id: String::new(),
+        data_dir: data_dir.to_owned(),
     };
     let uplink = tokio::spawn(uplink.run(shutdown.clone()));
     let renewer = renew::Renewer {

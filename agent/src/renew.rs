@@ -1,6 +1,12 @@
 //! Certificate renewal: at two thirds of the certificate's lifetime, or when the
 //! collector asks, make a new key pair, send a CSR over mTLS, store the result
 //! atomically and publish the new TLS configuration for the next connection.
+//!
+//! Certificates carry the collector's clock, so renewal is timed on the
+//! collector's clock too (this host's clock corrected by the skew measured at
+//! `Welcome`). Whatever the clocks say, two scheduled renewals are at least a
+//! third of a certificate's lifetime apart: a badly skewed clock cannot make
+//! the agent renew in a loop.
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +27,6 @@ const MAX_SLEEP: Duration = Duration::from_secs(3600);
 /// Shortest time between two scheduled renewals, whatever the clocks say.
 const MIN_INTERVAL: i64 = 10;
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The renewal task.
 pub struct Renewer {
     /// Data directory holding the identity.
@@ -46,6 +45,8 @@ impl Renewer {
     /// Runs until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut retry_at: Option<i64> = None;
+        let signals = self.signals.clone();
+        let now_secs = move || signals.collector_now_secs();
         loop {
             let due = retry_at.unwrap_or_else(|| self.credentials.renew_at());
             let wait = Duration::from_secs(u64::try_from(due - now_secs()).unwrap_or(0)).min(MAX_SLEEP);
@@ -58,14 +59,16 @@ impl Renewer {
                 continue;
             }
             match self.renew_once().await {
-                // A skewed clock could put the next renewal point in the past.
                 Ok(()) => {
-                    retry_at =
-                        (self.credentials.renew_at() < now_secs() + MIN_INTERVAL).then(|| now_secs() + MIN_INTERVAL)
+                    // Normally the new certificate's own renewal point; never
+                    // sooner than a third of its lifetime from now.
+                    let lifetime = self.credentials.not_after - self.credentials.not_before;
+                    let earliest = self.signals.collector_now_secs() + (lifetime / 3).max(MIN_INTERVAL);
+                    retry_at = (self.credentials.renew_at() < earliest).then_some(earliest);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "certificate renewal failed; will retry");
-                    retry_at = Some(now_secs() + RETRY.as_secs() as i64);
+                    retry_at = Some(self.signals.collector_now_secs() + RETRY.as_secs() as i64);
                 }
             }
         }
@@ -102,6 +105,7 @@ impl Renewer {
         let config = creds.client_config().map_err(|e| e.to_string())?;
         self.tls.send_replace(config);
         tracing::info!(not_after = creds.not_after, "certificate renewed");
+        self.signals.set_cert_not_after(creds.not_after);
         self.credentials = creds;
         Ok(())
     }

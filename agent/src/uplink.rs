@@ -32,6 +32,8 @@ const STABLE_SESSION: Duration = Duration::from_secs(60);
 const BASE_BACKOFF: Duration = Duration::from_millis(500);
 /// Encoded observations per batch stay below this, well under the message limit.
 const BATCH_BYTES: usize = MAX_MESSAGE_BYTES / 2;
+/// Clock difference to the collector worth a warning.
+const SKEW_WARNING_MS: i64 = 60_000;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,47 @@ pub struct Uplink {
     pub max_backoff: Duration,
     /// The outbox's instance id, sent in `Hello`.
     pub instance_id: String,
+    /// The data directory, named in recovery instructions.
+    pub data_dir: std::path::PathBuf,
+}
+
+/// A refusal that retrying soon will not cure: the operator has to act.
+#[derive(Debug, PartialEq, Eq)]
+enum Stuck {
+    Revoked,
+    Replaced,
+    Expired,
+    OtherInstance,
+}
+
+/// What an error from the collector means for this agent, if it is one of the
+/// refusals that waiting does not fix.
+fn stuck(error: &UplinkError, cert_expired: bool) -> Option<Stuck> {
+    if cert_expired {
+        return Some(Stuck::Expired);
+    }
+    match error {
+        UplinkError::Status { code, message } => match code {
+            tonic::Code::AlreadyExists => Some(Stuck::OtherInstance),
+            tonic::Code::PermissionDenied if message.contains("replaced") => Some(Stuck::Replaced),
+            tonic::Code::PermissionDenied if message.contains("revoked") => Some(Stuck::Revoked),
+            // A refusal at the TLS handshake arrives as the alert's name.
+            _ if message.contains("CertificateRevoked") => Some(Stuck::Revoked),
+            _ if message.contains("CertificateExpired") => Some(Stuck::Expired),
+            _ => None,
+        },
+        UplinkError::Dial(e) => {
+            let text = dial::chain(e);
+            if text.contains("CertificateRevoked") {
+                Some(Stuck::Revoked)
+            } else if text.contains("CertificateExpired") {
+                Some(Stuck::Expired)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Exponential backoff with full jitter: uniformly random in [d/2, d], where d
@@ -108,20 +151,70 @@ impl Uplink {
             if shutdown.is_cancelled() {
                 return;
             }
-            match result {
-                Ok(()) => tracing::info!("collector closed the stream"),
-                Err(error) => tracing::warn!(error = %error, collector = %self.addr, "uplink down"),
-            }
             if started.elapsed() >= STABLE_SESSION {
                 attempt = 0;
             }
-            let delay = backoff(attempt, self.max_backoff);
+            let mut delay = backoff(attempt, self.max_backoff);
             attempt = attempt.saturating_add(1);
+            match result {
+                Ok(()) => tracing::info!("collector closed the stream"),
+                Err(error) => {
+                    let not_after = self.signals.cert_not_after();
+                    let expired = not_after > 0 && self.signals.collector_now_secs() >= not_after;
+                    match stuck(&error, expired) {
+                        Some(why) => {
+                            // Nothing changes until an operator acts: say what to do,
+                            // and knock only as often as the longest backoff.
+                            self.report_stuck(&why, &error, not_after);
+                            delay = self.max_backoff;
+                        }
+                        None => tracing::warn!(error = %error, collector = %self.addr, "uplink down"),
+                    }
+                }
+            }
             tracing::info!(delay_ms = delay.as_millis() as u64, attempt, "reconnecting");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = shutdown.cancelled() => return,
             }
+        }
+    }
+
+    fn report_stuck(&self, why: &Stuck, error: &UplinkError, not_after: i64) {
+        let reenroll = format!(
+            "outpost-agent enroll --collector {} --token-file TOKEN_FILE --data-dir {}",
+            self.addr,
+            self.data_dir.display()
+        );
+        match why {
+            Stuck::Revoked => tracing::error!(
+                %error,
+                collector = %self.addr,
+                "the collector has revoked this agent; it will not accept it again. If that was a mistake, \
+                 create a token and enroll again (a new agent id): {reenroll}"
+            ),
+            Stuck::Replaced => tracing::error!(
+                %error,
+                collector = %self.addr,
+                "the collector no longer accepts this agent's certificate: a newer one was issued for the same agent \
+                 (renewed or re-enrolled from another copy of this data directory?). Enroll this copy again with a \
+                 token for its own site: {reenroll}"
+            ),
+            Stuck::Expired => tracing::error!(
+                %error,
+                collector = %self.addr,
+                cert_not_after = not_after,
+                "this agent's certificate expired (Unix time {not_after}) while it could not reach the collector to \
+                 renew it. Recover with a same-site re-enrollment, which keeps the agent id and the outbox: create a \
+                 token for the same tenant and site, then run {reenroll}"
+            ),
+            Stuck::OtherInstance => tracing::error!(
+                %error,
+                collector = %self.addr,
+                instance = %self.instance_id,
+                "another instance of this agent identity is streaming (a cloned machine or a copied data directory?); \
+                 this one has stopped sending. Enroll this copy with a token for its own site: {reenroll}"
+            ),
         }
     }
 
@@ -168,6 +261,19 @@ impl Uplink {
                 }
             },
         };
+        if welcome.collector_time_ms > 0 {
+            let skew = crate::now_ms() - welcome.collector_time_ms;
+            self.signals.set_clock_skew_ms(skew);
+            if skew.abs() > SKEW_WARNING_MS {
+                tracing::warn!(
+                    skew_ms = skew,
+                    "this host's clock is {:.0} s {} the collector's; fix its time synchronisation \
+                     (certificate renewal follows the collector's clock meanwhile)",
+                    skew.abs() as f64 / 1000.0,
+                    if skew > 0 { "ahead of" } else { "behind" }
+                );
+            }
+        }
         let acked = welcome.acked_through;
         let dropped = blocking(&self.outbox, move |o| o.reconcile(acked)).await?;
         tracing::info!(
@@ -245,6 +351,47 @@ impl Uplink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_that_need_an_operator_are_recognised() {
+        let status = |code, message: &str| UplinkError::Status {
+            code,
+            message: message.into(),
+        };
+        let cases = [
+            (
+                status(tonic::Code::AlreadyExists, "agent id x is already streaming"),
+                Some(Stuck::OtherInstance),
+            ),
+            (
+                status(tonic::Code::PermissionDenied, "this agent has been revoked"),
+                Some(Stuck::Revoked),
+            ),
+            (
+                status(
+                    tonic::Code::PermissionDenied,
+                    "this certificate has been replaced by a newer one",
+                ),
+                Some(Stuck::Replaced),
+            ),
+            (
+                status(
+                    tonic::Code::Unknown,
+                    "transport error: received fatal alert: CertificateRevoked",
+                ),
+                Some(Stuck::Revoked),
+            ),
+            (
+                status(tonic::Code::Unavailable, "the collector's database is unavailable"),
+                None,
+            ),
+            (UplinkError::Protocol("no Welcome".into()), None),
+        ];
+        for (error, want) in cases {
+            assert_eq!(stuck(&error, false), want, "{error}");
+        }
+        assert_eq!(stuck(&UplinkError::Protocol("x".into()), true), Some(Stuck::Expired));
+    }
 
     #[test]
     fn backoff_grows_is_jittered_and_capped() {

@@ -94,10 +94,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             data_dir,
         } => {
             let e = outpost_agent::enroll::enroll(&collector, &token, &data_dir).await?;
-            println!(
-                "Enrolled as agent {} (tenant {:?}, site {:?}).",
-                e.agent_id, e.tenant, e.site
-            );
+            if e.kept_id {
+                println!(
+                    "Re-enrolled as agent {} (tenant {:?}, site {:?}): kept its id and its outbox; \
+                     the previous certificate no longer works.",
+                    e.agent_id, e.tenant, e.site
+                );
+            } else {
+                println!(
+                    "Enrolled as agent {} (tenant {:?}, site {:?}).",
+                    e.agent_id, e.tenant, e.site
+                );
+            }
             println!("Start it with: outpost-agent run --data-dir {}", data_dir.display());
             Ok(())
         }

@@ -245,6 +245,33 @@ pub fn csr_public_key(csr_der: &[u8]) -> Result<Vec<u8>, CertError> {
         .to_vec())
 }
 
+/// The DNS names and IP addresses a (server) certificate covers, as text.
+pub fn certificate_names(der: &[u8]) -> Result<Vec<String>, CertError> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+    let Some(san) = cert
+        .subject_alternative_name()
+        .map_err(|e| CertError::InvalidCertificate(e.to_string()))?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            GeneralName::DNSName(d) => names.push((*d).to_owned()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => names.push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default()).to_string()),
+                16 => {
+                    names.push(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default()).to_string())
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
 /// The public key (subjectPublicKey bits) of a DER certificate.
 pub fn certificate_public_key(der: &[u8]) -> Result<Vec<u8>, CertError> {
     use x509_parser::prelude::{FromDer, X509Certificate};

@@ -18,8 +18,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
     SignatureScheme,
@@ -130,11 +131,97 @@ impl ClientCertVerifier for AgentCertVerifier {
     }
 }
 
+/// The agent port's server certificate, replaceable while serving: a renewed
+/// certificate is checked (issued by the collector CA, key matching, not
+/// expired) before it replaces the current one, so a bad file never takes the
+/// port down; until then the old certificate keeps being served.
+pub struct ServerCertificate {
+    current: RwLock<(Arc<CertifiedKey>, i64)>,
+    ca: CertificateDer<'static>,
+}
+
+impl fmt::Debug for ServerCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerCertificate")
+            .field("not_after", &self.not_after())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertificate {
+    /// Checks and holds `chain` (leaf first) and `key`, issued by `ca_der`.
+    pub fn new(
+        ca_der: &CertificateDer<'_>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, CertError> {
+        let ca = ca_der.clone().into_owned();
+        let checked = Self::check(&ca, chain, key)?;
+        Ok(Self {
+            current: RwLock::new(checked),
+            ca,
+        })
+    }
+
+    fn check(
+        ca: &CertificateDer<'_>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(Arc<CertifiedKey>, i64), CertError> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let leaf = chain
+            .first()
+            .ok_or_else(|| CertError::InvalidCertificate("empty server certificate chain".into()))?;
+        let (_, leaf_cert) =
+            X509Certificate::from_der(leaf).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+        let (_, ca_cert) = X509Certificate::from_der(ca).map_err(|e| CertError::InvalidCertificate(e.to_string()))?;
+        leaf_cert.verify_signature(Some(ca_cert.public_key())).map_err(|e| {
+            CertError::InvalidCertificate(format!(
+                "the server certificate was not issued by the collector CA: {e}"
+            ))
+        })?;
+        let not_after = leaf_cert.validity().not_after.timestamp();
+        if not_after <= UnixTime::now().as_secs() as i64 {
+            return Err(CertError::InvalidCertificate(
+                "the server certificate has expired".into(),
+            ));
+        }
+        let signing_key = provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| CertError::InvalidCertificate(format!("server key: {e}")))?;
+        let certified = CertifiedKey::new(chain, signing_key);
+        certified
+            .keys_match()
+            .map_err(|e| CertError::InvalidCertificate(format!("server key does not match the certificate: {e}")))?;
+        Ok((Arc::new(certified), not_after))
+    }
+
+    /// Replaces the served certificate, after the same checks as [`Self::new`].
+    pub fn replace(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<i64, CertError> {
+        let checked = Self::check(&self.ca, chain, key)?;
+        let not_after = checked.1;
+        // A poisoned lock only means a writer panicked between whole-value stores.
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = checked;
+        Ok(not_after)
+    }
+
+    /// End of validity of the served certificate, Unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+}
+
+impl ResolvesServerCert for ServerCertificate {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone())
+    }
+}
+
 /// The collector's agent-port configuration.
 pub fn agent_port_server_config(
     ca_der: &CertificateDer<'_>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    certificate: Arc<ServerCertificate>,
     revoked: Arc<RevokedAgents>,
 ) -> Result<ServerConfig, CertError> {
     let provider = provider();
@@ -145,7 +232,7 @@ pub fn agent_port_server_config(
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(certificate);
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     // No resumption: a resumed session skips the client verifier, and with it
     // the revocation and expiry checks. Agents reconnect rarely; a full
@@ -335,8 +422,34 @@ mod tests {
         let chain = crate::pem::certificates("chain", creds.chain_pem.as_bytes()).expect("chain");
         let key = crate::pem::private_key("key", creds.key_pem.as_bytes()).expect("key");
         let revoked = Arc::new(RevokedAgents::default());
-        let server = Arc::new(agent_port_server_config(ca.cert_der(), chain, key, revoked.clone()).expect("server"));
+        let cert = Arc::new(ServerCertificate::new(ca.cert_der(), chain, key).expect("server certificate"));
+        let server = Arc::new(agent_port_server_config(ca.cert_der(), cert, revoked.clone()).expect("server"));
         Pki { ca, server, revoked }
+    }
+
+    #[test]
+    fn a_renewed_server_certificate_is_served_after_checks() {
+        let ca = CertificateAuthority::generate("test CA").expect("ca");
+        let load = |creds: &crate::ca::ServerCredentials| {
+            (
+                crate::pem::certificates("chain", creds.chain_pem.as_bytes()).expect("chain"),
+                crate::pem::private_key("key", creds.key_pem.as_bytes()).expect("key"),
+            )
+        };
+        let (chain, key) = load(&ca.issue_server(&["localhost".into()]).expect("server"));
+        let cert = ServerCertificate::new(ca.cert_der(), chain.clone(), key.clone_key()).expect("first");
+        let first = cert.not_after();
+        // Another CA's certificate, or a key that does not match: refused, the old one stays.
+        let other = CertificateAuthority::generate("other CA").expect("ca");
+        let (foreign_chain, foreign_key) = load(&other.issue_server(&["localhost".into()]).expect("server"));
+        assert!(cert.replace(foreign_chain, foreign_key).is_err());
+        let (new_chain, new_key) = load(&ca.issue_server(&["localhost".into()]).expect("server"));
+        assert!(cert.replace(new_chain.clone(), key.clone_key()).is_err());
+        assert_eq!(cert.not_after(), first);
+        // A good one replaces it, and new handshakes see it.
+        cert.replace(new_chain.clone(), new_key).expect("renewed");
+        let hello_cert = |cert: &ServerCertificate| cert.current.read().expect("lock").0.cert[0].clone();
+        assert_eq!(hello_cert(&cert), new_chain[0]);
     }
 
     fn agent(pki: &Pki, issuer: &CertificateAuthority, validity: Validity) -> (AgentIdentity, Arc<ClientConfig>) {

@@ -55,6 +55,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SiteCommand,
     },
+    /// The agent port's server certificate.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Console administrators.
     Admin {
         #[command(subcommand)]
@@ -134,7 +139,7 @@ pub enum AgentCommand {
 /// `site` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum SiteCommand {
-    /// Delete a site: its unused enrollment tokens stop working.
+    /// Delete a site: its unused enrollment tokens stop working and its agents are revoked.
     Delete {
         #[command(flatten)]
         location: Location,
@@ -144,6 +149,21 @@ pub enum SiteCommand {
         /// Site name.
         #[arg(long)]
         site: String,
+    },
+}
+
+/// `cert` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a new agent-port server certificate from the same CA (agents
+    /// notice nothing). A running `serve` picks it up within seconds.
+    Renew {
+        /// Data directory (CA, server certificate).
+        #[arg(long, env = "OUTPOST_DATA_DIR", default_value = "/var/lib/outpost-collector")]
+        data_dir: PathBuf,
+        /// A DNS name or IP address to add to the names the current certificate covers (repeatable).
+        #[arg(long = "san")]
+        sans: Vec<String>,
     },
 }
 

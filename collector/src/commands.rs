@@ -114,6 +114,11 @@ fn ago(ms: Option<i64>) -> String {
 
 /// `agent list`.
 pub async fn agent_list(location: &Location, json: bool) -> Result<()> {
+    let dir = DataDir::new(&location.data_dir);
+    if let Ok((not_after, true)) = dir.server_expiry() {
+        // On stderr, so `--json` output stays parseable.
+        eprintln!("warning: {}", crate::data_dir::expiry_warning(dir.root(), not_after));
+    }
     let store = open(location).await?;
     let agents = store.list_agents(&Viewer::Admin(AdminScope::verified())).await?;
     store.close().await;
@@ -213,6 +218,29 @@ pub async fn site_delete(location: &Location, tenant: &str, site: &str) -> Resul
         Err(StoreError::NotFound(what)) => bail!("{what} not found"),
         Err(e) => return Err(e.into()),
     }
+    Ok(())
+}
+
+/// `cert renew`.
+pub fn cert_renew(data_dir: &std::path::Path, sans: &[String]) -> Result<()> {
+    let dir = DataDir::new(data_dir);
+    if !dir.is_initialised() {
+        bail!(
+            "{} is not an initialised collector data directory (no ca.key); run `outpost-collector init` first",
+            data_dir.display()
+        );
+    }
+    let renewed = dir.renew_server(sans)?;
+    let until = time::OffsetDateTime::from_unix_timestamp(renewed.not_after)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    println!(
+        "Renewed the agent-port certificate in {} (same CA), valid until {until}, for: {}",
+        dir.server_file().display(),
+        renewed.names.join(", ")
+    );
+    println!("A running collector picks it up within a few seconds; agents notice nothing.");
     Ok(())
 }
 

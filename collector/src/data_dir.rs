@@ -3,10 +3,19 @@
 //! ```text
 //! DIR/ca.crt        collector CA certificate (PEM)
 //! DIR/ca.key        CA private key (PEM, 0600)
-//! DIR/server.crt    agent-port server certificate followed by the CA (PEM)
-//! DIR/server.key    server private key (PEM, 0600)
+//! DIR/server.pem    agent-port server key, certificate and the CA (PEM, 0600)
 //! DIR/outpost.db    SQLite database (+ -wal, -shm) unless --database-url is given
 //! ```
+//!
+//! Key and certificate share one file so `cert renew` replaces both in one
+//! atomic rename, and `serve`, which re-reads the file when it changes, never
+//! sees a new key with an old certificate. (Directories made before this layout
+//! hold `server.crt` and `server.key`; they are read when `server.pem` is
+//! absent, and `cert renew` writes `server.pem`.)
+//!
+//! Lifetimes: the CA 10 years, the server certificate 2 years (renewable with
+//! `cert renew`, same CA, no agent notices), agent certificates 30 days by
+//! default (renewed by the agents themselves).
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -49,9 +58,56 @@ impl DataDir {
         let server = ca.issue_server(names)?;
         write_private(&self.path("ca.key"), ca.key_pem().as_bytes()).context("writing ca.key")?;
         write_public(&self.path("ca.crt"), ca.cert_pem().as_bytes()).context("writing ca.crt")?;
-        write_private(&self.path("server.key"), server.key_pem.as_bytes()).context("writing server.key")?;
-        write_public(&self.path("server.crt"), server.chain_pem.as_bytes()).context("writing server.crt")?;
+        self.write_server(&server)?;
         Ok(ca)
+    }
+
+    fn write_server(&self, server: &outpost_certs::ca::ServerCredentials) -> Result<()> {
+        let pem = format!("{}{}", server.key_pem, server.chain_pem);
+        write_private(&self.server_file(), pem.as_bytes()).context("writing server.pem")
+    }
+
+    /// The file holding the server key and certificate chain.
+    pub fn server_file(&self) -> PathBuf {
+        self.path(SERVER_FILE)
+    }
+
+    /// Issues a new agent-port server certificate from the same CA, for the
+    /// names the current one covers plus `extra`, and replaces the current one
+    /// atomically. A running `serve` picks it up without a restart.
+    pub fn renew_server(&self, extra: &[String]) -> Result<RenewedServer> {
+        let ca = self.load_ca()?;
+        let mut names = match self.load_server_credentials() {
+            Ok((chain, _)) => chain
+                .first()
+                .map(|c| outpost_certs::ca::certificate_names(c))
+                .transpose()?
+                .unwrap_or_default(),
+            Err(_) => default_server_names(&[]),
+        };
+        for e in extra {
+            if !names.contains(e) {
+                names.push(e.clone());
+            }
+        }
+        if names.is_empty() {
+            names = default_server_names(&[]);
+        }
+        let server = ca.issue_server(&names)?;
+        self.write_server(&server)?;
+        for legacy in ["server.crt", "server.key"] {
+            match std::fs::remove_file(self.path(legacy)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing the old {legacy}")),
+            }
+        }
+        let (chain, _) = self.load_server_credentials()?;
+        let validity = outpost_certs::ca::certificate_validity(&chain[0])?;
+        Ok(RenewedServer {
+            names,
+            not_after: validity.not_after,
+        })
     }
 
     fn read(&self, name: &str) -> Result<String> {
@@ -76,10 +132,64 @@ impl DataDir {
         Vec<rustls::pki_types::CertificateDer<'static>>,
         rustls::pki_types::PrivateKeyDer<'static>,
     )> {
-        let chain = outpost_certs::pem::certificates("server.crt", self.read("server.crt")?.as_bytes())?;
-        let key = outpost_certs::pem::private_key("server.key", self.read("server.key")?.as_bytes())?;
+        if !self.server_file().exists() && self.path("server.crt").exists() {
+            let chain = outpost_certs::pem::certificates("server.crt", self.read("server.crt")?.as_bytes())?;
+            let key = outpost_certs::pem::private_key("server.key", self.read("server.key")?.as_bytes())?;
+            return Ok((chain, key));
+        }
+        let pem = self.read(SERVER_FILE)?;
+        let chain = outpost_certs::pem::certificates("server.pem", pem.as_bytes())?;
+        let key = outpost_certs::pem::private_key("server.pem", pem.as_bytes())?;
         Ok((chain, key))
     }
+
+    /// When the agent-port certificate expires (Unix seconds), and whether that
+    /// is within [`SERVER_CERT_WARNING`].
+    pub fn server_expiry(&self) -> Result<(i64, bool)> {
+        let (chain, _) = self.load_server_credentials()?;
+        let not_after = outpost_certs::ca::certificate_validity(&chain[0])?.not_after;
+        Ok((not_after, expires_soon(not_after)))
+    }
+}
+
+/// File name of the server key and chain.
+pub const SERVER_FILE: &str = "server.pem";
+
+/// How long before its end the agent-port certificate is warned about.
+pub const SERVER_CERT_WARNING: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Whether a certificate ending at `not_after` (Unix seconds) is within the warning period.
+pub fn expires_soon(not_after: i64) -> bool {
+    not_after - crate::store::now_ms() / 1000 < SERVER_CERT_WARNING.as_secs() as i64
+}
+
+/// The line an operator reads when the agent-port certificate ends soon.
+pub fn expiry_warning(dir: &Path, not_after: i64) -> String {
+    let days = (not_after - crate::store::now_ms() / 1000) / 86_400;
+    let when = time::OffsetDateTime::from_unix_timestamp(not_after)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| not_after.to_string());
+    if days < 0 {
+        format!(
+            "the agent-port certificate expired on {when}: agents cannot connect; run `outpost-collector cert renew --data-dir {}`",
+            dir.display()
+        )
+    } else {
+        format!(
+            "the agent-port certificate expires on {when} (in {days} days); run `outpost-collector cert renew --data-dir {}`",
+            dir.display()
+        )
+    }
+}
+
+/// What `cert renew` did.
+#[derive(Clone, Debug)]
+pub struct RenewedServer {
+    /// Names the new certificate covers.
+    pub names: Vec<String>,
+    /// Its end of validity, Unix seconds.
+    pub not_after: i64,
 }
 
 /// Names the server certificate covers by default, plus `extra`.

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use outpost_collector::cli::{AdminCommand, AgentCommand, Cli, Command, SiteCommand, TokenCommand};
+use outpost_collector::cli::{AdminCommand, AgentCommand, CertCommand, Cli, Command, SiteCommand, TokenCommand};
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, serve};
 use outpost_collector::{commands, logging};
@@ -65,6 +65,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Site {
             command: SiteCommand::Delete { location, tenant, site },
         } => commands::site_delete(&location, &tenant, &site).await,
+        Command::Cert {
+            command: CertCommand::Renew { data_dir, sans },
+        } => commands::cert_renew(&data_dir, &sans),
         Command::Admin {
             command: AdminCommand::ResetPassword { location, username },
         } => commands::admin_reset_password(&location, &username).await.map(drop),

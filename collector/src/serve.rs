@@ -55,17 +55,27 @@ pub async fn serve(
 ) -> Result<()> {
     let ca = Arc::new(opts.data_dir.load_ca()?);
     let (chain, key) = opts.data_dir.load_server_credentials()?;
+    let server_cert = Arc::new(
+        outpost_certs::tls::ServerCertificate::new(ca.cert_der(), chain, key)
+            .context("checking the agent-port server certificate")?,
+    );
     let store = Store::open(opts.data_dir.root(), opts.database_url.as_deref())
         .await
         .context("opening the database")?;
     tracing::info!(engine = store.engine(), "database ready");
+    if let Some(warning) = opts
+        .database_url
+        .as_deref()
+        .and_then(crate::store::postgres_tls_warning)
+    {
+        tracing::warn!("{warning}");
+    }
 
     let revoked = Arc::new(RevokedAgents::default());
     revoked.replace(store.revoked_agents().await?);
     let tls = Arc::new(outpost_certs::tls::agent_port_server_config(
         ca.cert_der(),
-        chain,
-        key,
+        server_cert.clone(),
         revoked.clone(),
     )?);
 
@@ -118,6 +128,11 @@ pub async fn serve(
         })
     };
 
+    let cert_watcher = tokio::spawn(watch_server_certificate(
+        opts.data_dir.clone(),
+        server_cert,
+        shutdown.clone(),
+    ));
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
     let app = console::router(ConsoleState::new(store.clone(), opts.secure_cookies));
     let console_shutdown = shutdown.clone();
@@ -155,6 +170,7 @@ pub async fn serve(
     finish(agent_task, deadline).await;
     finish(console_task, deadline).await;
     let _ = refresher.await;
+    let _ = cert_watcher.await;
     store.close().await;
     tracing::info!("collector stopped");
     result
@@ -166,5 +182,54 @@ async fn finish<T>(task: Option<tokio::task::JoinHandle<T>>, deadline: tokio::ti
     let abort = task.abort_handle();
     if tokio::time::timeout_at(deadline, task).await.is_err() {
         abort.abort();
+    }
+}
+
+/// How often the server certificate file is checked for a renewal.
+const CERT_RELOAD_CHECK: Duration = Duration::from_secs(2);
+/// How often a certificate near its end is warned about again.
+const CERT_WARNING_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Serves a renewed agent-port certificate (`cert renew`) without a restart,
+/// and warns from 30 days before the served one ends.
+async fn watch_server_certificate(
+    dir: DataDir,
+    cert: Arc<outpost_certs::tls::ServerCertificate>,
+    shutdown: CancellationToken,
+) {
+    let stamp = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let file = dir.server_file();
+    let mut seen = stamp(&file);
+    let mut warned: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(CERT_RELOAD_CHECK);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = stamp(&file);
+        if now.is_some() && now != seen {
+            seen = now;
+            match dir
+                .load_server_credentials()
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|(chain, key)| cert.replace(chain, key).map_err(|e| e.to_string()))
+            {
+                Ok(not_after) => {
+                    tracing::info!(file = %file.display(), not_after, "agent-port certificate reloaded");
+                    warned = None;
+                }
+                Err(error) => tracing::error!(
+                    file = %file.display(),
+                    %error,
+                    "the renewed agent-port certificate is not usable; still serving the previous one"
+                ),
+            }
+        }
+        let not_after = cert.not_after();
+        if crate::data_dir::expires_soon(not_after) && warned.is_none_or(|at| at.elapsed() >= CERT_WARNING_EVERY) {
+            tracing::warn!(not_after, "{}", crate::data_dir::expiry_warning(dir.root(), not_after));
+            warned = Some(tokio::time::Instant::now());
+        }
     }
 }

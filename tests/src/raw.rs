@@ -10,6 +10,11 @@ use tonic::transport::Channel;
 
 /// A protocol-correct `Hello`, as a test client's first message.
 pub fn hello() -> outpost_proto::agent_v1::AgentMessage {
+    hello_as("raw-test-client")
+}
+
+/// A `Hello` from the outbox instance `instance`.
+pub fn hello_as(instance: &str) -> outpost_proto::agent_v1::AgentMessage {
     use outpost_proto::agent_v1::{AgentMessage, Hello, agent_message};
     AgentMessage {
         kind: Some(agent_message::Kind::Hello(Hello {
@@ -18,7 +23,7 @@ pub fn hello() -> outpost_proto::agent_v1::AgentMessage {
             capabilities: vec![],
             first_unacked_seq: 1,
             outbox_depth: 0,
-            instance_id: "raw-test-client".into(),
+            instance_id: instance.into(),
         })),
     }
 }

@@ -52,20 +52,3 @@ fn refusals_name_the_reason() {
     c.server().wait_log("enrollment refused");
     Agent::new().enroll(&c.agent_endpoint(), &c.token("acme", "hq")).ok();
 }
-
-#[test]
-fn a_data_directory_enrolls_once() {
-    let mut c = Collector::init();
-    c.start();
-    let a = Agent::new();
-    a.enroll(&c.agent_endpoint(), &c.token("acme", "hq")).ok();
-    let again = a.enroll(&c.agent_endpoint(), &c.token("acme", "hq"));
-    assert!(!again.status.success());
-    assert!(
-        again.stderr_text().contains("already holds an enrolled agent identity"),
-        "{}",
-        again.stderr_text()
-    );
-    let check = a.cli(&["check-config"]).ok().stdout_text();
-    assert!(check.contains(&a.id()), "{check}");
-}

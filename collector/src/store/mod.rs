@@ -158,6 +158,56 @@ impl Store {
     }
 }
 
+/// Why a PostgreSQL URL deserves a warning: it reaches a server over the
+/// network without verifying who answers (`sslmode` other than `verify-full`),
+/// so a man in the middle could read every tenant's data. `None` for loopback
+/// and Unix sockets, and for non-PostgreSQL URLs.
+pub fn postgres_tls_warning(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let (authority_path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = authority_path.split('/').next().unwrap_or_default();
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        hostport.split(':').next().unwrap_or_default()
+    };
+    let mut sslmode = None;
+    let mut query_host = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", v)) => sslmode = Some(v.to_ascii_lowercase()),
+            Some(("host", v)) => query_host = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    let host = query_host.as_deref().unwrap_or(host);
+    let local = host.is_empty()
+        || host.starts_with('/')
+        || host.starts_with("%2F")
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if local || sslmode.as_deref() == Some("verify-full") {
+        return None;
+    }
+    Some(match sslmode.as_deref() {
+        Some("verify-ca") => format!(
+            "the PostgreSQL server {host} is reached with sslmode=verify-ca: its certificate chain is checked but not \
+             its name; use sslmode=verify-full (with sslrootcert=...)"
+        ),
+        Some(mode) => format!(
+            "the PostgreSQL server {host} is reached with sslmode={mode}, which does not verify the server: anyone on \
+             the path can impersonate it and read every tenant's data; use sslmode=verify-full (with sslrootcert=...)"
+        ),
+        None => format!(
+            "the PostgreSQL URL for {host} sets no sslmode, so the server is not verified (and the connection may not \
+             even be encrypted): add sslmode=verify-full (with sslrootcert=...)"
+        ),
+    })
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -172,3 +222,32 @@ pub(crate) fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError>
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod url_tests {
+    use super::postgres_tls_warning;
+
+    #[test]
+    fn remote_postgres_must_verify_the_server() {
+        for quiet in [
+            "postgres://u:p@127.0.0.1:5432/db",
+            "postgres://u@localhost/db",
+            "postgresql://u@[::1]:5432/db",
+            "postgres://u@/db?host=/run/postgresql",
+            "postgres://u:p@db.example.com/db?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+            "sqlite:///tmp/x.db",
+        ] {
+            assert_eq!(postgres_tls_warning(quiet), None, "{quiet}");
+        }
+        for (loud, says) in [
+            ("postgres://u:p@db.example.com/db", "no sslmode"),
+            ("postgres://u:p@10.0.0.5:5432/db?sslmode=require", "sslmode=require"),
+            ("postgres://u:p@db.example.com/db?sslmode=verify-ca", "verify-ca"),
+            ("postgres://u@127.0.0.1/db?host=db.example.com", "no sslmode"),
+        ] {
+            let w = postgres_tls_warning(loud).unwrap_or_else(|| panic!("{loud} should warn"));
+            assert!(w.contains(says) && w.contains("verify-full"), "{w}");
+            assert!(!w.contains(":p@"), "no password in the warning: {w}");
+        }
+    }
+}

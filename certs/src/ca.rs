@@ -168,6 +168,11 @@ impl CertificateAuthority {
 
     /// Issues the agent-port server certificate for `names` (DNS names or IP addresses).
     pub fn issue_server(&self, names: &[String]) -> Result<ServerCredentials, CertError> {
+        self.issue_server_valid_for(names, SERVER_LIFETIME)
+    }
+
+    /// Like [`Self::issue_server`], valid for `lifetime`.
+    pub fn issue_server_valid_for(&self, names: &[String], lifetime: Duration) -> Result<ServerCredentials, CertError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(names.to_vec())?;
         let mut dn = DistinguishedName::new();
@@ -180,7 +185,7 @@ impl CertificateAuthority {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.serial_number = Some(random_serial());
         params.use_authority_key_identifier_extension = true;
-        let validity = Validity::starting_now(SERVER_LIFETIME);
+        let validity = Validity::starting_now(lifetime);
         params.not_before = to_time(validity.not_before)?;
         params.not_after = to_time(validity.not_after)?;
         let cert = params.signed_by(&key, &self.issuer()?)?;

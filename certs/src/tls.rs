@@ -333,14 +333,22 @@ pub fn agent_client_config(
     Ok(config)
 }
 
-/// Checks that `chain` is a currently valid client certificate chain issued by
-/// the CA `ca_der`: what the collector will check at the handshake.
+/// Checks that `chain` is a client certificate chain issued by the CA
+/// `ca_der`, with the usages the collector checks at the handshake.
+///
+/// Checked as of the leaf's own start of validity, not this host's clock: the
+/// agent's clock may be off (the collector's decides at every handshake), and a
+/// certificate just issued must not be thrown away because of it.
 pub fn verify_agent_chain(ca_der: &CertificateDer<'_>, chain: &[CertificateDer<'static>]) -> Result<(), CertError> {
     let (leaf, intermediates) = chain
         .split_first()
         .ok_or_else(|| CertError::InvalidCertificate("empty certificate chain".into()))?;
+    let validity = crate::ca::certificate_validity(leaf)?;
+    let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        u64::try_from(validity.not_before.saturating_add(1)).unwrap_or(0),
+    ));
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_der)?), provider()).build()?;
-    verifier.verify_client_cert(leaf, intermediates, UnixTime::now())?;
+    verifier.verify_client_cert(leaf, intermediates, at)?;
     Ok(())
 }
 
@@ -348,13 +356,7 @@ pub fn verify_agent_chain(ca_der: &CertificateDer<'_>, chain: &[CertificateDer<'
 /// whatever the time: a re-enrolling agent whose certificate expired while it
 /// was offline may still prove who it was.
 pub fn verify_agent_certificate_issued(ca_der: &CertificateDer<'_>, leaf: &[u8]) -> Result<(), CertError> {
-    let validity = crate::ca::certificate_validity(leaf)?;
-    let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        u64::try_from(validity.not_before.saturating_add(1)).unwrap_or(0),
-    ));
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_der)?), provider()).build()?;
-    verifier.verify_client_cert(&CertificateDer::from(leaf), &[], at)?;
-    Ok(())
+    verify_agent_chain(ca_der, &[CertificateDer::from(leaf.to_vec())])
 }
 
 /// A client that trusts the CA but presents no certificate (tests, `Enroll` after pinning).

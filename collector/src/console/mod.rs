@@ -85,6 +85,9 @@ async fn not_found() -> Response {
     )
 }
 
+/// The Content-Security-Policy of every response.
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
 /// Marks a response that may be cached (the versioned assets); everything else
 /// carries user data and must not be.
 #[derive(Clone, Copy, Debug)]
@@ -95,7 +98,9 @@ async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        // form-action: an injected <form> cannot post credentials elsewhere.
+        // base-uri: an injected <base> cannot re-point relative URLs.
+        HeaderValue::from_static(CSP),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

@@ -244,10 +244,16 @@ async fn every_response_carries_security_headers() {
     ];
     for (what, res) in &responses {
         let h = res.headers();
-        assert_eq!(
-            h["content-security-policy"], "default-src 'self'; frame-ancestors 'none'",
-            "{what}"
-        );
+        let csp = h["content-security-policy"].to_str().unwrap();
+        let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+        for directive in [
+            "default-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "base-uri 'none'",
+        ] {
+            assert!(directives.contains(&directive), "{what}: {csp} lacks {directive}");
+        }
         assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
         assert_eq!(h["x-frame-options"], "DENY", "{what}");

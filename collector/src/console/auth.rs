@@ -6,6 +6,7 @@
 //! can neither read the cookie nor make the browser send it.
 use std::time::Instant;
 
+use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,13 +15,13 @@ use serde::Deserialize;
 
 use crate::store::users::{SESSION_TTL_MS, random_token};
 
-use super::ConsoleState;
 use super::cookies;
 use super::csrf::{CsrfForm, CsrfProtected, tokens_match};
 use super::error::PageError;
+use super::layout::{Layout, render};
 use super::rate_limit::{ClientIp, describe_wait, wait_secs};
 use super::session::authenticate;
-use super::views::{Layout, LoginPage, render};
+use super::state::ConsoleState;
 
 /// Inputs this long are not credentials; refusing them early keeps oversized
 /// strings out of the password hasher.
@@ -31,6 +32,15 @@ const INVALID_CREDENTIALS: &str = "Invalid username or password.";
 
 /// The login form's token cookie lives as long as a form may sit open.
 const LOGIN_CSRF_MAX_AGE_SECS: i64 = 3600;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage<'a> {
+    pub(crate) layout: Layout,
+    pub(crate) csrf: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) error: Option<&'a str>,
+}
 
 /// `GET /login`.
 pub(crate) async fn login_form(State(state): State<ConsoleState>, headers: HeaderMap) -> Result<Response, PageError> {

@@ -11,15 +11,15 @@ mod auth;
 mod cookies;
 mod csrf;
 mod error;
+mod layout;
 mod overview;
+mod overview_data;
 mod rate_limit;
 mod session;
-mod views;
+mod state;
 
 #[cfg(test)]
 mod tests;
-
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -28,34 +28,10 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::store::Store;
-
-use self::rate_limit::LoginLimiter;
+pub use self::state::ConsoleState;
 
 /// Forms here are a few hundred bytes; anything larger is not a console request.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// Shared state of the console handlers.
-#[derive(Clone, Debug)]
-pub struct ConsoleState {
-    /// The database.
-    pub store: Store,
-    /// Mark cookies `Secure`: on whenever the console is reached over HTTPS or
-    /// loopback, because browsers then never send them over plain HTTP.
-    pub secure_cookies: bool,
-    limiter: Arc<LoginLimiter>,
-}
-
-impl ConsoleState {
-    /// State with a fresh (empty) login rate limiter.
-    pub fn new(store: Store, secure_cookies: bool) -> Self {
-        Self {
-            store,
-            secure_cookies,
-            limiter: Arc::new(LoginLimiter::default()),
-        }
-    }
-}
 
 /// The console's routes. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so login rate limiting
@@ -88,13 +64,8 @@ async fn not_found() -> Response {
 /// The Content-Security-Policy of every response.
 const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-/// Marks a response that may be cached (the versioned assets); everything else
-/// carries user data and must not be.
-#[derive(Clone, Copy, Debug)]
-struct Cacheable;
-
 async fn security_headers(mut res: Response) -> Response {
-    let cacheable = res.extensions().get::<Cacheable>().is_some();
+    let cacheable = res.extensions().get::<assets::Cacheable>().is_some();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

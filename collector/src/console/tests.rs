@@ -640,3 +640,61 @@ async fn names_are_html_escaped() {
     assert!(!html.contains("<script>y</script>"));
     assert!(html.contains("&#34;&#62;&#60;script&#62;y&#60;/script&#62;"));
 }
+
+/// Console modules may only depend on each other in one direction: a cycle
+/// (a page importing shared code that imports the page back) is how the old
+/// `views` module tangled every page together.
+#[test]
+fn console_modules_import_each_other_without_a_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        if name == "mod" || name == "tests" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        // A file's own unit tests say `use super::*` about the file itself.
+        let code = source.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let mut deps = BTreeSet::new();
+        for (at, _) in code.match_indices("super::") {
+            let rest = &code[at + "super::".len()..];
+            let target: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            // `super::Thing` (an item of mod.rs) makes the parent a dependency too.
+            let is_module = dir.join(format!("{target}.rs")).exists();
+            deps.insert(if is_module { target } else { "mod".to_owned() });
+        }
+        graph.insert(name, deps);
+    }
+    assert!(graph.len() > 5, "read the console modules: {graph:?}");
+    assert!(
+        graph.values().all(|d| !d.contains("mod")),
+        "modules import from mod.rs, which imports them: {graph:?}"
+    );
+
+    fn visit<'a>(
+        at: &'a str,
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) {
+        if let Some(start) = path.iter().position(|m| *m == at) {
+            panic!("import cycle: {} -> {at}", path[start..].join(" -> "));
+        }
+        if !done.insert(at) {
+            return;
+        }
+        path.push(at);
+        for next in graph.get(at).into_iter().flatten() {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+    }
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done);
+    }
+}

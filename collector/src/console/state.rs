@@ -1,0 +1,28 @@
+//! What every console handler shares.
+use std::sync::Arc;
+
+use crate::store::Store;
+
+use super::rate_limit::LoginLimiter;
+
+/// Shared state of the console handlers.
+#[derive(Clone, Debug)]
+pub struct ConsoleState {
+    /// The database.
+    pub store: Store,
+    /// Mark cookies `Secure`: on whenever the console is reached over HTTPS or
+    /// loopback, because browsers then never send them over plain HTTP.
+    pub secure_cookies: bool,
+    pub(crate) limiter: Arc<LoginLimiter>,
+}
+
+impl ConsoleState {
+    /// State with a fresh (empty) login rate limiter.
+    pub fn new(store: Store, secure_cookies: bool) -> Self {
+        Self {
+            store,
+            secure_cookies,
+            limiter: Arc::new(LoginLimiter::default()),
+        }
+    }
+}

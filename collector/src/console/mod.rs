@@ -21,17 +21,26 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 pub use self::state::ConsoleState;
 
 /// Forms here are a few hundred bytes; anything larger is not a console request.
 const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// How often expired sessions are deleted. They are refused the moment they
+/// expire; pruning only bounds the table, so minutes are precise enough.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// The console's routes. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so login rate limiting
@@ -51,6 +60,36 @@ pub fn router(state: ConsoleState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Starts the console's background upkeep (pruning expired sessions, at once
+/// and then every few minutes) until `shutdown`. Call it once per collector,
+/// next to serving [`router`].
+pub fn spawn_maintenance(state: &ConsoleState, shutdown: CancellationToken) -> JoinHandle<()> {
+    spawn_maintenance_every(state, shutdown, PRUNE_INTERVAL)
+}
+
+fn spawn_maintenance_every(state: &ConsoleState, shutdown: CancellationToken, every: Duration) -> JoinHandle<()> {
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        // After a stall one prune catches up on everything; a burst would not help.
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            // Shutdown must not wait for a slow database; the next start prunes again.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                result = store.prune_expired_sessions() => match result {
+                    Ok(pruned) => tracing::debug!(pruned, "console: pruned {pruned} expired sessions"),
+                    Err(error) => tracing::warn!(%error, "console: pruning expired sessions failed"),
+                },
+            }
+        }
+    })
 }
 
 async fn not_found() -> Response {

@@ -12,9 +12,10 @@ use outpost_certs::ca::{CertificateAuthority, Validity};
 use outpost_certs::keys::generate_key_and_csr;
 use outpost_certs::token::EnrollmentToken;
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::{ConsoleState, router};
+use super::{ConsoleState, router, spawn_maintenance_every};
 use crate::store::{AdminScope, Store};
 
 const USER: &str = "admin";
@@ -23,6 +24,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Console {
     _dir: TempDir,
     store: Store,
+    state: ConsoleState,
     app: Router,
 }
 
@@ -34,8 +36,14 @@ impl Console {
             .set_admin_password(&AdminScope::verified(), USER, PASSWORD)
             .await
             .unwrap();
-        let app = router(ConsoleState::new(store.clone(), secure_cookies));
-        Self { _dir: dir, store, app }
+        let state = ConsoleState::new(store.clone(), secure_cookies);
+        let app = router(state.clone());
+        Self {
+            _dir: dir,
+            store,
+            state,
+            app,
+        }
     }
 
     async fn send(&self, req: Request<Body>) -> Response<Body> {
@@ -697,4 +705,43 @@ fn console_modules_import_each_other_without_a_cycle() {
     for module in graph.keys() {
         visit(module, &graph, &mut Vec::new(), &mut done);
     }
+}
+
+/// Waits (up to 10 s) until the store holds `rows` session rows.
+async fn until_session_rows(store: &Store, rows: i64) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store.session_rows().await.unwrap() != rows {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("session rows never reached {rows}"));
+}
+
+#[tokio::test]
+async fn maintenance_prunes_expired_sessions_periodically_until_shutdown() {
+    let c = Console::new(false).await;
+    let first = c.session().await;
+    c.store.expire_all_sessions().await.unwrap();
+    let live = c.session().await;
+    assert_eq!(c.store.session_rows().await.unwrap(), 2);
+
+    let shutdown = CancellationToken::new();
+    let task = spawn_maintenance_every(&c.state, shutdown.clone(), Duration::from_millis(50));
+    until_session_rows(&c.store, 1).await;
+    assert_eq!(c.get("/api/overview", Some(&live)).await.status(), StatusCode::OK);
+    assert_eq!(
+        c.get("/api/overview", Some(&first)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Not only at start: a session that expires later goes too.
+    c.store.expire_all_sessions().await.unwrap();
+    until_session_rows(&c.store, 0).await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("maintenance stops on shutdown")
+        .unwrap();
 }

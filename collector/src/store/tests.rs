@@ -324,6 +324,35 @@ async fn logins_and_sessions() {
     }
 }
 
+#[tokio::test]
+async fn expired_sessions_are_pruned_and_live_ones_kept() {
+    let e = engines().await;
+    for store in &e.stores {
+        store
+            .set_admin_password(&AdminScope::verified(), "admin", "correct horse")
+            .await
+            .expect("set");
+        let old = store
+            .login("admin", "correct horse")
+            .await
+            .expect("login")
+            .expect("session");
+        store.expire_all_sessions().await.expect("expire");
+        let live = store
+            .login("admin", "correct horse")
+            .await
+            .expect("login")
+            .expect("session");
+        assert_eq!(store.session_rows().await.expect("count"), 2, "{store:?}");
+
+        assert_eq!(store.prune_expired_sessions().await.expect("prune"), 1, "{store:?}");
+        assert_eq!(store.session_rows().await.expect("count"), 1, "{store:?}");
+        assert!(store.session(&old).await.expect("lookup").is_none());
+        assert!(store.session(&live).await.expect("lookup").is_some(), "{store:?}");
+        assert_eq!(store.prune_expired_sessions().await.expect("prune"), 0, "{store:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
     let e = engines().await;

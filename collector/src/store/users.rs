@@ -151,6 +151,20 @@ impl Store {
         }))
     }
 
+    /// Deletes every expired session and returns how many there were. Expired
+    /// sessions are already refused by [`Self::session`]; this keeps the table
+    /// from growing with every sign-in that never signs out.
+    pub async fn prune_expired_sessions(&self) -> Result<u64, StoreError> {
+        let pruned = on_pool!(self, pool, _Db => {
+            sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(pruned)
+    }
+
     /// Ends a session.
     pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
         on_pool!(self, pool, _Db => {
@@ -161,5 +175,27 @@ impl Store {
                 .await?;
         });
         Ok(())
+    }
+}
+
+/// Test helpers: tests outside the store cannot reach the pool.
+#[cfg(test)]
+impl Store {
+    /// Moves every session's expiry into the past, as if its lifetime had run out.
+    pub(crate) async fn expire_all_sessions(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool, _Db => {
+            sqlx::query("UPDATE sessions SET expires_at_ms = $1")
+                .bind(now_ms() - 1)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Rows in `sessions`, expired or not.
+    pub(crate) async fn session_rows(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) =
+            on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(pool).await?);
+        Ok(n)
     }
 }

@@ -1,7 +1,8 @@
 //! The web console: server-rendered pages, a JSON overview and a Server-Sent
 //! Events stream that keeps the overview live.
 //!
-//! Authentication is a session cookie from [`Store::login`]. Every state-changing
+//! Authentication is a session cookie from [`Store::open_session`], after a
+//! password check capped at one per CPU ([`hashing`]). Every state-changing
 //! request is a POST form carrying a CSRF token: the session's token once signed
 //! in ([`csrf::CsrfForm`]), a double-submit cookie before ([`auth`]). The
 //! Content-Security-Policy forbids inline script and style, so all behaviour and
@@ -11,6 +12,7 @@ mod auth;
 mod cookies;
 mod csrf;
 mod error;
+mod hashing;
 mod layout;
 mod overview;
 mod overview_data;

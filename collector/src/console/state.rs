@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use crate::store::Store;
 
+use super::hashing::HashGate;
 use super::rate_limit::LoginLimiter;
 
 /// Shared state of the console handlers.
@@ -14,15 +15,19 @@ pub struct ConsoleState {
     /// loopback, because browsers then never send them over plain HTTP.
     pub secure_cookies: bool,
     pub(crate) limiter: Arc<LoginLimiter>,
+    /// Every password check of this collector goes through it.
+    pub(crate) hashing: Arc<HashGate>,
 }
 
 impl ConsoleState {
-    /// State with a fresh (empty) login rate limiter.
+    /// State with a fresh (empty) login rate limiter and a hashing cap of one
+    /// password check per CPU.
     pub fn new(store: Store, secure_cookies: bool) -> Self {
         Self {
             store,
             secure_cookies,
             limiter: Arc::new(LoginLimiter::default()),
+            hashing: Arc::new(HashGate::for_this_machine()),
         }
     }
 }

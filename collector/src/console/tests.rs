@@ -1,5 +1,6 @@
 //! End-to-end tests of the console router against a real SQLite store.
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -7,6 +8,7 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use outpost_certs::AgentId;
 use outpost_certs::ca::{CertificateAuthority, Validity};
 use outpost_certs::keys::generate_key_and_csr;
@@ -15,6 +17,7 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::hashing::HashGate;
 use super::{ConsoleState, router, spawn_maintenance_every};
 use crate::store::{AdminScope, Store};
 
@@ -744,4 +747,74 @@ async fn maintenance_prunes_expired_sessions_periodically_until_shutdown() {
         .await
         .expect("maintenance stops on shutdown")
         .unwrap();
+}
+
+#[tokio::test]
+async fn sign_ins_beyond_the_hashing_queue_get_503_and_at_most_workers_hash_at_once() {
+    const WORKERS: usize = 2;
+    const WAITING: usize = 3;
+    const LOGINS: usize = 24;
+    let mut c = Console::new(false).await;
+    let gate = Arc::new(HashGate::new(WORKERS, WAITING));
+    c.state.hashing = gate.clone();
+    c.app = router(c.state.clone());
+
+    // Occupy every worker, so sign-ins queue instead of finishing.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    let blockers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (gate, released) = (gate.clone(), released.clone());
+            tokio::spawn(async move { gate.run(move || released.lock().unwrap().recv().unwrap()).await })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while gate.running() < WORKERS {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the workers are taken");
+
+    let mut tokens = Vec::new();
+    for _ in 0..LOGINS {
+        tokens.push(c.login_token().await);
+    }
+    let mut logins: FuturesUnordered<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let req = post_request(
+                "/login",
+                Some(&format!("outpost_login_csrf={token}")),
+                &[("username", USER), ("password", PASSWORD), ("csrf", token)],
+            );
+            // One address each, so the rate limiter stays out of the way.
+            c.send_from(SocketAddr::from(([203, 0, 113, i as u8], 40000)), req)
+        })
+        .collect();
+
+    // Nothing hashes until the workers are released: every answer before then
+    // is a refusal, and all but the queued sign-ins are refused.
+    for _ in 0..LOGINS - WAITING {
+        let res = logins.next().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+        assert!(cookie_value(&res, "outpost_session").is_none());
+        assert!(body(res).await.contains("busy with other sign-ins"));
+    }
+    for _ in 0..WORKERS {
+        release.send(()).unwrap();
+    }
+    let mut signed_in = 0;
+    while let Some(res) = logins.next().await {
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "a queued sign-in goes through");
+        assert!(cookie_value(&res, "outpost_session").is_some());
+        signed_in += 1;
+    }
+    assert_eq!(signed_in, WAITING);
+    assert_eq!(gate.peak(), WORKERS, "never more than {WORKERS} hashes at once");
+    for blocker in blockers {
+        blocker.await.unwrap().unwrap();
+    }
 }

@@ -12,6 +12,7 @@ mod auth;
 mod cookies;
 mod csrf;
 mod error;
+mod feed;
 mod hashing;
 mod layout;
 mod overview;

@@ -1,7 +1,6 @@
 //! "Sites & agents" as a page, as JSON and as a Server-Sent Events stream of
 //! that JSON.
 use std::convert::Infallible;
-use std::time::Duration;
 
 use askama::Template;
 use axum::Json;
@@ -10,18 +9,18 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::store::Store;
+use crate::store::scope::Viewer;
+use crate::store::users::SessionKey;
 
 use super::error::{ApiError, PageError};
+use super::feed::Update;
 use super::layout::{Layout, render};
 use super::overview_data::{Overview, load};
-use super::session::{ApiSession, Authenticated, PageSession};
+use super::session::{ApiSession, PageSession};
 use super::state::ConsoleState;
-
-/// How often the event stream sends a fresh overview.
-const REFRESH: Duration = Duration::from_secs(2);
 
 #[derive(Template)]
 #[template(path = "overview.html")]
@@ -53,14 +52,22 @@ pub(crate) async fn api(
     Ok(Json(load(&state.store, &auth.session.viewer).await?))
 }
 
-/// `GET /events`: an `overview` event now and every [`REFRESH`]. The session is
-/// checked again before each one, so signing out (or expiry) ends the stream
-/// with a `signed-out` event instead of leaking further updates.
+/// `GET /events`: an `overview` event now and after every read of the shared
+/// [`Feed`](super::feed::Feed), cut down to what this session may see. The
+/// feed also reads which sessions are live, so signing out (or expiry) ends
+/// the stream with a `signed-out` event instead of leaking further updates,
+/// without a query per stream.
 pub(crate) async fn events(State(state): State<ConsoleState>, ApiSession(auth): ApiSession) -> Response {
-    let mut tick = tokio::time::interval(REFRESH);
-    // A slow database should delay updates, not trigger a burst of catch-up ticks.
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let sse = Sse::new(overview_stream(state.store, auth, tick)).keep_alive(KeepAlive::default());
+    // The extractor has just found the session live; taken before subscribing,
+    // so any snapshot that says otherwise was read afterwards.
+    let checked_at = Instant::now();
+    let stream = overview_stream(
+        SessionKey::of(&auth.token),
+        auth.session.viewer,
+        checked_at,
+        state.feed.subscribe(),
+    );
+    let sse = Sse::new(stream).keep_alive(KeepAlive::default());
     // Reverse proxies such as nginx would otherwise buffer the stream.
     (
         [(
@@ -72,35 +79,43 @@ pub(crate) async fn events(State(state): State<ConsoleState>, ApiSession(auth): 
         .into_response()
 }
 
+/// One stream's events: per feed update, the overview as `viewer` sees it, a
+/// `problem` when the read failed, or `signed-out` (and the end) once a
+/// snapshot read after `checked_at` no longer lists the session.
 fn overview_stream(
-    store: Store,
-    auth: Authenticated,
-    tick: Interval,
+    session: SessionKey,
+    viewer: Viewer,
+    checked_at: Instant,
+    updates: watch::Receiver<Update>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    futures::stream::unfold(Some((store, auth, tick)), |state| async move {
-        let (store, auth, mut tick) = state?;
-        tick.tick().await;
-        let event = match store.session(&auth.token).await {
-            Ok(Some(session)) => match load(&store, &session.viewer).await {
-                Ok(overview) => Event::default()
-                    .event("overview")
-                    .json_data(&overview)
-                    .unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "console: encoding the overview failed");
-                        problem_event()
-                    }),
-                Err(e) => {
-                    tracing::error!(error = %e, "console: database query failed");
-                    problem_event()
-                }
-            },
-            Ok(None) => return Some((Ok(Event::default().event("signed-out").data("{}")), None)),
-            Err(e) => {
-                tracing::error!(error = %e, "console: database query failed");
-                problem_event()
+    futures::stream::unfold(Some(updates), move |updates| {
+        let session = session.clone();
+        async move {
+            let mut updates = updates?;
+            loop {
+                // Fails only once the feed is gone, which it is not while this
+                // receiver exists; ending lets the browser reconnect anyway.
+                updates.changed().await.ok()?;
+                let update = updates.borrow_and_update().clone();
+                let event = match update {
+                    Update::Pending => continue,
+                    Update::Failed => problem_event(),
+                    Update::Ready(snapshot) => {
+                        if snapshot.taken_at >= checked_at && !snapshot.live_sessions.contains(&session) {
+                            return Some((Ok(Event::default().event("signed-out").data("{}")), None));
+                        }
+                        match snapshot.overview_json(&viewer) {
+                            Ok(json) => Event::default().event("overview").data(&*json),
+                            Err(error) => {
+                                tracing::error!(%error, "console: encoding the overview failed");
+                                problem_event()
+                            }
+                        }
+                    }
+                };
+                return Some((Ok(event), Some(updates)));
             }
-        };
-        Some((Ok(event), Some((store, auth, tick))))
+        }
     })
 }
 
@@ -109,4 +124,112 @@ fn problem_event() -> Event {
     Event::default()
         .event("problem")
         .data(r#"{"error":"internal server error"}"#)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::BodyDataStream;
+    use futures::StreamExt;
+    use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
+
+    use super::*;
+    use crate::console::feed::Snapshot;
+    use crate::store::AgentScope;
+    use crate::store::agents::AgentRow;
+    use crate::store::tenants::SiteRow;
+
+    fn rows(tenant: TenantId, host: &str) -> (SiteRow, AgentRow) {
+        let site = SiteRow {
+            tenant,
+            tenant_name: format!("{host}'s tenant"),
+            site: SiteId::random(),
+            site_name: "hq".into(),
+        };
+        let agent = AgentRow {
+            agent: AgentId::random(),
+            tenant,
+            tenant_name: site.tenant_name.clone(),
+            site: site.site,
+            site_name: site.site_name.clone(),
+            hostname: host.into(),
+            os: "linux".into(),
+            version: "1.0.0".into(),
+            last_seen_ms: None,
+            online: false,
+            outbox_depth: 0,
+            acked_seq: 0,
+            revoked: false,
+            cert_not_after_ms: 0,
+        };
+        (site, agent)
+    }
+
+    /// The next event, as its text, or `None` once the stream ends.
+    async fn next_event(body: &mut BodyDataStream) -> Option<String> {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("an event or the end")?;
+        Some(String::from_utf8(chunk.unwrap().to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_stream_shows_only_its_tenant_and_ends_with_its_session() {
+        let (acme, zeta) = (TenantId::random(), TenantId::random());
+        let (acme_site, acme_agent) = rows(acme, "acme-pc");
+        let (zeta_site, zeta_agent) = rows(zeta, "zeta-pc");
+        let viewer = Viewer::Tenant(
+            AgentScope::verified(AgentIdentity {
+                tenant: acme,
+                site: acme_site.site,
+                agent: acme_agent.agent,
+            })
+            .tenant_scope(),
+        );
+        let session = SessionKey::of("acme user's cookie");
+        let checked_at = Instant::now();
+        let snapshot = |taken_at: Instant, live: &[SessionKey]| {
+            Update::Ready(Arc::new(Snapshot::new(
+                taken_at,
+                1,
+                vec![acme_site.clone(), zeta_site.clone()],
+                vec![acme_agent.clone(), zeta_agent.clone()],
+                live.iter().cloned().collect::<HashSet<_>>(),
+            )))
+        };
+
+        let (feed, updates) = watch::channel(Update::Pending);
+        let stream = overview_stream(session.clone(), viewer, checked_at, updates);
+        let mut body = Sse::new(stream).into_response().into_body().into_data_stream();
+
+        // Read before the session was checked: its absence proves nothing yet.
+        let before = checked_at.checked_sub(Duration::from_secs(1)).unwrap();
+        feed.send_replace(snapshot(before, &[]));
+        let event = next_event(&mut body).await.unwrap();
+        assert!(event.starts_with("event: overview\n"), "{event}");
+        assert!(event.contains("acme-pc"), "{event}");
+        assert!(
+            !event.contains("zeta-pc") && !event.contains(&zeta.to_string()),
+            "{event}"
+        );
+
+        feed.send_replace(Update::Failed);
+        let event = next_event(&mut body).await.unwrap();
+        assert!(event.starts_with("event: problem\n"), "{event}");
+
+        feed.send_replace(snapshot(Instant::now(), std::slice::from_ref(&session)));
+        let event = next_event(&mut body).await.unwrap();
+        assert!(
+            event.starts_with("event: overview\n") && !event.contains("zeta-pc"),
+            "{event}"
+        );
+
+        feed.send_replace(snapshot(Instant::now(), &[SessionKey::of("someone else")]));
+        let event = next_event(&mut body).await.unwrap();
+        assert!(event.starts_with("event: signed-out\n"), "{event}");
+        assert!(next_event(&mut body).await.is_none(), "the stream ends");
+    }
 }

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use crate::store::Store;
 
+use super::feed::{FEED_INTERVAL, Feed};
 use super::hashing::HashGate;
 use super::rate_limit::LoginLimiter;
 
@@ -17,6 +18,8 @@ pub struct ConsoleState {
     pub(crate) limiter: Arc<LoginLimiter>,
     /// Every password check of this collector goes through it.
     pub(crate) hashing: Arc<HashGate>,
+    /// The one live-update feed behind every `/events` stream.
+    pub(crate) feed: Arc<Feed>,
 }
 
 impl ConsoleState {
@@ -24,6 +27,7 @@ impl ConsoleState {
     /// password check per CPU.
     pub fn new(store: Store, secure_cookies: bool) -> Self {
         Self {
+            feed: Arc::new(Feed::new(store.clone(), FEED_INTERVAL)),
             store,
             secure_cookies,
             limiter: Arc::new(LoginLimiter::default()),

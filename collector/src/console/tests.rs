@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::feed::Feed;
 use super::hashing::HashGate;
 use super::{ConsoleState, router, spawn_maintenance_every};
 use crate::store::{AdminScope, Store};
@@ -817,4 +818,52 @@ async fn sign_ins_beyond_the_hashing_queue_get_503_and_at_most_workers_hash_at_o
     for blocker in blockers {
         blocker.await.unwrap().unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_hundred_open_streams_share_one_read_per_interval() {
+    const STREAMS: usize = 100;
+    // Short and in real time: the reads are bounded by elapsed time below, so
+    // a slow machine cannot fail the test, only a read per stream can.
+    const INTERVAL: Duration = Duration::from_millis(100);
+    let mut c = Console::new(false).await;
+    let agent = enroll(&c.store, "Acme", "HQ", "host-a").await;
+    let feed = Arc::new(Feed::new(c.store.clone(), INTERVAL));
+    c.state.feed = feed.clone();
+    c.app = router(c.state.clone());
+    let session = c.session().await;
+
+    let started = tokio::time::Instant::now();
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        let res = c.get("/events", Some(&session)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        streams.push(res.into_body().into_data_stream());
+    }
+    futures::future::join_all(streams.iter_mut().map(|stream| async move {
+        let mut buf = String::new();
+        for _ in 0..3 {
+            let event = next_event(stream, &mut buf, Duration::from_secs(10))
+                .await
+                .expect("event");
+            assert!(event.starts_with("event: overview\n"), "{event}");
+            assert!(event.contains(&agent.to_string()), "{event}");
+        }
+    }))
+    .await;
+    let (reads, elapsed) = (feed.refreshes(), started.elapsed());
+    let allowed = (elapsed.as_millis() / INTERVAL.as_millis()) as u64 + 1;
+    assert!(
+        (3..=allowed).contains(&reads),
+        "{reads} feed reads in {elapsed:?} for {STREAMS} streams (at most {allowed})"
+    );
+
+    drop(streams);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while feed.is_running() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the feed stops once every stream has closed");
 }

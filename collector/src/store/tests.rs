@@ -351,6 +351,30 @@ async fn expired_sessions_are_pruned_and_live_ones_kept() {
     }
 }
 
+#[tokio::test]
+async fn live_session_keys_are_the_sessions_that_open() {
+    let e = engines().await;
+    for store in &e.stores {
+        store
+            .set_admin_password(&AdminScope::verified(), "admin", "correct horse")
+            .await
+            .expect("set");
+        let expired = login(store, "admin", "correct horse").await.expect("session");
+        store.expire_all_sessions().await.expect("expire");
+        let live = login(store, "admin", "correct horse").await.expect("session");
+        let ended = login(store, "admin", "correct horse").await.expect("session");
+        store.logout(&ended).await.expect("logout");
+
+        let keys = store.live_session_keys().await.expect("keys");
+        assert_eq!(keys.len(), 1, "{store:?}");
+        assert!(keys.contains(&users::SessionKey::of(&live)), "{store:?}");
+        for gone in [&expired, &ended] {
+            assert!(!keys.contains(&users::SessionKey::of(gone)), "{store:?}");
+            assert!(store.session(gone).await.expect("lookup").is_none());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
     let e = engines().await;

@@ -3,6 +3,8 @@
 //! Passwords are argon2id hashes (PHC strings). Session and CSRF tokens are 256
 //! random bits; the database holds only the SHA-256 of the session token, so a
 //! leaked database does not leak live sessions.
+use std::collections::HashSet;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use base64::Engine as _;
@@ -32,6 +34,24 @@ pub fn random_token() -> String {
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Names a session without being able to open one: the hash the database
+/// keeps. Lets a caller ask "is this session still live?" in bulk.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey(String);
+
+impl SessionKey {
+    /// The key of the session a cookie value opens.
+    pub fn of(token: &str) -> Self {
+        Self(token_hash(token))
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
 }
 
 /// Hashes a password with argon2id; slow on purpose, run it off the async threads.
@@ -208,6 +228,22 @@ impl Store {
                 .rows_affected()
         });
         Ok(pruned)
+    }
+
+    /// Every session [`Self::session`] would accept now, in one query, so one
+    /// reader can check many open streams at once.
+    pub async fn live_session_keys(&self) -> Result<HashSet<SessionKey>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self, pool, _Db => {
+            // The same conditions as `session`, so both agree on who is signed in.
+            sqlx::query_as(
+                "SELECT s.id_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.expires_at_ms > $1 AND u.is_msp_admin <> 0",
+            )
+            .bind(now_ms())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(hash,)| SessionKey(hash)).collect())
     }
 
     /// Ends a session.

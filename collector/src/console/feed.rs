@@ -197,6 +197,7 @@ impl Feed {
     }
 
     async fn run(self: Arc<Self>, tx: Arc<watch::Sender<Update>>) {
+        let _running = RunningGuard { feed: &self, tx: &tx };
         tracing::debug!("console: live-update feed started");
         let mut tick = tokio::time::interval(self.interval);
         // A slow database should delay updates, not cause a burst of catch-up reads.
@@ -238,6 +239,23 @@ impl Feed {
         }
         *running = None;
         true
+    }
+}
+
+/// Clears the feed's slot however its task ends, a panic included, so the
+/// next subscriber starts a fresh feed rather than joining a dead one (whose
+/// streams then end, and the browsers reconnect).
+struct RunningGuard<'a> {
+    feed: &'a Feed,
+    tx: &'a Arc<watch::Sender<Update>>,
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        let mut running = self.feed.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if running.as_ref().is_some_and(|tx| Arc::ptr_eq(tx, self.tx)) {
+            *running = None;
+        }
     }
 }
 
@@ -333,6 +351,33 @@ mod tests {
         assert!(late.has_changed().unwrap());
         assert!(matches!(*late.borrow_and_update(), Update::Ready(_)));
         first.abort();
+    }
+
+    #[tokio::test]
+    async fn a_feed_that_dies_is_replaced_by_the_next_subscriber() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = calls.clone();
+        let feed = Arc::new(Feed::with_source(
+            Arc::new(move || {
+                let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+                Box::pin(async move {
+                    assert!(!first, "the first read fails hard (a deliberate test panic)");
+                    Ok(Snapshot::new(Instant::now(), 0, vec![], vec![], HashSet::new()))
+                })
+            }),
+            INTERVAL,
+        ));
+        let mut orphan = feed.subscribe();
+        orphan.borrow_and_update();
+        let ended = tokio::time::timeout(Duration::from_secs(10), orphan.changed())
+            .await
+            .expect("the dead feed's subscribers are told");
+        assert!(ended.is_err(), "its channel is closed");
+        assert!(!feed.is_running());
+
+        let (task, seen) = subscriber(&feed);
+        until("a fresh feed delivers", || seen.load(Ordering::SeqCst) >= 1).await;
+        task.abort();
     }
 
     fn site(tenant: TenantId, name: &str) -> SiteRow {

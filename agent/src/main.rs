@@ -1,6 +1,7 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use outpost_agent::dial::CollectorAddr;
 use tokio_util::sync::CancellationToken;
@@ -24,9 +25,14 @@ enum Command {
         /// The collector's agent port, HOST:PORT.
         #[arg(long)]
         collector: CollectorAddr,
-        /// The token printed by `outpost-collector token create`.
-        #[arg(long, env = "OUTPOST_ENROLL_TOKEN")]
-        token: String,
+        /// The token printed by `outpost-collector token create`. Other users of
+        /// the machine can read command lines (`ps`): prefer --token-file or
+        /// OUTPOST_ENROLL_TOKEN, which is used when neither option is given.
+        #[arg(long, conflicts_with = "token_file")]
+        token: Option<String>,
+        /// A file holding the token; surrounding whitespace is ignored.
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
         /// Data directory for the key, certificate, configuration and outbox.
         #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
         data_dir: PathBuf,
@@ -91,8 +97,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Enroll {
             collector,
             token,
+            token_file,
             data_dir,
         } => {
+            let token = enrollment_token(token, token_file.as_deref(), std::env::var_os(TOKEN_ENV))?;
             let e = outpost_agent::enroll::enroll(&collector, &token, &data_dir).await?;
             if e.kept_id {
                 println!(
@@ -145,6 +153,45 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Read when neither `--token` nor `--token-file` is given. Not clap's `env`:
+/// clap counts an environment value as `--token` given, so a token exported in
+/// the shell would make an explicit `--token-file` a usage error.
+const TOKEN_ENV: &str = "OUTPOST_ENROLL_TOKEN";
+
+/// The enrollment token: an option given on the command line wins over the
+/// environment (clap keeps the two options apart).
+fn enrollment_token(
+    token: Option<String>,
+    token_file: Option<&Path>,
+    from_env: Option<std::ffi::OsString>,
+) -> anyhow::Result<String> {
+    if let Some(token) = token {
+        return Ok(token);
+    }
+    if let Some(path) = token_file {
+        return read_token_file(path);
+    }
+    let Some(value) = from_env else {
+        bail!("no enrollment token: give --token-file PATH or set {TOKEN_ENV}");
+    };
+    match value.to_str().map(str::trim) {
+        Some(token) if !token.is_empty() => Ok(token.to_owned()),
+        Some(_) => bail!("{TOKEN_ENV} is set but empty"),
+        None => bail!("{TOKEN_ENV} is not valid UTF-8"),
+    }
+}
+
+/// The token in `path`, without the newline an editor or `echo` leaves.
+fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the enrollment token file {}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        bail!("the enrollment token file {} is empty", path.display());
+    }
+    Ok(token.to_owned())
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -163,4 +210,68 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enroll_args(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec!["outpost-agent", "enroll", "--collector", "collector.example:7443"];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn token_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.txt");
+        std::fs::write(&path, "  outpost1.abc\n").unwrap();
+        assert_eq!(read_token_file(&path).unwrap(), "outpost1.abc");
+    }
+
+    #[test]
+    fn empty_or_missing_token_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.txt");
+        std::fs::write(&empty, " \n\t\n").unwrap();
+        let missing = dir.path().join("missing.txt");
+        for (path, says) in [(&empty, "is empty"), (&missing, "cannot read")] {
+            let message = format!("{:#}", read_token_file(path).unwrap_err());
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+    }
+
+    #[test]
+    fn token_and_token_file_are_mutually_exclusive() {
+        let e = enroll_args(&["--token", "t", "--token-file", "f"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let cli = enroll_args(&["--token-file", "f"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Enroll {
+                token: None,
+                token_file: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn options_win_over_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.txt");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let env = || Some(std::ffi::OsString::from(" from-env\n"));
+
+        let token = |t: Option<&str>, f: Option<&Path>, e| enrollment_token(t.map(str::to_owned), f, e);
+        assert_eq!(token(Some("from-option"), None, env()).unwrap(), "from-option");
+        assert_eq!(token(None, Some(&file), env()).unwrap(), "from-file");
+        assert_eq!(token(None, None, env()).unwrap(), "from-env");
+        let none = format!("{:#}", token(None, None, None).unwrap_err());
+        assert!(none.contains("--token-file") && none.contains(TOKEN_ENV), "{none}");
+        let blank = format!("{:#}", token(None, None, Some(" ".into())).unwrap_err());
+        assert!(blank.contains("empty"), "{blank}");
+    }
 }

@@ -134,7 +134,9 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
-    let app = console::router(ConsoleState::new(store.clone(), opts.secure_cookies));
+    let console_state = ConsoleState::new(store.clone(), opts.secure_cookies);
+    console::spawn_maintenance(&console_state, shutdown.clone());
+    let app = console::router(console_state);
     let console_shutdown = shutdown.clone();
     let console_task = tokio::spawn(async move {
         axum::serve(

@@ -76,7 +76,7 @@
     return el(
       "tr",
       { "data-agent-id": a.id },
-      el("td", { class: "host" }, a.hostname),
+      el("td", { class: "host" }, a.hostname, a.warning ? el("div", { class: "warning" }, a.warning) : ""),
       el("td", { class: "agent-id" }, el("code", { title: a.id }, a.short_id)),
       el("td", {}, orDash(a.version)),
       el("td", {}, orDash(a.os)),

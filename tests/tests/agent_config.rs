@@ -1,6 +1,7 @@
 //! Bad agent configuration or a missing identity: a clear message naming the
-//! problem and a non-zero exit, from both `check-config` and `run`.
-use outpost_tests::{Agent, OutputExt, collector_with_agent};
+//! problem and a non-zero exit, from both `check-config` and `run`; and the
+//! enrollment token read from a file, so it never shows on a command line.
+use outpost_tests::{Agent, Collector, OutputExt, collector_with_agent};
 
 #[test]
 fn bad_configuration_is_named_and_refused() {
@@ -37,4 +38,36 @@ fn an_unenrolled_data_directory_says_what_to_do() {
             out.stderr_text()
         );
     }
+}
+
+#[test]
+fn enrollment_reads_the_token_from_a_file() {
+    let mut c = Collector::init();
+    c.start();
+    let a = Agent::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let enroll_from = |file: &std::path::Path| {
+        a.cli(&[
+            "enroll",
+            "--collector",
+            &c.agent_endpoint(),
+            "--token-file",
+            file.to_str().expect("UTF-8 path"),
+        ])
+    };
+
+    let empty = dir.path().join("empty-token.txt");
+    std::fs::write(&empty, "\n").expect("write");
+    let missing = dir.path().join("no-such-token.txt");
+    for (file, says) in [(&empty, "is empty"), (&missing, "cannot read")] {
+        let out = enroll_from(file);
+        assert!(!out.status.success(), "enrolled with {}", file.display());
+        let err = out.stderr_text();
+        assert!(err.contains(&file.display().to_string()) && err.contains(says), "{err}");
+    }
+
+    let file = dir.path().join("token.txt");
+    std::fs::write(&file, format!("{}\n", c.token("acme", "hq"))).expect("write");
+    enroll_from(&file).ok();
+    a.cli(&["check-config"]).ok();
 }

@@ -6,8 +6,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::Cacheable;
-
 const CSS: &str = include_str!("../../../console/assets/console.css");
 const JS: &str = include_str!("../../../console/assets/console.js");
 
@@ -21,6 +19,11 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 pub(crate) fn version() -> &'static str {
     &VERSION
 }
+
+/// Marks a response that may be cached (these versioned assets); everything
+/// else carries user data and must not be.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cacheable;
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     let mut res = (

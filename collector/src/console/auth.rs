@@ -6,6 +6,7 @@
 //! can neither read the cookie nor make the browser send it.
 use std::time::Instant;
 
+use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,13 +15,14 @@ use serde::Deserialize;
 
 use crate::store::users::{SESSION_TTL_MS, random_token};
 
-use super::ConsoleState;
 use super::cookies;
 use super::csrf::{CsrfForm, CsrfProtected, tokens_match};
 use super::error::PageError;
+use super::hashing::{BUSY_RETRY_AFTER_SECS, HashError};
+use super::layout::{Layout, render};
 use super::rate_limit::{ClientIp, describe_wait, wait_secs};
 use super::session::authenticate;
-use super::views::{Layout, LoginPage, render};
+use super::state::ConsoleState;
 
 /// Inputs this long are not credentials; refusing them early keeps oversized
 /// strings out of the password hasher.
@@ -31,6 +33,15 @@ const INVALID_CREDENTIALS: &str = "Invalid username or password.";
 
 /// The login form's token cookie lives as long as a form may sit open.
 const LOGIN_CSRF_MAX_AGE_SECS: i64 = 3600;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage<'a> {
+    pub(crate) layout: Layout,
+    pub(crate) csrf: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) error: Option<&'a str>,
+}
 
 /// `GET /login`.
 pub(crate) async fn login_form(State(state): State<ConsoleState>, headers: HeaderMap) -> Result<Response, PageError> {
@@ -62,7 +73,7 @@ pub(crate) async fn login(
     State(state): State<ConsoleState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    Form(mut form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let cookie_token = cookies::get(&headers, cookies::LOGIN_CSRF).filter(|t| is_token(t));
     let Some(token) = cookie_token.filter(|t| tokens_match(t, &form.csrf)) else {
@@ -78,7 +89,8 @@ pub(crate) async fn login(
         );
     };
 
-    if let Err(wait) = state.limiter.try_begin(ip, &form.username, Instant::now()) {
+    let attempt_at = Instant::now();
+    if let Err(wait) = state.limiter.try_begin(ip, &form.username, attempt_at) {
         tracing::warn!(username = ?form.username, client = ?ip, "console sign-in refused: too many failures");
         let message = format!(
             "Too many failed sign-in attempts. Try again in {}.",
@@ -96,12 +108,36 @@ pub(crate) async fn login(
         return Ok(res);
     }
 
-    let session = if form.username.len() > MAX_USERNAME_LEN || form.password.len() > MAX_PASSWORD_LEN {
+    let user = if form.username.len() > MAX_USERNAME_LEN || form.password.len() > MAX_PASSWORD_LEN {
         None
     } else {
-        state.store.login(&form.username, &form.password).await?
+        let credential = state.store.credential(&form.username).await?;
+        let password = std::mem::take(&mut form.password);
+        match state.hashing.run(move || credential.verify(&password)).await {
+            Ok(user) => user,
+            Err(HashError::Busy) => {
+                state.limiter.abandoned(ip, &form.username, attempt_at);
+                tracing::warn!(
+                    username = ?form.username,
+                    client = ?ip,
+                    running = state.hashing.running(),
+                    "console sign-in refused: every password check slot is taken"
+                );
+                let mut res = login_page(
+                    &state,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    token,
+                    &form.username,
+                    Some("The console is busy with other sign-ins. Try again in a few seconds."),
+                )?;
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_SECS));
+                return Ok(res);
+            }
+            Err(e @ HashError::Task(_)) => return Err(PageError::internal("checking a password failed", &e)),
+        }
     };
-    let Some(session) = session else {
+    let Some(user) = user else {
         tracing::info!(username = ?form.username, client = ?ip, "console sign-in failed");
         return login_page(
             &state,
@@ -111,6 +147,7 @@ pub(crate) async fn login(
             Some(INVALID_CREDENTIALS),
         );
     };
+    let session = state.store.open_session(user).await?;
     state.limiter.succeeded(ip, &form.username);
     tracing::info!(username = ?form.username, client = ?ip, "console sign-in");
 

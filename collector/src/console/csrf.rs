@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use super::ConsoleState;
 use super::error::status_page;
 use super::session::{Authenticated, PageSession};
+use super::state::ConsoleState;
 
 /// Whether two tokens are equal, in time independent of where they differ, so
 /// response timing cannot reveal a token byte by byte.

@@ -2,13 +2,14 @@
 //! so database details never reach the browser.
 use std::fmt::Display;
 
+use askama::Template;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::store::StoreError;
 
-use super::views::{ErrorPage, Layout, render};
+use super::layout::{Layout, render};
 
 const GENERIC: &str =
     "Something went wrong on the server. Try again in a moment; if it persists, check the collector's log.";
@@ -57,6 +58,14 @@ impl IntoResponse for ApiError {
 /// `{"error": message}` with `status`.
 pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage<'a> {
+    pub(crate) layout: Layout,
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
 }
 
 /// A page that only states a problem.

@@ -1,7 +1,8 @@
 //! The web console: server-rendered pages, a JSON overview and a Server-Sent
 //! Events stream that keeps the overview live.
 //!
-//! Authentication is a session cookie from [`Store::login`]. Every state-changing
+//! Authentication is a session cookie from [`Store::open_session`], after a
+//! password check capped at one per CPU ([`hashing`]). Every state-changing
 //! request is a POST form carrying a CSRF token: the session's token once signed
 //! in ([`csrf::CsrfForm`]), a double-submit cookie before ([`auth`]). The
 //! Content-Security-Policy forbids inline script and style, so all behaviour and
@@ -11,15 +12,19 @@ mod auth;
 mod cookies;
 mod csrf;
 mod error;
+mod feed;
+mod hashing;
+mod layout;
 mod overview;
+mod overview_data;
 mod rate_limit;
 mod session;
-mod views;
+mod state;
 
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -27,35 +32,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
-
-use self::rate_limit::LoginLimiter;
+pub use self::state::ConsoleState;
 
 /// Forms here are a few hundred bytes; anything larger is not a console request.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Shared state of the console handlers.
-#[derive(Clone, Debug)]
-pub struct ConsoleState {
-    /// The database.
-    pub store: Store,
-    /// Mark cookies `Secure`: on whenever the console is reached over HTTPS or
-    /// loopback, because browsers then never send them over plain HTTP.
-    pub secure_cookies: bool,
-    limiter: Arc<LoginLimiter>,
-}
-
-impl ConsoleState {
-    /// State with a fresh (empty) login rate limiter.
-    pub fn new(store: Store, secure_cookies: bool) -> Self {
-        Self {
-            store,
-            secure_cookies,
-            limiter: Arc::new(LoginLimiter::default()),
-        }
-    }
-}
+/// How often expired sessions are deleted. They are refused the moment they
+/// expire; pruning only bounds the table, so minutes are precise enough.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// The console's routes. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so login rate limiting
@@ -77,6 +65,36 @@ pub fn router(state: ConsoleState) -> Router {
         .with_state(state)
 }
 
+/// Starts the console's background upkeep (pruning expired sessions, at once
+/// and then every few minutes) until `shutdown`. Call it once per collector,
+/// next to serving [`router`].
+pub fn spawn_maintenance(state: &ConsoleState, shutdown: CancellationToken) -> JoinHandle<()> {
+    spawn_maintenance_every(state, shutdown, PRUNE_INTERVAL)
+}
+
+fn spawn_maintenance_every(state: &ConsoleState, shutdown: CancellationToken, every: Duration) -> JoinHandle<()> {
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        // After a stall one prune catches up on everything; a burst would not help.
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            // Shutdown must not wait for a slow database; the next start prunes again.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                result = store.prune_expired_sessions() => match result {
+                    Ok(pruned) => tracing::debug!(pruned, "console: pruned {pruned} expired sessions"),
+                    Err(error) => tracing::warn!(%error, "console: pruning expired sessions failed"),
+                },
+            }
+        }
+    })
+}
+
 async fn not_found() -> Response {
     error::status_page(
         StatusCode::NOT_FOUND,
@@ -85,17 +103,17 @@ async fn not_found() -> Response {
     )
 }
 
-/// Marks a response that may be cached (the versioned assets); everything else
-/// carries user data and must not be.
-#[derive(Clone, Copy, Debug)]
-struct Cacheable;
+/// The Content-Security-Policy of every response.
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 async fn security_headers(mut res: Response) -> Response {
-    let cacheable = res.extensions().get::<Cacheable>().is_some();
+    let cacheable = res.extensions().get::<assets::Cacheable>().is_some();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        // form-action: an injected <form> cannot post credentials elsewhere.
+        // base-uri: an injected <base> cannot re-point relative URLs.
+        HeaderValue::from_static(CSP),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

@@ -1,195 +1,32 @@
-//! "Sites & agents": tenants → sites → agents, as a page, as JSON and as a
-//! Server-Sent Events stream of that JSON.
-use std::collections::HashMap;
+//! "Sites & agents" as a page, as JSON and as a Server-Sent Events stream of
+//! that JSON.
 use std::convert::Infallible;
-use std::time::Duration;
 
+use askama::Template;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use outpost_certs::{SiteId, TenantId};
-use serde::Serialize;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::store::agents::AgentRow;
 use crate::store::scope::Viewer;
-use crate::store::tenants::SiteRow;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::users::SessionKey;
 
-use super::ConsoleState;
 use super::error::{ApiError, PageError};
-use super::session::{ApiSession, Authenticated, PageSession};
-use super::views::{Layout, OverviewPage, render};
+use super::feed::Update;
+use super::layout::{Layout, render};
+use super::overview_data::{Overview, load};
+use super::session::{ApiSession, PageSession};
+use super::state::ConsoleState;
 
-/// How often the event stream sends a fresh overview.
-const REFRESH: Duration = Duration::from_secs(2);
-
-/// Everything the viewer may see, grouped for display.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct Overview {
-    /// When this was read, Unix ms: the page computes "x s ago" against this
-    /// rather than the browser's clock, which may be off.
-    pub(crate) generated_at_ms: i64,
-    pub(crate) totals: Totals,
-    pub(crate) tenants: Vec<TenantView>,
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub(crate) struct Totals {
-    pub(crate) tenants: usize,
-    pub(crate) sites: usize,
-    pub(crate) agents: usize,
-    pub(crate) online: usize,
-    pub(crate) revoked: usize,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct TenantView {
-    pub(crate) id: String,
-    pub(crate) name: String,
-    pub(crate) sites: Vec<SiteView>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct SiteView {
-    pub(crate) id: String,
-    pub(crate) name: String,
-    /// Deleted sites are not listed unless agents remain enrolled in them.
-    pub(crate) deleted: bool,
-    pub(crate) agents: Vec<AgentView>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct AgentView {
-    pub(crate) id: String,
-    pub(crate) short_id: String,
-    pub(crate) hostname: String,
-    pub(crate) version: String,
-    pub(crate) os: String,
-    pub(crate) online: bool,
-    pub(crate) last_seen_ms: Option<i64>,
-    /// `2025-01-31 14:05:09 UTC`, for readers without script.
-    pub(crate) last_seen_utc: Option<String>,
-    /// RFC 3339, for `<time datetime>`.
-    pub(crate) last_seen_iso: Option<String>,
-    pub(crate) outbox_depth: i64,
-    pub(crate) revoked: bool,
-}
-
-impl Overview {
-    /// Groups `sites` (every live site, so empty ones show) and `agents` (which
-    /// may sit in a deleted site) by tenant and site, ordered by name.
-    pub(crate) fn build(sites: Vec<SiteRow>, agents: Vec<AgentRow>, generated_at_ms: i64) -> Self {
-        let mut tenants: Vec<TenantView> = Vec::new();
-        let mut tenant_index: HashMap<TenantId, usize> = HashMap::new();
-        let mut site_index: HashMap<SiteId, (usize, usize)> = HashMap::new();
-
-        let mut slot = |tenants: &mut Vec<TenantView>,
-                        tenant: TenantId,
-                        tenant_name: &str,
-                        site: SiteId,
-                        site_name: &str,
-                        deleted: bool| {
-            if let Some(&at) = site_index.get(&site) {
-                return at;
-            }
-            let t = *tenant_index.entry(tenant).or_insert_with(|| {
-                tenants.push(TenantView {
-                    id: tenant.to_string(),
-                    name: tenant_name.to_owned(),
-                    sites: Vec::new(),
-                });
-                tenants.len() - 1
-            });
-            let sites = &mut tenants[t].sites;
-            sites.push(SiteView {
-                id: site.to_string(),
-                name: site_name.to_owned(),
-                deleted,
-                agents: Vec::new(),
-            });
-            let at = (t, sites.len() - 1);
-            site_index.insert(site, at);
-            at
-        };
-
-        for s in &sites {
-            slot(&mut tenants, s.tenant, &s.tenant_name, s.site, &s.site_name, false);
-        }
-        let mut totals = Totals {
-            agents: agents.len(),
-            ..Totals::default()
-        };
-        for a in agents {
-            let (t, s) = slot(&mut tenants, a.tenant, &a.tenant_name, a.site, &a.site_name, true);
-            totals.online += usize::from(a.online);
-            totals.revoked += usize::from(a.revoked);
-            tenants[t].sites[s].agents.push(AgentView::from(a));
-        }
-
-        // The store already orders both lists; sorting again keeps the
-        // order right where the two are merged.
-        tenants.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        for t in &mut tenants {
-            t.sites.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        }
-        totals.tenants = tenants.len();
-        totals.sites = tenants.iter().map(|t| t.sites.len()).sum();
-        Self {
-            generated_at_ms,
-            totals,
-            tenants,
-        }
-    }
-}
-
-impl AgentView {
-    pub(crate) fn seen_iso(&self) -> &str {
-        self.last_seen_iso.as_deref().unwrap_or_default()
-    }
-
-    pub(crate) fn seen_utc(&self) -> &str {
-        self.last_seen_utc.as_deref().unwrap_or("unknown")
-    }
-}
-
-impl From<AgentRow> for AgentView {
-    fn from(a: AgentRow) -> Self {
-        let id = a.agent.to_string();
-        let seen = a.last_seen_ms.and_then(utc_strings);
-        Self {
-            short_id: id.chars().take(8).collect(),
-            id,
-            hostname: a.hostname,
-            version: a.version,
-            os: a.os,
-            online: a.online,
-            last_seen_ms: a.last_seen_ms,
-            last_seen_iso: seen.as_ref().map(|(iso, _)| iso.clone()),
-            last_seen_utc: seen.map(|(_, human)| human),
-            outbox_depth: a.outbox_depth,
-            revoked: a.revoked,
-        }
-    }
-}
-
-/// `(RFC 3339, human)` renderings of a Unix ms time in UTC.
-fn utc_strings(ms: i64) -> Option<(String, String)> {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
-    let (date, hms) = (
-        format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
-        format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()),
-    );
-    Some((format!("{date}T{hms}Z"), format!("{date} {hms} UTC")))
-}
-
-async fn load(store: &Store, viewer: &Viewer) -> Result<Overview, StoreError> {
-    let sites = store.sites(viewer).await?;
-    let agents = store.list_agents(viewer).await?;
-    Ok(Overview::build(sites, agents, now_ms()))
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub(crate) struct OverviewPage {
+    pub(crate) layout: Layout,
+    pub(crate) overview: Overview,
 }
 
 /// `GET /`.
@@ -215,14 +52,22 @@ pub(crate) async fn api(
     Ok(Json(load(&state.store, &auth.session.viewer).await?))
 }
 
-/// `GET /events`: an `overview` event now and every [`REFRESH`]. The session is
-/// checked again before each one, so signing out (or expiry) ends the stream
-/// with a `signed-out` event instead of leaking further updates.
+/// `GET /events`: an `overview` event now and after every read of the shared
+/// [`Feed`](super::feed::Feed), cut down to what this session may see. The
+/// feed also reads which sessions are live, so signing out (or expiry) ends
+/// the stream with a `signed-out` event instead of leaking further updates,
+/// without a query per stream.
 pub(crate) async fn events(State(state): State<ConsoleState>, ApiSession(auth): ApiSession) -> Response {
-    let mut tick = tokio::time::interval(REFRESH);
-    // A slow database should delay updates, not trigger a burst of catch-up ticks.
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let sse = Sse::new(overview_stream(state.store, auth, tick)).keep_alive(KeepAlive::default());
+    // The extractor has just found the session live; taken before subscribing,
+    // so any snapshot that says otherwise was read afterwards.
+    let checked_at = Instant::now();
+    let stream = overview_stream(
+        SessionKey::of(&auth.token),
+        auth.session.viewer,
+        checked_at,
+        state.feed.subscribe(),
+    );
+    let sse = Sse::new(stream).keep_alive(KeepAlive::default());
     // Reverse proxies such as nginx would otherwise buffer the stream.
     (
         [(
@@ -234,35 +79,43 @@ pub(crate) async fn events(State(state): State<ConsoleState>, ApiSession(auth): 
         .into_response()
 }
 
+/// One stream's events: per feed update, the overview as `viewer` sees it, a
+/// `problem` when the read failed, or `signed-out` (and the end) once a
+/// snapshot read after `checked_at` no longer lists the session.
 fn overview_stream(
-    store: Store,
-    auth: Authenticated,
-    tick: Interval,
+    session: SessionKey,
+    viewer: Viewer,
+    checked_at: Instant,
+    updates: watch::Receiver<Update>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    futures::stream::unfold(Some((store, auth, tick)), |state| async move {
-        let (store, auth, mut tick) = state?;
-        tick.tick().await;
-        let event = match store.session(&auth.token).await {
-            Ok(Some(session)) => match load(&store, &session.viewer).await {
-                Ok(overview) => Event::default()
-                    .event("overview")
-                    .json_data(&overview)
-                    .unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "console: encoding the overview failed");
-                        problem_event()
-                    }),
-                Err(e) => {
-                    tracing::error!(error = %e, "console: database query failed");
-                    problem_event()
-                }
-            },
-            Ok(None) => return Some((Ok(Event::default().event("signed-out").data("{}")), None)),
-            Err(e) => {
-                tracing::error!(error = %e, "console: database query failed");
-                problem_event()
+    futures::stream::unfold(Some(updates), move |updates| {
+        let session = session.clone();
+        async move {
+            let mut updates = updates?;
+            loop {
+                // Fails only once the feed is gone, which it is not while this
+                // receiver exists; ending lets the browser reconnect anyway.
+                updates.changed().await.ok()?;
+                let update = updates.borrow_and_update().clone();
+                let event = match update {
+                    Update::Pending => continue,
+                    Update::Failed => problem_event(),
+                    Update::Ready(snapshot) => {
+                        if snapshot.taken_at >= checked_at && !snapshot.live_sessions.contains(&session) {
+                            return Some((Ok(Event::default().event("signed-out").data("{}")), None));
+                        }
+                        match snapshot.overview_json(&viewer) {
+                            Ok(json) => Event::default().event("overview").data(&*json),
+                            Err(error) => {
+                                tracing::error!(%error, "console: encoding the overview failed");
+                                problem_event()
+                            }
+                        }
+                    }
+                };
+                return Some((Ok(event), Some(updates)));
             }
-        };
-        Some((Ok(event), Some((store, auth, tick))))
+        }
     })
 }
 
@@ -275,84 +128,111 @@ fn problem_event() -> Event {
 
 #[cfg(test)]
 mod tests {
-    use outpost_certs::AgentId;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::BodyDataStream;
+    use futures::StreamExt;
+    use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
 
     use super::*;
+    use crate::console::feed::Snapshot;
+    use crate::store::AgentScope;
+    use crate::store::agents::AgentRow;
+    use crate::store::tenants::SiteRow;
 
-    fn site(tenant: (TenantId, &str), site: (SiteId, &str)) -> SiteRow {
-        SiteRow {
-            tenant: tenant.0,
-            tenant_name: tenant.1.into(),
-            site: site.0,
-            site_name: site.1.into(),
-        }
-    }
-
-    fn agent(tenant: (TenantId, &str), site: (SiteId, &str), host: &str, online: bool) -> AgentRow {
-        AgentRow {
+    fn rows(tenant: TenantId, host: &str) -> (SiteRow, AgentRow) {
+        let site = SiteRow {
+            tenant,
+            tenant_name: format!("{host}'s tenant"),
+            site: SiteId::random(),
+            site_name: "hq".into(),
+        };
+        let agent = AgentRow {
             agent: AgentId::random(),
-            tenant: tenant.0,
-            tenant_name: tenant.1.into(),
-            site: site.0,
-            site_name: site.1.into(),
+            tenant,
+            tenant_name: site.tenant_name.clone(),
+            site: site.site,
+            site_name: site.site_name.clone(),
             hostname: host.into(),
             os: "linux".into(),
             version: "1.0.0".into(),
-            last_seen_ms: Some(1_700_000_000_123),
-            online,
-            outbox_depth: 3,
+            last_seen_ms: None,
+            online: false,
+            outbox_depth: 0,
             acked_seq: 0,
             revoked: false,
             cert_not_after_ms: 0,
             instance_id: String::new(),
             instance_conflict: None,
             seq_conflicts: 0,
-        }
+        };
+        (site, agent)
     }
 
-    #[test]
-    fn groups_by_tenant_and_site_keeping_empty_and_deleted_sites() {
-        let acme = (TenantId::random(), "acme");
-        let zeta = (TenantId::random(), "zeta");
-        let hq = (SiteId::random(), "hq");
-        let lab = (SiteId::random(), "lab");
-        let gone = (SiteId::random(), "gone");
-        let o = Overview::build(
-            vec![site(acme, hq), site(acme, lab), site(zeta, (SiteId::random(), "z"))],
-            vec![
-                agent(acme, gone, "old", false),
-                agent(acme, hq, "a", true),
-                agent(acme, hq, "b", false),
-            ],
-            42,
+    /// The next event, as its text, or `None` once the stream ends.
+    async fn next_event(body: &mut BodyDataStream) -> Option<String> {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("an event or the end")?;
+        Some(String::from_utf8(chunk.unwrap().to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_stream_shows_only_its_tenant_and_ends_with_its_session() {
+        let (acme, zeta) = (TenantId::random(), TenantId::random());
+        let (acme_site, acme_agent) = rows(acme, "acme-pc");
+        let (zeta_site, zeta_agent) = rows(zeta, "zeta-pc");
+        let viewer = Viewer::Tenant(
+            AgentScope::verified(AgentIdentity {
+                tenant: acme,
+                site: acme_site.site,
+                agent: acme_agent.agent,
+            })
+            .tenant_scope(),
         );
-        assert_eq!(
-            o.tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-            ["acme", "zeta"]
+        let session = SessionKey::of("acme user's cookie");
+        let checked_at = Instant::now();
+        let snapshot = |taken_at: Instant, live: &[SessionKey]| {
+            Update::Ready(Arc::new(Snapshot::new(
+                taken_at,
+                1,
+                vec![acme_site.clone(), zeta_site.clone()],
+                vec![acme_agent.clone(), zeta_agent.clone()],
+                live.iter().cloned().collect::<HashSet<_>>(),
+            )))
+        };
+
+        let (feed, updates) = watch::channel(Update::Pending);
+        let stream = overview_stream(session.clone(), viewer, checked_at, updates);
+        let mut body = Sse::new(stream).into_response().into_body().into_data_stream();
+
+        // Read before the session was checked: its absence proves nothing yet.
+        let before = checked_at.checked_sub(Duration::from_secs(1)).unwrap();
+        feed.send_replace(snapshot(before, &[]));
+        let event = next_event(&mut body).await.unwrap();
+        assert!(event.starts_with("event: overview\n"), "{event}");
+        assert!(event.contains("acme-pc"), "{event}");
+        assert!(
+            !event.contains("zeta-pc") && !event.contains(&zeta.to_string()),
+            "{event}"
         );
-        let acme_sites = &o.tenants[0].sites;
-        assert_eq!(
-            acme_sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["gone", "hq", "lab"]
+
+        feed.send_replace(Update::Failed);
+        let event = next_event(&mut body).await.unwrap();
+        assert!(event.starts_with("event: problem\n"), "{event}");
+
+        feed.send_replace(snapshot(Instant::now(), std::slice::from_ref(&session)));
+        let event = next_event(&mut body).await.unwrap();
+        assert!(
+            event.starts_with("event: overview\n") && !event.contains("zeta-pc"),
+            "{event}"
         );
-        assert!(acme_sites[0].deleted && !acme_sites[1].deleted);
-        assert_eq!(
-            acme_sites[1]
-                .agents
-                .iter()
-                .map(|a| a.hostname.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert!(acme_sites[2].agents.is_empty());
-        assert_eq!(
-            (o.totals.tenants, o.totals.sites, o.totals.agents, o.totals.online),
-            (2, 4, 3, 1)
-        );
-        let a = &acme_sites[1].agents[0];
-        assert_eq!(a.short_id.len(), 8);
-        assert!(a.id.starts_with(&a.short_id));
-        assert_eq!(a.last_seen_utc.as_deref(), Some("2023-11-14 22:13:20 UTC"));
-        assert_eq!(a.last_seen_iso.as_deref(), Some("2023-11-14T22:13:20Z"));
+
+        feed.send_replace(snapshot(Instant::now(), &[SessionKey::of("someone else")]));
+        let event = next_event(&mut body).await.unwrap();
+        assert!(event.starts_with("event: signed-out\n"), "{event}");
+        assert!(next_event(&mut body).await.is_none(), "the stream ends");
     }
 }

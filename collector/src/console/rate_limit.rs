@@ -153,6 +153,22 @@ impl LoginLimiter {
     }
 }
 
+impl LoginLimiter {
+    /// Takes back an attempt admitted at `at` whose password was never checked
+    /// (the server was too busy), so an overloaded server does not also lock
+    /// users out.
+    pub(crate) fn abandoned(&self, ip: Option<IpAddr>, username: &str, at: Instant) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys(ip, username) {
+            if let Some(times) = inner.attempts.get_mut(&key)
+                && let Some(i) = times.iter().rposition(|t| *t == at)
+            {
+                times.remove(i);
+            }
+        }
+    }
+}
+
 fn prune(times: &mut VecDeque<Instant>, now: Instant) {
     while times
         .front()
@@ -252,6 +268,24 @@ mod tests {
         }
         l.succeeded(A, "admin");
         assert!(l.try_begin(A, "admin", now).is_ok());
+    }
+
+    #[test]
+    fn abandoned_attempts_do_not_count() {
+        let l = LoginLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_FAILURES as u64 {
+            let at = t0 + Duration::from_secs(i);
+            assert!(l.try_begin(A, "admin", at).is_ok());
+            if i == 0 {
+                l.abandoned(A, "admin", at);
+            }
+        }
+        assert!(
+            l.try_begin(A, "admin", t0 + Duration::from_secs(10)).is_ok(),
+            "one was taken back"
+        );
+        assert!(l.try_begin(A, "admin", t0 + Duration::from_secs(11)).is_err());
     }
 
     #[test]

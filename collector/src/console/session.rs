@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::store::users::Session;
 use crate::store::{Store, StoreError};
 
-use super::ConsoleState;
 use super::cookies;
 use super::error::{ApiError, PageError, json_error};
+use super::state::ConsoleState;
 
 /// A live session and the cookie value that opened it.
 #[derive(Clone, Debug)]

@@ -1,5 +1,6 @@
 //! End-to-end tests of the console router against a real SQLite store.
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -7,14 +8,18 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use outpost_certs::AgentId;
 use outpost_certs::ca::{CertificateAuthority, Validity};
 use outpost_certs::keys::generate_key_and_csr;
 use outpost_certs::token::EnrollmentToken;
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::{ConsoleState, router};
+use super::feed::Feed;
+use super::hashing::HashGate;
+use super::{ConsoleState, router, spawn_maintenance_every};
 use crate::store::{AdminScope, Store};
 
 const USER: &str = "admin";
@@ -23,6 +28,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Console {
     _dir: TempDir,
     store: Store,
+    state: ConsoleState,
     app: Router,
 }
 
@@ -34,8 +40,14 @@ impl Console {
             .set_admin_password(&AdminScope::verified(), USER, PASSWORD)
             .await
             .unwrap();
-        let app = router(ConsoleState::new(store.clone(), secure_cookies));
-        Self { _dir: dir, store, app }
+        let state = ConsoleState::new(store.clone(), secure_cookies);
+        let app = router(state.clone());
+        Self {
+            _dir: dir,
+            store,
+            state,
+            app,
+        }
     }
 
     async fn send(&self, req: Request<Body>) -> Response<Body> {
@@ -253,10 +265,16 @@ async fn every_response_carries_security_headers() {
     ];
     for (what, res) in &responses {
         let h = res.headers();
-        assert_eq!(
-            h["content-security-policy"], "default-src 'self'; frame-ancestors 'none'",
-            "{what}"
-        );
+        let csp = h["content-security-policy"].to_str().unwrap();
+        let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+        for directive in [
+            "default-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "base-uri 'none'",
+        ] {
+            assert!(directives.contains(&directive), "{what}: {csp} lacks {directive}");
+        }
         assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
         assert_eq!(h["x-frame-options"], "DENY", "{what}");
@@ -642,4 +660,219 @@ async fn names_are_html_escaped() {
     let html = body(res).await;
     assert!(!html.contains("<script>y</script>"));
     assert!(html.contains("&#34;&#62;&#60;script&#62;y&#60;/script&#62;"));
+}
+
+/// Console modules may only depend on each other in one direction: a cycle
+/// (a page importing shared code that imports the page back) is how the old
+/// `views` module tangled every page together.
+#[test]
+fn console_modules_import_each_other_without_a_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        if name == "mod" || name == "tests" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        // A file's own unit tests say `use super::*` about the file itself.
+        let code = source.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let mut deps = BTreeSet::new();
+        for (at, _) in code.match_indices("super::") {
+            let rest = &code[at + "super::".len()..];
+            let target: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            // `super::Thing` (an item of mod.rs) makes the parent a dependency too.
+            let is_module = dir.join(format!("{target}.rs")).exists();
+            deps.insert(if is_module { target } else { "mod".to_owned() });
+        }
+        graph.insert(name, deps);
+    }
+    assert!(graph.len() > 5, "read the console modules: {graph:?}");
+    assert!(
+        graph.values().all(|d| !d.contains("mod")),
+        "modules import from mod.rs, which imports them: {graph:?}"
+    );
+
+    fn visit<'a>(
+        at: &'a str,
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) {
+        if let Some(start) = path.iter().position(|m| *m == at) {
+            panic!("import cycle: {} -> {at}", path[start..].join(" -> "));
+        }
+        if !done.insert(at) {
+            return;
+        }
+        path.push(at);
+        for next in graph.get(at).into_iter().flatten() {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+    }
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done);
+    }
+}
+
+/// Waits (up to 10 s) until the store holds `rows` session rows.
+async fn until_session_rows(store: &Store, rows: i64) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store.session_rows().await.unwrap() != rows {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("session rows never reached {rows}"));
+}
+
+#[tokio::test]
+async fn maintenance_prunes_expired_sessions_periodically_until_shutdown() {
+    let c = Console::new(false).await;
+    let first = c.session().await;
+    c.store.expire_all_sessions().await.unwrap();
+    let live = c.session().await;
+    assert_eq!(c.store.session_rows().await.unwrap(), 2);
+
+    let shutdown = CancellationToken::new();
+    let task = spawn_maintenance_every(&c.state, shutdown.clone(), Duration::from_millis(50));
+    until_session_rows(&c.store, 1).await;
+    assert_eq!(c.get("/api/overview", Some(&live)).await.status(), StatusCode::OK);
+    assert_eq!(
+        c.get("/api/overview", Some(&first)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Not only at start: a session that expires later goes too.
+    c.store.expire_all_sessions().await.unwrap();
+    until_session_rows(&c.store, 0).await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("maintenance stops on shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sign_ins_beyond_the_hashing_queue_get_503_and_at_most_workers_hash_at_once() {
+    const WORKERS: usize = 2;
+    const WAITING: usize = 3;
+    const LOGINS: usize = 24;
+    let mut c = Console::new(false).await;
+    let gate = Arc::new(HashGate::new(WORKERS, WAITING));
+    c.state.hashing = gate.clone();
+    c.app = router(c.state.clone());
+
+    // Occupy every worker, so sign-ins queue instead of finishing.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    let blockers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (gate, released) = (gate.clone(), released.clone());
+            tokio::spawn(async move { gate.run(move || released.lock().unwrap().recv().unwrap()).await })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while gate.running() < WORKERS {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the workers are taken");
+
+    let mut tokens = Vec::new();
+    for _ in 0..LOGINS {
+        tokens.push(c.login_token().await);
+    }
+    let mut logins: FuturesUnordered<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let req = post_request(
+                "/login",
+                Some(&format!("outpost_login_csrf={token}")),
+                &[("username", USER), ("password", PASSWORD), ("csrf", token)],
+            );
+            // One address each, so the rate limiter stays out of the way.
+            c.send_from(SocketAddr::from(([203, 0, 113, i as u8], 40000)), req)
+        })
+        .collect();
+
+    // Nothing hashes until the workers are released: every answer before then
+    // is a refusal, and all but the queued sign-ins are refused.
+    for _ in 0..LOGINS - WAITING {
+        let res = logins.next().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+        assert!(cookie_value(&res, "outpost_session").is_none());
+        assert!(body(res).await.contains("busy with other sign-ins"));
+    }
+    for _ in 0..WORKERS {
+        release.send(()).unwrap();
+    }
+    let mut signed_in = 0;
+    while let Some(res) = logins.next().await {
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "a queued sign-in goes through");
+        assert!(cookie_value(&res, "outpost_session").is_some());
+        signed_in += 1;
+    }
+    assert_eq!(signed_in, WAITING);
+    assert_eq!(gate.peak(), WORKERS, "never more than {WORKERS} hashes at once");
+    for blocker in blockers {
+        blocker.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_open_streams_share_one_read_per_interval() {
+    const STREAMS: usize = 100;
+    // Short and in real time: the reads are bounded by elapsed time below, so
+    // a slow machine cannot fail the test, only a read per stream can.
+    const INTERVAL: Duration = Duration::from_millis(100);
+    let mut c = Console::new(false).await;
+    let agent = enroll(&c.store, "Acme", "HQ", "host-a").await;
+    let feed = Arc::new(Feed::new(c.store.clone(), INTERVAL));
+    c.state.feed = feed.clone();
+    c.app = router(c.state.clone());
+    let session = c.session().await;
+
+    let started = tokio::time::Instant::now();
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        let res = c.get("/events", Some(&session)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        streams.push(res.into_body().into_data_stream());
+    }
+    futures::future::join_all(streams.iter_mut().map(|stream| async move {
+        let mut buf = String::new();
+        for _ in 0..3 {
+            let event = next_event(stream, &mut buf, Duration::from_secs(10))
+                .await
+                .expect("event");
+            assert!(event.starts_with("event: overview\n"), "{event}");
+            assert!(event.contains(&agent.to_string()), "{event}");
+        }
+    }))
+    .await;
+    let (reads, elapsed) = (feed.refreshes(), started.elapsed());
+    let allowed = (elapsed.as_millis() / INTERVAL.as_millis()) as u64 + 1;
+    assert!(
+        (3..=allowed).contains(&reads),
+        "{reads} feed reads in {elapsed:?} for {STREAMS} streams (at most {allowed})"
+    );
+
+    drop(streams);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while feed.is_running() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the feed stops once every stream has closed");
 }

@@ -320,6 +320,16 @@ async fn revoked_agents_cannot_connect() {
     }
 }
 
+/// Signs in the way the console does, without its cap on concurrent hashing.
+async fn login(store: &Store, username: &str, password: &str) -> Option<String> {
+    let credential = store.credential(username).await.expect("credential");
+    let password = password.to_owned();
+    let user = tokio::task::spawn_blocking(move || credential.verify(&password))
+        .await
+        .expect("hashing task")?;
+    Some(store.open_session(user).await.expect("open session"))
+}
+
 #[tokio::test]
 async fn logins_and_sessions() {
     let e = engines().await;
@@ -330,13 +340,9 @@ async fn logins_and_sessions() {
             .set_admin_password(&admin, "admin", "correct horse")
             .await
             .expect("set");
-        assert!(store.login("admin", "wrong").await.expect("login").is_none());
-        assert!(store.login("nobody", "correct horse").await.expect("login").is_none());
-        let token = store
-            .login("admin", "correct horse")
-            .await
-            .expect("login")
-            .expect("session");
+        assert!(login(store, "admin", "wrong").await.is_none());
+        assert!(login(store, "nobody", "correct horse").await.is_none());
+        let token = login(store, "admin", "correct horse").await.expect("session");
         let session = store.session(&token).await.expect("lookup").expect("live");
         assert_eq!(session.username, "admin");
         assert!(store.session("forged").await.expect("lookup").is_none());
@@ -346,9 +352,54 @@ async fn logins_and_sessions() {
             .await
             .expect("reset");
         assert!(store.session(&token).await.expect("lookup").is_none());
-        let token = store.login("admin", "new one").await.expect("login").expect("session");
+        let token = login(store, "admin", "new one").await.expect("session");
         store.logout(&token).await.expect("logout");
         assert!(store.session(&token).await.expect("lookup").is_none());
+    }
+}
+
+#[tokio::test]
+async fn expired_sessions_are_pruned_and_live_ones_kept() {
+    let e = engines().await;
+    for store in &e.stores {
+        store
+            .set_admin_password(&AdminScope::verified(), "admin", "correct horse")
+            .await
+            .expect("set");
+        let old = login(store, "admin", "correct horse").await.expect("session");
+        store.expire_all_sessions().await.expect("expire");
+        let live = login(store, "admin", "correct horse").await.expect("session");
+        assert_eq!(store.session_rows().await.expect("count"), 2, "{store:?}");
+
+        assert_eq!(store.prune_expired_sessions().await.expect("prune"), 1, "{store:?}");
+        assert_eq!(store.session_rows().await.expect("count"), 1, "{store:?}");
+        assert!(store.session(&old).await.expect("lookup").is_none());
+        assert!(store.session(&live).await.expect("lookup").is_some(), "{store:?}");
+        assert_eq!(store.prune_expired_sessions().await.expect("prune"), 0, "{store:?}");
+    }
+}
+
+#[tokio::test]
+async fn live_session_keys_are_the_sessions_that_open() {
+    let e = engines().await;
+    for store in &e.stores {
+        store
+            .set_admin_password(&AdminScope::verified(), "admin", "correct horse")
+            .await
+            .expect("set");
+        let expired = login(store, "admin", "correct horse").await.expect("session");
+        store.expire_all_sessions().await.expect("expire");
+        let live = login(store, "admin", "correct horse").await.expect("session");
+        let ended = login(store, "admin", "correct horse").await.expect("session");
+        store.logout(&ended).await.expect("logout");
+
+        let keys = store.live_session_keys().await.expect("keys");
+        assert_eq!(keys.len(), 1, "{store:?}");
+        assert!(keys.contains(&users::SessionKey::of(&live)), "{store:?}");
+        for gone in [&expired, &ended] {
+            assert!(!keys.contains(&users::SessionKey::of(gone)), "{store:?}");
+            assert!(store.session(gone).await.expect("lookup").is_none());
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! Passwords are argon2id hashes (PHC strings). Session and CSRF tokens are 256
 //! random bits; the database holds only the SHA-256 of the session token, so a
 //! leaked database does not leak live sessions.
+use std::collections::HashSet;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use base64::Engine as _;
@@ -34,6 +36,24 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Names a session without being able to open one: the hash the database
+/// keeps. Lets a caller ask "is this session still live?" in bulk.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey(String);
+
+impl SessionKey {
+    /// The key of the session a cookie value opens.
+    pub fn of(token: &str) -> Self {
+        Self(token_hash(token))
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
+}
+
 /// Hashes a password with argon2id; slow on purpose, run it off the async threads.
 pub fn hash_password(password: &str) -> Result<String, StoreError> {
     let salt = SaltString::generate(&mut OsRng);
@@ -45,6 +65,48 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// A valid argon2id hash of a random password, checked for unknown users so
+/// they cost the same as known ones.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0vU6dMOMSfJ9rG7hKzcD1fZ3Cz0lJ2l1gKQ3tJm5uWk";
+
+/// A user's stored password hash (or a dummy one for an unknown name), from
+/// [`Store::credential`].
+pub struct Credential {
+    /// User id and whether they are an MSP administrator; `None` for an unknown name.
+    user: Option<(String, bool)>,
+    hash: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash stays out of logs.
+        f.debug_struct("Credential")
+            .field("known", &self.user.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credential {
+    /// Checks `password` with argon2id: slow on purpose, so run it off the
+    /// async threads. Only MSP administrators may sign in so far; anyone else,
+    /// and unknown names, fail after the same work.
+    pub fn verify(self, password: &str) -> Option<VerifiedUser> {
+        let ok = verify_password(password, &self.hash);
+        match self.user {
+            Some((user_id, true)) if ok => Some(VerifiedUser { user_id }),
+            _ => None,
+        }
+    }
+}
+
+/// A user whose password [`Credential::verify`] accepted: the only way to get
+/// one, so no session opens without a checked password.
+#[derive(Debug)]
+pub struct VerifiedUser {
+    user_id: String,
 }
 
 impl Store {
@@ -88,30 +150,33 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Checks a username and password; on success opens a session and returns its
-    /// cookie value. The hash is checked even for unknown users so timing does not
-    /// tell which user names exist.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Option<String>, StoreError> {
+    /// The stored credential of `username`, to check a password against with
+    /// [`Credential::verify`] and then [`Self::open_session`]. The two steps are
+    /// apart so the caller decides where the slow hash runs (the console caps
+    /// how many run at once). Unknown users get a credential too, so timing
+    /// does not tell which user names exist.
+    pub async fn credential(&self, username: &str) -> Result<Credential, StoreError> {
         let row: Option<(String, String, i64)> = on_pool!(self, pool, _Db => {
             sqlx::query_as("SELECT id, password_hash, is_msp_admin FROM users WHERE username = $1")
                 .bind(username)
                 .fetch_optional(pool)
                 .await?
         });
-        // A valid argon2id hash of a random password, so unknown users cost the same.
-        const DUMMY: &str =
-            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0vU6dMOMSfJ9rG7hKzcD1fZ3Cz0lJ2l1gKQ3tJm5uWk";
-        let (user_id, hash, is_admin) = match row {
-            Some(r) => (Some(r.0), r.1, r.2 != 0),
-            None => (None, DUMMY.to_owned(), false),
-        };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))?;
-        let (Some(user_id), true, true) = (user_id, ok, is_admin) else {
-            return Ok(None);
-        };
+        Ok(match row {
+            Some((user_id, hash, is_admin)) => Credential {
+                user: Some((user_id, is_admin != 0)),
+                hash,
+            },
+            None => Credential {
+                user: None,
+                hash: DUMMY_HASH.to_owned(),
+            },
+        })
+    }
+
+    /// Opens a session for a user whose password was just checked and returns
+    /// its cookie value.
+    pub async fn open_session(&self, user: VerifiedUser) -> Result<String, StoreError> {
         let token = random_token();
         let now = now_ms();
         on_pool!(self, pool, _Db => {
@@ -119,14 +184,14 @@ impl Store {
                 "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(token_hash(&token))
-            .bind(&user_id)
+            .bind(&user.user_id)
             .bind(random_token())
             .bind(now)
             .bind(now + SESSION_TTL_MS)
             .execute(pool)
             .await?;
         });
-        Ok(Some(token))
+        Ok(token)
     }
 
     /// The live session for a cookie value, if any.
@@ -151,6 +216,36 @@ impl Store {
         }))
     }
 
+    /// Deletes every expired session and returns how many there were. Expired
+    /// sessions are already refused by [`Self::session`]; this keeps the table
+    /// from growing with every sign-in that never signs out.
+    pub async fn prune_expired_sessions(&self) -> Result<u64, StoreError> {
+        let pruned = on_pool!(self, pool, _Db => {
+            sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(pruned)
+    }
+
+    /// Every session [`Self::session`] would accept now, in one query, so one
+    /// reader can check many open streams at once.
+    pub async fn live_session_keys(&self) -> Result<HashSet<SessionKey>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self, pool, _Db => {
+            // The same conditions as `session`, so both agree on who is signed in.
+            sqlx::query_as(
+                "SELECT s.id_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.expires_at_ms > $1 AND u.is_msp_admin <> 0",
+            )
+            .bind(now_ms())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(hash,)| SessionKey(hash)).collect())
+    }
+
     /// Ends a session.
     pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
         on_pool!(self, pool, _Db => {
@@ -161,5 +256,27 @@ impl Store {
                 .await?;
         });
         Ok(())
+    }
+}
+
+/// Test helpers: tests outside the store cannot reach the pool.
+#[cfg(test)]
+impl Store {
+    /// Moves every session's expiry into the past, as if its lifetime had run out.
+    pub(crate) async fn expire_all_sessions(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool, _Db => {
+            sqlx::query("UPDATE sessions SET expires_at_ms = $1")
+                .bind(now_ms() - 1)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Rows in `sessions`, expired or not.
+    pub(crate) async fn session_rows(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) =
+            on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(pool).await?);
+        Ok(n)
     }
 }

@@ -1,5 +1,9 @@
-//! Compile-time templates (in `console/templates/`, all extending `base.html`).
-//! Askama HTML-escapes every interpolation; no template uses `|safe`.
+//! What every page shares: the `base.html` layout and rendering. Each page's
+//! template struct lives with its handlers; this module imports none of them,
+//! so pages can depend on it without a cycle.
+//!
+//! Templates are in `console/templates/`, all extending `base.html`, checked at
+//! compile time. Askama HTML-escapes every interpolation; no template uses `|safe`.
 use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -7,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use crate::store::users::Session;
 
 use super::assets;
-use super::overview::Overview;
 
 /// What `base.html` needs on every page.
 #[derive(Clone, Debug)]
@@ -43,30 +46,6 @@ impl Layout {
             asset_version: assets::version(),
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "login.html")]
-pub(crate) struct LoginPage<'a> {
-    pub(crate) layout: Layout,
-    pub(crate) csrf: &'a str,
-    pub(crate) username: &'a str,
-    pub(crate) error: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "overview.html")]
-pub(crate) struct OverviewPage {
-    pub(crate) layout: Layout,
-    pub(crate) overview: Overview,
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-pub(crate) struct ErrorPage<'a> {
-    pub(crate) layout: Layout,
-    pub(crate) title: &'a str,
-    pub(crate) message: &'a str,
 }
 
 /// Renders `page` as an HTML response with `status`.

@@ -1,0 +1,37 @@
+//! What every console handler shares.
+use std::sync::Arc;
+
+use crate::store::Store;
+
+use super::feed::{FEED_INTERVAL, Feed};
+use super::hashing::HashGate;
+use super::rate_limit::LoginLimiter;
+
+/// Shared state of the console handlers.
+#[derive(Clone, Debug)]
+pub struct ConsoleState {
+    /// The database.
+    pub store: Store,
+    /// Mark cookies `Secure`: on whenever the console is reached over HTTPS or
+    /// loopback, because browsers then never send them over plain HTTP.
+    pub secure_cookies: bool,
+    pub(crate) limiter: Arc<LoginLimiter>,
+    /// Every password check of this collector goes through it.
+    pub(crate) hashing: Arc<HashGate>,
+    /// The one live-update feed behind every `/events` stream.
+    pub(crate) feed: Arc<Feed>,
+}
+
+impl ConsoleState {
+    /// State with a fresh (empty) login rate limiter and a hashing cap of one
+    /// password check per CPU.
+    pub fn new(store: Store, secure_cookies: bool) -> Self {
+        Self {
+            feed: Arc::new(Feed::new(store.clone(), FEED_INTERVAL)),
+            store,
+            secure_cookies,
+            limiter: Arc::new(LoginLimiter::default()),
+            hashing: Arc::new(HashGate::for_this_machine()),
+        }
+    }
+}

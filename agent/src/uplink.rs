@@ -6,7 +6,14 @@
 //! at most `max_in_flight_batches` unacknowledged, deleting records only when an
 //! `Ack` arrives. Any failure ends the session; the next one resends whatever
 //! is still in the outbox. Sessions are retried forever with exponential
-//! backoff and full jitter.
+//! backoff and equal jitter (uniform in [d/2, d]).
+//!
+//! Some refusals do not pass with time: the agent was revoked, its certificate
+//! was replaced or expired while it was offline, or another instance streams
+//! under its id (a cloned machine). Those are logged at error level with the
+//! command that recovers, and retried only at the longest backoff. The
+//! `Welcome` also carries the collector's clock: a skew of more than a minute
+//! is warned about, and renewal is timed on the collector's clock.
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,7 +138,7 @@ fn stuck(error: &UplinkError, cert_expired: bool) -> Option<Stuck> {
     }
 }
 
-/// Exponential backoff with full jitter: uniformly random in [d/2, d], where d
+/// Exponential backoff with equal jitter: uniformly random in [d/2, d], where d
 /// doubles per failed attempt up to `max`.
 pub fn backoff(attempt: u32, max: Duration) -> Duration {
     let d = BASE_BACKOFF

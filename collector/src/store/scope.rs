@@ -1,10 +1,19 @@
 //! Who a query runs for.
 //!
-//! The constructors are `pub(crate)` and called in exactly two places: the agent
-//! port, after the TLS handshake has verified the client certificate, and the
-//! console, after a session cookie has been checked. A tenant id from a message
-//! or a URL can never become a scope. (The `fuzzing` feature, used only by
-//! `collector/fuzz`, adds one more constructor for the fuzz target.)
+//! The constructors are `pub(crate)`, and only these call them:
+//! * [`AgentScope`]: the agent-port listener (`agent_port/listener.rs`), from
+//!   the client certificate the TLS handshake verified;
+//! * [`TenantScope`]: [`AgentScope::tenant_scope`], and the console's session
+//!   check (`store/users.rs`), from a session cookie;
+//! * [`AdminScope`]: the console's session check for MSP-wide administrators,
+//!   the console's live-update feed (which reads every tenant once and filters
+//!   each stream by its own session's scope, `console/feed.rs`), and the
+//!   administrative commands of `outpost-collector` (`commands.rs`), whose
+//!   caller holds the data directory and so the CA key.
+//!
+//! A tenant id from a message or a URL can never become a scope. (The
+//! `fuzzing` feature, used only by `collector/fuzz`, adds one more constructor
+//! for the fuzz target; unit tests build scopes directly.)
 use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
 
 /// One tenant's data.

@@ -24,6 +24,15 @@ pub(super) async fn enroll(
             "the enrollment token was issued by a different collector",
         ));
     }
+    // A read first: a wrong, used or expired token is refused without taking
+    // the database's write lock, which `Store::enroll` takes up front.
+    if let Err(e) = svc.store.check_enrollment_token(&token).await {
+        tracing::warn!(%remote, token = token.id(), error = %e, "enrollment refused");
+        return Err(match e {
+            EnrollError::Store(ref s) => store_status(s),
+            other => Status::permission_denied(other.to_string()),
+        });
+    }
     let validity = Validity::starting_now(svc.cert_lifetime);
     let enrolled = svc
         .store

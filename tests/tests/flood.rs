@@ -90,11 +90,12 @@ impl Idle {
 
 /// Opens the TLS connections without a client certificate from one source.
 async fn tls_flood(source: IpAddr, addr: SocketAddr, tls: Arc<rustls::ClientConfig>, idle: Arc<Idle>) {
-    let attempts = (0..TLS_PER_SOURCE).map(|_| tls_from(source, addr, tls.clone()));
+    let attempts =
+        (0..TLS_PER_SOURCE).map(|_| tokio::time::timeout(Duration::from_secs(10), tls_from(source, addr, tls.clone())));
     for result in futures::future::join_all(attempts).await {
         match result {
-            Ok(stream) => idle.watch(stream, Duration::from_secs(60)),
-            Err(_) => {
+            Ok(Ok(stream)) => idle.watch(stream, Duration::from_secs(60)),
+            _ => {
                 idle.failed_to_open.fetch_add(1, Ordering::SeqCst);
             }
         }

@@ -53,6 +53,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<()> {
+    agent_port::raise_open_file_limit();
     let ca = Arc::new(opts.data_dir.load_ca()?);
     let (chain, key) = opts.data_dir.load_server_credentials()?;
     let server_cert = Arc::new(

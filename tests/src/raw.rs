@@ -1,6 +1,8 @@
 //! Talking to the agent port directly, as a well-behaved or a hostile client.
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use outpost_agent::dial::{self, CollectorAddr};
@@ -58,6 +60,47 @@ pub async fn client(
 pub async fn channel(addr: &str, tls: Arc<rustls::ClientConfig>) -> Result<Channel, dial::DialError> {
     let addr: CollectorAddr = addr.parse().expect("address");
     dial::channel(&addr, tls).await
+}
+
+/// A TCP connection to `addr` from the local address `source`: on loopback,
+/// 127.0.0.2, 127.0.0.3, … are distinct sources to the collector's
+/// per-source limits.
+pub async fn tcp_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = match source {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// A TLS connection with `tls` to `addr` from `source`, with no HTTP/2 on it.
+pub async fn tls_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tcp_from(source, addr).await?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await
+}
+
+/// A gRPC client over a fresh TLS connection with `tls` to `addr` from `source`.
+pub async fn client_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<AgentServiceClient<Channel>, tonic::transport::Error> {
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let tls = tls.clone();
+        async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls_from(source, addr, tls).await?)) }
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a loopback URI")
+        .connect_timeout(Duration::from_secs(10))
+        .connect_with_connector(connector)
+        .await?;
+    Ok(AgentServiceClient::new(channel))
 }
 
 /// A codec that sends and receives message bytes as they are, so tests can put

@@ -33,11 +33,21 @@ pub(super) async fn enroll(
         ));
     }
     let csr_key = csr_public_key(&req.csr_der).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let csr_key_sha256 = hex::encode(Sha256::digest(&csr_key));
+    // A read first: a wrong, used or expired token is refused without taking
+    // the database's write lock, which `Store::enroll` takes up front.
+    if let Err(e) = svc.store.check_enrollment_token(&token, &csr_key_sha256).await {
+        tracing::warn!(%remote, token = token.id(), error = %e, "enrollment refused");
+        return Err(match e {
+            EnrollError::Store(ref s) => store_status(s),
+            other => Status::permission_denied(other.to_string()),
+        });
+    }
     let previous = previous_identity(svc, &req.previous_certificate_der, &csr_key, remote);
     let ask = EnrollAsk {
         hostname: truncate(&req.hostname, 255),
         version: truncate(&req.agent_version, 64),
-        csr_key_sha256: hex::encode(Sha256::digest(&csr_key)),
+        csr_key_sha256,
         previous,
     };
     let validity = Validity::starting_now(svc.cert_lifetime);

@@ -4,6 +4,11 @@
 //! and time out. A failed handshake — unknown CA, expired or revoked
 //! certificate — is logged with the peer address and the connection dropped;
 //! gRPC never sees it.
+//!
+//! Before gRPC sees a connection, [`super::admission`] bounds what one source can
+//! hold: handshakes in progress, and connections without a client
+//! certificate (which also get a watchdog, [`super::anonymous`]). Refusals are
+//! logged once per source and kind ([`super::flood_log`]), not per attempt.
 use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,15 +25,23 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::Connected;
 
+use super::admission::{Admission, Refusal, Slot};
+use super::anonymous::{Activity, Lifetimes};
 use super::connections::{ConnHandle, Connections, Registration};
+use super::flood_log::{Event, FloodLog, HandshakeFailure};
+use super::source::Source;
 use crate::store::AgentScope;
 
-/// A TLS handshake must finish within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A TLS handshake must finish within this time. TLS 1.3 needs one round
+/// trip and the client certificate, so this leaves room for a slow satellite
+/// link while a client that sends nothing gives its slot back quickly.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accepted connections waiting for gRPC to pick them up.
 const ACCEPT_QUEUE: usize = 128;
 /// Handshakes in progress at once; beyond this, accepting waits, so a flood of
-/// idle TCP connections cannot exhaust file descriptors or memory.
+/// idle TCP connections cannot exhaust file descriptors or memory. One source
+/// gets at most `handshakes_per_source` of them ([`super::admission::LIMITS`]), so a
+/// flood from a few addresses cannot take them all.
 const MAX_HANDSHAKES: usize = 512;
 
 /// What the gRPC layer learns about a connection: inserted into every request's
@@ -42,6 +55,9 @@ pub struct PeerInfo {
     pub agent: Option<VerifiedAgent>,
     /// Closes this connection (not just one stream on it).
     pub conn: ConnHandle,
+    /// Calls on a connection without a client certificate, which closes it
+    /// once it has enrolled, idled or lived long enough. `None` when verified.
+    pub(crate) activity: Option<Activity>,
 }
 
 /// An agent whose certificate verified at the handshake, read from that
@@ -65,6 +81,16 @@ pub struct AgentConn {
     /// Resolves when [`PeerInfo::conn`] is closed; every read and write fails from then on.
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
     _registration: Option<Registration>,
+    /// Counts an anonymous connection until it is dropped.
+    _anonymous: Option<Slot>,
+}
+
+impl Drop for AgentConn {
+    fn drop(&mut self) {
+        // Ends the anonymous watchdog at once; closing a connection that is
+        // gone has no other effect.
+        self.info.conn.close();
+    }
 }
 
 impl AgentConn {
@@ -123,17 +149,30 @@ impl AsyncWrite for AgentConn {
     }
 }
 
+/// What the listener enforces and reports through.
+pub(crate) struct Defences {
+    /// Per-source and total connection counts.
+    pub(crate) admission: Arc<Admission>,
+    /// How long anonymous connections may stay.
+    pub(crate) lifetimes: Lifetimes,
+    /// Where refusals are logged, once per source.
+    pub(crate) flood: Arc<FloodLog>,
+}
+
 /// Accepts connections until `shutdown`, handing verified ones to the returned channel.
-pub fn accept_loop(
+pub(crate) fn accept_loop(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     connections: Arc<Connections>,
+    defences: Defences,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<std::io::Result<AgentConn>> {
     let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
     let acceptor = TlsAcceptor::from(config);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    let defences = Arc::new(defences);
     tokio::spawn(async move {
+        let mut accept_errors = AcceptErrors::default();
         loop {
             let permit = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -148,27 +187,41 @@ pub fn accept_loop(
                     Ok(a) => a,
                     Err(error) => {
                         // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(%error, "accepting an agent connection failed");
+                        accept_errors.report(&error);
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 },
             };
+            // Closing at once (dropping `tcp`) costs the source's next attempt
+            // a round trip; holding the socket would cost us a descriptor.
+            let slot = match defences.admission.handshake(Source::of(remote.ip())) {
+                Ok(slot) => slot,
+                Err(_) => {
+                    defences.flood.record(remote, Event::TooManyHandshakes, None);
+                    continue;
+                }
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             let connections = connections.clone();
+            let defences = defences.clone();
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
                 drop(permit);
+                drop(slot);
                 let stream = match handshake {
                     Ok(Ok(s)) => s,
                     Ok(Err(error)) => {
-                        tracing::warn!(%remote, %error, "agent TLS handshake refused");
+                        let failure = HandshakeFailure::of(&error);
+                        defences
+                            .flood
+                            .record(remote, Event::HandshakeRefused(failure), Some(&error));
                         return;
                     }
                     Err(_) => {
-                        tracing::warn!(%remote, "agent TLS handshake timed out");
+                        defences.flood.record(remote, Event::HandshakeTimedOut, None);
                         return;
                     }
                 };
@@ -188,6 +241,27 @@ pub fn accept_loop(
                     },
                 };
                 let conn = ConnHandle::default();
+                // Anonymous connections are counted until they close and get a
+                // watchdog; verified ones are neither, so agents keep
+                // connecting while anonymous clients are being refused.
+                let (anonymous, activity) = if agent.is_some() {
+                    (None, None)
+                } else {
+                    match defences.admission.anonymous(Source::of(remote.ip())) {
+                        Ok(slot) => (
+                            Some(slot),
+                            Some(Activity::watch(conn.clone(), remote, defences.lifetimes)),
+                        ),
+                        Err(refusal) => {
+                            let event = match refusal {
+                                Refusal::AnonymousTotal => Event::AnonymousFull,
+                                _ => Event::TooManyAnonymous,
+                            };
+                            defences.flood.record(remote, event, None);
+                            return;
+                        }
+                    }
+                };
                 let registration = agent
                     .as_ref()
                     .map(|a| connections.register(a.scope.agent(), conn.clone()));
@@ -195,13 +269,43 @@ pub fn accept_loop(
                 let _ = tx
                     .send(Ok(AgentConn {
                         stream,
-                        info: PeerInfo { remote, agent, conn },
+                        info: PeerInfo {
+                            remote,
+                            agent,
+                            conn,
+                            activity,
+                        },
                         closed,
                         _registration: registration,
+                        _anonymous: anonymous,
                     }))
                     .await;
             });
         }
     });
     rx
+}
+
+/// Failed accepts, logged at most once a minute: when descriptors run out,
+/// every accept fails until some close.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    fn report(&mut self, error: &std::io::Error) {
+        let now = std::time::Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(%error, suppressed = self.suppressed, "accepting an agent connection failed");
+        self.last_logged = Some(now);
+        self.suppressed = 0;
+    }
 }

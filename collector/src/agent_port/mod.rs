@@ -3,13 +3,19 @@
 //! TLS is terminated here (not by tonic) so the verified client certificate can
 //! be turned into an [`AgentScope`](crate::store::AgentScope) once, per
 //! connection, and handed to every request as [`listener::PeerInfo`].
+mod admission;
+mod anonymous;
 pub mod connections;
 mod enroll;
+mod flood_log;
+mod gate;
 pub mod listener;
 pub mod live;
+mod rate_limit;
 mod renew;
 pub mod service;
 mod session;
+mod source;
 pub mod tenancy;
 pub mod validate;
 
@@ -23,6 +29,21 @@ use tokio_util::sync::CancellationToken;
 
 pub use service::AgentPortService;
 
+/// HTTP/2 streams one connection may have open at once: an agent uses one
+/// (`Connect`) plus the odd `Renew`; the rest is room for per-tunnel streams.
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Largest header block accepted: gRPC requests carry a handful of short
+/// headers, so 16 KiB (hyper's default, stated here on purpose) is generous.
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Streams a client may open and reset before the collector has accepted them
+/// (the "rapid reset" attack) before the connection is closed with GOAWAY.
+const MAX_PENDING_RESET_STREAMS: usize = 20;
+/// Streams the collector may reset for a client's protocol errors before the
+/// connection is closed.
+const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
+/// How often refusal summaries are logged and idle rate-limit buckets dropped.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the agent port on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
@@ -30,19 +51,72 @@ pub async fn serve(
     service: AgentPortService,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let flood = Arc::new(flood_log::FloodLog::default());
+    let enroll_limit = Arc::new(rate_limit::RateLimiter::new(rate_limit::ENROLL_RATE));
+    let defences = listener::Defences {
+        admission: admission::Admission::new(admission::LIMITS),
+        lifetimes: anonymous::LIFETIMES,
+        flood: flood.clone(),
+    };
     let incoming = ReceiverStream::new(listener::accept_loop(
         listener,
         tls,
         service.connections.clone(),
+        defences,
         shutdown.clone(),
     ));
+    tokio::spawn(housekeeping(flood.clone(), enroll_limit.clone(), shutdown.clone()));
     let svc = AgentServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESET_STREAMS))
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
+        .layer(gate::GateLayer::new(enroll_limit, flood))
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
+}
+
+/// Logs refusal summaries once a minute per source and forgets refilled
+/// rate-limit buckets, until `shutdown`.
+async fn housekeeping(
+    flood: Arc<flood_log::FloodLog>,
+    enroll_limit: Arc<rate_limit::RateLimiter>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let now = std::time::Instant::now();
+                flood.summarize(now);
+                enroll_limit.evict(now);
+            }
+        }
+    }
+}
+
+/// Below this many descriptors the agent port's own bounds (512 handshakes,
+/// 256 anonymous connections, every agent's connection) cannot all be met.
+const WANTED_OPEN_FILES: u64 = 4096;
+
+/// Raises the process's open-file soft limit to its hard limit, and logs it:
+/// every connection is a descriptor, and the usual soft default of 1024 would
+/// run out during a flood long before the agent port's own bounds apply.
+pub fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < WANTED_OPEN_FILES => tracing::warn!(
+            limit,
+            wanted = WANTED_OPEN_FILES,
+            "the open file limit is low; raise the hard limit (e.g. LimitNOFILE= in the systemd unit)"
+        ),
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
+    }
 }

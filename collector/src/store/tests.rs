@@ -688,3 +688,79 @@ async fn a_resend_with_a_different_payload_is_counted_not_silent() {
         assert_eq!(count(store, "metric_samples", a.tenant()).await, 12);
     }
 }
+
+#[tokio::test]
+async fn tokens_are_checked_with_a_read_before_redemption() {
+    let e = engines().await;
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
+        let token = EnrollmentToken::generate(ca.fingerprint());
+        store
+            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .await
+            .expect("token");
+
+        // The check reads only: it answers while another transaction holds
+        // SQLite's write lock or the token row's lock on PostgreSQL, where a
+        // redemption (which claims the token first) would wait.
+        on_pool!(store, pool, _Db => {
+            let mut writer = pool.begin().await.expect("begin");
+            sqlx::query("UPDATE enrollment_tokens SET expires_at_ms = expires_at_ms WHERE id = $1")
+                .bind(token.id())
+                .execute(&mut *writer)
+                .await
+                .expect("take the lock");
+            tokio::time::timeout(Duration::from_secs(5), store.check_enrollment_token(&token, ""))
+                .await
+                .unwrap_or_else(|_| panic!("{store:?}: the check waited for a writer"))
+                .expect("a valid token");
+            writer.rollback().await.expect("rollback");
+        });
+
+        // Right id, wrong secret; unknown id.
+        let text = token.to_string();
+        let other = EnrollmentToken::generate(ca.fingerprint()).to_string();
+        let mut parts: Vec<&str> = text.split('.').collect();
+        parts[2] = other.split('.').nth(2).expect("a secret part");
+        let wrong_secret: EnrollmentToken = parts.join(".").parse().expect("well-formed");
+        let wrong = store.check_enrollment_token(&wrong_secret, "").await;
+        assert!(matches!(wrong, Err(EnrollError::UnknownToken)), "{store:?}: {wrong:?}");
+        let forged = EnrollmentToken::generate(ca.fingerprint());
+        let unknown = store.check_enrollment_token(&forged, "").await;
+        assert!(matches!(unknown, Err(EnrollError::UnknownToken)), "{unknown:?}");
+
+        // Checking did not use the token up; redeeming does.
+        let mine = ask();
+        store.enroll(&token, &mine, sign_with(&ca)).await.expect("redeem");
+        let used = store.check_enrollment_token(&token, "").await;
+        assert!(matches!(used, Err(EnrollError::AlreadyUsed)), "{used:?}");
+        // A retry with the redeeming key passes the check (and gets its
+        // certificate again from `enroll`).
+        store
+            .check_enrollment_token(&token, &mine.csr_key_sha256)
+            .await
+            .expect("a retry is let through");
+
+        let expiring = EnrollmentToken::generate(ca.fingerprint());
+        store
+            .create_token(&admin, &site, &expiring, Duration::from_millis(1))
+            .await
+            .expect("token");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let expired = store.check_enrollment_token(&expiring, "").await;
+        assert!(matches!(expired, Err(EnrollError::Expired)), "{expired:?}");
+
+        let doomed = store.ensure_site(&admin, "acme", "closing").await.expect("site");
+        let orphan = EnrollmentToken::generate(ca.fingerprint());
+        store
+            .create_token(&admin, &doomed, &orphan, Duration::from_secs(60))
+            .await
+            .expect("token");
+        store.check_enrollment_token(&orphan, "").await.expect("live site");
+        store.delete_site(&admin, "acme", "closing").await.expect("delete");
+        let deleted = store.check_enrollment_token(&orphan, "").await;
+        assert!(matches!(deleted, Err(EnrollError::SiteDeleted)), "{deleted:?}");
+    }
+}

@@ -266,3 +266,51 @@ impl Store {
         })
     }
 }
+
+/// secret hash, expiry, used, site deleted: what a read-only token check needs.
+type TokenCheckRow = (String, i64, Option<i64>, Option<i64>, Option<String>);
+
+impl Store {
+    /// Checks `token` with a read only: it exists, its secret matches, it is
+    /// unused and unexpired, and its site is live. [`Store::enroll`] checks all
+    /// of this again (the token may be redeemed in between), but claims the
+    /// token first, which takes SQLite's write lock; checking here before it
+    /// means a wrong, used or expired token never does.
+    pub async fn check_enrollment_token(
+        &self,
+        token: &EnrollmentToken,
+        csr_key_sha256: &str,
+    ) -> Result<(), EnrollError> {
+        let now = now_ms();
+        let row: Option<TokenCheckRow> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT k.secret_hash, k.expires_at_ms, k.used_at_ms, s.deleted_at_ms, k.csr_key_sha256 \
+                 FROM enrollment_tokens k JOIN sites s ON s.id = k.site_id \
+                 WHERE k.id = $1",
+            )
+            .bind(token.id())
+            .fetch_optional(pool)
+            .await?
+        });
+        // The same refusals, in the same order, as `Store::enroll`.
+        let Some((hash, expires, used, deleted, key_hash)) = row else {
+            return Err(EnrollError::UnknownToken);
+        };
+        if !token.matches_hash(&hash) {
+            return Err(EnrollError::UnknownToken);
+        }
+        if deleted.is_some() {
+            return Err(EnrollError::SiteDeleted);
+        }
+        if let Some(at) = used {
+            // A retry with the same key inside the window gets its certificate
+            // again from `Store::enroll`; anything else is refused here.
+            let retry = now - at <= RETRY_WINDOW_MS && key_hash.as_deref() == Some(csr_key_sha256);
+            return if retry { Ok(()) } else { Err(EnrollError::AlreadyUsed) };
+        }
+        if expires <= now {
+            return Err(EnrollError::Expired);
+        }
+        Ok(())
+    }
+}

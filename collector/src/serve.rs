@@ -80,10 +80,10 @@ pub async fn serve(
         revoked.clone(),
     )?);
 
-    let agent_listener = TcpListener::bind(opts.agent_addr)
+    let agent_listener = bind(opts.agent_addr)
         .await
         .with_context(|| format!("binding the agent port {}", opts.agent_addr))?;
-    let console_listener = TcpListener::bind(opts.console_addr)
+    let console_listener = bind(opts.console_addr)
         .await
         .with_context(|| format!("binding the console {}", opts.console_addr))?;
     let bound = Bound {
@@ -177,6 +177,26 @@ pub async fn serve(
     store.close().await;
     tracing::info!("collector stopped");
     result
+}
+
+/// Connections the kernel completes and queues for `accept`. A flood of bare
+/// TCP connections must not overflow the queue: a connection dropped there
+/// looks established to its client without ever reaching us. (The kernel caps
+/// this at `net.core.somaxconn`.)
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener with [`LISTEN_BACKLOG`] (tokio's `bind` uses 1024).
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's own bind does: a restarted collector can bind again at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Waits for a server task until `deadline`, then aborts it.

@@ -32,8 +32,13 @@ pub(super) async fn enroll(
             "the enrollment token was issued by a different collector",
         ));
     }
-    let csr_key = csr_public_key(&req.csr_der).map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let csr_key_sha256 = hex::encode(Sha256::digest(&csr_key));
+    // The token is judged first, whatever the CSR holds: a flood of bad tokens
+    // costs one read each. The key (when the CSR is valid) lets a retry through.
+    let csr_key = csr_public_key(&req.csr_der).map_err(|e| Status::invalid_argument(e.to_string()));
+    let csr_key_sha256 = csr_key
+        .as_ref()
+        .map(|k| hex::encode(Sha256::digest(k)))
+        .unwrap_or_default();
     // A read first: a wrong, used or expired token is refused without taking
     // the database's write lock, which `Store::enroll` takes up front.
     if let Err(e) = svc.store.check_enrollment_token(&token, &csr_key_sha256).await {
@@ -43,6 +48,7 @@ pub(super) async fn enroll(
             other => Status::permission_denied(other.to_string()),
         });
     }
+    let csr_key = csr_key?;
     let previous = previous_identity(svc, &req.previous_certificate_der, &csr_key, remote);
     let ask = EnrollAsk {
         hostname: truncate(&req.hostname, 255),

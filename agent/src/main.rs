@@ -130,8 +130,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Synth { data_dir, count } => {
-            outpost_agent::synthesize(&data_dir, count)?;
-            println!("Appended {count} synthetic metric samples to the outbox.");
+            let stored = outpost_agent::synthesize(&data_dir, count)?;
+            println!("Appended {stored} synthetic metric samples to the outbox.");
+            anyhow::ensure!(
+                stored == count,
+                "{} samples were refused: free disk space is below outbox_min_free_mb",
+                count - stored
+            );
             Ok(())
         }
     }

@@ -17,7 +17,7 @@ pub enum OutboxError {
     /// earlier one (`PreviousIo`). The outbox reopens its database when it sees
     /// this; callers only ever receive it through [`OutboxError::Failed`] or
     /// when a retry after reopening succeeded for a later call.
-    #[error("outbox I/O error: {0}")]
+    #[error("{0}")]
     Io(String),
     /// A storage error that reopening cannot cure (a bug or a limit).
     #[error("outbox storage error: {0}")]

@@ -224,7 +224,7 @@ impl Store {
             path,
             attempts = failure.attempts,
             error = %failure.cause,
-            "the outbox cannot be reopened; giving up"
+            "the outbox keeps failing after reopening; giving up"
         );
         self.failed.cancel();
         Err(self.failed_error())

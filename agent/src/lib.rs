@@ -78,16 +78,20 @@ pub fn outbox_owner(credentials: &Credentials) -> OutboxOwner {
 /// earlier agent id (re-enrolled) is kept and claimed; any other is set aside,
 /// never sent, and a fresh one opened. The agent must not be running.
 pub fn open_outbox_for(data_dir: &Path, credentials: &Credentials, options: &OutboxOptions) -> anyhow::Result<Outbox> {
-    let wanted = outbox_owner(credentials);
+    open_outbox_owned_by(data_dir, &outbox_owner(credentials), options)
+}
+
+/// [`open_outbox_for`] with the owner already worked out.
+fn open_outbox_owned_by(data_dir: &Path, wanted: &OutboxOwner, options: &OutboxOptions) -> anyhow::Result<Outbox> {
     let outbox = open_outbox(data_dir, options)?;
-    match OwnerMatch::of(outbox.owner()?.as_ref(), &wanted) {
+    match OwnerMatch::of(outbox.owner()?.as_ref(), wanted) {
         OwnerMatch::Same => {}
         OwnerMatch::Unowned => {
-            outbox.set_owner(&wanted)?;
+            outbox.set_owner(wanted)?;
             tracing::info!(owner = %wanted, "outbox owner recorded");
         }
         OwnerMatch::Reenrolled { previous } => {
-            outbox.set_owner(&wanted)?;
+            outbox.set_owner(wanted)?;
             tracing::warn!(
                 previous_agent = %previous.agent,
                 agent = %wanted.agent,
@@ -106,7 +110,7 @@ pub fn open_outbox_for(data_dir: &Path, credentials: &Credentials, options: &Out
                 "the outbox belongs to another tenant, site or collector; it was set aside and will not be sent"
             );
             let fresh = open_outbox(data_dir, options)?;
-            fresh.set_owner(&wanted)?;
+            fresh.set_owner(wanted)?;
             return Ok(fresh);
         }
     }
@@ -119,7 +123,12 @@ pub fn open_outbox_for(data_dir: &Path, credentials: &Credentials, options: &Out
 pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (config, credentials) = check(data_dir)?;
     let addr = config.collector_addr().map_err(anyhow::Error::msg)?;
-    let outbox = Arc::new(open_outbox_for(data_dir, &credentials, &config.outbox_options())?);
+    let outbox = {
+        // Blocking (disk I/O, and pauses if the outbox needs reopening).
+        let (dir, owner, options) = (data_dir.to_owned(), outbox_owner(&credentials), config.outbox_options());
+        let open = tokio::task::spawn_blocking(move || open_outbox_owned_by(&dir, &owner, &options));
+        Arc::new(open.await.context("opening the outbox")??)
+    };
     let signals = Arc::new(Signals::default());
     // Stops every task: on shutdown, or when the outbox gives up.
     let stop = shutdown.child_token();

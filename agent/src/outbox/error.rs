@@ -14,9 +14,9 @@ pub enum OutboxError {
         source: redb::DatabaseError,
     },
     /// The storage failed: an I/O error, a full disk, or redb's memory of an
-    /// earlier one (`PreviousIo`). The outbox reopens its database when it sees
-    /// this; callers only ever receive it through [`OutboxError::Failed`] or
-    /// when a retry after reopening succeeded for a later call.
+    /// earlier one (`PreviousIo`). Callers never see it: the outbox reopens its
+    /// database and retries, and reports [`OutboxError::Failed`] when that
+    /// keeps failing.
     #[error("{0}")]
     Io(String),
     /// A storage error that reopening cannot cure (a bug or a limit).

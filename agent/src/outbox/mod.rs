@@ -359,8 +359,13 @@ impl Outbox {
     }
 
     /// Deletes every record with sequence number `<= seq`. Returns how many.
+    ///
+    /// A renumbering left unfinished (its records not yet moved carry numbers
+    /// the collector has committed) is finished first, so an acknowledgement
+    /// can never delete new data.
     pub fn ack_through(&self, seq: u64) -> Result<u64, OutboxError> {
-        self.store.write(|txn| ack_in(txn, seq))
+        let dropped = if self.job_pending()? { self.finish_job()? } else { 0 };
+        Ok(dropped + self.store.write(|txn| ack_in(txn, seq))?)
     }
 
     /// Records waiting to be acknowledged.

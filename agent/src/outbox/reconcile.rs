@@ -46,7 +46,7 @@ impl Job {
         }
     }
 
-    fn save(&self, meta: &mut redb::Table<'_, &'static str, u64>) -> Result<(), OutboxError> {
+    pub(crate) fn save(&self, meta: &mut redb::Table<'_, &'static str, u64>) -> Result<(), OutboxError> {
         meta.insert(FROM, self.from)?;
         meta.insert(SHIFT, self.shift)?;
         meta.insert(CURSOR, self.cursor)?;
@@ -83,22 +83,26 @@ impl Outbox {
         if self.reconciled.load(Ordering::SeqCst) {
             return self.ack_through(acked);
         }
-        let pending = self.store.read(|db| {
-            use redb::ReadableDatabase as _;
-            Job::load(&db.begin_read()?.open_table(META)?)
-        })?;
-        let dropped = match pending {
+        let dropped = match self.job_pending()? {
             // An earlier attempt of this process stopped part way: finish it,
             // then apply this Welcome as an acknowledgement.
-            Some(_) => self.finish_job()? + self.ack_through(acked)?,
-            None if acked < self.opened_next_seq => self.ack_through(acked)?,
-            None => {
+            true => self.finish_job()? + self.ack_through(acked)?,
+            false if acked < self.opened_next_seq => self.ack_through(acked)?,
+            false => {
                 self.start_job(acked)?;
                 self.finish_job()?
             }
         };
         self.reconciled.store(true, Ordering::SeqCst);
         Ok(dropped)
+    }
+
+    /// Whether a renumbering is recorded and not finished.
+    pub(crate) fn job_pending(&self) -> Result<bool, OutboxError> {
+        self.store.read(|db| {
+            use redb::ReadableDatabase as _;
+            Ok(Job::load(&db.begin_read()?.open_table(META)?)?.is_some())
+        })
     }
 
     /// Records the job and raises `next_seq` above every target.

@@ -521,6 +521,35 @@ fn an_interrupted_renumbering_is_finished_by_the_next_open_and_not_before_sendin
 }
 
 #[test]
+fn an_acknowledgement_finishes_a_pending_renumbering_before_deleting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ob = Outbox::open_with(&dir.path().join("o.redb"), &options(100)).expect("open");
+    ob.append((0..4).map(|i| (i, metric(i as f64))).collect())
+        .expect("records 1..=4");
+    // A job as `start_job` leaves it for a Welcome of 10, nothing moved yet
+    // (as after a failure that did not end the process).
+    ob.store
+        .write(|txn| {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(NEXT_SEQ, 15)?;
+            let job = reconcile::Job {
+                from: 1,
+                shift: 10,
+                cursor: 5,
+                acked: 10,
+            };
+            job.save(&mut meta)?;
+            Ok(Outcome::Commit(()))
+        })
+        .expect("record a job");
+    // Acknowledging 10 must not delete records 1..=4: they are new data.
+    assert_eq!(ob.ack_through(10).expect("ack"), 0);
+    let held = ob.read_after(0, 100, usize::MAX).expect("read");
+    assert_eq!(held.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![11, 12, 13, 14]);
+    assert!(!ob.job_pending().expect("pending"));
+}
+
+#[test]
 fn an_ordinary_welcome_is_an_acknowledgement() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ob = Outbox::open_with(&dir.path().join("o.redb"), &options(100)).expect("open");

@@ -31,6 +31,20 @@ pub struct AgentConfig {
     /// Longest pause between reconnect attempts, seconds.
     #[serde(default = "defaults::max_backoff_secs")]
     pub max_backoff_secs: u64,
+    /// Free space to keep on the outbox's filesystem, MiB (default 64). Below
+    /// it, new metric samples are refused (counted and logged) while host facts
+    /// and other records are still written. 0 turns the reserve off.
+    #[serde(default = "defaults::outbox_min_free_mb")]
+    pub outbox_min_free_mb: u64,
+    /// After an I/O error (full disk, failed fsync), how often the outbox is
+    /// reopened and the operation retried, pausing 0.5 s and doubling, before
+    /// the agent gives up and exits non-zero (default 5: about 15 s).
+    #[serde(default = "defaults::outbox_reopen_attempts")]
+    pub outbox_reopen_attempts: u32,
+    /// Synthetic metric samples (`synthetic.sample`) appended per second, for
+    /// load tests and benchmarks. 0 (the default) turns them off.
+    #[serde(default)]
+    pub synthetic_metrics_per_sec: u64,
 }
 
 mod defaults {
@@ -50,6 +64,13 @@ mod defaults {
     pub(super) fn max_backoff_secs() -> u64 {
         60
     }
+    pub(super) fn outbox_min_free_mb() -> u64 {
+        crate::outbox::DEFAULT_MIN_FREE_BYTES / MIB
+    }
+    pub(super) fn outbox_reopen_attempts() -> u32 {
+        crate::outbox::DEFAULT_REOPEN_ATTEMPTS
+    }
+    pub(super) const MIB: u64 = 1024 * 1024;
 }
 
 /// Problems with the configuration.
@@ -92,7 +113,18 @@ impl AgentConfig {
             max_in_flight_batches: defaults::max_in_flight_batches(),
             outbox_max_records: defaults::outbox_max_records(),
             max_backoff_secs: defaults::max_backoff_secs(),
+            outbox_min_free_mb: defaults::outbox_min_free_mb(),
+            outbox_reopen_attempts: defaults::outbox_reopen_attempts(),
+            synthetic_metrics_per_sec: 0,
         }
+    }
+
+    /// The outbox's options from these settings.
+    pub fn outbox_options(&self) -> crate::outbox::OutboxOptions {
+        let mut o = crate::outbox::OutboxOptions::new(self.outbox_max_records);
+        o.min_free_bytes = self.outbox_min_free_mb.saturating_mul(defaults::MIB);
+        o.reopen_attempts = self.outbox_reopen_attempts;
+        o
     }
 
     /// Loads and checks `agent.toml` from `data_dir`.
@@ -134,6 +166,15 @@ impl AgentConfig {
         if config.max_backoff_secs == 0 {
             return Err(bad("max_backoff_secs must be at least 1".into()));
         }
+        if !(1..=20).contains(&config.outbox_reopen_attempts) {
+            return Err(bad("outbox_reopen_attempts must be 1 to 20".into()));
+        }
+        if config.outbox_min_free_mb > 1 << 30 {
+            return Err(bad("outbox_min_free_mb must be at most 1073741824 (1 PiB)".into()));
+        }
+        if config.synthetic_metrics_per_sec > 1_000_000 {
+            return Err(bad("synthetic_metrics_per_sec must be at most 1000000".into()));
+        }
         Ok(config)
     }
 
@@ -158,6 +199,10 @@ mod tests {
     fn minimal_file_gets_defaults() {
         let c = AgentConfig::parse(Path::new("agent.toml"), "collector = \"c.example:7443\"\n").expect("valid");
         assert_eq!(c.host_facts_interval_secs, 60);
+        assert_eq!(c.outbox_min_free_mb, 64);
+        assert_eq!(c.outbox_options().min_free_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.outbox_reopen_attempts, 5);
+        assert_eq!(c.synthetic_metrics_per_sec, 0);
         assert_eq!(c.collector_addr().expect("addr").to_string(), "c.example:7443");
     }
 
@@ -174,6 +219,12 @@ mod tests {
         )
         .expect_err("range");
         assert!(e.to_string().contains("batch_max_observations"), "{e}");
+        let e = AgentConfig::parse(
+            Path::new("agent.toml"),
+            "collector = \"c:1\"\noutbox_reopen_attempts = 0\n",
+        )
+        .expect_err("range");
+        assert!(e.to_string().contains("outbox_reopen_attempts"), "{e}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use outpost_proto::agent_v1::EnrollRequest;
 use crate::config::AgentConfig;
 use crate::credentials::{Credentials, CredentialsError};
 use crate::dial::{self, CollectorAddr};
+use crate::outbox::{OutboxOptions, OutboxOwner, OwnerMatch};
 
 /// Why enrollment failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub struct Enrollment {
     pub not_after: i64,
     /// The agent proved its previous identity and kept its id.
     pub kept_id: bool,
+    /// Where an outbox of another tenant, site or collector (or of unknown
+    /// owner) was moved; never sent.
+    pub outbox_set_aside: Option<std::path::PathBuf>,
 }
 
 /// Enrolls into `data_dir`, writing `ca.crt`, `identity.pem` and `agent.toml`.
@@ -69,6 +73,9 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
     let previous = previous_credentials(data_dir, &token);
+    // Read the outbox's owner now: this also refuses to go on while a running
+    // agent holds the outbox, before anything is changed.
+    let existing = existing_outbox(data_dir, previous.as_ref())?;
     let request = match &previous {
         Some(p) => p.csr_with_same_key(&hostname)?,
         None => outpost_certs::keys::generate_key_and_csr(&hostname)
@@ -132,13 +139,92 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
     config
         .save(data_dir)
         .map_err(|e| EnrollError::Io(format!("writing agent.toml: {e}")))?;
+    let outbox_set_aside = match existing {
+        None => None,
+        Some(stored) => settle_outbox(data_dir, stored, &crate::outbox_owner(&creds), &config)?,
+    };
     Ok(Enrollment {
         agent_id: response.agent_id,
         tenant: response.tenant,
         site: response.site,
         not_after: creds.not_after,
         kept_id: previous.is_some_and(|p| p.identity == creds.identity),
+        outbox_set_aside,
     })
+}
+
+/// What an outbox already in the data directory holds, as far as enrollment
+/// cares: whose records they are (the recorded owner, else the identity still
+/// in the directory), and whether there are any.
+struct ExistingOutbox {
+    owner: Option<OutboxOwner>,
+    /// `owner` is recorded in the outbox (not inferred from the identity).
+    recorded: bool,
+    depth: u64,
+}
+
+fn existing_outbox(data_dir: &Path, previous: Option<&Credentials>) -> Result<Option<ExistingOutbox>, EnrollError> {
+    if !data_dir.join(crate::OUTBOX_FILE).exists() {
+        return Ok(None);
+    }
+    let options = AgentConfig::load(data_dir)
+        .map(|c| c.outbox_options())
+        .unwrap_or_else(|_| OutboxOptions::new(1));
+    let outbox = crate::open_outbox(data_dir, &options).map_err(|e| {
+        EnrollError::Io(format!(
+            "{e:#} (is the agent running? stop it before enrolling this data directory again)"
+        ))
+    })?;
+    let read = |e: crate::outbox::OutboxError| EnrollError::Io(format!("reading the outbox: {e}"));
+    let recorded = outbox.owner().map_err(read)?;
+    let depth = outbox.depth().map_err(read)?;
+    Ok(Some(ExistingOutbox {
+        recorded: recorded.is_some(),
+        owner: recorded.or_else(|| previous.map(crate::outbox_owner)),
+        depth,
+    }))
+}
+
+/// Keeps the outbox for the same tenant, site and collector (recording the new
+/// owner), and otherwise moves it aside, never to be sent. Records whose owner
+/// cannot be known are set aside too.
+fn settle_outbox(
+    data_dir: &Path,
+    stored: ExistingOutbox,
+    wanted: &OutboxOwner,
+    config: &AgentConfig,
+) -> Result<Option<std::path::PathBuf>, EnrollError> {
+    let why = match OwnerMatch::of(stored.owner.as_ref(), wanted) {
+        OwnerMatch::Foreign { previous } => Some(format!(
+            "its records belong to {previous}, but this data directory is now enrolled as {wanted}"
+        )),
+        OwnerMatch::Unowned if stored.depth > 0 => Some(format!(
+            "its {} records have no known owner, and this data directory is now enrolled as {wanted}",
+            stored.depth
+        )),
+        _ => None,
+    };
+    let open = || crate::open_outbox(data_dir, &config.outbox_options()).map_err(|e| EnrollError::Io(format!("{e:#}")));
+    let record = |outbox: &crate::outbox::Outbox, owner: &OutboxOwner| {
+        outbox
+            .set_owner(owner)
+            .map_err(|e| EnrollError::Io(format!("recording the outbox owner: {e}")))
+    };
+    if let Some(why) = why {
+        // The set-aside file is named after its owner: record the one the
+        // identity told us about, if the outbox had none.
+        if let (false, Some(owner)) = (stored.recorded, stored.owner.as_ref()) {
+            record(&open()?, owner)?;
+        }
+        return crate::outbox::set_aside(data_dir, &why)
+            .map_err(|e| EnrollError::Io(format!("setting the old outbox aside: {e}")));
+    }
+    let outbox =
+        crate::open_outbox(data_dir, &config.outbox_options()).map_err(|e| EnrollError::Io(format!("{e:#}")))?;
+    outbox
+        .set_owner(wanted)
+        .map_err(|e| EnrollError::Io(format!("recording the outbox owner: {e}")))?;
+    Ok(None)
 }
 
 /// The identity this data directory already holds, when it is worth proving

@@ -102,6 +102,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let token = enrollment_token(token, token_file.as_deref(), std::env::var_os(TOKEN_ENV))?;
             let e = outpost_agent::enroll::enroll(&collector, &token, &data_dir).await?;
+            if let Some(path) = &e.outbox_set_aside {
+                println!(
+                    "The previous outbox belonged to another tenant, site or collector: moved aside to {} \
+                     (kept on disk, never sent).",
+                    path.display()
+                );
+            }
             if e.kept_id {
                 println!(
                     "Re-enrolled as agent {} (tenant {:?}, site {:?}): kept its id and its outbox; \
@@ -146,8 +153,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Synth { data_dir, count } => {
-            outpost_agent::synthesize(&data_dir, count)?;
-            println!("Appended {count} synthetic metric samples to the outbox.");
+            let stored = outpost_agent::synthesize(&data_dir, count)?;
+            println!("Appended {stored} synthetic metric samples to the outbox.");
+            anyhow::ensure!(
+                stored == count,
+                "{} samples were refused: free disk space is below outbox_min_free_mb",
+                count - stored
+            );
             Ok(())
         }
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub mod http;
 pub mod raw;
+pub mod tmpfs;
 
 /// Upper bound for anything a test waits for.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -148,6 +149,16 @@ impl Process {
     /// The OS process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait for process")
+    }
+
+    /// Waits (up to `PATIENCE`) for the process to exit on its own; returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        wait_for("the process to exit", || self.exited())
     }
 }
 
@@ -406,6 +417,14 @@ impl Agent {
         }
     }
 
+    /// A fresh, unenrolled data directory inside `parent` (e.g. a small tmpfs).
+    pub fn new_in(parent: &Path) -> Self {
+        Self {
+            dir: tempfile::tempdir_in(parent).expect("tempdir"),
+            process: None,
+        }
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
@@ -481,6 +500,15 @@ pub fn collector_with_agent_on(database_url: Option<String>, tenant: &str, site:
     let mut c = Collector::init_with(database_url);
     c.start();
     let a = Agent::new();
+    a.enroll(&c.agent_endpoint(), &c.token(tenant, site)).ok();
+    (c, a)
+}
+
+/// Like [`collector_with_agent`], with the agent's data directory inside `parent`.
+pub fn collector_with_agent_in(parent: &Path, tenant: &str, site: &str) -> (Collector, Agent) {
+    let mut c = Collector::init();
+    c.start();
+    let a = Agent::new_in(parent);
     a.enroll(&c.agent_endpoint(), &c.token(tenant, site)).ok();
     (c, a)
 }

@@ -86,12 +86,66 @@ fn a_same_site_re_enrollment_keeps_the_id_and_the_outbox_and_retires_the_old_cer
 }
 
 #[test]
-fn re_enrolling_a_data_directory_for_another_tenant_gets_a_new_id() {
-    let (c, a) = collector_with_agent("acme", "hq");
+fn re_enrolling_for_another_tenant_sets_the_outbox_aside_and_never_sends_it() {
+    let (c, mut a) = collector_with_agent("acme", "hq");
     let id = a.id();
+    a.cli(&["synth", "--count", "200"]).ok();
     let out = a.enroll(&c.agent_endpoint(), &c.token("globex", "hq")).ok();
-    assert_ne!(a.id(), id, "{}", out.stdout_text());
+    let new_id = a.id();
+    assert_ne!(new_id, id, "{}", out.stdout_text());
+    assert!(out.stdout_text().contains("moved aside"), "{}", out.stdout_text());
+    let aside: Vec<String> = std::fs::read_dir(a.data_dir())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("outbox.set-aside."))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].contains(&id), "named after the old agent: {aside:?}");
+    // The new identity streams; not one of the old records reaches the new tenant.
+    a.start();
+    a.running().wait_log("connected to the collector");
+    wait_for("host facts of the new agent", || {
+        (c.count(&format!("SELECT COUNT(*) FROM host_facts WHERE agent_id = '{new_id}'")) > 0).then_some(())
+    });
+    assert_eq!(c.count("SELECT COUNT(*) FROM metric_samples"), 0);
     assert_eq!(c.agents().len(), 2);
+}
+
+#[test]
+fn a_copied_data_directory_is_refused_as_a_second_instance() {
+    let (c, mut a) = collector_with_agent("acme", "hq");
+    let id = a.id();
+    a.set_config("max_backoff_secs", "2");
+    a.start();
+    a.running().wait_log("connected to the collector");
+    // A cloned machine: the same data directory, copied byte for byte.
+    let mut clone = outpost_tests::Agent::new();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", a.data_dir().display()))
+        .arg(clone.data_dir())
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    assert_eq!(clone.id(), id);
+    clone.start();
+    let line = clone
+        .running()
+        .wait_log("another instance of this agent identity is streaming");
+    assert!(
+        line.contains("ERROR") && line.contains("outpost-agent enroll"),
+        "{line}"
+    );
+    c.server().wait_log("agent id used by two instances (cloned machine?)");
+    let listed = c.cli(&["agent", "list"]).ok().stdout_text();
+    assert!(
+        listed.contains("agent id used by two instances (cloned machine?)"),
+        "{listed}"
+    );
+    // The original keeps streaming; the clone sends nothing.
+    assert!(!a.running().logged("uplink down"), "{:?}", a.running().log());
+    assert!(!clone.running().logged("connected to the collector"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

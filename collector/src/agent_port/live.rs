@@ -2,8 +2,8 @@
 //!
 //! An agent id streams from one outbox instance at a time. When the *same*
 //! instance opens a new stream (it reconnected before the collector noticed
-//! the old connection was dead), the old stream is ended and its connection
-//! closed: the newer one wins. A *different* instance is refused while the
+//! the old connection was dead), the old stream is ended with a status saying
+//! so, and its connection closed a moment later: the newer one wins. A *different* instance is refused while the
 //! first streams (see `Store::agent_connected`, which also covers streams held
 //! by other collectors sharing the database).
 use std::collections::HashMap;
@@ -13,13 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use outpost_certs::AgentId;
 use tokio_util::sync::CancellationToken;
 
-use super::connections::ConnHandle;
-
 struct Entry {
     id: u64,
     instance: String,
     replaced: CancellationToken,
-    conn: ConnHandle,
 }
 
 /// Live sessions by agent.
@@ -58,7 +55,7 @@ impl LiveSessions {
     /// Registers the session that was just admitted, ending any older session
     /// of the agent on this collector (the store admitted this one, so an older
     /// one is the same instance, or a stale one).
-    pub fn admit(&self, agent: AgentId, instance: &str, conn: ConnHandle) -> Ticket {
+    pub fn admit(&self, agent: AgentId, instance: &str) -> Ticket {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let replaced = CancellationToken::new();
         let old = self.lock().insert(
@@ -67,12 +64,12 @@ impl LiveSessions {
                 id,
                 instance: instance.to_owned(),
                 replaced: replaced.clone(),
-                conn,
             },
         );
         if let Some(old) = old {
+            // The old session tells its agent why and then closes its own
+            // connection (closing it here could cut that status short).
             old.replaced.cancel();
-            old.conn.close();
         }
         Ticket { id, replaced }
     }
@@ -94,12 +91,11 @@ mod tests {
     fn a_newer_session_replaces_the_older_and_survives_its_exit() {
         let live = LiveSessions::default();
         let agent = AgentId::random();
-        let (c1, c2) = (ConnHandle::default(), ConnHandle::default());
-        let first = live.admit(agent, "i1", c1.clone());
+        let first = live.admit(agent, "i1");
         assert_eq!(live.instance_of(&agent).as_deref(), Some("i1"));
-        let second = live.admit(agent, "i1", c2.clone());
-        assert!(first.replaced.is_cancelled() && c1.is_closed());
-        assert!(!second.replaced.is_cancelled() && !c2.is_closed());
+        let second = live.admit(agent, "i1");
+        assert!(first.replaced.is_cancelled());
+        assert!(!second.replaced.is_cancelled());
         // The old session leaving does not remove the new one.
         live.leave(&agent, &first);
         assert_eq!(live.instance_of(&agent).as_deref(), Some("i1"));

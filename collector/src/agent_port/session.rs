@@ -22,6 +22,8 @@ use crate::store::{AgentScope, now_ms};
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an open stream re-checks revocation.
 const REVOCATION_CHECK: Duration = Duration::from_secs(2);
+/// How long a replaced stream's connection stays open for its last status.
+const REPLACED_CLOSE_DELAY: Duration = Duration::from_secs(1);
 /// Messages buffered towards one agent.
 const OUTBOUND_QUEUE: usize = 64;
 
@@ -167,7 +169,7 @@ impl Session {
                 return;
             }
         };
-        let ticket = self.svc.live.admit(agent, &instance, self.conn.clone());
+        let ticket = self.svc.live.admit(agent, &instance);
         tracing::info!(
             %agent,
             tenant = %self.scope.tenant(),
@@ -224,6 +226,13 @@ impl Session {
                         "replaced by a newer connection of the same agent instance",
                     )))
                     .await;
+                    // The connection is abandoned by its agent; close it once
+                    // the status has had time to go out.
+                    let conn = self.conn.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(REPLACED_CLOSE_DELAY).await;
+                        conn.close();
+                    });
                     return "replaced by a newer connection";
                 }
                 _ = revocation.tick() => {

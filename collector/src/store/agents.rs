@@ -236,15 +236,16 @@ impl Store {
     ) -> Result<SessionStart, ConnectRefused> {
         let now = now_ms();
         let agent = scope.agent();
-        if let Some(other) = other_live.filter(|o| !o.is_empty() && !c.instance_id.is_empty() && *o != c.instance_id) {
-            let other = other.to_owned();
-            self.record_instance_conflict(scope, c, &other, now).await?;
-            return Err(ConnectRefused::OtherInstance { agent, other });
-        }
+        let local_conflict = other_live.filter(|o| !o.is_empty() && !c.instance_id.is_empty() && *o != c.instance_id);
         // One statement decides and records, so two streams racing on two
         // collectors cannot both pass. A stream another collector holds counts
         // as live while it was heard from within the online window.
-        let row: Option<(i64,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(i64,)> = if local_conflict.is_some() {
+            // Known refused; the checks below say whether for that or for a
+            // worse reason (revoked, replaced certificate).
+            None
+        } else {
+            on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "UPDATE agents SET connected_since_ms = $1, last_seen_ms = $1, version = $2, outbox_depth = $3, \
                  instance_id = $4, prev_cert_serial = CASE WHEN cert_serial = $5 THEN NULL ELSE prev_cert_serial END \
@@ -265,7 +266,8 @@ impl Store {
             .bind(now - ONLINE_WINDOW_MS)
             .fetch_optional(pool)
             .await?
-        });
+            })
+        };
         if let Some((acked,)) = row {
             return Ok(SessionStart {
                 acked_seq: u64::try_from(acked).unwrap_or(0),
@@ -289,7 +291,8 @@ impl Store {
             Some((None, current, prev, _)) if current != c.serial && prev.as_deref() != Some(c.serial) => {
                 Err(ConnectRefused::CertificateReplaced)
             }
-            Some((None, _, _, other)) => {
+            Some((None, _, _, stored)) => {
+                let other = local_conflict.map(str::to_owned).unwrap_or(stored);
                 self.record_instance_conflict(scope, c, &other, now).await?;
                 Err(ConnectRefused::OtherInstance { agent, other })
             }

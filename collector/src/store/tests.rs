@@ -609,7 +609,7 @@ async fn re_enrollment_keeps_the_id_only_for_a_live_agent_of_the_same_site() {
         };
         // Same tenant and site: same id, and the old certificate stops working.
         let same = store
-            .enroll(&token_for("acme", "hq").await, &proving, sign_with(&ca))
+            .enroll(&token_for("acme", "hq").await, &proving, sign_with(ca))
             .await
             .expect("re-enroll");
         assert!(same.kept_id);
@@ -624,7 +624,7 @@ async fn re_enrollment_keeps_the_id_only_for_a_live_agent_of_the_same_site() {
         // Another site of the same tenant, or another tenant: a new id.
         for (tenant, site) in [("acme", "branch"), ("globex", "hq")] {
             let moved = store
-                .enroll(&token_for(tenant, site).await, &proving, sign_with(&ca))
+                .enroll(&token_for(tenant, site).await, &proving, sign_with(ca))
                 .await
                 .expect("enroll elsewhere");
             assert!(!moved.kept_id);
@@ -633,7 +633,7 @@ async fn re_enrollment_keeps_the_id_only_for_a_live_agent_of_the_same_site() {
         // A revoked agent cannot come back under its id.
         store.revoke_agent(&admin, a.agent()).await.expect("revoke");
         let back = store
-            .enroll(&token_for("acme", "hq").await, &proving, sign_with(&ca))
+            .enroll(&token_for("acme", "hq").await, &proving, sign_with(ca))
             .await
             .expect("enroll after revocation");
         assert!(!back.kept_id);

@@ -329,8 +329,9 @@ summary=$(
         coll_cpu_ms/1k agent_cpu_ms/1k flood_cpu_s coll_fds warns
     printf '%s\n' "${results[@]}"
     printf 'flood %s\n' "${floods[@]}"
-    printf 'reproduce: cd %q && N=%s ENGINES="%s" RAMP=%s FLOOD="%s" bench/flood.sh\n' \
-        "$ROOT" "$N" "$ENGINES" "$RAMP" "$FLOOD"
+    # From the repository root; the checkout's own path says nothing to a reader.
+    printf 'reproduce: N=%s ENGINES="%s" RAMP=%s FLOOD="%s" bench/flood.sh\n' \
+        "$N" "$ENGINES" "$RAMP" "$FLOOD"
 )
 echo
 printf '%s\n' "$summary"

@@ -255,7 +255,7 @@ run_engine() {
     }')
     results+=("$result")
     printf '%s\n' "$result" | awk '{ printf "engine=%s N=%s elapsed_s=%s obs_per_s=%s collector_cpu_ms_per_1k=%s agent_cpu_ms_per_1k=%s\n", $1, $2, $3, $4, $5, $6 }'
-    printf 'reproduce: cd %q && N=%s ENGINES=%s bench/ingest.sh\n' "$ROOT" "$N" "$engine"
+    printf 'reproduce: N=%s ENGINES=%s bench/ingest.sh\n' "$N" "$engine"
 
     stop_all
 }
@@ -284,4 +284,4 @@ echo
 echo "commit $commit, $(nproc) CPUs${cpu_model:+ ($cpu_model)}, $(uname -sr)"
 printf '%-8s %10s %10s %12s %14s %14s\n' engine N elapsed_s obs_per_s coll_cpu_ms/1k agent_cpu_ms/1k
 printf '%s\n' "${results[@]}"
-printf 'reproduce: cd %q && N=%s ENGINES="%s" bench/ingest.sh\n' "$ROOT" "$N" "$ENGINES"
+printf 'reproduce: N=%s ENGINES="%s" bench/ingest.sh\n' "$N" "$ENGINES"

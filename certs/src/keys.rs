@@ -22,22 +22,16 @@ impl std::fmt::Debug for KeyAndCsr {
 /// Generates an ECDSA P-256 key pair and a CSR. The subject is informational
 /// only: the collector decides the identity and ignores what the CSR asks for.
 pub fn generate_key_and_csr(common_name: &str) -> Result<KeyAndCsr, CertError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    params.distinguished_name = dn;
-    let csr = params.serialize_request(&key)?;
-    Ok(KeyAndCsr {
-        key_pem: key.serialize_pem(),
-        csr_der: csr.der().to_vec(),
-    })
+    csr_signed_by(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?, common_name)
 }
 
 /// A CSR signed by an existing key: how a re-enrolling agent proves it holds
 /// the key of its previous certificate. Returns the same key as PEM with it.
 pub fn csr_for_key(key: &rustls::pki_types::PrivateKeyDer<'_>, common_name: &str) -> Result<KeyAndCsr, CertError> {
-    let key = KeyPair::try_from(key)?;
+    csr_signed_by(KeyPair::try_from(key)?, common_name)
+}
+
+fn csr_signed_by(key: KeyPair, common_name: &str) -> Result<KeyAndCsr, CertError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);

@@ -78,36 +78,38 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
     let existing = existing_outbox(data_dir, previous.as_ref())?;
     let request = match &previous {
         Some(p) => p.csr_with_same_key(&hostname)?,
-        None => outpost_certs::keys::generate_key_and_csr(&hostname)
-            .map_err(|e| EnrollError::Io(format!("generating the key pair: {e}")))?,
+        None => pending_key(data_dir, &token, &hostname)?,
     };
-
-    let tls = outpost_certs::tls::enrollment_client_config(token.ca_fingerprint())
-        .map_err(|e| EnrollError::Io(e.to_string()))?;
-    let mut client = dial::client(collector, Arc::new(tls))
-        .await
-        .map_err(|e| EnrollError::Connect(dial::chain(&e)))?;
-    let response = client
-        .enroll(EnrollRequest {
-            protocol_version: PROTOCOL_VERSION,
-            token: token.to_string(),
-            csr_der: request.csr_der.clone(),
-            hostname,
-            agent_version: crate::VERSION.to_owned(),
-            previous_certificate_der: previous.as_ref().map(|p| p.chain[0].to_vec()).unwrap_or_default(),
-        })
-        .await
-        .map_err(|status| match status.code() {
-            tonic::Code::Unavailable | tonic::Code::Unknown => EnrollError::Connect(format!(
-                "cannot enroll with the collector at {collector}: {}{}",
-                status.message(),
-                std::error::Error::source(&status)
-                    .map(|s| format!(": {}", dial::chain(s)))
-                    .unwrap_or_default()
-            )),
-            _ => EnrollError::Refused(status.message().to_owned()),
-        })?
-        .into_inner();
+    let enroll_request = EnrollRequest {
+        protocol_version: PROTOCOL_VERSION,
+        token: token.to_string(),
+        csr_der: request.csr_der.clone(),
+        hostname,
+        agent_version: crate::VERSION.to_owned(),
+        previous_certificate_der: previous.as_ref().map(|p| p.chain[0].to_vec()).unwrap_or_default(),
+    };
+    let tls = Arc::new(
+        outpost_certs::tls::enrollment_client_config(token.ca_fingerprint())
+            .map_err(|e| EnrollError::Io(e.to_string()))?,
+    );
+    // The same request again after a lost answer: the collector hands back the
+    // certificate it already issued for this token and key.
+    let mut attempt = 1;
+    let response = loop {
+        match send_enroll(collector, tls.clone(), enroll_request.clone()).await {
+            Err(EnrollError::Connect(reason)) if attempt < SEND_ATTEMPTS => {
+                tracing::warn!(%reason, attempt, "enrollment did not complete; retrying with the same key");
+                tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                attempt += 1;
+            }
+            Err(refused @ EnrollError::Refused(_)) => {
+                // The key cannot help a refused token; start afresh next time.
+                remove_pending_key(data_dir);
+                return Err(refused);
+            }
+            other => break other?,
+        }
+    };
 
     if Fingerprint::of_der(&response.ca_certificate_der) != token.ca_fingerprint() {
         return Err(EnrollError::BadResponse(
@@ -129,6 +131,7 @@ pub async fn enroll(collector: &CollectorAddr, token: &str, data_dir: &Path) -> 
                 .ok_or_else(|| "the certificate names a different agent than the response".to_owned())
         },
     )?;
+    remove_pending_key(data_dir);
     let config = match AgentConfig::load(data_dir) {
         Ok(mut existing) => {
             existing.collector = collector.to_string();
@@ -225,6 +228,69 @@ fn settle_outbox(
         .set_owner(wanted)
         .map_err(|e| EnrollError::Io(format!("recording the outbox owner: {e}")))?;
     Ok(None)
+}
+
+/// Attempts at one `Enroll` within one `enroll` command.
+const SEND_ATTEMPTS: u32 = 3;
+/// Pause before the second attempt; it grows with each.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+/// The key of an enrollment in progress, written before the CSR is sent.
+pub const PENDING_KEY_FILE: &str = "enroll-pending.pem";
+
+/// Dials the collector and sends one `Enroll`.
+async fn send_enroll(
+    collector: &CollectorAddr,
+    tls: Arc<rustls::ClientConfig>,
+    request: EnrollRequest,
+) -> Result<outpost_proto::agent_v1::EnrollResponse, EnrollError> {
+    let mut client = dial::client(collector, tls)
+        .await
+        .map_err(|e| EnrollError::Connect(dial::chain(&e)))?;
+    let response = client.enroll(request).await.map_err(|status| match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => EnrollError::Connect(format!(
+            "cannot enroll with the collector at {collector}: {}{}",
+            status.message(),
+            std::error::Error::source(&status)
+                .map(|s| format!(": {}", dial::chain(s)))
+                .unwrap_or_default()
+        )),
+        _ => EnrollError::Refused(status.message().to_owned()),
+    })?;
+    Ok(response.into_inner())
+}
+
+/// The key for a first enrollment with `token`: the one an earlier, unfinished
+/// attempt with the same token wrote (so the collector recognises the retry
+/// and returns the certificate it already signed), or a new one, written
+/// (0600) before anything is sent.
+fn pending_key(
+    data_dir: &Path,
+    token: &EnrollmentToken,
+    hostname: &str,
+) -> Result<outpost_certs::keys::KeyAndCsr, EnrollError> {
+    let path = data_dir.join(PENDING_KEY_FILE);
+    let header = format!("# outpost enrollment in progress, token {}\n", token.id());
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(pem) = text.strip_prefix(&header)
+        && let Ok(key) = outpost_certs::pem::private_key(PENDING_KEY_FILE, pem.as_bytes())
+    {
+        tracing::info!("resuming an unfinished enrollment with the same token and key");
+        return outpost_certs::keys::csr_for_key(&key, hostname)
+            .map_err(|e| EnrollError::Io(format!("reading {PENDING_KEY_FILE}: {e}")));
+    }
+    let fresh = outpost_certs::keys::generate_key_and_csr(hostname)
+        .map_err(|e| EnrollError::Io(format!("generating the key pair: {e}")))?;
+    outpost_certs::files::write_private(&path, format!("{header}{}", fresh.key_pem).as_bytes())
+        .map_err(|source| CredentialsError::Write { path, source })?;
+    Ok(fresh)
+}
+
+fn remove_pending_key(data_dir: &Path) {
+    match std::fs::remove_file(data_dir.join(PENDING_KEY_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(%error, "could not remove {PENDING_KEY_FILE}"),
+    }
 }
 
 /// The identity this data directory already holds, when it is worth proving

@@ -75,6 +75,7 @@ fn main() -> std::io::Result<()> {
                     capabilities: vec!["host_facts".into()],
                     first_unacked_seq: 1,
                     outbox_depth: 2,
+                    instance_id: "6f1c1c2e-4d4b-4f0e-9d7c-0f0e1d2c3b4a".into(),
                 })),
             },
         ),

@@ -22,8 +22,8 @@ use crate::store::{AgentScope, now_ms};
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an open stream re-checks revocation.
 const REVOCATION_CHECK: Duration = Duration::from_secs(2);
-/// How long a replaced stream's connection stays open for its last status.
-const REPLACED_CLOSE_DELAY: Duration = Duration::from_secs(1);
+/// How long a refused or replaced stream's connection stays open for its last status.
+const CLOSE_DELAY: Duration = Duration::from_secs(1);
 /// Messages buffered towards one agent.
 const OUTBOUND_QUEUE: usize = 64;
 
@@ -166,6 +166,8 @@ impl Session {
                     }
                 };
                 self.send(Err(status)).await;
+                // Nothing more will happen on this connection.
+                self.close_soon();
                 return;
             }
         };
@@ -203,6 +205,16 @@ impl Session {
         tracing::info!(%agent, remote = %self.remote, reason, "agent disconnected");
     }
 
+    /// Closes this stream's connection once its last status has had time to
+    /// go out (closing at once could cut it short).
+    fn close_soon(&self) {
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(CLOSE_DELAY).await;
+            conn.close();
+        });
+    }
+
     /// Asks the agent to renew when the certificate of this connection is in
     /// the last third of its life.
     async fn nudge_renewal(&self) {
@@ -226,13 +238,8 @@ impl Session {
                         "replaced by a newer connection of the same agent instance",
                     )))
                     .await;
-                    // The connection is abandoned by its agent; close it once
-                    // the status has had time to go out.
-                    let conn = self.conn.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(REPLACED_CLOSE_DELAY).await;
-                        conn.close();
-                    });
+                    // The connection is abandoned by its agent.
+                    self.close_soon();
                     return "replaced by a newer connection";
                 }
                 _ = revocation.tick() => {

@@ -12,7 +12,7 @@ use outpost_proto::agent_v1::{EnrollRequest, EnrollResponse};
 use sha2::{Digest as _, Sha256};
 use tonic::{Request, Response, Status};
 
-use super::service::{AgentPortService, check_version, peer, store_status, truncate};
+use super::shared::{AgentPortService, check_version, peer, store_status, truncate};
 use crate::store::tokens::{EnrollAsk, EnrollError};
 
 /// `Enroll`: the only call allowed without a client certificate.

@@ -15,6 +15,7 @@ mod rate_limit;
 mod renew;
 pub mod service;
 mod session;
+mod shared;
 mod source;
 pub mod tenancy;
 pub mod validate;

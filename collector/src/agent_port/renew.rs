@@ -7,7 +7,7 @@ use outpost_certs::ca::Validity;
 use outpost_proto::agent_v1::{RenewRequest, RenewResponse};
 use tonic::{Request, Response, Status};
 
-use super::service::{AgentPortService, authenticated, check_version, store_status};
+use super::shared::{AgentPortService, authenticated, check_version, store_status};
 
 const REFUSED: &str = "this agent is revoked, or this certificate has been replaced by a newer one";
 

@@ -1,100 +1,16 @@
-//! The `outpost.agent.v1.AgentService` implementation: shared state and the
-//! checks every call makes. The calls themselves live beside it, mirroring the
-//! agent's modules: [`super::enroll`], [`super::renew`], [`super::session`].
+//! The `outpost.agent.v1.AgentService` implementation: dispatches each call
+//! to its module, mirroring the agent's: [`super::enroll`], [`super::renew`],
+//! [`super::session`]. Their shared state and checks live in [`super::shared`].
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
-use outpost_certs::RevokedAgents;
-use outpost_certs::ca::CertificateAuthority;
 use outpost_proto::agent_v1::agent_service_server::AgentService;
 use outpost_proto::agent_v1::{
     AgentMessage, CollectorMessage, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse,
 };
-use outpost_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::connections::Connections;
-use super::listener::{PeerInfo, VerifiedAgent};
-use super::live::LiveSessions;
-use crate::store::{Store, StoreError};
-
-/// Shared state of the agent port.
-#[derive(Clone)]
-pub struct AgentPortService {
-    pub(super) store: Store,
-    pub(super) ca: Arc<CertificateAuthority>,
-    pub(super) revoked: Arc<RevokedAgents>,
-    pub(super) cert_lifetime: Duration,
-    pub(super) shutdown: CancellationToken,
-    pub(super) connections: Arc<Connections>,
-    pub(super) live: Arc<LiveSessions>,
-}
-
-impl AgentPortService {
-    /// A service signing agent certificates valid for `cert_lifetime`. Open
-    /// streams end when `shutdown` is cancelled, so a graceful stop does not
-    /// wait for agents that never hang up.
-    pub fn new(
-        store: Store,
-        ca: Arc<CertificateAuthority>,
-        revoked: Arc<RevokedAgents>,
-        cert_lifetime: Duration,
-        shutdown: CancellationToken,
-    ) -> Self {
-        Self {
-            store,
-            ca,
-            revoked,
-            cert_lifetime,
-            shutdown,
-            connections: Arc::default(),
-            live: Arc::default(),
-        }
-    }
-
-    /// The open verified connections, by agent.
-    pub fn connections(&self) -> &Arc<Connections> {
-        &self.connections
-    }
-}
-
-pub(super) fn peer<T>(request: &Request<T>) -> Result<&PeerInfo, Status> {
-    request
-        .extensions()
-        .get::<PeerInfo>()
-        .ok_or_else(|| Status::internal("connection metadata missing"))
-}
-
-pub(super) fn authenticated<T>(request: &Request<T>) -> Result<VerifiedAgent, Status> {
-    peer(request)?
-        .agent
-        .clone()
-        .ok_or_else(|| Status::unauthenticated("a client certificate issued by this collector is required"))
-}
-
-pub(super) fn check_version(v: u32) -> Result<u32, Status> {
-    if v < MIN_PROTOCOL_VERSION {
-        return Err(Status::failed_precondition(format!(
-            "protocol version {v} is no longer supported (minimum {MIN_PROTOCOL_VERSION}); upgrade the agent"
-        )));
-    }
-    Ok(v.min(PROTOCOL_VERSION))
-}
-
-pub(super) fn store_status(error: &StoreError) -> Status {
-    tracing::error!(%error, "store operation failed");
-    Status::unavailable("the collector's database is unavailable; retry later")
-}
-
-pub(super) fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
+pub use super::shared::AgentPortService;
 
 #[tonic::async_trait]
 impl AgentService for AgentPortService {
@@ -113,26 +29,5 @@ impl AgentService for AgentPortService {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
         super::session::open(self, request).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_negotiate_down_and_refuse_the_unsupported() {
-        // An agent newer than the collector is answered in the collector's version.
-        assert_eq!(check_version(PROTOCOL_VERSION + 5).ok(), Some(PROTOCOL_VERSION));
-        assert_eq!(check_version(MIN_PROTOCOL_VERSION).ok(), Some(MIN_PROTOCOL_VERSION));
-        let old = check_version(MIN_PROTOCOL_VERSION - 1).expect_err("too old");
-        assert_eq!(old.code(), tonic::Code::FailedPrecondition);
-        assert!(old.message().contains("upgrade the agent"));
-    }
-
-    #[test]
-    fn truncation_respects_characters() {
-        assert_eq!(truncate("héllo", 2), "hé");
-        assert_eq!(truncate("ab", 10), "ab");
     }
 }

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::connections::ConnHandle;
 use super::live::Ticket;
-use super::service::{AgentPortService, authenticated, check_version, peer, store_status, truncate};
+use super::shared::{AgentPortService, authenticated, check_version, peer, store_status, truncate};
 use super::validate::validate_batch;
 use crate::store::agents::{ConnectRefused, Connecting};
 use crate::store::{AgentScope, now_ms};

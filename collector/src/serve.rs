@@ -109,19 +109,14 @@ pub async fn serve(
         shutdown.clone(),
     );
     let refresher = {
-        let (store, revoked, shutdown) = (store.clone(), revoked.clone(), shutdown.clone());
-        let connections = service.connections().clone();
+        let (store, service, shutdown) = (store.clone(), service.clone(), shutdown.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REVOCATION_REFRESH);
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     _ = tick.tick() => match store.revoked_agents().await {
-                        Ok(set) => {
-                            revoked.replace(set);
-                            // Revocation ends connections, not only streams.
-                            connections.close_revoked(&revoked);
-                        }
+                        Ok(set) => service.apply_revocations(set),
                         Err(error) => tracing::warn!(%error, "reloading the revocation list failed"),
                     },
                 }

@@ -5,7 +5,7 @@
 //! Every accepted connection gets a [`ConnHandle`]; cancelling it makes the
 //! connection's next read or write fail, which tears down HTTP/2 and the socket.
 //! Verified connections are also registered under their agent id, so
-//! [`Connections::close_agent`] and [`Connections::close_revoked`] find them.
+//! [`Connections::close_agent`] and [`Connections::of_revoked`] find them.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -89,22 +89,17 @@ impl Connections {
         list.len()
     }
 
-    /// Closes the connections of every revoked agent; returns how many.
-    pub fn close_revoked(&self, revoked: &RevokedAgents) -> usize {
+    /// The open connections of every revoked agent, not yet closed.
+    pub fn of_revoked(&self, revoked: &RevokedAgents) -> Vec<(AgentId, ConnHandle)> {
         let map = self.lock();
-        let mut closed = 0;
-        for (agent, list) in map.iter() {
-            if revoked.contains(agent) {
-                for (_, h) in list {
-                    if !h.is_closed() {
-                        h.close();
-                        closed += 1;
-                        tracing::warn!(%agent, "closing a revoked agent's connection");
-                    }
-                }
-            }
-        }
-        closed
+        map.iter()
+            .filter(|(agent, _)| revoked.contains(agent))
+            .flat_map(|(agent, list)| {
+                list.iter()
+                    .filter(|(_, h)| !h.is_closed())
+                    .map(|(_, h)| (*agent, h.clone()))
+            })
+            .collect()
     }
 
     /// Open verified connections of `agent`.
@@ -126,11 +121,14 @@ mod tests {
         let _rb = reg.register(b, hb.clone());
         let revoked = RevokedAgents::default();
         revoked.insert(a);
-        assert_eq!(reg.close_revoked(&revoked), 1);
+        let found = reg.of_revoked(&revoked);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, a);
+        found[0].1.close();
         assert!(ha.is_closed());
         assert!(!hb.is_closed());
-        // Already closed: not counted again.
-        assert_eq!(reg.close_revoked(&revoked), 0);
+        // Already closed: not found again.
+        assert!(reg.of_revoked(&revoked).is_empty());
         drop(ra);
         assert_eq!(reg.count(&a), 0);
         assert_eq!(reg.count(&b), 1);

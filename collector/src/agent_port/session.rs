@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::connections::ConnHandle;
 use super::live::Ticket;
-use super::shared::{AgentPortService, authenticated, check_version, peer, store_status, truncate};
+use super::shared::{AgentPortService, CLOSE_DELAY, authenticated, check_version, peer, store_status, truncate};
 use super::validate::validate_batch;
 use crate::store::agents::{ConnectRefused, Connecting};
 use crate::store::{AgentScope, now_ms};
@@ -22,8 +22,6 @@ use crate::store::{AgentScope, now_ms};
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an open stream re-checks revocation.
 const REVOCATION_CHECK: Duration = Duration::from_secs(2);
-/// How long a refused or replaced stream's connection stays open for its last status.
-const CLOSE_DELAY: Duration = Duration::from_secs(1);
 /// Messages buffered towards one agent.
 const OUTBOUND_QUEUE: usize = 64;
 
@@ -230,6 +228,7 @@ impl Session {
 
     async fn pump(&self, inbound: &mut Streaming<AgentMessage>, ticket: &Ticket) -> &'static str {
         let mut revocation = tokio::time::interval(REVOCATION_CHECK);
+        let mut reloaded = self.svc.revocations.subscribe();
         loop {
             let next = tokio::select! {
                 m = inbound.message() => m,
@@ -242,11 +241,16 @@ impl Session {
                     self.close_soon();
                     return "replaced by a newer connection";
                 }
-                _ = revocation.tick() => {
+                _ = async {
+                    tokio::select! {
+                        _ = revocation.tick() => {}
+                        _ = reloaded.changed() => {}
+                    }
+                } => {
                     if self.svc.revoked.contains(&self.scope.agent()) {
                         self.send(Err(Status::permission_denied("this agent has been revoked"))).await;
                         // The connection goes too, not just this stream.
-                        self.conn.close();
+                        self.close_soon();
                         return "revoked";
                     }
                     if now_ms() / 1000 >= self.cert_not_after {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use outpost_certs::RevokedAgents;
 use outpost_certs::ca::CertificateAuthority;
 use outpost_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
 
@@ -15,6 +16,10 @@ use super::connections::Connections;
 use super::listener::{PeerInfo, VerifiedAgent};
 use super::live::LiveSessions;
 use crate::store::{Store, StoreError};
+
+/// How long a connection the collector is about to close stays open for the
+/// last status of its stream (closing at once could cut it short).
+pub(super) const CLOSE_DELAY: Duration = Duration::from_secs(1);
 
 /// Shared state of the agent port.
 #[derive(Clone)]
@@ -26,6 +31,9 @@ pub struct AgentPortService {
     pub(super) shutdown: CancellationToken,
     pub(super) connections: Arc<Connections>,
     pub(super) live: Arc<LiveSessions>,
+    /// Bumped after every reload of the revocation list, so open streams
+    /// check at once instead of at their next tick.
+    pub(super) revocations: Arc<watch::Sender<u64>>,
 }
 
 impl AgentPortService {
@@ -47,7 +55,30 @@ impl AgentPortService {
             shutdown,
             connections: Arc::default(),
             live: Arc::default(),
+            revocations: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Applies a freshly loaded revocation list: the TLS verifier refuses the
+    /// revoked from now on, their open streams are told why, and every
+    /// connection of theirs is closed once that status has had time to go out
+    /// (revocation ends connections, not only streams).
+    pub fn apply_revocations(&self, set: std::collections::HashSet<outpost_certs::AgentId>) {
+        self.revoked.replace(set);
+        self.revocations.send_modify(|generation| *generation += 1);
+        let doomed = self.connections.of_revoked(&self.revoked);
+        if doomed.is_empty() {
+            return;
+        }
+        for (agent, _) in &doomed {
+            tracing::warn!(%agent, "closing a revoked agent's connection");
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(CLOSE_DELAY).await;
+            for (_, conn) in doomed {
+                conn.close();
+            }
+        });
     }
 
     /// The open verified connections, by agent.

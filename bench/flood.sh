@@ -88,29 +88,6 @@ open_fds() {
     echo "${#fds[@]}"
 }
 
-# Number of stored samples, or empty if the query failed (e.g. database busy).
-count_rows() {
-    local engine=$1 dir=$2 url=$3
-    case $engine in
-        sqlite)
-            sqlite3 -readonly -cmd '.timeout 5000' "$dir/outpost.db" \
-                'SELECT count(*) FROM metric_samples' 2>/dev/null || true
-            ;;
-        postgres)
-            psql -X -Atq "$url" -c 'SELECT count(*) FROM metric_samples' 2>/dev/null || true
-            ;;
-    esac
-}
-
-# The agent port announced in the collector log ("agent port listening on
-# 127.0.0.1:PORT"), or nothing yet. The log may not exist yet.
-agent_port_from_log() {
-    [[ -f $1 ]] || return 0
-    sed -e 's/\x1b\[[0-9;]*m//g' "$1" 2>/dev/null \
-        | sed -n -e 's/.*agent port listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
-        | sed -n -e 1p || true
-}
-
 # One phase ("quiet" or "flood") on one engine, with a fresh collector and agent.
 run_phase() {
     local engine=$1 phase=$2

@@ -391,23 +391,8 @@ mod tests {
 
     fn agent(site: &SiteRow, host: &str) -> AgentRow {
         AgentRow {
-            agent: AgentId::random(),
-            tenant: site.tenant,
-            tenant_name: site.tenant_name.clone(),
-            site: site.site,
-            site_name: site.site_name.clone(),
-            hostname: host.into(),
-            os: "linux".into(),
-            version: "1.0.0".into(),
-            last_seen_ms: None,
             online: true,
-            outbox_depth: 0,
-            acked_seq: 0,
-            revoked: false,
-            cert_not_after_ms: 0,
-            instance_id: String::new(),
-            instance_conflict: None,
-            seq_conflicts: 0,
+            ..AgentRow::sample(site, host)
         }
     }
 

@@ -134,7 +134,7 @@ mod tests {
 
     use axum::body::BodyDataStream;
     use futures::StreamExt;
-    use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
+    use outpost_certs::{AgentIdentity, SiteId, TenantId};
 
     use super::*;
     use crate::console::feed::Snapshot;
@@ -149,25 +149,7 @@ mod tests {
             site: SiteId::random(),
             site_name: "hq".into(),
         };
-        let agent = AgentRow {
-            agent: AgentId::random(),
-            tenant,
-            tenant_name: site.tenant_name.clone(),
-            site: site.site,
-            site_name: site.site_name.clone(),
-            hostname: host.into(),
-            os: "linux".into(),
-            version: "1.0.0".into(),
-            last_seen_ms: None,
-            online: false,
-            outbox_depth: 0,
-            acked_seq: 0,
-            revoked: false,
-            cert_not_after_ms: 0,
-            instance_id: String::new(),
-            instance_conflict: None,
-            seq_conflicts: 0,
-        };
+        let agent = AgentRow::sample(&site, host);
         (site, agent)
     }
 

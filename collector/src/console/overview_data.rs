@@ -189,7 +189,6 @@ pub(crate) async fn load(store: &Store, viewer: &Viewer) -> Result<Overview, Sto
 
 #[cfg(test)]
 mod tests {
-    use outpost_certs::AgentId;
 
     use super::*;
 
@@ -204,23 +203,10 @@ mod tests {
 
     fn agent(tenant: (TenantId, &str), site: (SiteId, &str), host: &str, online: bool) -> AgentRow {
         AgentRow {
-            agent: AgentId::random(),
-            tenant: tenant.0,
-            tenant_name: tenant.1.into(),
-            site: site.0,
-            site_name: site.1.into(),
-            hostname: host.into(),
-            os: "linux".into(),
-            version: "1.0.0".into(),
-            last_seen_ms: Some(1_700_000_000_123),
             online,
+            last_seen_ms: Some(1_700_000_000_123),
             outbox_depth: 3,
-            acked_seq: 0,
-            revoked: false,
-            cert_not_after_ms: 0,
-            instance_id: String::new(),
-            instance_conflict: None,
-            seq_conflicts: 0,
+            ..AgentRow::sample(&self::site(tenant, site), host)
         }
     }
 

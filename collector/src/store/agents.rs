@@ -52,6 +52,32 @@ pub struct AgentRow {
     pub seq_conflicts: i64,
 }
 
+#[cfg(test)]
+impl AgentRow {
+    /// An offline, never-seen agent `host` in `site`, for tests to adjust.
+    pub(crate) fn sample(site: &super::tenants::SiteRow, host: &str) -> Self {
+        Self {
+            agent: AgentId::random(),
+            tenant: site.tenant,
+            tenant_name: site.tenant_name.clone(),
+            site: site.site,
+            site_name: site.site_name.clone(),
+            hostname: host.into(),
+            os: "linux".into(),
+            version: "1.0.0".into(),
+            last_seen_ms: None,
+            online: false,
+            outbox_depth: 0,
+            acked_seq: 0,
+            revoked: false,
+            cert_not_after_ms: 0,
+            instance_id: String::new(),
+            instance_conflict: None,
+            seq_conflicts: 0,
+        }
+    }
+}
+
 impl AgentRow {
     /// What the console and `agent list` say about an instance conflict.
     pub fn conflict_note(&self) -> Option<String> {

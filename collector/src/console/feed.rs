@@ -264,6 +264,7 @@ mod tests {
     use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
 
     use super::*;
+    use crate::console::test_support::until;
     use crate::store::AgentScope;
 
     /// Short, in real time: the paused clock needs tokio's `test-util`
@@ -292,16 +293,6 @@ mod tests {
             }
         });
         (task, seen)
-    }
-
-    async fn until(what: &str, f: impl Fn() -> bool) {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while !f() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
     }
 
     /// Reads a feed may make in `elapsed`: one at once, then one per interval.

@@ -118,17 +118,7 @@ mod tests {
     use futures::stream::FuturesUnordered;
 
     use super::*;
-
-    /// Waits (in real time: the jobs run on other threads) until `f` holds.
-    async fn until(what: &str, f: impl Fn() -> bool) {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while !f() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
-    }
+    use crate::console::test_support::until;
 
     #[tokio::test]
     async fn runs_at_most_workers_at_once_and_refuses_beyond_the_queue() {

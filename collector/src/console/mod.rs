@@ -22,6 +22,8 @@ mod session;
 mod state;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::time::Duration;

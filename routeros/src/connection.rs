@@ -1,0 +1,131 @@
+//! Whole sentences over a byte stream (TCP or TLS), either side of the wire.
+//!
+//! Reads are buffered; the buffer never holds more than one sentence's worth of
+//! bytes beyond what the frame limits allow ([`frame::MAX_WORD`] per word), so a
+//! peer cannot make us buffer without bound. An incomplete sentence is a normal
+//! state: we read more. End of stream between sentences is a clean close; in the
+//! middle of one it is an error.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::frame::{self, FrameError};
+
+/// Most bytes one sentence may take on the wire.
+pub const MAX_SENTENCE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why a connection cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The peer sent bytes that are not RouterOS API framing.
+    #[error("malformed RouterOS API framing: {0}")]
+    Frame(#[from] FrameError),
+    /// A sentence larger than [`MAX_SENTENCE_BYTES`].
+    #[error("sentence exceeds {MAX_SENTENCE_BYTES} bytes")]
+    SentenceTooLarge,
+    /// The peer closed the stream in the middle of a sentence.
+    #[error("connection closed in the middle of a sentence ({0} bytes buffered)")]
+    Truncated(usize),
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A byte stream that reads and writes sentences.
+#[derive(Debug)]
+pub struct Connection<S> {
+    stream: S,
+    buf: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Wraps a connected stream.
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(4096),
+        }
+    }
+
+    /// The next sentence, or `None` when the peer closed cleanly between
+    /// sentences. An empty sentence (a lone empty word) comes back as an empty
+    /// list; callers decide whether that means anything.
+    pub async fn read_sentence(&mut self) -> Result<Option<Vec<Vec<u8>>>, ConnectionError> {
+        loop {
+            if let Some((words, used)) = frame::decode_sentence(&self.buf)? {
+                self.buf.advance(used);
+                return Ok(Some(words));
+            }
+            if self.buf.len() >= MAX_SENTENCE_BYTES {
+                return Err(ConnectionError::SentenceTooLarge);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ConnectionError::Truncated(self.buf.len()))
+                };
+            }
+        }
+    }
+
+    /// Writes one sentence and flushes it.
+    pub async fn write_sentence<W: AsRef<[u8]>>(&mut self, words: &[W]) -> Result<(), ConnectionError> {
+        self.stream.write_all(&frame::encode_sentence(words)).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// The underlying stream, e.g. to shut it down.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Splits off the stream, dropping any buffered bytes.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sentences_cross_a_duplex_pipe_in_small_pieces() {
+        let (a, mut b) = tokio::io::duplex(3);
+        let mut conn = Connection::new(a);
+        let writer = tokio::spawn(async move {
+            let mut bytes = frame::encode_sentence(&["!re", "=name=ether1", ".tag=1"]);
+            bytes.extend(frame::encode_sentence(&["!done", ".tag=1"]));
+            b.write_all(&bytes).await.expect("write");
+        });
+        let first = conn.read_sentence().await.expect("read").expect("first");
+        assert_eq!(first[1], b"=name=ether1");
+        let second = conn.read_sentence().await.expect("read").expect("second");
+        assert_eq!(second[0], b"!done");
+        writer.await.expect("writer");
+        assert!(conn.read_sentence().await.expect("clean close").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_close_in_the_middle_of_a_sentence_is_an_error() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut conn = Connection::new(a);
+        b.write_all(&[3, b'!', b'r']).await.expect("write");
+        drop(b);
+        assert!(matches!(conn.read_sentence().await, Err(ConnectionError::Truncated(3))));
+    }
+
+    #[tokio::test]
+    async fn control_bytes_are_refused() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut conn = Connection::new(a);
+        b.write_all(&[0xF8, 0, 0]).await.expect("write");
+        assert!(matches!(
+            conn.read_sentence().await,
+            Err(ConnectionError::Frame(FrameError::ControlByte(0xF8)))
+        ));
+    }
+}

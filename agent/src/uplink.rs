@@ -343,6 +343,9 @@ impl Uplink {
                             tracing::info!("collector asked for certificate renewal");
                             self.signals.renew_now.notify_one();
                         }
+                        Some(command::Kind::AssignDevices(_) | command::Kind::WatchTraffic(_) | command::Kind::BackupNow(_)) => {
+                            tracing::warn!(command_id = %cmd.command_id, "device commands are not handled yet");
+                        }
                         None => tracing::warn!(command_id = %cmd.command_id, "unknown command ignored"),
                     },
                     Some(_) => tracing::debug!("unexpected message from the collector ignored"),

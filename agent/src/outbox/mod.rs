@@ -435,6 +435,18 @@ fn ack_in(txn: &WriteTransaction, seq: u64) -> Result<Outcome<u64>, OutboxError>
 fn kind_of(body: &Body) -> Kind {
     match body {
         observation::Body::Metric(_) => Kind::Metric,
+        // A poll that carries only samples may be thinned like metrics; one
+        // that carries a changed section (addresses, neighbours, ...) may not,
+        // as the agent sends each change once.
+        observation::Body::DevicePoll(p)
+            if p.system.is_none()
+                && p.addresses.is_none()
+                && p.neighbors.is_none()
+                && p.wireless_clients.is_none()
+                && p.dhcp_leases.is_none() =>
+        {
+            Kind::Metric
+        }
         _ => Kind::Other,
     }
 }

@@ -82,8 +82,9 @@ pub fn validate_batch(scope: &AgentScope, batch: Batch) -> Result<Validated, Bat
                     .host_facts
                     .push(host_facts_row(seq_i64, obs.observed_at_ms, f))
             }
-            // validate_one refuses a missing body.
-            None => {}
+            // validate_one refuses a missing body and device reports (until
+            // their store lands).
+            _ => {}
         }
     }
     Ok(out)
@@ -154,6 +155,12 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
             }
             Ok(())
         }
+        Some(
+            observation::Body::DeviceStatus(_)
+            | observation::Body::DevicePoll(_)
+            | observation::Body::DeviceLog(_)
+            | observation::Body::ConfigBackup(_),
+        ) => Err("device reports are not stored by this collector version".into()),
     }
 }
 

@@ -278,6 +278,12 @@ impl Session {
                     tracing::warn!(agent = %self.scope.agent(), "duplicate Hello ignored");
                     continue;
                 }
+                Ok(Some(AgentMessage {
+                    kind: Some(agent_message::Kind::LiveTraffic(_)),
+                })) => {
+                    tracing::debug!(agent = %self.scope.agent(), "live traffic nobody asked for ignored");
+                    continue;
+                }
                 Ok(Some(AgentMessage { kind: None })) => {
                     tracing::warn!(agent = %self.scope.agent(), "empty message ignored");
                     continue;

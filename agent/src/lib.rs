@@ -18,6 +18,7 @@ pub mod enroll;
 pub mod host_facts;
 pub mod outbox;
 pub mod renew;
+pub mod routeros;
 pub mod signals;
 pub mod uplink;
 

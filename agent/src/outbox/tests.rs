@@ -49,7 +49,8 @@ fn payload(r: &Record) -> Payload {
     match &r.observation.body {
         Some(Body::Metric(m)) => (true, m.value as u64),
         Some(Body::HostFacts(f)) => (false, f.hostname.parse().unwrap_or(u64::MAX)),
-        None => (false, u64::MAX),
+        // The model writes only metrics and host facts.
+        _ => (false, u64::MAX),
     }
 }
 

@@ -41,7 +41,10 @@ pub fn header_version(line: &str) -> Option<&str> {
 }
 
 fn is_time(s: &str) -> bool {
-    s.len() == 8 && s.split(':').count() == 3 && s.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    s.len() == 8
+        && s.split(':').count() == 3
+        && s.split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `jan/02/1970`
@@ -75,8 +78,10 @@ mod tests {
         let v6b = "# sep/22/2026 20:42:21 by RouterOS 6.49.10\n# software id = ABCD-1234\n/ip address\nadd address=192.0.2.1/24 interface=ether1\n";
         assert_eq!(normalise(v6a), normalise(v6b));
         assert!(normalise(v6a).starts_with("# by RouterOS 6.49.10\n# software id = ABCD-1234\n"));
-        let v7a = "# 2024-06-05 12:00:00 by RouterOS 7.16.2\n# model = RB5009UG+S+IN\n/system identity\nset name=core\n";
-        let v7b = "# 2026-11-24 08:15:59 by RouterOS 7.16.2\n# model = RB5009UG+S+IN\n/system identity\nset name=core\n";
+        let v7a =
+            "# 2024-06-05 12:00:00 by RouterOS 7.16.2\n# model = RB5009UG+S+IN\n/system identity\nset name=core\n";
+        let v7b =
+            "# 2026-11-24 08:15:59 by RouterOS 7.16.2\n# model = RB5009UG+S+IN\n/system identity\nset name=core\n";
         assert_eq!(normalise(v7a), normalise(v7b));
         let changed = v7b.replace("core", "edge");
         assert_ne!(normalise(v7a), normalise(&changed));

@@ -111,11 +111,15 @@ mod tests {
     use super::*;
 
     fn c(rx: u64, tx: u64) -> Counters {
-        Counters { rx_bytes: rx, tx_bytes: tx }
+        Counters {
+            rx_bytes: rx,
+            tx_bytes: tx,
+        }
     }
 
     fn poll(t: &mut RateTracker, secs: u64, uptime: u64, rx: u64, tx: u64) -> Option<(f64, f64)> {
-        t.begin(Duration::from_secs(secs), Some(uptime)).rates("ether1", c(rx, tx))
+        t.begin(Duration::from_secs(secs), Some(uptime))
+            .rates("ether1", c(rx, tx))
     }
 
     #[test]

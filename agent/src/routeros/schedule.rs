@@ -48,7 +48,9 @@ impl Breaker {
     /// A connection or login failed: how long to wait before trying again,
     /// with equal jitter (`jitter` in `[0, 1)`).
     pub fn failure(&mut self, jitter: f64) -> Duration {
-        let cap = BASE_BACKOFF.saturating_mul(2u32.saturating_pow(self.failures.min(16))).min(MAX_BACKOFF);
+        let cap = BASE_BACKOFF
+            .saturating_mul(2u32.saturating_pow(self.failures.min(16)))
+            .min(MAX_BACKOFF);
         self.failures = self.failures.saturating_add(1);
         cap / 2 + cap.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
     }

@@ -14,13 +14,11 @@ pub fn normalise(export: &str) -> String {
     let mut out = String::with_capacity(export.len());
     for (i, line) in export.lines().enumerate() {
         let line = line.trim_end_matches('\r');
-        if i < 3 {
-            if let Some(version) = header_version(line) {
-                out.push_str("# by RouterOS ");
-                out.push_str(version);
-                out.push('\n');
-                continue;
-            }
+        if let Some(version) = header_version(line).filter(|_| i < 3) {
+            out.push_str("# by RouterOS ");
+            out.push_str(version);
+            out.push('\n');
+            continue;
         }
         out.push_str(line);
         out.push('\n');

@@ -39,7 +39,7 @@ pub struct Connection<S> {
     buf: BytesMut,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+impl<S> Connection<S> {
     /// Wraps a connected stream.
     pub fn new(stream: S) -> Self {
         Self {
@@ -48,6 +48,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Takes the stream and the bytes read but not yet decoded, e.g. to split
+    /// the stream into read and write halves without losing what the peer
+    /// already sent.
+    pub fn into_parts(self) -> (S, BytesMut) {
+        (self.stream, self.buf)
+    }
+
+    /// Wraps a stream with bytes already read from it (see [`Self::into_parts`]).
+    pub fn from_parts(stream: S, buf: BytesMut) -> Self {
+        Self { stream, buf }
+    }
+
+    /// The underlying stream, e.g. to shut it down.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Splits off the stream, dropping any buffered bytes.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+impl<S: AsyncRead + Unpin> Connection<S> {
     /// The next sentence, or `None` when the peer closed cleanly between
     /// sentences. An empty sentence (a lone empty word) comes back as an empty
     /// list; callers decide whether that means anything.
@@ -69,22 +93,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
     }
+}
 
+impl<S: AsyncWrite + Unpin> Connection<S> {
     /// Writes one sentence and flushes it.
     pub async fn write_sentence<W: AsRef<[u8]>>(&mut self, words: &[W]) -> Result<(), ConnectionError> {
         self.stream.write_all(&frame::encode_sentence(words)).await?;
         self.stream.flush().await?;
         Ok(())
-    }
-
-    /// The underlying stream, e.g. to shut it down.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.stream
-    }
-
-    /// Splits off the stream, dropping any buffered bytes.
-    pub fn into_inner(self) -> S {
-        self.stream
     }
 }
 

@@ -45,9 +45,17 @@ pub struct AgentConfig {
     /// load tests and benchmarks. 0 (the default) turns them off.
     #[serde(default)]
     pub synthetic_metrics_per_sec: u64,
+    /// RouterOS devices talked to at once (connecting or polling); the rest
+    /// wait their turn. Default 256.
+    #[serde(default = "defaults::routeros_concurrency")]
+    pub routeros_concurrency: usize,
 }
 
 mod defaults {
+    pub(super) fn routeros_concurrency() -> usize {
+        256
+    }
+
     pub(super) fn host_facts_interval_secs() -> u64 {
         60
     }
@@ -116,6 +124,7 @@ impl AgentConfig {
             outbox_min_free_mb: defaults::outbox_min_free_mb(),
             outbox_reopen_attempts: defaults::outbox_reopen_attempts(),
             synthetic_metrics_per_sec: 0,
+            routeros_concurrency: defaults::routeros_concurrency(),
         }
     }
 
@@ -171,6 +180,9 @@ impl AgentConfig {
         }
         if config.outbox_min_free_mb > 1 << 30 {
             return Err(bad("outbox_min_free_mb must be at most 1073741824 (1 PiB)".into()));
+        }
+        if !(1..=65_536).contains(&config.routeros_concurrency) {
+            return Err(bad("routeros_concurrency must be 1 to 65536".into()));
         }
         if config.synthetic_metrics_per_sec > 1_000_000 {
             return Err(bad("synthetic_metrics_per_sec must be at most 1000000".into()));

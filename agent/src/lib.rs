@@ -159,6 +159,11 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
             stop.clone(),
         ))
     });
+    let (sink, sink_task) = routeros::sink::start(outbox.clone(), signals.clone(), stop.clone());
+    let (live_tx, live_rx) = tokio::sync::mpsc::channel(routeros::live::QUEUE);
+    let (fleet_tx, fleet_rx) = tokio::sync::mpsc::channel(64);
+    let fleet = routeros::fleet::Fleet::new(sink, live_tx, config.routeros_concurrency, stop.clone());
+    let fleet = tokio::spawn(fleet.run(fleet_rx));
     let uplink = Uplink {
         addr: addr.clone(),
         tls: tls_rx,
@@ -169,6 +174,8 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         max_backoff: Duration::from_secs(config.max_backoff_secs),
         instance_id: outbox.instance_id(),
         data_dir: data_dir.to_owned(),
+        fleet: fleet_tx,
+        live: tokio::sync::Mutex::new(live_rx),
     };
     let uplink = tokio::spawn(uplink.run(stop.clone()));
     let renewer = renew::Renewer {
@@ -186,7 +193,7 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         () = outbox_failed.cancelled() => {}
     }
     stop.cancel();
-    let _ = tokio::join!(facts, uplink, renewer);
+    let _ = tokio::join!(facts, uplink, renewer, fleet, sink_task);
     if let Some(task) = synthetic {
         let _ = task.await;
     }

@@ -49,6 +49,25 @@ enum Command {
         #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
         data_dir: PathBuf,
     },
+    /// Check a RouterOS device and its credentials: log in over the API and
+    /// print identity, version, board, uptime, CPU and memory. The password
+    /// comes from OUTPOST_ROS_PASSWORD, or a prompt.
+    ProbeRouteros {
+        /// The router's address (IP or name).
+        address: String,
+        /// API user name.
+        #[arg(long)]
+        user: String,
+        /// Use API-SSL (8729) instead of the plain API (8728).
+        #[arg(long)]
+        tls: bool,
+        /// API port, when not the default for --tls.
+        #[arg(long)]
+        port: Option<u16>,
+        /// With --tls: accept only this certificate (SHA-256, hex).
+        #[arg(long, requires = "tls")]
+        pin: Option<outpost_routeros::Fingerprint>,
+    },
     /// Append synthetic metric samples to the outbox (load tests, benchmarks).
     Synth {
         /// Data directory.
@@ -152,6 +171,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::ProbeRouteros {
+            address,
+            user,
+            tls,
+            port,
+            pin,
+        } => {
+            let password = ros_password()?;
+            match outpost_agent::routeros::probe::probe(&address, port, tls, pin, &user, &password).await {
+                Ok(report) => {
+                    print!("{report}");
+                    Ok(())
+                }
+                Err(error) => bail!("{address}: {error}"),
+            }
+        }
         Command::Synth { data_dir, count } => {
             let stored = outpost_agent::synthesize(&data_dir, count)?;
             println!("Appended {stored} synthetic metric samples to the outbox.");
@@ -161,6 +196,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 count - stored
             );
             Ok(())
+        }
+    }
+}
+
+/// The RouterOS password: OUTPOST_ROS_PASSWORD, else a prompt (not echoed).
+fn ros_password() -> anyhow::Result<String> {
+    match std::env::var("OUTPOST_ROS_PASSWORD") {
+        Ok(p) => Ok(p),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("OUTPOST_ROS_PASSWORD is not valid UTF-8"),
+        Err(std::env::VarError::NotPresent) => {
+            use std::io::IsTerminal as _;
+            if !std::io::stdin().is_terminal() {
+                bail!("no password: set OUTPOST_ROS_PASSWORD (standard input is not a terminal to prompt on)");
+            }
+            rpassword::prompt_password("RouterOS password: ").context("reading the password")
         }
     }
 }

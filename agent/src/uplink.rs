@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dial::{self, CollectorAddr};
 use crate::outbox::{Outbox, OutboxError, blocking};
+use crate::routeros::fleet::FleetCommand;
 use crate::signals::Signals;
 
 /// How long the collector has to answer `Hello`.
@@ -97,6 +98,10 @@ pub struct Uplink {
     pub instance_id: String,
     /// The data directory, named in recovery instructions.
     pub data_dir: std::path::PathBuf,
+    /// Device commands from the collector go to the fleet.
+    pub fleet: mpsc::Sender<FleetCommand>,
+    /// Live traffic from the fleet, sent outside the outbox.
+    pub live: tokio::sync::Mutex<mpsc::Receiver<outpost_proto::agent_v1::LiveTraffic>>,
 }
 
 /// A refusal that retrying soon will not cure: the operator has to act.
@@ -187,6 +192,12 @@ impl Uplink {
         }
     }
 
+    async fn to_fleet(&self, command: FleetCommand) {
+        if self.fleet.send(command).await.is_err() {
+            tracing::debug!("device command after the fleet stopped ignored");
+        }
+    }
+
     fn report_stuck(&self, why: &Stuck, error: &UplinkError, not_after: i64) {
         let reenroll = format!(
             "outpost-agent enroll --collector {} --token-file TOKEN_FILE --data-dir {}",
@@ -236,7 +247,7 @@ impl Uplink {
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
             agent_version: crate::VERSION.to_owned(),
-            capabilities: vec!["host-facts".into(), "metrics".into()],
+            capabilities: vec!["host-facts".into(), "metrics".into(), "routeros".into()],
             first_unacked_seq: first_unacked,
             outbox_depth: depth,
             instance_id: self.instance_id.clone(),
@@ -292,6 +303,9 @@ impl Uplink {
         );
         self.signals.host_facts_now.notify_one();
 
+        let mut live = self.live.lock().await;
+        // Samples queued while disconnected are stale.
+        while live.try_recv().is_ok() {}
         let mut sent_through = acked;
         // (last seq, records) of each unacknowledged batch.
         let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
@@ -343,15 +357,19 @@ impl Uplink {
                             tracing::info!("collector asked for certificate renewal");
                             self.signals.renew_now.notify_one();
                         }
-                        Some(command::Kind::AssignDevices(_) | command::Kind::WatchTraffic(_) | command::Kind::BackupNow(_)) => {
-                            tracing::warn!(command_id = %cmd.command_id, "device commands are not handled yet");
-                        }
+                        Some(command::Kind::AssignDevices(a)) => self.to_fleet(FleetCommand::Assign(a)).await,
+                        Some(command::Kind::WatchTraffic(w)) => self.to_fleet(FleetCommand::Watch(w)).await,
+                        Some(command::Kind::BackupNow(b)) => self.to_fleet(FleetCommand::Backup(b)).await,
                         None => tracing::warn!(command_id = %cmd.command_id, "unknown command ignored"),
                     },
                     Some(_) => tracing::debug!("unexpected message from the collector ignored"),
                     None => return Ok(()),
                 },
                 () = self.signals.new_data.notified(), if window_open => {}
+                Some(traffic) = live.recv() => {
+                    // Live samples are worth nothing late: dropped when the stream is busy.
+                    let _ = tx.try_send(AgentMessage { kind: Some(agent_message::Kind::LiveTraffic(traffic)) });
+                }
                 () = shutdown.cancelled() => return Ok(()),
             }
         }

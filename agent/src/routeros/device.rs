@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use outpost_proto::agent_v1::observation::Body;
 use outpost_proto::agent_v1::{DeviceState, DeviceStatus, ManagedDevice};
-use outpost_routeros::{Client, ClientConfig, Error, ErrorKind, Fingerprint, Transport};
+use outpost_routeros::{Client, ClientConfig, Error, ErrorKind, Fingerprint};
 use rand::Rng as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -51,9 +51,17 @@ struct Reported {
 /// The client settings for `device`, with the pin learnt this run if the
 /// collector has none yet.
 pub fn client_config(device: &ManagedDevice, learnt_pin: Option<Fingerprint>) -> ClientConfig {
-    let pin = <[u8; 32]>::try_from(device.api_tls_pin_sha256.as_slice()).ok().map(Fingerprint::from).or(learnt_pin);
+    let pin = <[u8; 32]>::try_from(device.api_tls_pin_sha256.as_slice())
+        .ok()
+        .map(Fingerprint::from)
+        .or(learnt_pin);
     let mut cfg = if device.api_tls {
-        ClientConfig::tls(device.address.clone(), device.username.clone(), device.password.clone(), pin)
+        ClientConfig::tls(
+            device.address.clone(),
+            device.username.clone(),
+            device.password.clone(),
+            pin,
+        )
     } else {
         ClientConfig::plain(device.address.clone(), device.username.clone(), device.password.clone())
     };
@@ -122,7 +130,8 @@ impl DeviceTask {
                             Error::PinMismatch { presented, .. } => presented.as_bytes().to_vec(),
                             _ => Vec::new(),
                         };
-                        self.report(&mut reported, state_of(&error), error.to_string(), presented).await;
+                        self.report(&mut reported, state_of(&error), error.to_string(), presented)
+                            .await;
                         let delay = breaker.failure(rand::thread_rng().r#gen());
                         tracing::debug!(device = %self.device.device_id, %error, delay_ms = delay.as_millis() as u64, "device connection failed");
                         next = tokio::time::Instant::now() + delay;
@@ -139,13 +148,15 @@ impl DeviceTask {
                 Ok(reports) => {
                     breaker.success();
                     let fingerprint = learnt_pin.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
-                    self.report(&mut reported, DeviceState::Up, String::new(), fingerprint).await;
+                    self.report(&mut reported, DeviceState::Up, String::new(), fingerprint)
+                        .await;
                     let at = crate::now_ms();
                     for body in reports {
                         if !self.sink.send(at, body).await {
                             return;
                         }
                     }
+                    live.known_interfaces.clone_from(&state.interfaces);
                     live.resume(client.as_ref(), &self.device.device_id, &self.live).await;
                     next += interval;
                     let now = tokio::time::Instant::now();
@@ -159,7 +170,8 @@ impl DeviceTask {
                 }
                 Err(error) => {
                     tracing::debug!(device = %self.device.device_id, %error, "poll failed");
-                    self.report(&mut reported, state_of(&error), error.to_string(), Vec::new()).await;
+                    self.report(&mut reported, state_of(&error), error.to_string(), Vec::new())
+                        .await;
                     if let Some(c) = client.take() {
                         c.close();
                     }
@@ -174,7 +186,11 @@ impl DeviceTask {
     }
 
     async fn report(&self, last: &mut Option<Reported>, state: DeviceState, reason: String, fingerprint: Vec<u8>) {
-        let now = Reported { state: state as i32, reason, fingerprint };
+        let now = Reported {
+            state: state as i32,
+            reason,
+            fingerprint,
+        };
         if last.as_ref() == Some(&now) {
             return;
         }
@@ -198,6 +214,7 @@ impl DeviceTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outpost_routeros::Transport;
 
     #[test]
     fn the_collectors_pin_wins_over_one_learnt_and_ports_default() {
@@ -217,7 +234,12 @@ mod tests {
         d.api_port = 18729;
         let cfg = client_config(&d, Some(learnt));
         assert_eq!(cfg.port, 18729);
-        assert_eq!(cfg.transport, Transport::Tls { pin: Some(Fingerprint::from([9u8; 32])) });
+        assert_eq!(
+            cfg.transport,
+            Transport::Tls {
+                pin: Some(Fingerprint::from([9u8; 32]))
+            }
+        );
         d.api_tls = false;
         d.api_port = 0;
         assert_eq!(client_config(&d, None).port, 8728);

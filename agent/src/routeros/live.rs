@@ -52,8 +52,14 @@ impl Live {
         if self.running.as_ref().is_some_and(|t| !t.is_cancelled()) {
             return;
         }
-        let (Some(wanted), Some(client)) = (&self.wanted, client) else { return };
-        let interfaces = if wanted.is_empty() { self.known_interfaces.clone() } else { wanted.clone() };
+        let (Some(wanted), Some(client)) = (&self.wanted, client) else {
+            return;
+        };
+        let interfaces = if wanted.is_empty() {
+            self.known_interfaces.clone()
+        } else {
+            wanted.clone()
+        };
         if interfaces.is_empty() {
             return;
         }
@@ -90,7 +96,13 @@ impl Live {
                     // An interface stopped reporting: send the round as it is.
                     emit(&mut round, &device_id, &out);
                 }
-                round.insert(name, (sample.rx_bits_per_second.unwrap_or(0) as f64, sample.tx_bits_per_second.unwrap_or(0) as f64));
+                round.insert(
+                    name,
+                    (
+                        sample.rx_bits_per_second.unwrap_or(0) as f64,
+                        sample.tx_bits_per_second.unwrap_or(0) as f64,
+                    ),
+                );
                 if round.len() >= expected {
                     emit(&mut round, &device_id, &out);
                 }
@@ -115,7 +127,11 @@ fn emit(round: &mut BTreeMap<String, (f64, f64)>, device_id: &str, out: &LiveSen
         at_ms: crate::now_ms(),
         interfaces: std::mem::take(round)
             .into_iter()
-            .map(|(name, (rx, tx))| LiveInterfaceRate { name, rx_bits_per_sec: rx, tx_bits_per_sec: tx })
+            .map(|(name, (rx, tx))| LiveInterfaceRate {
+                name,
+                rx_bits_per_sec: rx,
+                tx_bits_per_sec: tx,
+            })
             .collect(),
     };
     if out.try_send(message).is_err() {

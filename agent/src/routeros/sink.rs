@@ -45,7 +45,11 @@ impl ReportSink {
 
 /// Starts the writer; it stops when `stop` is cancelled, after writing what
 /// it already holds.
-pub fn start(outbox: Arc<Outbox>, signals: Arc<Signals>, stop: CancellationToken) -> (ReportSink, tokio::task::JoinHandle<()>) {
+pub fn start(
+    outbox: Arc<Outbox>,
+    signals: Arc<Signals>,
+    stop: CancellationToken,
+) -> (ReportSink, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<(i64, Body)>(QUEUE);
     let task = tokio::spawn(async move {
         loop {

@@ -286,8 +286,10 @@ impl ReplyStream {
         match self.rx.recv().await {
             Some(Event::Row(row)) => Some(Ok(row)),
             Some(Event::Trap { message, category }) => {
+                // The router ends a trapped command itself (`!done` follows):
+                // stop routing it without sending a `/cancel`.
                 self.finished = true;
-                self.session.cancel(self.tag);
+                self.session.forget(self.tag);
                 Some(Err(Error::Trap {
                     command: self.command.clone(),
                     message,

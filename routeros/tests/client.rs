@@ -356,3 +356,56 @@ async fn closing_ends_open_streams() {
     assert!(matches!(end, Err(Error::Closed)), "{end:?}");
     assert!(stream.next().await.is_none());
 }
+
+#[tokio::test]
+async fn a_stream_nobody_reads_is_cancelled_not_buffered() {
+    let (client, mut peer) = pair().await;
+    let mut stream = client.stream(&Command::new("/interface/listen")).await.expect("start");
+    let (_, tag) = peer.read_command().await;
+    let n = tag.trim_start_matches(".tag=").to_owned();
+    let router = tokio::spawn(async move {
+        for i in 0..1000 {
+            peer.send(&["!re", &format!("=name=if{i}"), &tag]).await;
+        }
+        assert_eq!(peer.read().await, ["/cancel", &format!("=tag={n}")]);
+        peer
+    });
+    let mut peer = router.await.expect("router task");
+    let mut rows = 0;
+    let end = loop {
+        match stream.next().await.expect("rows, then an error") {
+            Ok(_) => rows += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(&end, Error::Overrun { command } if command == "/interface/listen"),
+        "{end:?}"
+    );
+    assert!((1..1000).contains(&rows), "{rows} rows kept");
+    // The session itself is fine.
+    let next = tokio::spawn(async move {
+        let (_, tag) = peer.read_command().await;
+        peer.send(&["!done", &tag]).await;
+    });
+    assert_eq!(
+        client.run(&Command::new("/system/identity/print")).await.expect("ok"),
+        []
+    );
+    next.await.expect("router task");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_router_that_never_answers_the_login_times_out() {
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let router = tokio::spawn(async move {
+        let mut peer = Peer::new(theirs);
+        peer.read().await;
+        // Stay silent, holding the connection open.
+        std::future::pending::<()>().await;
+    });
+    let err = Client::over_stream(ours, &config()).await.expect_err("silent router");
+    assert!(matches!(&err, Error::Timeout { what } if what == "login"), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Unreachable);
+    router.abort();
+}

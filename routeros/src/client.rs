@@ -14,6 +14,7 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -154,7 +155,18 @@ impl Client {
                 .map_err(|_| Error::Timeout {
                     what: format!("connect to {addr}"),
                 })??;
-        let mut conn = Connection::new(stream);
+        let (client, login) = Self::over_stream(stream, &cfg).await?;
+        Ok((client, SessionInfo { tls_fingerprint, login }))
+    }
+
+    /// Logs in over an already connected byte stream (e.g. an in-memory pipe
+    /// to a simulator) and starts the session; `host`, `port`, `transport`
+    /// and `connect_timeout` of `cfg` are not used.
+    pub async fn over_stream<S>(stream: S, cfg: &ClientConfig) -> Result<(Client, LoginKind), Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let mut conn = Connection::new(Box::new(stream) as Box<dyn Io>);
         let login = tokio::time::timeout(cfg.command_timeout, login::login(&mut conn, &cfg.user, &cfg.password))
             .await
             .map_err(|_| Error::Timeout { what: "login".into() })??;
@@ -162,7 +174,7 @@ impl Client {
             session: Session::start(conn),
             command_timeout: cfg.command_timeout,
         };
-        Ok((client, SessionInfo { tls_fingerprint, login }))
+        Ok((client, login))
     }
 
     /// Runs a command to completion: its `!re` rows, in order.
@@ -274,8 +286,10 @@ impl ReplyStream {
         match self.rx.recv().await {
             Some(Event::Row(row)) => Some(Ok(row)),
             Some(Event::Trap { message, category }) => {
+                // The router ends a trapped command itself (`!done` follows):
+                // stop routing it without sending a `/cancel`.
                 self.finished = true;
-                self.session.cancel(self.tag);
+                self.session.forget(self.tag);
                 Some(Err(Error::Trap {
                     command: self.command.clone(),
                     message,

@@ -23,6 +23,20 @@
 //! - TLS trusts a router by its certificate's SHA-256 fingerprint (first use,
 //!   then pinned), never by a certificate chain (see [`tls`]).
 //!
+//! ```no_run
+//! use outpost_routeros::{Client, ClientConfig, command};
+//!
+//! # async fn poll() -> Result<(), outpost_routeros::Error> {
+//! let cfg = ClientConfig::tls("192.0.2.1", "monitor", "secret", None);
+//! let (client, info) = Client::connect(cfg).await?;
+//! // First use: store `info.tls_fingerprint` and pass it as the pin next time.
+//! let resource = command::resource::fetch(&client).await?;
+//! let interfaces = command::interfaces::fetch(&client).await?;
+//! # let _ = (info, resource, interfaces);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Nothing here depends on the agent's runtime, so the simulator can use it
 //! without depending on the agent.
 #![forbid(unsafe_code)]

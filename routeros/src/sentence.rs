@@ -50,6 +50,7 @@ impl Command {
 
     /// The command's path.
     pub fn path(&self) -> &str {
+        // `new` always pushes the path first and nothing removes words.
         &self.words[0]
     }
 

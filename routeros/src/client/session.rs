@@ -51,7 +51,7 @@ pub(crate) enum Mode {
     Stream,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     tx: mpsc::Sender<Event>,
     mode: Mode,
@@ -193,16 +193,11 @@ impl Session {
         let done = matches!(event, Event::Done);
         let target = {
             let mut table = self.table();
-            let entry = if done {
+            if done {
                 table.pending.remove(&tag)
             } else {
-                table.pending.get(&tag).map(|e| Entry {
-                    tx: e.tx.clone(),
-                    mode: e.mode,
-                    command: e.command.clone(),
-                })
-            };
-            entry
+                table.pending.get(&tag).cloned()
+            }
         };
         let Some(entry) = target else {
             tracing::debug!(tag, "dropping a reply for a finished or cancelled command");

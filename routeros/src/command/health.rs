@@ -20,18 +20,44 @@ pub struct Reading {
     pub unit: Option<String>,
 }
 
-/// The command. No `.proplist`: v6 keys differ per board, so they cannot be
-/// listed in advance; health replies are a handful of short fields.
+/// v7 row fields and the v6 flat keys known from RouterBOARDs; a v6 sensor
+/// missing here is not reported, the price of never printing every property.
+const FIELDS: &[&str] = &[
+    "name",
+    "value",
+    "type",
+    "state",
+    "voltage",
+    "current",
+    "temperature",
+    "cpu-temperature",
+    "board-temperature1",
+    "board-temperature2",
+    "sfp-temperature",
+    "switch-temperature",
+    "power-consumption",
+    "fan1-speed",
+    "fan2-speed",
+    "fan3-speed",
+    "fan4-speed",
+    "psu1-voltage",
+    "psu2-voltage",
+    "psu1-state",
+    "psu2-state",
+    "poe-out-consumption",
+];
+
+/// The command.
 pub fn command() -> Command {
-    Command::new("/system/health/print")
+    Command::new("/system/health/print").proplist(FIELDS)
 }
 
 /// Readings from either reply shape.
 pub fn parse(rows: &[Attrs]) -> Vec<Reading> {
     let mut readings = Vec::new();
     for row in rows {
-        if let (Some(name), Some(raw)) = (row.get("name"), row.get("value")) {
-            readings.push(reading(name, raw, row.get("type")));
+        if let Some(name) = row.get("name") {
+            readings.push(reading(name, row.get("value").unwrap_or_default(), row.get("type")));
             continue;
         }
         for (key, raw) in row.iter() {

@@ -1,0 +1,62 @@
+//! The `outpost-sim` binary: start-up lines, refusal of non-loopback
+//! addresses, and the control port.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_outpost-sim");
+
+#[tokio::test]
+async fn prints_devices_then_ready_and_obeys_the_control_port() {
+    // Ask the OS for a free control port.
+    let control = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr");
+    let mut child = Command::new(BIN)
+        .args(["--devices", "3", "--first-ip", "127.0.95.254", "--ros", "7", "--api-port", "0"])
+        .args(["--api-ssl-port", "0", "--control", &control.to_string()])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut devices = Vec::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("start-up within 30 s")
+            .expect("read")
+            .expect("a line");
+        if line == "ready 3 devices" {
+            break;
+        }
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f[0], "device", "{line}");
+        assert!(f[2].starts_with("api=") && f[3].starts_with("api-ssl=") && f[4].starts_with("ros=7."));
+        assert!(f[5].starts_with("identity="));
+        devices.push(f[1].to_owned());
+    }
+    assert_eq!(devices, ["127.0.95.254", "127.0.96.1", "127.0.96.2"], "skips .255 and .0");
+
+    let sock = tokio::net::TcpStream::connect(control).await.expect("control");
+    let (r, mut w) = sock.into_split();
+    let mut answers = BufReader::new(r).lines();
+    w.write_all(b"slow 127.0.96.1 10\nslow 127.0.9.9 10\n").await.expect("write");
+    assert_eq!(answers.next_line().await.expect("read").as_deref(), Some("ok"));
+    let e = answers.next_line().await.expect("read").expect("line");
+    assert_eq!(e, "error no device at 127.0.9.9");
+    child.kill().await.expect("kill");
+}
+
+#[tokio::test]
+async fn refuses_addresses_outside_loopback() {
+    let out = Command::new(BIN)
+        .args(["--devices", "1", "--first-ip", "10.0.0.1"])
+        .output()
+        .await
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address"), "{err}");
+}

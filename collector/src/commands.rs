@@ -4,18 +4,19 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use outpost_certs::AgentId;
 use outpost_certs::token::EnrollmentToken;
+use outpost_store::scope::Viewer;
+use outpost_store::tenants::validate_name;
+use outpost_store::{AdminScope, Store, StoreError};
 
 use crate::cli::Location;
 use crate::data_dir::{DataDir, default_server_names};
-use crate::store::scope::Viewer;
-use crate::store::tenants::validate_name;
-use crate::store::{AdminScope, Store, StoreError};
 
 /// The console administrator created by `init`.
 pub const ADMIN_USER: &str = "admin";
 
-async fn open(location: &Location) -> Result<Store> {
-    Store::open(&location.data_dir, location.database_url.as_deref())
+/// Opens the database as the local operator, who may act for every tenant.
+async fn open(location: &Location) -> Result<(Store, AdminScope)> {
+    Store::open_as_operator(&location.data_dir, location.database_url.as_deref())
         .await
         .with_context(|| format!("opening the database for {}", location.data_dir.display()))
 }
@@ -35,11 +36,9 @@ pub async fn init(location: &Location, sans: &[String]) -> Result<String> {
     let dir = DataDir::new(&location.data_dir);
     let names = default_server_names(sans);
     let ca = dir.init(&names)?;
-    let store = open(location).await?;
+    let (store, admin) = open(location).await?;
     let password = random_password();
-    store
-        .set_admin_password(&AdminScope::verified(), ADMIN_USER, &password)
-        .await?;
+    store.set_admin_password(&admin, ADMIN_USER, &password).await?;
     store.close().await;
     println!("Initialised collector in {}", dir.root().display());
     println!("  CA fingerprint (sha256): {}", ca.fingerprint());
@@ -77,8 +76,7 @@ pub async fn token_create(location: &Location, tenant: &str, site: &str, ttl: Du
     validate_name("tenant", tenant).map_err(anyhow::Error::msg)?;
     validate_name("site", site).map_err(anyhow::Error::msg)?;
     let ca = DataDir::new(&location.data_dir).load_ca()?;
-    let store = open(location).await?;
-    let admin = AdminScope::verified();
+    let (store, admin) = open(location).await?;
     let ensured = store.ensure_site(&admin, tenant, site).await?;
     if ensured.tenant_created {
         println!("Created tenant {tenant:?} ({})", ensured.tenant);
@@ -103,7 +101,7 @@ pub async fn token_create(location: &Location, tenant: &str, site: &str, ttl: Du
 
 fn ago(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return "never".into() };
-    let secs = (crate::store::now_ms() - ms).max(0) / 1000;
+    let secs = (outpost_store::now_ms() - ms).max(0) / 1000;
     match secs {
         0..=119 => format!("{secs}s ago"),
         120..=7199 => format!("{}m ago", secs / 60),
@@ -119,8 +117,8 @@ pub async fn agent_list(location: &Location, json: bool) -> Result<()> {
         // On stderr, so `--json` output stays parseable.
         eprintln!("warning: {}", crate::data_dir::expiry_warning(dir.root(), not_after));
     }
-    let store = open(location).await?;
-    let agents = store.list_agents(&Viewer::Admin(AdminScope::verified())).await?;
+    let (store, admin) = open(location).await?;
+    let agents = store.list_agents(&Viewer::Admin(admin)).await?;
     store.close().await;
     if json {
         let rows: Vec<serde_json::Value> = agents
@@ -193,8 +191,8 @@ pub async fn agent_list(location: &Location, json: bool) -> Result<()> {
 /// `agent revoke`.
 pub async fn agent_revoke(location: &Location, id: &str) -> Result<()> {
     let agent: AgentId = id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = open(location).await?;
-    let result = store.revoke_agent(&AdminScope::verified(), agent).await;
+    let (store, admin) = open(location).await?;
+    let result = store.revoke_agent(&admin, agent).await;
     store.close().await;
     match result {
         Ok(true) => println!("Revoked agent {agent}; it is refused at the TLS handshake from now on."),
@@ -207,8 +205,8 @@ pub async fn agent_revoke(location: &Location, id: &str) -> Result<()> {
 
 /// `site delete`.
 pub async fn site_delete(location: &Location, tenant: &str, site: &str) -> Result<()> {
-    let store = open(location).await?;
-    let result = store.delete_site(&AdminScope::verified(), tenant, site).await;
+    let (store, admin) = open(location).await?;
+    let result = store.delete_site(&admin, tenant, site).await;
     store.close().await;
     match result {
         Ok((id, revoked)) => println!(
@@ -247,11 +245,9 @@ pub fn cert_renew(data_dir: &std::path::Path, sans: &[String]) -> Result<()> {
 /// `admin reset-password`.
 pub async fn admin_reset_password(location: &Location, username: &str) -> Result<String> {
     validate_name("user", username).map_err(anyhow::Error::msg)?;
-    let store = open(location).await?;
+    let (store, admin) = open(location).await?;
     let password = random_password();
-    store
-        .set_admin_password(&AdminScope::verified(), username, &password)
-        .await?;
+    store.set_admin_password(&admin, username, &password).await?;
     store.close().await;
     println!("New password for {username:?} (shown once): {password}");
     Ok(password)

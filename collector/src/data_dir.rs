@@ -160,12 +160,12 @@ pub const SERVER_CERT_WARNING: std::time::Duration = std::time::Duration::from_s
 
 /// Whether a certificate ending at `not_after` (Unix seconds) is within the warning period.
 pub fn expires_soon(not_after: i64) -> bool {
-    not_after - crate::store::now_ms() / 1000 < SERVER_CERT_WARNING.as_secs() as i64
+    not_after - outpost_store::now_ms() / 1000 < SERVER_CERT_WARNING.as_secs() as i64
 }
 
 /// The line an operator reads when the agent-port certificate ends soon.
 pub fn expiry_warning(dir: &Path, not_after: i64) -> String {
-    let days = (not_after - crate::store::now_ms() / 1000) / 86_400;
+    let days = (not_after - outpost_store::now_ms() / 1000) / 86_400;
     let when = time::OffsetDateTime::from_unix_timestamp(not_after)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

@@ -1,14 +1,14 @@
-//! The Outpost collector: agent port (mTLS gRPC), store, console.
+//! The Outpost collector: the agent port (mTLS gRPC), and the commands and
+//! `serve` that wire it to the store (`outpost-store`) and the web console
+//! (`outpost-console`).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unreachable_pub)]
 
 pub mod agent_port;
 pub mod cli;
 pub mod commands;
-pub mod console;
 pub mod data_dir;
 pub mod logging;
 #[cfg(feature = "quickstart")]
 pub mod quickstart;
 pub mod serve;
-pub mod store;

@@ -66,7 +66,7 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
             .ok()
             .map(|c| outpost_certs::Fingerprint::of_der(&c.ca));
         if trusted != Some(ca_fingerprint) {
-            let aside = root.join(format!("agent.old-{}", crate::store::now_ms()));
+            let aside = root.join(format!("agent.old-{}", outpost_store::now_ms()));
             std::fs::rename(&agent_dir, &aside)
                 .with_context(|| format!("moving the stale agent directory to {}", aside.display()))?;
             println!(

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use outpost_certs::RevokedAgents;
+use outpost_console::ConsoleState;
+use outpost_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_port::{self, AgentPortService};
-use crate::console::{self, ConsoleState};
 use crate::data_dir::DataDir;
-use crate::store::Store;
 
 /// How often the revocation list is reloaded from the database, so a
 /// `agent revoke` from another process (or another collector sharing
@@ -60,14 +60,14 @@ pub async fn serve(
         outpost_certs::tls::ServerCertificate::new(ca.cert_der(), chain, key)
             .context("checking the agent-port server certificate")?,
     );
-    let store = Store::open(opts.data_dir.root(), opts.database_url.as_deref())
+    let (store, admin) = Store::open_as_operator(opts.data_dir.root(), opts.database_url.as_deref())
         .await
         .context("opening the database")?;
     tracing::info!(engine = store.engine(), "database ready");
     if let Some(warning) = opts
         .database_url
         .as_deref()
-        .and_then(crate::store::postgres_tls_warning)
+        .and_then(outpost_store::postgres_tls_warning)
     {
         tracing::warn!("{warning}");
     }
@@ -130,9 +130,9 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
-    let console_state = ConsoleState::new(store.clone(), opts.secure_cookies);
-    console::spawn_maintenance(&console_state, shutdown.clone());
-    let app = console::router(console_state);
+    let console_state = ConsoleState::new(store.clone(), admin, opts.secure_cookies);
+    outpost_console::spawn_maintenance(&console_state, shutdown.clone());
+    let app = outpost_console::router(console_state);
     let console_shutdown = shutdown.clone();
     let console_task = tokio::spawn(async move {
         axum::serve(

@@ -2,7 +2,7 @@
 //! fuzzed batches are validated against. It is fixed so that seeds can carry a
 //! `Source` claim that matches it and so reach the code past the claim checks.
 use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
-use outpost_collector::store::AgentScope;
+use outpost_store::AgentScope;
 
 /// The tenant of [`scope`].
 pub const TENANT: &str = "6f0c2a4e-1b3d-4c5e-8f70-9a1b2c3d4e5f";

@@ -9,11 +9,11 @@ use outpost_certs::AgentCertificate;
 use outpost_certs::ca::{Validity, certificate_public_key, csr_public_key};
 use outpost_certs::token::EnrollmentToken;
 use outpost_proto::agent_v1::{EnrollRequest, EnrollResponse};
+use outpost_store::tokens::{EnrollAsk, EnrollError};
 use sha2::{Digest as _, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::shared::{AgentPortService, check_version, peer, store_status, truncate};
-use crate::store::tokens::{EnrollAsk, EnrollError};
 
 /// `Enroll`: the only call allowed without a client certificate.
 pub(super) async fn enroll(

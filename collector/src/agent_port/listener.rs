@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use outpost_certs::AgentCertificate;
+use outpost_store::AgentScope;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -30,7 +31,6 @@ use super::anonymous::{Activity, Lifetimes};
 use super::connections::{ConnHandle, Connections, Registration};
 use super::flood_log::{Event, FloodLog, HandshakeFailure};
 use super::source::Source;
-use crate::store::AgentScope;
 
 /// A TLS handshake must finish within this time. TLS 1.3 needs one round
 /// trip and the client certificate, so this leaves room for a slow satellite
@@ -229,7 +229,7 @@ pub(crate) fn accept_loop(
                     None => None,
                     Some(der) => match AgentCertificate::parse(der) {
                         Ok(cert) => Some(VerifiedAgent {
-                            scope: AgentScope::verified(cert.identity),
+                            scope: AgentScope::from_certificate(&cert),
                             serial: cert.serial,
                             not_after: cert.not_after,
                         }),

@@ -1,7 +1,7 @@
 //! The agent port: mutual-TLS gRPC for enrollment, renewal and the uplink stream.
 //!
 //! TLS is terminated here (not by tonic) so the verified client certificate can
-//! be turned into an [`AgentScope`](crate::store::AgentScope) once, per
+//! be turned into an [`AgentScope`](outpost_store::AgentScope) once, per
 //! connection, and handed to every request as [`listener::PeerInfo`].
 mod admission;
 mod anonymous;

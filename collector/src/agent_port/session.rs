@@ -7,6 +7,8 @@ use std::time::Duration;
 use outpost_proto::agent_v1::{
     Ack, AgentMessage, CollectorMessage, Command, Empty, Welcome, agent_message, collector_message, command,
 };
+use outpost_store::agents::{ConnectRefused, Connecting};
+use outpost_store::{AgentScope, now_ms};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -15,8 +17,6 @@ use super::connections::ConnHandle;
 use super::live::Ticket;
 use super::shared::{AgentPortService, CLOSE_DELAY, authenticated, check_version, peer, store_status, truncate};
 use super::validate::validate_batch;
-use crate::store::agents::{ConnectRefused, Connecting};
-use crate::store::{AgentScope, now_ms};
 
 /// How long an agent has to send its Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use outpost_certs::RevokedAgents;
 use outpost_certs::ca::CertificateAuthority;
 use outpost_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use outpost_store::{Store, StoreError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
@@ -15,7 +16,6 @@ use tonic::{Request, Status};
 use super::connections::Connections;
 use super::listener::{PeerInfo, VerifiedAgent};
 use super::live::LiveSessions;
-use crate::store::{Store, StoreError};
 
 /// How long a connection the collector is about to close stays open for the
 /// last status of its stream (closing at once could cut it short).

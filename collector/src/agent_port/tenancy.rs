@@ -6,7 +6,7 @@
 //! because it is either a bug or an attempt to write into someone else's data.
 use outpost_proto::agent_v1::Source;
 
-use crate::store::AgentScope;
+use outpost_store::AgentScope;
 
 /// Checks an observation's `Source` claim against the certificate's scope.
 /// Empty fields claim nothing.
@@ -34,16 +34,21 @@ pub fn check_source(scope: &AgentScope, source: &Source) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
+    use outpost_certs::{AgentCertificate, AgentId, AgentIdentity, SiteId, TenantId};
 
     use super::*;
 
     #[test]
     fn claims_must_match_the_certificate() {
-        let scope = AgentScope::verified(AgentIdentity {
-            tenant: TenantId::random(),
-            site: SiteId::random(),
-            agent: AgentId::random(),
+        let scope = AgentScope::from_certificate(&AgentCertificate {
+            identity: AgentIdentity {
+                tenant: TenantId::random(),
+                site: SiteId::random(),
+                agent: AgentId::random(),
+            },
+            serial: String::new(),
+            not_before: 0,
+            not_after: 0,
         });
         assert!(check_source(&scope, &Source::default()).is_ok());
         let own = Source {

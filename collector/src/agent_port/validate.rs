@@ -9,8 +9,8 @@ use outpost_proto::agent_v1::{Batch, HostFacts, Observation, Rejection, observat
 use outpost_proto::{MAX_BATCH_OBSERVATIONS, MAX_OBSERVATION_BYTES};
 use prost::Message as _;
 
-use crate::store::AgentScope;
-use crate::store::ingest::{HostFactsRow, IngestBatch, MetricRow};
+use outpost_store::AgentScope;
+use outpost_store::ingest::{HostFactsRow, IngestBatch, MetricRow};
 
 const MAX_NAME: usize = 256;
 const MAX_ADDRESSES: usize = 256;
@@ -167,14 +167,19 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
+    use outpost_certs::{AgentCertificate, AgentId, AgentIdentity, SiteId, TenantId};
     use outpost_proto::agent_v1::{MetricSample, Source};
 
     fn scope() -> AgentScope {
-        AgentScope::verified(AgentIdentity {
-            tenant: TenantId::random(),
-            site: SiteId::random(),
-            agent: AgentId::random(),
+        AgentScope::from_certificate(&AgentCertificate {
+            identity: AgentIdentity {
+                tenant: TenantId::random(),
+                site: SiteId::random(),
+                agent: AgentId::random(),
+            },
+            serial: String::new(),
+            not_before: 0,
+            not_after: 0,
         })
     }
 

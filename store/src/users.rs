@@ -259,11 +259,13 @@ impl Store {
     }
 }
 
-/// Test helpers: tests outside the store cannot reach the pool.
-#[cfg(test)]
+/// Test helpers: tests outside the store cannot reach the pool. Other crates'
+/// unit tests get them with the `test-support` feature.
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
 impl Store {
     /// Moves every session's expiry into the past, as if its lifetime had run out.
-    pub(crate) async fn expire_all_sessions(&self) -> Result<(), StoreError> {
+    pub async fn expire_all_sessions(&self) -> Result<(), StoreError> {
         on_pool!(self, pool, _Db => {
             sqlx::query("UPDATE sessions SET expires_at_ms = $1")
                 .bind(now_ms() - 1)
@@ -274,7 +276,7 @@ impl Store {
     }
 
     /// Rows in `sessions`, expired or not.
-    pub(crate) async fn session_rows(&self) -> Result<i64, StoreError> {
+    pub async fn session_rows(&self) -> Result<i64, StoreError> {
         let (n,): (i64,) =
             on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(pool).await?);
         Ok(n)

@@ -1,4 +1,4 @@
-//! The collector's store: SQLite by default, PostgreSQL on request.
+//! The Outpost collector's store: SQLite by default, PostgreSQL on request.
 //!
 //! Both engines run the same SQL text (numbered `$n` parameters, `ON CONFLICT`,
 //! `BIGINT` milliseconds, `TEXT` UUIDs): the [`on_pool!`] macro compiles each
@@ -9,6 +9,9 @@
 //! [`TenantScope`] or [`AgentScope`], which can only be built from a verified
 //! certificate or an authenticated console session (see [`scope`]). Functions
 //! that span tenants take an [`AdminScope`].
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms, unreachable_pub)]
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -57,13 +60,13 @@ pub(crate) enum Pool {
 macro_rules! on_pool {
     ($store:expr, $pool:ident, $db:ident => $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Sqlite(p) => {
+            $crate::Pool::Sqlite(p) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Sqlite;
                 let $pool = p;
                 $body
             }
-            $crate::store::Pool::Postgres(p) => {
+            $crate::Pool::Postgres(p) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Postgres;
                 let $pool = p;
@@ -106,6 +109,17 @@ impl Store {
             ))),
             None => Self::open_sqlite(&data_dir.join(SQLITE_FILE)).await,
         }
+    }
+
+    /// [`Store::open`] for the local operator: the collector's `serve` and its
+    /// administrative commands, which reach the database directly and so may
+    /// act for every tenant. The [`AdminScope`] comes only with the opened
+    /// store; nothing that is handed a `Store` can make one.
+    pub async fn open_as_operator(
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> Result<(Self, AdminScope), StoreError> {
+        Ok((Self::open(data_dir, database_url).await?, AdminScope::verified()))
     }
 
     /// Opens (creating if needed) a SQLite database file.

@@ -1,7 +1,7 @@
 //! The console's two cookies, read from and written to raw headers.
 use axum::http::{HeaderMap, HeaderValue, header};
 
-/// The session token from [`Store::open_session`](crate::store::Store::open_session).
+/// The session token from [`Store::open_session`](outpost_store::Store::open_session).
 pub(crate) const SESSION: &str = "outpost_session";
 /// The pre-login CSRF token, echoed by the login form.
 pub(crate) const LOGIN_CSRF: &str = "outpost_login_csrf";

@@ -27,11 +27,11 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::store::agents::AgentRow;
-use crate::store::scope::Viewer;
-use crate::store::tenants::SiteRow;
-use crate::store::users::SessionKey;
-use crate::store::{AdminScope, Store, StoreError, now_ms};
+use outpost_store::agents::AgentRow;
+use outpost_store::scope::Viewer;
+use outpost_store::tenants::SiteRow;
+use outpost_store::users::SessionKey;
+use outpost_store::{AdminScope, Store, StoreError, now_ms};
 
 use super::overview_data::Overview;
 
@@ -73,11 +73,11 @@ impl Snapshot {
     }
 
     /// Reads a snapshot from the store.
-    async fn read(store: &Store) -> Result<Self, StoreError> {
+    async fn read(store: &Store, admin: AdminScope) -> Result<Self, StoreError> {
         let taken_at = Instant::now();
         // The console's own read on behalf of all its viewers: streams filter
         // each snapshot by their session's scope before anything is sent.
-        let everyone = Viewer::Admin(AdminScope::verified());
+        let everyone = Viewer::Admin(admin);
         let sites = store.sites(&everyone).await?;
         let agents = store.list_agents(&everyone).await?;
         let live_sessions = store.live_session_keys().await?;
@@ -146,12 +146,12 @@ impl std::fmt::Debug for Feed {
 }
 
 impl Feed {
-    /// A feed reading `store` every `interval`.
-    pub(crate) fn new(store: Store, interval: Duration) -> Self {
+    /// A feed reading `store` (every tenant, as `admin`) every `interval`.
+    pub(crate) fn new(store: Store, admin: AdminScope, interval: Duration) -> Self {
         Self::with_source(
             Arc::new(move || {
                 let store = store.clone();
-                Box::pin(async move { Snapshot::read(&store).await })
+                Box::pin(async move { Snapshot::read(&store, admin).await })
             }),
             interval,
         )
@@ -261,11 +261,11 @@ impl Drop for RunningGuard<'_> {
 
 #[cfg(test)]
 mod tests {
-    use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
+    use outpost_certs::{AgentCertificate, AgentId, AgentIdentity, SiteId, TenantId};
+    use outpost_store::AgentScope;
 
     use super::*;
-    use crate::console::test_support::until;
-    use crate::store::AgentScope;
+    use crate::test_support::until;
 
     /// Short, in real time: the paused clock needs tokio's `test-util`
     /// feature, which this crate does not enable. The assertions bound reads by
@@ -399,10 +399,15 @@ mod tests {
             HashSet::new(),
         );
         let acme_viewer = Viewer::Tenant(
-            AgentScope::verified(AgentIdentity {
-                tenant: acme,
-                site: acme_hq.site,
-                agent: AgentId::random(),
+            AgentScope::from_certificate(&AgentCertificate {
+                identity: AgentIdentity {
+                    tenant: acme,
+                    site: acme_hq.site,
+                    agent: AgentId::random(),
+                },
+                serial: String::new(),
+                not_before: 0,
+                not_after: 0,
             })
             .tenant_scope(),
         );
@@ -414,12 +419,12 @@ mod tests {
         assert_eq!((seen.totals.tenants, seen.totals.agents), (1, 1));
         assert_eq!(seen.tenants[0].id, acme.to_string());
 
-        let everything = snapshot.overview_json(&Viewer::Admin(AdminScope::verified())).unwrap();
+        let everything = snapshot.overview_json(&Viewer::Admin(AdminScope::for_tests())).unwrap();
         assert!(everything.contains("acme-pc") && everything.contains("zeta-pc"));
         assert!(
             Arc::ptr_eq(
                 &everything,
-                &snapshot.overview_json(&Viewer::Admin(AdminScope::verified())).unwrap()
+                &snapshot.overview_json(&Viewer::Admin(AdminScope::for_tests())).unwrap()
             ),
             "encoded once per snapshot"
         );

@@ -118,7 +118,7 @@ mod tests {
     use futures::stream::FuturesUnordered;
 
     use super::*;
-    use crate::console::test_support::until;
+    use crate::test_support::until;
 
     #[tokio::test]
     async fn runs_at_most_workers_at_once_and_refuses_beyond_the_queue() {

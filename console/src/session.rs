@@ -4,8 +4,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::store::users::Session;
-use crate::store::{Store, StoreError};
+use outpost_store::users::Session;
+use outpost_store::{Store, StoreError};
 
 use super::cookies;
 use super::error::{ApiError, PageError, json_error};

@@ -8,7 +8,7 @@ use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::store::users::Session;
+use outpost_store::users::Session;
 
 use super::assets;
 

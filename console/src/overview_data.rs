@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use outpost_certs::{SiteId, TenantId};
 use serde::Serialize;
 
-use crate::store::agents::AgentRow;
-use crate::store::scope::Viewer;
-use crate::store::tenants::SiteRow;
-use crate::store::{Store, StoreError, now_ms};
+use outpost_store::agents::AgentRow;
+use outpost_store::scope::Viewer;
+use outpost_store::tenants::SiteRow;
+use outpost_store::{Store, StoreError, now_ms};
 
 /// Everything the viewer may see, grouped for display.
 #[derive(Clone, Debug, Serialize)]

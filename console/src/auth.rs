@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::store::users::{SESSION_TTL_MS, random_token};
+use outpost_store::users::{SESSION_TTL_MS, random_token};
 
 use super::cookies;
 use super::csrf::{CsrfForm, CsrfProtected, tokens_match};

@@ -52,10 +52,12 @@ pub struct AgentRow {
     pub seq_conflicts: i64,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl AgentRow {
     /// An offline, never-seen agent `host` in `site`, for tests to adjust.
-    pub(crate) fn sample(site: &super::tenants::SiteRow, host: &str) -> Self {
+    /// Other crates' unit tests get it with the `test-support` feature.
+    #[doc(hidden)]
+    pub fn sample(site: &super::tenants::SiteRow, host: &str) -> Self {
         Self {
             agent: AgentId::random(),
             tenant: site.tenant,

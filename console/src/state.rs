@@ -1,7 +1,7 @@
 //! What every console handler shares.
 use std::sync::Arc;
 
-use crate::store::Store;
+use outpost_store::{AdminScope, Store};
 
 use super::feed::{FEED_INTERVAL, Feed};
 use super::hashing::HashGate;
@@ -24,10 +24,12 @@ pub struct ConsoleState {
 
 impl ConsoleState {
     /// State with a fresh (empty) login rate limiter and a hashing cap of one
-    /// password check per CPU.
-    pub fn new(store: Store, secure_cookies: bool) -> Self {
+    /// password check per CPU. `admin` is the scope the live-update feed reads
+    /// every tenant with (each stream then keeps only its own session's part):
+    /// the one [`Store::open_as_operator`] handed out with `store`.
+    pub fn new(store: Store, admin: AdminScope, secure_cookies: bool) -> Self {
         Self {
-            feed: Arc::new(Feed::new(store.clone(), FEED_INTERVAL)),
+            feed: Arc::new(Feed::new(store.clone(), admin, FEED_INTERVAL)),
             store,
             secure_cookies,
             limiter: Arc::new(LoginLimiter::default()),

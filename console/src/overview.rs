@@ -12,8 +12,8 @@ use futures::Stream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::store::scope::Viewer;
-use crate::store::users::SessionKey;
+use outpost_store::scope::Viewer;
+use outpost_store::users::SessionKey;
 
 use super::error::{ApiError, PageError};
 use super::feed::Update;
@@ -134,13 +134,13 @@ mod tests {
 
     use axum::body::BodyDataStream;
     use futures::StreamExt;
-    use outpost_certs::{AgentIdentity, SiteId, TenantId};
+    use outpost_certs::{AgentCertificate, AgentIdentity, SiteId, TenantId};
+    use outpost_store::AgentScope;
+    use outpost_store::agents::AgentRow;
+    use outpost_store::tenants::SiteRow;
 
     use super::*;
-    use crate::console::feed::Snapshot;
-    use crate::store::AgentScope;
-    use crate::store::agents::AgentRow;
-    use crate::store::tenants::SiteRow;
+    use crate::feed::Snapshot;
 
     fn rows(tenant: TenantId, host: &str) -> (SiteRow, AgentRow) {
         let site = SiteRow {
@@ -167,10 +167,15 @@ mod tests {
         let (acme_site, acme_agent) = rows(acme, "acme-pc");
         let (zeta_site, zeta_agent) = rows(zeta, "zeta-pc");
         let viewer = Viewer::Tenant(
-            AgentScope::verified(AgentIdentity {
-                tenant: acme,
-                site: acme_site.site,
-                agent: acme_agent.agent,
+            AgentScope::from_certificate(&AgentCertificate {
+                identity: AgentIdentity {
+                    tenant: acme,
+                    site: acme_site.site,
+                    agent: acme_agent.agent,
+                },
+                serial: String::new(),
+                not_before: 0,
+                not_after: 0,
             })
             .tenant_scope(),
         );

@@ -13,6 +13,7 @@ use outpost_certs::AgentId;
 use outpost_certs::ca::{CertificateAuthority, Validity};
 use outpost_certs::keys::generate_key_and_csr;
 use outpost_certs::token::EnrollmentToken;
+use outpost_store::{AdminScope, Store};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -20,7 +21,6 @@ use tower::ServiceExt;
 use super::feed::Feed;
 use super::hashing::HashGate;
 use super::{ConsoleState, router, spawn_maintenance_every};
-use crate::store::{AdminScope, Store};
 
 const USER: &str = "admin";
 const PASSWORD: &str = "correct horse battery staple";
@@ -35,12 +35,9 @@ struct Console {
 impl Console {
     async fn new(secure_cookies: bool) -> Self {
         let dir = TempDir::new().unwrap();
-        let store = Store::open(dir.path(), None).await.unwrap();
-        store
-            .set_admin_password(&AdminScope::verified(), USER, PASSWORD)
-            .await
-            .unwrap();
-        let state = ConsoleState::new(store.clone(), secure_cookies);
+        let (store, admin) = Store::open_as_operator(dir.path(), None).await.unwrap();
+        store.set_admin_password(&admin, USER, PASSWORD).await.unwrap();
+        let state = ConsoleState::new(store.clone(), admin, secure_cookies);
         let app = router(state.clone());
         Self {
             _dir: dir,
@@ -173,7 +170,7 @@ fn location(res: &Response<Body>) -> &str {
 }
 
 async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) -> AgentId {
-    let admin = AdminScope::verified();
+    let admin = AdminScope::for_tests();
     let ensured = store.ensure_site(&admin, tenant, site).await.unwrap();
     let ca = CertificateAuthority::generate("console test CA").unwrap();
     let token = EnrollmentToken::generate(ca.fingerprint());
@@ -185,7 +182,7 @@ async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) -> AgentId 
     let enrolled = store
         .enroll(
             &token,
-            &crate::store::tokens::EnrollAsk {
+            &outpost_store::tokens::EnrollAsk {
                 hostname: host,
                 version: "1.2.3",
                 csr_key_sha256: String::new(),
@@ -404,7 +401,7 @@ async fn overview_shows_tenants_sites_and_agents() {
     let c = Console::new(false).await;
     let agent = enroll(&c.store, "Acme Dental", "Main Street", "reception-pc").await;
     c.store
-        .ensure_site(&AdminScope::verified(), "Acme Dental", "Warehouse")
+        .ensure_site(&AdminScope::for_tests(), "Acme Dental", "Warehouse")
         .await
         .unwrap();
     let session = c.session().await;
@@ -669,31 +666,34 @@ async fn names_are_html_escaped() {
 fn console_modules_import_each_other_without_a_cycle() {
     use std::collections::{BTreeMap, BTreeSet};
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        if name == "mod" || name == "tests" {
+        if name == "lib" || name == "tests" {
             continue;
         }
         let source = std::fs::read_to_string(&path).unwrap();
         // A file's own unit tests say `use super::*` about the file itself.
         let code = source.split("#[cfg(test)]\nmod tests").next().unwrap();
         let mut deps = BTreeSet::new();
-        for (at, _) in code.match_indices("super::") {
-            let rest = &code[at + "super::".len()..];
-            let target: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            // `super::Thing` (an item of mod.rs) makes the parent a dependency too.
-            let is_module = dir.join(format!("{target}.rs")).exists();
-            deps.insert(if is_module { target } else { "mod".to_owned() });
+        // Every module is a child of lib.rs, so `super::` and `crate::` name the same things.
+        for prefix in ["super::", "crate::"] {
+            for (at, _) in code.match_indices(prefix) {
+                let rest = &code[at + prefix.len()..];
+                let target: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                // `super::Thing` (an item of lib.rs) makes the crate root a dependency too.
+                let is_module = dir.join(format!("{target}.rs")).exists();
+                deps.insert(if is_module { target } else { "lib".to_owned() });
+            }
         }
         graph.insert(name, deps);
     }
     assert!(graph.len() > 5, "read the console modules: {graph:?}");
     assert!(
-        graph.values().all(|d| !d.contains("mod")),
-        "modules import from mod.rs, which imports them: {graph:?}"
+        graph.values().all(|d| !d.contains("lib")),
+        "modules import from lib.rs, which imports them: {graph:?}"
     );
 
     fn visit<'a>(
@@ -837,7 +837,7 @@ async fn a_hundred_open_streams_share_one_read_per_interval() {
     const INTERVAL: Duration = Duration::from_millis(100);
     let mut c = Console::new(false).await;
     let agent = enroll(&c.store, "Acme", "HQ", "host-a").await;
-    let feed = Arc::new(Feed::new(c.store.clone(), INTERVAL));
+    let feed = Arc::new(Feed::new(c.store.clone(), AdminScope::for_tests(), INTERVAL));
     c.state.feed = feed.clone();
     c.app = router(c.state.clone());
     let session = c.session().await;

@@ -1,5 +1,5 @@
-//! The web console: server-rendered pages, a JSON overview and a Server-Sent
-//! Events stream that keeps the overview live.
+//! The Outpost web console: server-rendered pages, a JSON overview and a
+//! Server-Sent Events stream that keeps the overview live.
 //!
 //! Authentication is a session cookie from [`Store::open_session`], after a
 //! password check capped at one per CPU ([`hashing`]). Every state-changing
@@ -7,6 +7,12 @@
 //! in ([`csrf::CsrfForm`]), a double-submit cookie before ([`auth`]). The
 //! Content-Security-Policy forbids inline script and style, so all behaviour and
 //! styling live in the two embedded asset files.
+//!
+//! The collector hands it everything it needs through [`ConsoleState::new`]:
+//! the store, and the administrative scope its live-update feed reads with.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms, unreachable_pub)]
+
 mod assets;
 mod auth;
 mod cookies;

@@ -1,20 +1,24 @@
 //! Who a query runs for.
 //!
-//! The constructors are `pub(crate)`, and only these call them:
-//! * [`AgentScope`]: the agent-port listener (`agent_port/listener.rs`), from
-//!   the client certificate the TLS handshake verified;
-//! * [`TenantScope`]: [`AgentScope::tenant_scope`], and the console's session
-//!   check (`store/users.rs`), from a session cookie;
-//! * [`AdminScope`]: the console's session check for MSP-wide administrators,
-//!   the console's live-update feed (which reads every tenant once and filters
-//!   each stream by its own session's scope, `console/feed.rs`), and the
-//!   administrative commands of `outpost-collector` (`commands.rs`), whose
-//!   caller holds the data directory and so the CA key.
+//! Only these build a scope:
+//! * [`AgentScope`]: [`AgentScope::from_certificate`], which takes the
+//!   [`AgentCertificate`] the collector's agent-port listener parses from the
+//!   client certificate the TLS handshake verified (an [`AgentIdentity`] alone,
+//!   which is also what a message's `Source` claim becomes, is not enough);
+//! * [`TenantScope`]: [`AgentScope::tenant_scope`], and the session check
+//!   (`users.rs`), from a session cookie;
+//! * [`AdminScope`]: the session check for MSP-wide administrators, and
+//!   [`Store::open_as_operator`](crate::Store::open_as_operator): whoever opens
+//!   the database directly (the collector's `serve`, whose console feed reads
+//!   every tenant once and filters each stream by its own session's scope, and
+//!   its administrative commands, whose caller holds the data directory and so
+//!   the CA key) already holds every tenant's data.
 //!
 //! A tenant id from a message or a URL can never become a scope. (The
 //! `fuzzing` feature, used only by `collector/fuzz`, adds one more constructor
-//! for the fuzz target; unit tests build scopes directly.)
-use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
+//! for the fuzz target, and `test-support`, a dev-dependency feature, one for
+//! other crates' unit tests; this crate's own unit tests build scopes directly.)
+use outpost_certs::{AgentCertificate, AgentId, AgentIdentity, SiteId, TenantId};
 
 /// One tenant's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +42,13 @@ pub struct AgentScope {
 impl AgentScope {
     pub(crate) fn verified(identity: AgentIdentity) -> Self {
         Self { identity }
+    }
+
+    /// The scope of the agent a verified client certificate names. Call it
+    /// only with what [`AgentCertificate::parse`] read from the certificate a
+    /// TLS handshake verified.
+    pub fn from_certificate(cert: &AgentCertificate) -> Self {
+        Self::verified(cert.identity)
     }
 
     /// A scope for fuzz targets, which drive the validators without a TLS
@@ -84,6 +95,14 @@ pub struct AdminScope(());
 impl AdminScope {
     pub(crate) fn verified() -> Self {
         Self(())
+    }
+
+    /// A scope for other crates' unit tests. Compiled only with the
+    /// `test-support` feature.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn for_tests() -> Self {
+        Self::verified()
     }
 }
 

@@ -6,8 +6,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-const CSS: &str = include_str!("../../../console/assets/console.css");
-const JS: &str = include_str!("../../../console/assets/console.js");
+const CSS: &str = include_str!("../assets/console.css");
+const JS: &str = include_str!("../assets/console.js");
 
 /// Pages link `/assets/x?v=<version>`, so the assets can be cached for long and
 /// still change the moment a new binary serves different ones.

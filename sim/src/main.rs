@@ -100,8 +100,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(listener) = control {
         tokio::spawn(outpost_sim::control::serve(listener, fleet.clone()));
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -159,7 +159,10 @@ pub fn pinned_tls(der: Vec<u8>) -> tokio_rustls::TlsConnector {
 fn pinned_tls_versions(
     der: Vec<u8>,
     versions: &[&'static rustls::SupportedProtocolVersion],
-    verifier: impl FnOnce(Vec<u8>, Arc<rustls::crypto::CryptoProvider>) -> Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    verifier: impl FnOnce(
+        Vec<u8>,
+        Arc<rustls::crypto::CryptoProvider>,
+    ) -> Arc<dyn rustls::client::danger::ServerCertVerifier>,
 ) -> tokio_rustls::TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())

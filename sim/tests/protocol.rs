@@ -369,6 +369,16 @@ async fn api_ssl_serves_the_devices_self_signed_certificate() {
     let r = rows(&call(&mut c, &["/system/identity/print"]).await);
     assert_eq!(r[0]["name"], d.identity);
 
+    // TLS 1.2 and 1.3 both work.
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let tcp = tokio::net::TcpStream::connect(d.api_ssl).await.expect("tcp");
+        let tls = pinned_tls_with(der.clone(), &[version])
+            .connect(name.clone(), tcp)
+            .await
+            .expect("handshake");
+        assert_eq!(tls.get_ref().1.protocol_version(), Some(version.version));
+    }
+
     // After rotation, new connections get a new certificate.
     fleet.control(&format!("rotate-cert {}", d.ip)).await.expect("rotate");
     let new = fleet.certificate_der(d.ip).expect("cert");

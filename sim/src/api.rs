@@ -170,7 +170,10 @@ async fn pause(d: Duration, cancelled: &mut watch::Receiver<bool>) -> bool {
 
 fn fault_matches(paths: &std::collections::BTreeSet<String>, command: &str) -> bool {
     paths.iter().any(|p| {
-        command == p || command.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        command == p
+            || command
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
     })
 }
 
@@ -184,10 +187,10 @@ async fn run(dev: &Device, req: Request, tx: &mpsc::Sender<Sentence>, mut cancel
         let _ = send(with_tag(vec!["!done".into()], tag)).await;
         return;
     }
-    if let Some(word) = &faults.unknown_word {
-        if !send(with_tag(vec![word.clone()], tag)).await {
-            return;
-        }
+    if let Some(word) = &faults.unknown_word
+        && !send(with_tag(vec![word.clone()], tag)).await
+    {
+        return;
     }
     if fault_matches(&faults.traps, &req.command) {
         let trap = vec!["!trap".into(), "=message=failure: simulated fault".into()];
@@ -245,11 +248,10 @@ async fn run(dev: &Device, req: Request, tx: &mpsc::Sender<Sentence>, mut cancel
                 Some(true) => {
                     let _ = send(with_tag(vec!["!done".into()], tag)).await;
                 }
-                Some(false) => {
-                    if send(interrupted(tag)).await {
-                        let _ = send(with_tag(vec!["!done".into()], tag)).await;
-                    }
+                Some(false) if send(interrupted(tag)).await => {
+                    let _ = send(with_tag(vec!["!done".into()], tag)).await;
                 }
+                Some(false) => {}
                 None => {}
             }
         }

@@ -242,8 +242,14 @@ mod tests {
             ("slow 127.0.1.1 250", Op::Slow(ip, Duration::from_millis(250))),
             ("drop 127.0.1.1", Op::Drop(ip)),
             ("fatal 127.0.1.1", Op::Fatal(ip)),
-            ("trap 127.0.1.1 /system/resource/print", Op::Trap(ip, "/system/resource/print".into())),
-            ("empty 127.0.1.1 /ip/neighbor/print", Op::Empty(ip, "/ip/neighbor/print".into())),
+            (
+                "trap 127.0.1.1 /system/resource/print",
+                Op::Trap(ip, "/system/resource/print".into()),
+            ),
+            (
+                "empty 127.0.1.1 /ip/neighbor/print",
+                Op::Empty(ip, "/ip/neighbor/print".into()),
+            ),
             ("unknown-word 127.0.1.1 !foo", Op::UnknownWord(ip, "!foo".into())),
             ("password 127.0.1.1 s3cret", Op::Password(ip, "s3cret".into())),
             ("legacy-login 127.0.1.1 on", Op::LegacyLogin(ip, true)),
@@ -255,8 +261,14 @@ mod tests {
                 "config 127.0.1.1 /ip dns set servers=1.1.1.1",
                 Op::Config(ip, "/ip dns set servers=1.1.1.1".into()),
             ),
-            ("counter 127.0.1.1 ether1 wrap", Op::Counter(ip, "ether1".into(), CounterOp::Wrap)),
-            ("counter 127.0.1.1 ether2 reset", Op::Counter(ip, "ether2".into(), CounterOp::Reset)),
+            (
+                "counter 127.0.1.1 ether1 wrap",
+                Op::Counter(ip, "ether1".into(), CounterOp::Wrap),
+            ),
+            (
+                "counter 127.0.1.1 ether2 reset",
+                Op::Counter(ip, "ether2".into(), CounterOp::Reset),
+            ),
             ("reboot 127.0.1.1", Op::Reboot(ip)),
             ("clear 127.0.1.1", Op::Clear(ip)),
         ];

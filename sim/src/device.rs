@@ -159,7 +159,12 @@ impl State {
     pub(crate) fn push_log(&mut self, at: SystemTime, topics: &'static str, message: String) {
         let id = self.next_log_id;
         self.next_log_id += 1;
-        self.log.push_back(LogEntry { id, at, topics, message });
+        self.log.push_back(LogEntry {
+            id,
+            at,
+            topics,
+            message,
+        });
         while self.log.len() > LOG_LINES {
             self.log.pop_front();
         }
@@ -230,7 +235,10 @@ impl Device {
     }
 
     pub(crate) fn api_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.profile.ip, self.api_port.load(std::sync::atomic::Ordering::Relaxed)))
+        SocketAddr::from((
+            self.profile.ip,
+            self.api_port.load(std::sync::atomic::Ordering::Relaxed),
+        ))
     }
 
     pub(crate) fn api_ssl_addr(&self) -> SocketAddr {
@@ -262,17 +270,22 @@ fn periodic_message(p: &Profile, n: u64) -> (&'static str, String) {
     match (n % 4, lease) {
         (0, Some(l)) => (
             "dhcp,info",
-            format!(
-                "defconf assigned {} to {}",
-                l.address,
-                crate::format::mac(l.mac)
-            ),
+            format!("defconf assigned {} to {}", l.address, crate::format::mac(l.mac)),
         ),
-        (1, _) => ("system,info,account", "user admin logged in from 192.168.88.10 via winbox".to_owned()),
-        (2, _) => ("system,info,account", "user admin logged out from 192.168.88.10 via winbox".to_owned()),
+        (1, _) => (
+            "system,info,account",
+            "user admin logged in from 192.168.88.10 via winbox".to_owned(),
+        ),
+        (2, _) => (
+            "system,info,account",
+            "user admin logged out from 192.168.88.10 via winbox".to_owned(),
+        ),
         _ => (
             "interface,info",
-            format!("{} link up (speed 1G, full duplex)", p.ifaces.get(1).map_or("ether2", |i| i.name.as_str())),
+            format!(
+                "{} link up (speed 1G, full duplex)",
+                p.ifaces.get(1).map_or("ether2", |i| i.name.as_str())
+            ),
         ),
     }
 }

@@ -206,11 +206,7 @@ pub fn ensure_file_limit(devices: usize) -> Result<u64, StartError> {
         .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
         .unwrap_or(0);
     if limit < needed {
-        return Err(StartError::FileLimit {
-            limit,
-            devices,
-            needed,
-        });
+        return Err(StartError::FileLimit { limit, devices, needed });
     }
     Ok(limit)
 }
@@ -413,7 +409,9 @@ fn info(dev: &Device) -> DeviceInfo {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|error| StartError::Bind { addr, error })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| StartError::Bind { addr, error })
 }
 
 /// Binds the device's two listeners (remembering the ports picked for port

@@ -61,7 +61,9 @@ impl Civil {
     }
 
     fn month_abbrev(&self) -> &'static str {
-        const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+        const MONTHS: [&str; 12] = [
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ];
         MONTHS[(self.month.clamp(1, 12) - 1) as usize]
     }
 
@@ -77,7 +79,13 @@ impl Civil {
 
     /// v6 style: `sep/22/2026 20:42:21`.
     pub(crate) fn v6(&self) -> String {
-        format!("{}/{:02}/{:04} {}", self.month_abbrev(), self.day, self.year, self.clock())
+        format!(
+            "{}/{:02}/{:04} {}",
+            self.month_abbrev(),
+            self.day,
+            self.year,
+            self.clock()
+        )
     }
 
     /// v6 log style for earlier days: `sep/22 20:42:21`.
@@ -105,7 +113,10 @@ mod tests {
     fn durations_read_like_routeros() {
         assert_eq!(duration(0), "0s");
         assert_eq!(duration(59), "59s");
-        assert_eq!(duration(3 * 604_800 + 2 * 86_400 + 14 * 3_600 + 23 * 60 + 15), "3w2d14h23m15s");
+        assert_eq!(
+            duration(3 * 604_800 + 2 * 86_400 + 14 * 3_600 + 23 * 60 + 15),
+            "3w2d14h23m15s"
+        );
         assert_eq!(duration(3 * 604_800 + 2 * 86_400), "3w2d");
         assert_eq!(duration(14 * 3_600 + 23 * 60 + 15), "14h23m15s");
     }

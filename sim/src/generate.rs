@@ -152,7 +152,12 @@ fn adjacency(count: usize, k: usize) -> Vec<Vec<usize>> {
 }
 
 const HOSTS: &[&str] = &["laptop", "printer", "phone", "camera", "nas", "tv", "desk", "voip"];
-const TX_RATES: &[&str] = &["130Mbps-20MHz/2S", "72.2Mbps-20MHz/1S/SGI", "866.7Mbps-80MHz/2S/SGI", "300Mbps-40MHz/2S/SGI"];
+const TX_RATES: &[&str] = &[
+    "130Mbps-20MHz/2S",
+    "72.2Mbps-20MHz/1S/SGI",
+    "866.7Mbps-80MHz/2S/SGI",
+    "300Mbps-40MHz/2S/SGI",
+];
 
 /// Profiles and initial state for a whole fleet.
 pub(crate) fn fleet(cfg: &FleetConfig) -> Result<Vec<(Profile, State)>, LayoutError> {
@@ -206,11 +211,10 @@ pub(crate) fn fleet(cfg: &FleetConfig) -> Result<Vec<(Profile, State)>, LayoutEr
                 let peer = &bases[j];
                 // Local and remote ports are picked so the same cable reads the
                 // same from both ends: the port index is the link's order.
-                let local = ethers.get((n + 1) % ethers.len().max(1)).map_or("ether1", |i| i.name.as_str());
-                let back = adj[j]
-                    .iter()
-                    .position(|&x| x == index)
-                    .unwrap_or(0);
+                let local = ethers
+                    .get((n + 1) % ethers.len().max(1))
+                    .map_or("ether1", |i| i.name.as_str());
+                let back = adj[j].iter().position(|&x| x == index).unwrap_or(0);
                 let peer_ethers: Vec<&Iface> = peer.ifaces.iter().filter(|i| i.kind == "ether").collect();
                 let remote = peer_ethers
                     .get((back + 1) % peer_ethers.len().max(1))
@@ -304,7 +308,13 @@ pub(crate) fn fleet(cfg: &FleetConfig) -> Result<Vec<(Profile, State)>, LayoutEr
         let link_downs: Vec<u64> = profile
             .ifaces
             .iter()
-            .map(|i| if i.kind == "ether" { dev_rng.gen_range(0..5u64) } else { 0 })
+            .map(|i| {
+                if i.kind == "ether" {
+                    dev_rng.gen_range(0..5u64)
+                } else {
+                    0
+                }
+            })
             .collect();
         let last_link_down = link_downs
             .iter()
@@ -404,7 +414,10 @@ mod tests {
             Err(LayoutError::OutOfRange { .. })
         ));
         assert_eq!(addresses(Ipv4Addr::new(127, 0, 1, 1), 0), Err(LayoutError::Count(0)));
-        assert_eq!(addresses(Ipv4Addr::new(127, 0, 1, 1), 10_001), Err(LayoutError::Count(10_001)));
+        assert_eq!(
+            addresses(Ipv4Addr::new(127, 0, 1, 1), 10_001),
+            Err(LayoutError::Count(10_001))
+        );
     }
 
     #[test]

@@ -73,9 +73,7 @@ mod request;
 mod tls;
 
 pub use control::{CounterOp, Op};
-pub use fleet::{
-    DeviceInfo, Fleet, FleetConfig, MAX_DEVICES, OpError, RosMix, StartError, ensure_file_limit,
-};
+pub use fleet::{DeviceInfo, Fleet, FleetConfig, MAX_DEVICES, OpError, RosMix, StartError, ensure_file_limit};
 pub use generate::{LayoutError, addresses};
 pub use login::legacy_response;
 pub use outpost_routeros::frame;

@@ -54,9 +54,10 @@ impl Login {
         let wall = SystemTime::now();
         let outcome = match (req.attr("password"), req.attr("response")) {
             (_, Some(response)) if legacy => {
-                let ok = self.challenge.take().is_some_and(|c| {
-                    name == Some(st.user.as_str()) && legacy_response(&st.password, &c) == response
-                });
+                let ok = self
+                    .challenge
+                    .take()
+                    .is_some_and(|c| name == Some(st.user.as_str()) && legacy_response(&st.password, &c) == response);
                 if ok { Ok(()) } else { Err("cannot log in") }
             }
             (Some(password), None) if !legacy => {
@@ -69,22 +70,37 @@ impl Login {
             _ if legacy => {
                 let c: [u8; 16] = rng.r#gen();
                 self.challenge = Some(c);
-                return (vec![vec!["!done".to_owned(), format!("=ret={}", hex::encode(c))]], false);
+                return (
+                    vec![vec!["!done".to_owned(), format!("=ret={}", hex::encode(c))]],
+                    false,
+                );
             }
             _ => Err("invalid user name or password (6)"),
         };
         let who = name.unwrap_or("").to_owned();
         match outcome {
             Ok(()) if st.faults.no_api_policy => {
-                st.push_log(wall, "system,error,critical", format!("login failure for user {who} from {peer} via api"));
+                st.push_log(
+                    wall,
+                    "system,error,critical",
+                    format!("login failure for user {who} from {peer} via api"),
+                );
                 (trap("not allowed (9)"), false)
             }
             Ok(()) => {
-                st.push_log(wall, "system,info,account", format!("user {who} logged in from {peer} via api"));
+                st.push_log(
+                    wall,
+                    "system,info,account",
+                    format!("user {who} logged in from {peer} via api"),
+                );
                 (vec![vec!["!done".to_owned()]], true)
             }
             Err(message) => {
-                st.push_log(wall, "system,error,critical", format!("login failure for user {who} from {peer} via api"));
+                st.push_log(
+                    wall,
+                    "system,error,critical",
+                    format!("login failure for user {who} from {peer} via api"),
+                );
                 (trap(message), false)
             }
         }

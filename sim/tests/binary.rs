@@ -12,9 +12,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_outpost-sim");
 #[tokio::test]
 async fn prints_devices_then_ready_and_obeys_the_control_port() {
     // Ask the OS for a free control port.
-    let control = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr");
+    let control = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("probe")
+        .local_addr()
+        .expect("addr");
     let mut child = Command::new(BIN)
-        .args(["--devices", "3", "--first-ip", "127.0.95.254", "--ros", "7", "--api-port", "0"])
+        .args([
+            "--devices",
+            "3",
+            "--first-ip",
+            "127.0.95.254",
+            "--ros",
+            "7",
+            "--api-port",
+            "0",
+        ])
         .args(["--api-ssl-port", "0", "--control", &control.to_string()])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -37,12 +49,18 @@ async fn prints_devices_then_ready_and_obeys_the_control_port() {
         assert!(f[5].starts_with("identity="));
         devices.push(f[1].to_owned());
     }
-    assert_eq!(devices, ["127.0.95.254", "127.0.96.1", "127.0.96.2"], "skips .255 and .0");
+    assert_eq!(
+        devices,
+        ["127.0.95.254", "127.0.96.1", "127.0.96.2"],
+        "skips .255 and .0"
+    );
 
     let sock = tokio::net::TcpStream::connect(control).await.expect("control");
     let (r, mut w) = sock.into_split();
     let mut answers = BufReader::new(r).lines();
-    w.write_all(b"slow 127.0.96.1 10\nslow 127.0.9.9 10\n").await.expect("write");
+    w.write_all(b"slow 127.0.96.1 10\nslow 127.0.9.9 10\n")
+        .await
+        .expect("write");
     assert_eq!(answers.next_line().await.expect("read").as_deref(), Some("ok"));
     let e = answers.next_line().await.expect("read").expect("line");
     assert_eq!(e, "error no device at 127.0.9.9");

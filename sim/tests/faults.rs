@@ -45,17 +45,26 @@ async fn trap_empty_and_unknown_word() {
     let fleet = fleet([127, 0, 82, 1], 1, RosMix::V6).await;
     let d = fleet.devices()[0].clone();
     let mut c = logged_in(d.api).await;
-    fleet.control(&format!("trap {} /system/resource/print", d.ip)).await.expect("trap");
+    fleet
+        .control(&format!("trap {} /system/resource/print", d.ip))
+        .await
+        .expect("trap");
     let r = call(&mut c, &["/system/resource/print", ".tag=5"]).await;
     assert_eq!(r[0][0], "!trap");
     assert_eq!(tag_of(&r[0]), Some("5"));
     assert_eq!(r[1], vec!["!done", ".tag=5"]);
 
-    fleet.control(&format!("empty {} /ip/neighbor/print", d.ip)).await.expect("empty");
+    fleet
+        .control(&format!("empty {} /ip/neighbor/print", d.ip))
+        .await
+        .expect("empty");
     let r = call(&mut c, &["/ip/neighbor/print"]).await;
     assert_eq!(r, vec![vec!["!empty".to_owned()], vec!["!done".to_owned()]]);
 
-    fleet.control(&format!("unknown-word {} !foo", d.ip)).await.expect("word");
+    fleet
+        .control(&format!("unknown-word {} !foo", d.ip))
+        .await
+        .expect("word");
     let r = call(&mut c, &["/system/identity/print", ".tag=w"]).await;
     assert_eq!(r[0], vec!["!foo", ".tag=w"]);
     assert_eq!(r[1][0], "!re");
@@ -69,7 +78,10 @@ async fn trap_empty_and_unknown_word() {
 async fn password_legacy_login_and_api_policy() {
     let fleet = fleet([127, 0, 83, 1], 1, RosMix::Mixed).await;
     let d = fleet.devices()[0].clone();
-    fleet.control(&format!("password {} n3w", d.ip)).await.expect("password");
+    fleet
+        .control(&format!("password {} n3w", d.ip))
+        .await
+        .expect("password");
     let mut c = connect(d.api).await;
     let r = call(&mut c, &["/login", "=name=admin", "=password=admin"]).await;
     assert_eq!(r[0][0], "!trap");
@@ -77,22 +89,47 @@ async fn password_legacy_login_and_api_policy() {
     assert_eq!(r, vec![vec!["!done".to_owned()]]);
 
     // Pre-6.43: a plaintext attempt gets a challenge, which the client answers.
-    fleet.control(&format!("legacy-login {} on", d.ip)).await.expect("legacy");
+    fleet
+        .control(&format!("legacy-login {} on", d.ip))
+        .await
+        .expect("legacy");
     let mut c = connect(d.api).await;
     let r = call(&mut c, &["/login", "=name=admin", "=password=n3w"]).await;
     let ret = attrs(&r[0])["ret"].clone();
     assert_eq!(ret.len(), 32);
     let challenge = hex_decode(&ret);
-    let bad = call(&mut c, &["/login", "=name=admin", &format!("=response={}", legacy_response("x", &challenge))]).await;
+    let bad = call(
+        &mut c,
+        &[
+            "/login",
+            "=name=admin",
+            &format!("=response={}", legacy_response("x", &challenge)),
+        ],
+    )
+    .await;
     assert_eq!(bad[0], vec!["!trap", "=message=cannot log in"]);
     let r = call(&mut c, &["/login"]).await;
     let challenge = hex_decode(&attrs(&r[0])["ret"]);
-    let ok = call(&mut c, &["/login", "=name=admin", &format!("=response={}", legacy_response("n3w", &challenge))]).await;
+    let ok = call(
+        &mut c,
+        &[
+            "/login",
+            "=name=admin",
+            &format!("=response={}", legacy_response("n3w", &challenge)),
+        ],
+    )
+    .await;
     assert_eq!(ok, vec![vec!["!done".to_owned()]]);
     assert_eq!(call(&mut c, &["/system/identity/print"]).await[0][0], "!re");
 
-    fleet.control(&format!("legacy-login {} off", d.ip)).await.expect("legacy off");
-    fleet.control(&format!("no-api-policy {} on", d.ip)).await.expect("policy");
+    fleet
+        .control(&format!("legacy-login {} off", d.ip))
+        .await
+        .expect("legacy off");
+    fleet
+        .control(&format!("no-api-policy {} on", d.ip))
+        .await
+        .expect("policy");
     let mut c = connect(d.api).await;
     let r = call(&mut c, &["/login", "=name=admin", "=password=n3w"]).await;
     assert_eq!(r[0], vec!["!trap", "=message=not allowed (9)"]);
@@ -125,7 +162,10 @@ async fn config_changes_bump_last_config_change() {
     let d = fleet.devices()[0].clone();
     let before = fleet.last_config_change(d.ip).expect("time");
     let lines = fleet.config_lines(d.ip).expect("lines").len();
-    fleet.control(&format!("config {} /ip dns set servers=192.0.2.53", d.ip)).await.expect("config");
+    fleet
+        .control(&format!("config {} /ip dns set servers=192.0.2.53", d.ip))
+        .await
+        .expect("config");
     assert!(fleet.last_config_change(d.ip).expect("time") > before);
     let after = fleet.config_lines(d.ip).expect("lines");
     assert_eq!(after.len(), lines + 1);
@@ -140,14 +180,20 @@ async fn counter_wrap_reset_and_reboot() {
     let rx = |r: Vec<Sentence>| rows(&r)[0]["rx-byte"].parse::<u64>().expect("decimal");
     let q = ["/interface/print", "?name=ether1", "=.proplist=rx-byte"];
 
-    fleet.control(&format!("counter {} ether1 wrap", d.ip)).await.expect("wrap");
+    fleet
+        .control(&format!("counter {} ether1 wrap", d.ip))
+        .await
+        .expect("wrap");
     let near_top = rx(call(&mut c, &q).await);
     assert!(near_top > u64::MAX - (1 << 32), "{near_top}");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let rolled = rx(call(&mut c, &q).await);
     assert!(rolled < near_top, "rolled over: {rolled}");
 
-    fleet.control(&format!("counter {} ether1 reset", d.ip)).await.expect("reset");
+    fleet
+        .control(&format!("counter {} ether1 reset", d.ip))
+        .await
+        .expect("reset");
     assert!(rx(call(&mut c, &q).await) < 10_000_000);
 
     fleet.control(&format!("reboot {}", d.ip)).await.expect("reboot");
@@ -171,15 +217,23 @@ async fn control_errors_are_explained() {
 async fn control_port_answers_ok_or_error() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let fleet = std::sync::Arc::new(fleet([127, 0, 88, 1], 1, RosMix::Mixed).await);
-    let listener = outpost_sim::control::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let listener = outpost_sim::control::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(outpost_sim::control::serve(listener, fleet.clone()));
     let sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (r, mut w) = sock.into_split();
     let mut lines = BufReader::new(r).lines();
-    w.write_all(b"slow 127.0.88.1 5\nfly 127.0.88.1\n").await.expect("write");
+    w.write_all(b"slow 127.0.88.1 5\nfly 127.0.88.1\n")
+        .await
+        .expect("write");
     assert_eq!(lines.next_line().await.expect("read").as_deref(), Some("ok"));
     let e = lines.next_line().await.expect("read").expect("line");
     assert!(e.starts_with("error "), "{e}");
-    assert!(outpost_sim::control::bind("192.0.2.1:0".parse().expect("addr")).await.is_err());
+    assert!(
+        outpost_sim::control::bind("192.0.2.1:0".parse().expect("addr"))
+            .await
+            .is_err()
+    );
 }

@@ -43,11 +43,19 @@ fn as_librouteros(v: &str) -> Value {
 
 /// Fields that move between two reads (clocks, counters, wandering gauges).
 const MOVING: &[&str] = &[
-    "uptime", "cpu-load", "free-memory", "write-sect-since-reboot", "write-sect-total", "age", "rx-byte",
+    "uptime",
+    "cpu-load",
+    "free-memory",
+    "write-sect-since-reboot",
+    "write-sect-total",
+    "age",
+    "rx-byte",
 ];
 
 fn compare(what: &str, ours: &[HashMap<String, String>], theirs: &Value) {
-    let theirs = theirs.as_array().unwrap_or_else(|| panic!("{what}: a list, got {theirs}"));
+    let theirs = theirs
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: a list, got {theirs}"));
     assert_eq!(ours.len(), theirs.len(), "{what}: row count");
     for (o, t) in ours.iter().zip(theirs) {
         let t = t.as_object().expect("row object");
@@ -55,7 +63,10 @@ fn compare(what: &str, ours: &[HashMap<String, String>], theirs: &Value) {
         for (k, v) in o {
             let tv = t.get(k).unwrap_or_else(|| panic!("{what}: librouteros lacks {k}"));
             if k == "rx-byte" {
-                assert!(tv.as_u64().expect("counter") >= v.parse::<u64>().expect("counter"), "{what}: {k} grows");
+                assert!(
+                    tv.as_u64().expect("counter") >= v.parse::<u64>().expect("counter"),
+                    "{what}: {k} grows"
+                );
             } else if !MOVING.contains(&k.as_str()) {
                 assert_eq!(&as_librouteros(v), tv, "{what}: {k}");
             }
@@ -69,7 +80,13 @@ async fn librouteros_reads_what_our_codec_reads() {
     let fleet = fleet([127, 0, 90, 1], 12, RosMix::Mixed).await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/librouteros_check.py");
     // One RouterBOARD and one CHR, so both routerboard answers are checked.
-    let mut picks = vec![fleet.devices().into_iter().find(|d| d.board != "CHR").expect("a RouterBOARD")];
+    let mut picks = vec![
+        fleet
+            .devices()
+            .into_iter()
+            .find(|d| d.board != "CHR")
+            .expect("a RouterBOARD"),
+    ];
     picks.extend(fleet.devices().into_iter().find(|d| d.board == "CHR"));
     for d in picks {
         let mut c = logged_in(d.api).await;
@@ -84,7 +101,19 @@ async fn librouteros_reads_what_our_codec_reads() {
             ("neighbors", rows(&call(&mut c, &["/ip/neighbor/print"]).await)),
             (
                 "query",
-                rows(&call(&mut c, &["/interface/print", "=.proplist=name", "?=name=ether1", "?=name=bridge", "?#|"]).await),
+                rows(
+                    &call(
+                        &mut c,
+                        &[
+                            "/interface/print",
+                            "=.proplist=name",
+                            "?=name=ether1",
+                            "?=name=bridge",
+                            "?#|",
+                        ],
+                    )
+                    .await,
+                ),
             ),
         ];
         let routerboard = call(&mut c, &["/system/routerboard/print"]).await;
@@ -117,7 +146,12 @@ async fn librouteros_reads_what_our_codec_reads() {
             } else {
                 compare("routerboard", &common::rows(&routerboard), &t["routerboard"]);
             }
-            let names: Vec<&str> = t["query"].as_array().expect("list").iter().filter_map(|r| r["name"].as_str()).collect();
+            let names: Vec<&str> = t["query"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .filter_map(|r| r["name"].as_str())
+                .collect();
             assert_eq!(names, ["ether1", "bridge"]);
         }
     }

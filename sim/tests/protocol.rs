@@ -68,7 +68,10 @@ async fn tags_proplist_queries_and_count_only() {
     assert_eq!(r[1], vec!["!done", ".tag=x"]);
 
     let r = call(&mut c, &["/quit"]).await;
-    assert_eq!(r, vec![vec!["!fatal".to_owned(), "session terminated on request".to_owned()]]);
+    assert_eq!(
+        r,
+        vec![vec!["!fatal".to_owned(), "session terminated on request".to_owned()]]
+    );
     assert!(read(&mut c).await.is_none());
 }
 
@@ -83,9 +86,21 @@ async fn v6_and_v7_forms_differ_as_on_real_routers() {
         assert_eq!(res["version"], "6.49.10");
         assert!(!res.contains_key("last-config-change"));
         assert!(res["build-time"].contains('/'), "v6 date: {}", res["build-time"]);
-        assert!(res["uptime"].chars().all(|c| c.is_ascii_digit() || "wdhms".contains(c)), "{}", res["uptime"]);
-        for k in ["free-memory", "total-memory", "free-hdd-space", "total-hdd-space", "cpu-load"] {
-            res[k].parse::<u64>().unwrap_or_else(|_| panic!("{k} is a number: {}", res[k]));
+        assert!(
+            res["uptime"].chars().all(|c| c.is_ascii_digit() || "wdhms".contains(c)),
+            "{}",
+            res["uptime"]
+        );
+        for k in [
+            "free-memory",
+            "total-memory",
+            "free-hdd-space",
+            "total-hdd-space",
+            "cpu-load",
+        ] {
+            res[k]
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{k} is a number: {}", res[k]));
         }
         let health = call(&mut c, &["/system/health/print"]).await;
         if d.board != "CHR" {
@@ -114,7 +129,11 @@ async fn v6_and_v7_forms_differ_as_on_real_routers() {
         assert_eq!(res.contains_key("last-config-change"), d.version.minor >= 17);
         let health = rows(&call(&mut c, &["/system/health/print"]).await);
         if d.board != "CHR" {
-            assert!(health.iter().all(|h| h.contains_key("name") && h.contains_key("value") && h.contains_key("type")));
+            assert!(
+                health
+                    .iter()
+                    .all(|h| h.contains_key("name") && h.contains_key("value") && h.contains_key("type"))
+            );
             assert!(health.iter().any(|h| h["name"] == "temperature" && h["type"] == "C"));
         }
         let ifaces = rows(&call(&mut c, &["/interface/print"]).await);
@@ -139,8 +158,16 @@ async fn v6_and_v7_forms_differ_as_on_real_routers() {
 #[tokio::test]
 async fn chr_has_no_routerboard_and_no_sensors() {
     let fleet = fleet([127, 0, 65, 1], 20, RosMix::Mixed).await;
-    let chr = fleet.devices().into_iter().find(|d| d.board == "CHR").expect("a CHR among 20");
-    let rb = fleet.devices().into_iter().find(|d| d.board != "CHR").expect("a RouterBOARD");
+    let chr = fleet
+        .devices()
+        .into_iter()
+        .find(|d| d.board == "CHR")
+        .expect("a CHR among 20");
+    let rb = fleet
+        .devices()
+        .into_iter()
+        .find(|d| d.board != "CHR")
+        .expect("a RouterBOARD");
     let mut c = logged_in(chr.api).await;
     let r = call(&mut c, &["/system/routerboard/print"]).await;
     assert_eq!(r[0], vec!["!trap", "=message=no such command prefix"]);
@@ -155,7 +182,11 @@ async fn chr_has_no_routerboard_and_no_sensors() {
 async fn counters_and_uptime_grow() {
     let fleet = fleet([127, 0, 66, 1], 1, RosMix::Mixed).await;
     let mut c = logged_in(fleet.devices()[0].api).await;
-    let q = ["/interface/print", "?running=true", "=.proplist=name,rx-byte,tx-byte,rx-packet"];
+    let q = [
+        "/interface/print",
+        "?running=true",
+        "=.proplist=name,rx-byte,tx-byte,rx-packet",
+    ];
     let before = rows(&call(&mut c, &q).await);
     let up0 = rows(&call(&mut c, &["/system/resource/print", "=.proplist=uptime"]).await)[0]["uptime"].clone();
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -188,13 +219,22 @@ async fn neighbours_are_other_simulated_devices() {
             assert_eq!(n["identity"], peer.identity);
             assert_eq!(n["board"], peer.board);
             assert_eq!(n["platform"], "MikroTik");
-            assert_eq!(n.contains_key("discovered-by"), d.version.minor >= 7 && d.ros_major() == 7);
+            assert_eq!(
+                n.contains_key("discovered-by"),
+                d.version.minor >= 7 && d.ros_major() == 7
+            );
             // And the peer sees us back, on the interface we name.
             let mut pc = logged_in(peer.api).await;
             let back = rows(&call(&mut pc, &["/ip/neighbor/print", &format!("?address={}", d.ip)]).await);
             assert_eq!(back.len(), 1);
             assert_eq!(back[0]["interface"], n["interface-name"]);
-            let peer_if = rows(&call(&mut pc, &["/interface/print", &format!("?name={}", n["interface-name"])]).await);
+            let peer_if = rows(
+                &call(
+                    &mut pc,
+                    &["/interface/print", &format!("?name={}", n["interface-name"])],
+                )
+                .await,
+            );
             assert_eq!(peer_if[0]["mac-address"], n["mac-address"]);
         }
     }
@@ -204,7 +244,11 @@ async fn neighbours_are_other_simulated_devices() {
 async fn monitor_traffic_streams_alongside_other_commands_until_cancelled() {
     let fleet = fleet([127, 0, 68, 1], 1, RosMix::Mixed).await;
     let mut c = logged_in(fleet.devices()[0].api).await;
-    send(&mut c, &["/interface/monitor-traffic", "=interface=ether1,ether2", ".tag=m"]).await;
+    send(
+        &mut c,
+        &["/interface/monitor-traffic", "=interface=ether1,ether2", ".tag=m"],
+    )
+    .await;
     let mut streamed = 0;
     while streamed < 4 {
         let s = read(&mut c).await.expect("row");
@@ -271,14 +315,20 @@ async fn log_grows_with_ids_and_listen_streams_new_lines() {
     send(&mut c, &["/log/listen", ".tag=l"]).await;
     // The listener starts from the lines present when it runs.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    fleet.control(&format!("config {} /ip dns set servers=192.0.2.53", d.ip)).await.expect("config");
+    fleet
+        .control(&format!("config {} /ip dns set servers=192.0.2.53", d.ip))
+        .await
+        .expect("config");
     let s = read(&mut c).await.expect("listened line");
     assert_eq!(s[0], "!re");
     assert_eq!(attrs(&s)["message"], "config changed by admin");
     assert_eq!(tag_of(&s), Some("l"));
     send(&mut c, &["/cancel", "=tag=l"]).await;
     let mut seen = Vec::new();
-    while !seen.iter().any(|s: &Sentence| s[0] == "!done" && tag_of(s) == Some("l")) {
+    while !seen
+        .iter()
+        .any(|s: &Sentence| s[0] == "!done" && tag_of(s) == Some("l"))
+    {
         seen.push(read(&mut c).await.expect("sentence"));
     }
     assert!(seen.iter().any(|s| s[0] == "!trap" && tag_of(s) == Some("l")));
@@ -291,7 +341,11 @@ async fn leases_addresses_and_package_update_look_real() {
     let mut c = logged_in(d.api).await;
     let leases = rows(&call(&mut c, &["/ip/dhcp-server/lease/print"]).await);
     assert!(!leases.is_empty());
-    assert!(leases.iter().all(|l| l["status"] == "bound" || l["status"] == "waiting"));
+    assert!(
+        leases
+            .iter()
+            .all(|l| l["status"] == "bound" || l["status"] == "waiting")
+    );
     let addrs = rows(&call(&mut c, &["/ip/address/print"]).await);
     assert!(addrs.iter().any(|a| a["address"] == format!("{}/8", d.ip)));
     let up = rows(&call(&mut c, &["/system/package/update/print"]).await);
@@ -306,18 +360,34 @@ async fn api_ssl_serves_the_devices_self_signed_certificate() {
     let der = fleet.certificate_der(d.ip).expect("cert");
     let tcp = tokio::net::TcpStream::connect(d.api_ssl).await.expect("tcp");
     let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from(d.ip));
-    let tls = pinned_tls(der.clone()).connect(name.clone(), tcp).await.expect("handshake");
+    let tls = pinned_tls(der.clone())
+        .connect(name.clone(), tcp)
+        .await
+        .expect("handshake");
     let mut c = outpost_routeros::connection::Connection::new(tls);
     login(&mut c).await;
     let r = rows(&call(&mut c, &["/system/identity/print"]).await);
     assert_eq!(r[0]["name"], d.identity);
+
+    // TLS 1.2 and 1.3 both work.
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let tcp = tokio::net::TcpStream::connect(d.api_ssl).await.expect("tcp");
+        let tls = pinned_tls_with(der.clone(), &[version])
+            .connect(name.clone(), tcp)
+            .await
+            .expect("handshake");
+        assert_eq!(tls.get_ref().1.protocol_version(), Some(version.version));
+    }
 
     // After rotation, new connections get a new certificate.
     fleet.control(&format!("rotate-cert {}", d.ip)).await.expect("rotate");
     let new = fleet.certificate_der(d.ip).expect("cert");
     assert_ne!(new, der);
     let tcp = tokio::net::TcpStream::connect(d.api_ssl).await.expect("tcp");
-    assert!(pinned_tls(der).connect(name.clone(), tcp).await.is_err(), "old pin fails");
+    assert!(
+        pinned_tls(der).connect(name.clone(), tcp).await.is_err(),
+        "old pin fails"
+    );
     let tcp = tokio::net::TcpStream::connect(d.api_ssl).await.expect("tcp");
     pinned_tls(new).connect(name, tcp).await.expect("new pin works");
 }

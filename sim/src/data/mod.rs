@@ -90,7 +90,10 @@ pub(crate) fn resource_common(dev: &Device, st: &State, now: Now, version: Strin
     let p = &dev.profile;
     let b = p.board;
     let uptime = st.uptime(now.mono);
-    let secs = now.wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = now
+        .wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let cpu = wander(p.seed, secs, u64::from(p.cpu_base / 2), u64::from(p.cpu_base * 2 + 3));
     let free_mem = b.total_memory - p.used_memory - wander(p.seed ^ 1, secs, 0, p.used_memory / 4);
     vec![
@@ -139,7 +142,10 @@ pub(crate) fn health(dev: &Device, now: Now) -> Vec<Row> {
     if !dev.profile.board.routerboard {
         return Vec::new();
     }
-    let secs = now.wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = now
+        .wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let p = &dev.profile;
     let temp = wander(p.seed ^ 2, secs, u64::from(p.temperature), u64::from(p.temperature) + 4);
     let volt = format!("{}.{}", p.voltage_dv / 10, p.voltage_dv % 10);
@@ -259,7 +265,10 @@ pub(crate) fn neighbors(dev: &Device, st: &State, now: Now) -> Vec<Row> {
 }
 
 pub(crate) fn leases(dev: &Device, now: Now) -> Vec<Row> {
-    let secs = now.wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = now
+        .wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     dev.profile
         .leases
         .iter()
@@ -341,7 +350,10 @@ pub(crate) fn traffic(dev: &Device, i: usize, now: Now) -> Row {
     let Some(iface) = dev.profile.ifaces.get(i) else {
         return Vec::new();
     };
-    let secs = now.wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = now
+        .wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let jitter = |rate: u64, salt: u64| {
         if rate == 0 {
             0

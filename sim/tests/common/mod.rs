@@ -110,6 +110,14 @@ pub fn tag_of(s: &Sentence) -> Option<&str> {
 /// A TLS client that accepts exactly one certificate (pinning), so the
 /// test checks the device serves the certificate it says it has.
 pub fn pinned_tls(der: Vec<u8>) -> tokio_rustls::TlsConnector {
+    pinned_tls_with(der, &[&rustls::version::TLS12, &rustls::version::TLS13])
+}
+
+/// [`pinned_tls`] limited to some TLS versions.
+pub fn pinned_tls_with(
+    der: Vec<u8>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -151,15 +159,16 @@ pub fn pinned_tls(der: Vec<u8>) -> tokio_rustls::TlsConnector {
             self.1.signature_verification_algorithms.supported_schemes()
         }
     }
-    pinned_tls_versions(der, &[&rustls::version::TLS12, &rustls::version::TLS13], |der, p| {
-        Arc::new(Pinned(der, p))
-    })
+    pinned_tls_versions(der, versions, |der, p| Arc::new(Pinned(der, p)))
 }
 
 fn pinned_tls_versions(
     der: Vec<u8>,
     versions: &[&'static rustls::SupportedProtocolVersion],
-    verifier: impl FnOnce(Vec<u8>, Arc<rustls::crypto::CryptoProvider>) -> Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    verifier: impl FnOnce(
+        Vec<u8>,
+        Arc<rustls::crypto::CryptoProvider>,
+    ) -> Arc<dyn rustls::client::danger::ServerCertVerifier>,
 ) -> tokio_rustls::TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())

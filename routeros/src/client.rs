@@ -25,6 +25,10 @@ use crate::sentence::{Attrs, Command};
 use crate::tls::{self, Fingerprint};
 use session::{Event, Io, Mode, Session};
 
+/// Most rows [`Client::run`] collects: far above any sane print with
+/// `.proplist`, low enough that a runaway reply cannot exhaust memory.
+pub const MAX_ROWS_PER_RUN: usize = 200_000;
+
 /// How to reach the router's API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
@@ -193,6 +197,12 @@ impl Client {
             let mut trap = None;
             loop {
                 match rx.recv().await {
+                    Some(Event::Row(_)) if rows.len() == MAX_ROWS_PER_RUN => {
+                        return Err(Error::TooManyRows {
+                            command: command.path().to_owned(),
+                            limit: MAX_ROWS_PER_RUN,
+                        });
+                    }
                     Some(Event::Row(row)) => rows.push(row),
                     Some(Event::Trap { message, category }) => trap = Some((message, category)),
                     Some(Event::Done) => {

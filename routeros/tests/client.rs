@@ -409,3 +409,29 @@ async fn a_router_that_never_answers_the_login_times_out() {
     assert_eq!(err.kind(), ErrorKind::Unreachable);
     router.abort();
 }
+
+#[tokio::test]
+async fn a_runaway_reply_is_cut_off_and_cancelled() {
+    let (client, mut peer) = pair().await;
+    let router = tokio::spawn(async move {
+        let (_, tag) = peer.read_command().await;
+        let n = tag.trim_start_matches(".tag=").to_owned();
+        let mut rows = Vec::new();
+        for _ in 0..=outpost_routeros::client::MAX_ROWS_PER_RUN {
+            rows.extend(outpost_routeros::frame::encode_sentence(&["!re", "=name=x", &tag]));
+        }
+        let mut stream = peer.conn.into_inner();
+        let (mut read, mut write) = tokio::io::split(&mut stream);
+        let mut cancel = outpost_routeros::connection::Connection::new(&mut read);
+        let (written, cancelled) = tokio::join!(write.write_all(&rows), cancel.read_sentence());
+        written.expect("write rows");
+        let cancelled = cancelled.expect("valid framing").expect("a /cancel");
+        assert_eq!(cancelled, [b"/cancel".to_vec(), format!("=tag={n}").into_bytes()]);
+    });
+    let err = client
+        .run(&Command::new("/ip/firewall/connection/print"))
+        .await
+        .expect_err("too big");
+    assert!(matches!(err, Error::TooManyRows { .. }), "{err:?}");
+    router.await.expect("router task");
+}

@@ -187,7 +187,7 @@ impl Client {
     /// `!empty` (7.18+) gives no rows. After the command timeout the command
     /// is cancelled on the router (`/cancel`) and [`Error::Timeout`] returned.
     pub async fn run(&self, command: &Command) -> Result<Vec<Attrs>, Error> {
-        let (tag, mut rx) = self.session.send(command, Mode::Collect).await?;
+        let (tag, mut rx) = self.session.send(command, Mode::Collect)?;
         let guard = CancelOnDrop {
             session: &self.session,
             tag,
@@ -234,7 +234,7 @@ impl Client {
     /// (`/interface/monitor-traffic`, `…/listen`, `=follow=`). No timeout
     /// applies: a stream may be quiet for a long time.
     pub async fn stream(&self, command: &Command) -> Result<ReplyStream, Error> {
-        let (tag, rx) = self.session.send(command, Mode::Stream).await?;
+        let (tag, rx) = self.session.send(command, Mode::Stream)?;
         Ok(ReplyStream {
             session: Arc::clone(&self.session),
             tag,

@@ -435,3 +435,33 @@ async fn a_runaway_reply_is_cut_off_and_cancelled() {
     assert!(matches!(err, Error::TooManyRows { .. }), "{err:?}");
     router.await.expect("router task");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_reply_without_done_cannot_hang_a_command() {
+    let (client, mut peer) = pair().await;
+    let router = tokio::spawn(async move {
+        let (_, tag) = peer.read_command().await;
+        peer.send(&["!empty", &tag]).await;
+        peer.read().await
+    });
+    let err = client
+        .run(&Command::new("/ip/route/print"))
+        .await
+        .expect_err("no !done");
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_eq!(router.await.expect("router task")[0], "/cancel");
+}
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_cancels_its_command() {
+    let (client, mut peer) = pair().await;
+    let cmd = Command::new("/tool/ping").attr("address", "192.0.2.9");
+    tokio::select! {
+        _ = client.run(&cmd) => panic!("the router never answers"),
+        (_, tag) = peer.read_command() => {
+            let n = tag.trim_start_matches(".tag=");
+            // Leaving the select drops the run future.
+            assert_eq!(peer.read().await, ["/cancel", &format!("=tag={n}")]);
+        }
+    }
+}

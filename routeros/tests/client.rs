@@ -465,3 +465,45 @@ async fn a_caller_that_stops_waiting_cancels_its_command() {
         }
     }
 }
+
+/// The login and the first command as bytes on the wire, written out by hand
+/// from the manual, with no help from the crate's codec on the router side.
+#[tokio::test]
+async fn login_and_a_command_are_byte_exact_on_the_wire() {
+    use tokio::io::AsyncReadExt;
+
+    let (ours, mut theirs) = tokio::io::duplex(4096);
+    let router = tokio::spawn(async move {
+        let mut expected = vec![6];
+        expected.extend_from_slice(b"/login");
+        expected.push(11);
+        expected.extend_from_slice(b"=name=admin");
+        expected.push(16);
+        expected.extend_from_slice(b"=password=s3cret");
+        expected.push(0);
+        let mut got = vec![0; expected.len()];
+        theirs.read_exact(&mut got).await.expect("login bytes");
+        assert_eq!(got, expected);
+        theirs.write_all(b"\x05!done\x00").await.expect("write");
+
+        let mut expected = vec![22];
+        expected.extend_from_slice(b"/system/identity/print");
+        expected.push(15);
+        expected.extend_from_slice(b"=.proplist=name");
+        expected.push(6);
+        expected.extend_from_slice(b".tag=1");
+        expected.push(0);
+        let mut got = vec![0; expected.len()];
+        theirs.read_exact(&mut got).await.expect("command bytes");
+        assert_eq!(got, expected);
+        theirs
+            .write_all(b"\x03!re\x0b=name=edge\x06.tag=1\x00\x05!done\x06.tag=1\x00")
+            .await
+            .expect("write");
+        theirs
+    });
+    let (client, _) = Client::over_stream(ours, &config()).await.expect("login");
+    let name = command::identity::fetch(&client).await.expect("identity");
+    assert_eq!(name.as_deref(), Some("edge"));
+    drop(router.await.expect("router task"));
+}

@@ -497,7 +497,7 @@ async fn login_and_a_command_are_byte_exact_on_the_wire() {
         theirs.read_exact(&mut got).await.expect("command bytes");
         assert_eq!(got, expected);
         theirs
-            .write_all(b"\x03!re\x0b=name=edge\x06.tag=1\x00\x05!done\x06.tag=1\x00")
+            .write_all(b"\x03!re\x0a=name=edge\x06.tag=1\x00\x05!done\x06.tag=1\x00")
             .await
             .expect("write");
         theirs

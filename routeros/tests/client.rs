@@ -507,3 +507,17 @@ async fn login_and_a_command_are_byte_exact_on_the_wire() {
     assert_eq!(name.as_deref(), Some("edge"));
     drop(router.await.expect("router task"));
 }
+
+/// The agent spawns polls on a multi-threaded runtime: sessions, streams and
+/// the futures of their calls must move between threads.
+#[tokio::test]
+async fn sessions_and_their_futures_are_send() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let (client, _peer) = pair().await;
+    send_sync(&client);
+    let cmd = Command::new("/interface/print");
+    send(&client.run(&cmd));
+    send(&client.stream(&cmd));
+    send(&command::resource::fetch(&client));
+}

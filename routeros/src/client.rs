@@ -25,6 +25,10 @@ use crate::sentence::{Attrs, Command};
 use crate::tls::{self, Fingerprint};
 use session::{Event, Io, Mode, Session};
 
+/// Most rows [`Client::run`] collects: far above any sane print with
+/// `.proplist`, low enough that a runaway reply cannot exhaust memory.
+pub const MAX_ROWS_PER_RUN: usize = 200_000;
+
 /// How to reach the router's API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
@@ -183,7 +187,7 @@ impl Client {
     /// `!empty` (7.18+) gives no rows. After the command timeout the command
     /// is cancelled on the router (`/cancel`) and [`Error::Timeout`] returned.
     pub async fn run(&self, command: &Command) -> Result<Vec<Attrs>, Error> {
-        let (tag, mut rx) = self.session.send(command, Mode::Collect).await?;
+        let (tag, mut rx) = self.session.send(command, Mode::Collect)?;
         let guard = CancelOnDrop {
             session: &self.session,
             tag,
@@ -193,6 +197,12 @@ impl Client {
             let mut trap = None;
             loop {
                 match rx.recv().await {
+                    Some(Event::Row(_)) if rows.len() == MAX_ROWS_PER_RUN => {
+                        return Err(Error::TooManyRows {
+                            command: command.path().to_owned(),
+                            limit: MAX_ROWS_PER_RUN,
+                        });
+                    }
                     Some(Event::Row(row)) => rows.push(row),
                     Some(Event::Trap { message, category }) => trap = Some((message, category)),
                     Some(Event::Done) => {
@@ -224,7 +234,7 @@ impl Client {
     /// (`/interface/monitor-traffic`, `…/listen`, `=follow=`). No timeout
     /// applies: a stream may be quiet for a long time.
     pub async fn stream(&self, command: &Command) -> Result<ReplyStream, Error> {
-        let (tag, rx) = self.session.send(command, Mode::Stream).await?;
+        let (tag, rx) = self.session.send(command, Mode::Stream)?;
         Ok(ReplyStream {
             session: Arc::clone(&self.session),
             tag,

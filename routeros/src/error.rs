@@ -11,9 +11,14 @@ use crate::connection::ConnectionError;
 use crate::tls::Fingerprint;
 
 /// What the operator sees when the router's API-SSL service has no certificate.
+///
+/// The same alert also comes from a router that has a certificate but offers
+/// only finite-field DHE suites (reported on RouterOS 6), which rustls does
+/// not implement either; the two cannot be told apart on the wire.
 pub const ANONYMOUS_TLS_HELP: &str = "the router's api-ssl service has no certificate (anonymous DH, not supported): \
      create a certificate on the router and set it on /ip service api-ssl, \
-     or use the plain API on 8728 over a trusted network";
+     or use the plain API on 8728 over a trusted network \
+     (if a certificate is set, the router offers only DHE cipher suites: upgrade RouterOS)";
 
 /// A failure to connect, log in or run a command.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,6 +88,15 @@ pub enum Error {
         /// The streaming command's path.
         command: String,
     },
+    /// A command returned more rows than [`crate::client::MAX_ROWS_PER_RUN`];
+    /// it was cancelled (narrow it with queries, or stream it).
+    #[error("{command} returned more than {limit} rows; cancelled")]
+    TooManyRows {
+        /// The command's path.
+        command: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The session is closed (by [`crate::Client::close`] or by the router).
     #[error("RouterOS API session is closed")]
     Closed,
@@ -123,7 +137,7 @@ impl Error {
             Error::NoApiPolicy => ErrorKind::NoApiPolicy,
             Error::PinMismatch { .. } => ErrorKind::TlsPinMismatch,
             Error::AnonymousTlsUnsupported | Error::Tls(_) => ErrorKind::TlsFailed,
-            Error::Trap { .. } | Error::Overrun { .. } => ErrorKind::CommandFailed,
+            Error::Trap { .. } | Error::Overrun { .. } | Error::TooManyRows { .. } => ErrorKind::CommandFailed,
             Error::Fatal(_) | Error::Protocol(_) | Error::Closed => ErrorKind::SessionLost,
         }
     }

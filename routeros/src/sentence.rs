@@ -274,6 +274,15 @@ mod tests {
         assert_eq!(attrs.get("missing"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_words_never_panics(
+            words in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24), 0..8)
+        ) {
+            let _ = Tagged::parse(&words);
+        }
+    }
+
     #[test]
     fn empty_and_unknown_words_are_replies_not_errors() {
         let empty = Tagged::parse(&[b"!empty".to_vec(), b".tag=5".to_vec()]).expect("non-empty");

@@ -28,11 +28,19 @@ fn main() -> std::io::Result<()> {
     rows.extend(encode_sentence(&["!re", "=comment=a=b", ".tag=3"]));
     rows.extend(encode_sentence(&["!done", ".tag=3"]));
     write(&sentences, "rows.bin", &rows)?;
-    write(&sentences, "challenge.bin", &encode_sentence(&["!done", "=ret=00112233445566778899aabbccddeeff"]))?;
+    write(
+        &sentences,
+        "challenge.bin",
+        &encode_sentence(&["!done", "=ret=00112233445566778899aabbccddeeff"]),
+    )?;
     let mut trap = encode_sentence(&["!trap", "=category=0", "=message=no such command prefix", ".tag=7"]);
     trap.extend(encode_sentence(&["!done", ".tag=7"]));
     write(&sentences, "trap.bin", &trap)?;
-    write(&sentences, "fatal.bin", &encode_sentence(&["!fatal", "session terminated on request"]))?;
+    write(
+        &sentences,
+        "fatal.bin",
+        &encode_sentence(&["!fatal", "session terminated on request"]),
+    )?;
     let mut empty = encode_sentence(&["!empty", ".tag=5"]);
     empty.extend(encode_sentence(&["!done", ".tag=5"]));
     empty.extend(encode_sentence(&["!foo", "=x=y"]));
@@ -55,7 +63,10 @@ fn main() -> std::io::Result<()> {
         ("count", "15.2MiB"),
         ("date", "2026-09-22 20:42:21"),
         ("date-old", "sep/22/2026 20:42:21"),
-        ("fingerprint", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+        (
+            "fingerprint",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
         (
             "rows",
             "name=cpu-temperature\nvalue=48\ntype=C\n\n.id=*1F\ntime=20:42:21\ntopics=system,info\nmessage=hi\n\nbytes=1,2\nsignal-strength=-67@HT40",

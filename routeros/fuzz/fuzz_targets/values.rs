@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = values::datetime(&text);
     if let Ok(fp) = text.parse::<Fingerprint>() {
         let printed = fp.to_string();
-        assert_eq!(printed.parse::<Fingerprint>().ok(), Some(fp), "{printed:?} does not parse back");
+        assert_eq!(
+            printed.parse::<Fingerprint>().ok(),
+            Some(fp),
+            "{printed:?} does not parse back"
+        );
     }
 
     // Lines `key=value` make one row; a blank line starts the next.

@@ -9,7 +9,8 @@
 //!   holds the reason, `pending` is empty and stays empty, and every waiting
 //!   command sees its channel close and reports that reason;
 //! - the reader is the only task reading the socket and the writer the only
-//!   task writing it; both end when the session dies.
+//!   task writing it, in queue order, so a command's `/cancel` is never
+//!   written before the command; both end when the session dies or closes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +28,6 @@ use crate::sentence::{Attrs, Reply, Tagged};
 /// Rows buffered per command before the reader waits (`run`) or gives up on
 /// the consumer (streams).
 pub(crate) const ROWS_PER_COMMAND: usize = 256;
-/// Sentences queued for the writer.
-const WRITE_QUEUE: usize = 64;
 
 /// A byte stream the session can own: TCP or TLS.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -68,7 +67,11 @@ struct Table {
 pub(crate) struct Session {
     table: Mutex<Table>,
     next_tag: AtomicU64,
-    writes: mpsc::Sender<Vec<u8>>,
+    /// Sentences for the writer, in order. Unbounded so that a `/cancel`
+    /// (sent from `Drop`) never blocks or fails and always follows its
+    /// command; it holds at most one command and one `/cancel` per call in
+    /// flight, which the caller bounds.
+    writes: mpsc::UnboundedSender<Vec<u8>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -77,7 +80,7 @@ impl Session {
     pub(crate) fn start(conn: Connection<Box<dyn Io>>) -> Arc<Self> {
         let (stream, buffered) = conn.into_parts();
         let (read, write) = tokio::io::split(stream);
-        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let (writes, queue) = mpsc::unbounded_channel();
         let session = Arc::new(Self {
             table: Mutex::new(Table::default()),
             next_tag: AtomicU64::new(1),
@@ -102,11 +105,7 @@ impl Session {
 
     /// Registers a command and queues it for writing; returns its tag and the
     /// channel its replies arrive on.
-    pub(crate) async fn send(
-        &self,
-        command: &crate::Command,
-        mode: Mode,
-    ) -> Result<(u64, mpsc::Receiver<Event>), Error> {
+    pub(crate) fn send(&self, command: &crate::Command, mode: Mode) -> Result<(u64, mpsc::Receiver<Event>), Error> {
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(ROWS_PER_COMMAND);
         {
@@ -118,7 +117,7 @@ impl Session {
             table.pending.insert(tag, Entry { tx, mode, command });
         }
         let bytes = frame::encode_sentence(&command.words(Some(tag)));
-        if self.writes.send(bytes).await.is_err() {
+        if self.writes.send(bytes).is_err() {
             self.forget(tag);
             return Err(self.death());
         }
@@ -130,9 +129,8 @@ impl Session {
     pub(crate) fn cancel(&self, tag: u64) {
         if self.forget(tag) {
             let bytes = frame::encode_sentence(&["/cancel".to_owned(), format!("=tag={tag}")]);
-            if self.writes.try_send(bytes).is_err() {
-                tracing::debug!(tag, "write queue full or closed; /cancel not sent");
-            }
+            // Fails only once the writer is gone, i.e. the session is over.
+            let _ = self.writes.send(bytes);
         }
     }
 
@@ -236,7 +234,11 @@ async fn read_loop(session: Arc<Session>, mut conn: Connection<ReadHalf<Box<dyn 
     session.kill(reason);
 }
 
-async fn write_loop(session: Arc<Session>, mut write: WriteHalf<Box<dyn Io>>, mut queue: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop(
+    session: Arc<Session>,
+    mut write: WriteHalf<Box<dyn Io>>,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
     while let Some(bytes) = queue.recv().await {
         let written = async {
             write.write_all(&bytes).await?;

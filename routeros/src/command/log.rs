@@ -1,8 +1,11 @@
 //! `/log/print`: the router's log buffer.
 //!
-//! `.id`s (`*1A2B`) grow as lines are added, so a poller remembers the last
-//! `.id` it saw and keeps only later lines with [`after`]. The buffer is
-//! small (1000 lines by default), so reading it whole is cheap.
+//! A poller remembers the `.id` of the last line it saw and keeps only the
+//! lines printed after that one with [`after`]. The buffer is small (1000
+//! lines by default), so reading it whole is cheap. When the remembered line
+//! is gone (the buffer rotated past it, or the router rebooted and numbering
+//! restarted), every line is returned: there is no telling which are new, and
+//! losing lines is worse than repeating them.
 
 use crate::{Client, Command, Error, sentence::Attrs};
 
@@ -39,21 +42,13 @@ pub fn parse(rows: &[Attrs]) -> Vec<LogLine> {
         .collect()
 }
 
-/// The numeric part of a `.id` (`*1A2B` → 0x1A2B).
-fn id_number(id: &str) -> Option<u64> {
-    u64::from_str_radix(id.strip_prefix('*')?, 16).ok()
-}
-
-/// The lines after the one with `.id` `last_id`. If `last_id` is unparsable,
-/// every line is returned; lines whose own `.id` is missing are kept.
-pub fn after(lines: Vec<LogLine>, last_id: &str) -> Vec<LogLine> {
-    let Some(last) = id_number(last_id) else {
-        return lines;
-    };
-    lines
-        .into_iter()
-        .filter(|line| line.id.as_deref().and_then(id_number).is_none_or(|n| n > last))
-        .collect()
+/// The lines after the one whose `.id` is `last_id`, in the router's order;
+/// every line if no line has that `.id`.
+pub fn after(mut lines: Vec<LogLine>, last_id: &str) -> Vec<LogLine> {
+    match lines.iter().rposition(|line| line.id.as_deref() == Some(last_id)) {
+        Some(seen) => lines.split_off(seen + 1),
+        None => lines,
+    }
 }
 
 /// Runs [`command`] and [`parse`]s the reply; with `last_id`, keeps only the
@@ -81,6 +76,8 @@ mod tests {
         let newer = after(lines.clone(), "*A");
         assert_eq!(newer.len(), 1);
         assert_eq!(newer[0].id.as_deref(), Some("*1F"));
-        assert_eq!(after(lines, "garbage").len(), 3);
+        assert!(after(lines.clone(), "*1F").is_empty());
+        // Rotated away or renumbered after a reboot: all of them.
+        assert_eq!(after(lines, "*5").len(), 3);
     }
 }

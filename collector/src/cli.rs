@@ -55,6 +55,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SiteCommand,
     },
+    /// Managed RouterOS devices.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
     /// The agent port's server certificate.
     Cert {
         #[command(subcommand)]
@@ -149,6 +154,64 @@ pub enum SiteCommand {
         /// Site name.
         #[arg(long)]
         site: String,
+    },
+}
+
+/// `device` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add a RouterOS device to a site; the site's agent starts polling it.
+    /// The password comes from OUTPOST_ROS_PASSWORD, or a prompt; it is
+    /// stored sealed with the tenant's vault key.
+    Add {
+        #[command(flatten)]
+        location: Location,
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Site name.
+        #[arg(long)]
+        site: String,
+        /// The device's address as the site's agent reaches it.
+        address: String,
+        /// API user (its group needs the `api` policy, and `ssh` and `read`
+        /// for configuration backups).
+        #[arg(long)]
+        user: String,
+        /// Use API-SSL (8729, certificate pinned on first use) instead of the plain API (8728).
+        #[arg(long)]
+        tls: bool,
+        /// API port, when not the default.
+        #[arg(long)]
+        port: Option<u16>,
+        /// SSH port for configuration backups.
+        #[arg(long, default_value_t = 22)]
+        ssh_port: u16,
+        /// Seconds between polls (10 to 86400).
+        #[arg(long, default_value_t = 60)]
+        interval: u32,
+    },
+    /// List devices with state, identity, version and the agent polling them.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a device; its agent stops polling it.
+    Delete {
+        #[command(flatten)]
+        location: Location,
+        /// Device id.
+        id: String,
+    },
+    /// Trust the API-SSL certificate a device presented instead of its pinned one.
+    AcceptCertificate {
+        #[command(flatten)]
+        location: Location,
+        /// Device id.
+        id: String,
     },
 }
 

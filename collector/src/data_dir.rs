@@ -5,7 +5,13 @@
 //! DIR/ca.key        CA private key (PEM, 0600)
 //! DIR/server.pem    agent-port server key, certificate and the CA (PEM, 0600)
 //! DIR/outpost.db    SQLite database (+ -wal, -shm) unless --database-url is given
+//! DIR/vault.key     the vault's master key (0600), unless OUTPOST_VAULT_KEY_FILE names another file
 //! ```
+//!
+//! The vault key seals device passwords and configuration backups in the
+//! database. Keep it out of database backups (or the backups hold everything
+//! needed to open them) and back it up separately: without it, the stored
+//! passwords and backups cannot be opened.
 //!
 //! Key and certificate share one file so `cert renew` replaces both in one
 //! atomic rename, and `serve`, which re-reads the file when it changes, never
@@ -21,6 +27,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use outpost_certs::ca::CertificateAuthority;
 use outpost_certs::files::{create_private_dir, write_private, write_public};
+
+/// Names the vault key file when it is not `vault.key` in the data directory.
+pub const VAULT_KEY_ENV: &str = "OUTPOST_VAULT_KEY_FILE";
 
 /// Paths inside a data directory.
 #[derive(Clone, Debug)]
@@ -40,6 +49,27 @@ impl DataDir {
     fn path(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
+    /// Where the vault's master key is: `OUTPOST_VAULT_KEY_FILE`, else
+    /// `vault.key` here.
+    pub fn vault_path(&self) -> PathBuf {
+        match std::env::var_os(VAULT_KEY_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => self.path("vault.key"),
+        }
+    }
+
+    /// Loads the vault's master key, creating it when absent (data
+    /// directories made before the vault existed).
+    pub fn load_vault(&self) -> Result<outpost_vault::Vault> {
+        let path = self.vault_path();
+        let (vault, created) = outpost_vault::Vault::load_or_create(&path)
+            .with_context(|| format!("loading the vault key {}", path.display()))?;
+        if created {
+            tracing::info!(path = %path.display(), "vault key created; back it up separately from the database");
+        }
+        Ok(vault)
+    }
+
     /// Whether `init` has run here.
     pub fn is_initialised(&self) -> bool {
         self.path("ca.key").exists()
@@ -59,6 +89,7 @@ impl DataDir {
         write_private(&self.path("ca.key"), ca.key_pem().as_bytes()).context("writing ca.key")?;
         write_public(&self.path("ca.crt"), ca.cert_pem().as_bytes()).context("writing ca.crt")?;
         self.write_server(&server)?;
+        self.load_vault()?;
         Ok(ca)
     }
 

@@ -8,6 +8,7 @@ pub mod agent_port;
 pub mod cli;
 pub mod commands;
 pub mod data_dir;
+pub mod device_commands;
 pub mod logging;
 #[cfg(feature = "quickstart")]
 pub mod quickstart;

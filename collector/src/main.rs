@@ -1,10 +1,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use outpost_collector::cli::{AdminCommand, AgentCommand, CertCommand, Cli, Command, SiteCommand, TokenCommand};
+use outpost_collector::cli::{
+    AdminCommand, AgentCommand, CertCommand, Cli, Command, DeviceCommand, SiteCommand, TokenCommand,
+};
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, serve};
-use outpost_collector::{commands, logging};
+use outpost_collector::{commands, device_commands, logging};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -65,6 +67,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Site {
             command: SiteCommand::Delete { location, tenant, site },
         } => commands::site_delete(&location, &tenant, &site).await,
+        Command::Device { command } => match command {
+            DeviceCommand::Add {
+                location,
+                tenant,
+                site,
+                address,
+                user,
+                tls,
+                port,
+                ssh_port,
+                interval,
+            } => {
+                let spec = device_commands::DeviceSpec {
+                    tenant,
+                    site,
+                    address,
+                    user,
+                    tls,
+                    port,
+                    ssh_port,
+                    interval,
+                };
+                let password = device_commands::ros_password()?;
+                device_commands::device_add(&location, &spec, &password).await
+            }
+            DeviceCommand::List { location, json } => device_commands::device_list(&location, json).await,
+            DeviceCommand::Delete { location, id } => device_commands::device_delete(&location, &id).await,
+            DeviceCommand::AcceptCertificate { location, id } => {
+                device_commands::device_accept_certificate(&location, &id).await
+            }
+        },
         Command::Cert {
             command: CertCommand::Renew { data_dir, sans },
         } => commands::cert_renew(&data_dir, &sans),

@@ -72,6 +72,14 @@ pub async fn serve(
         tracing::warn!("{warning}");
     }
 
+    let vault = Arc::new(opts.data_dir.load_vault()?);
+    anyhow::ensure!(
+        store.check_vault_key(&admin, &vault.key_check()).await?,
+        "the vault key {} is not the key this database's device passwords were sealed with; \
+         restore the original key file (or point OUTPOST_VAULT_KEY_FILE at it)",
+        opts.data_dir.vault_path().display()
+    );
+
     let revoked = Arc::new(RevokedAgents::default());
     revoked.replace(store.revoked_agents().await?);
     let tls = Arc::new(outpost_certs::tls::agent_port_server_config(
@@ -107,6 +115,7 @@ pub async fn serve(
         revoked.clone(),
         opts.agent_cert_lifetime,
         shutdown.clone(),
+        vault.clone(),
     );
     let refresher = {
         let (store, service, shutdown) = (store.clone(), service.clone(), shutdown.clone());

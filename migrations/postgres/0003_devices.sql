@@ -24,6 +24,9 @@ CREATE TABLE devices (
     api_tls_pin         TEXT,
     ssh_host_key_pin    TEXT,
     created_at_ms       BIGINT NOT NULL,
+    -- Bumped by every change an agent must hear about (settings, deletion,
+    -- pins, reassignment), so sessions notice with one cheap query.
+    updated_at_ms       BIGINT NOT NULL,
     deleted_at_ms       BIGINT,
     -- The agent polling it (chosen by the collector among the site's agents).
     agent_id            TEXT,
@@ -56,6 +59,7 @@ CREATE TABLE devices (
     update_available    BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX devices_tenant ON devices(tenant_id, site_id);
+CREATE INDEX devices_agent ON devices(agent_id);
 CREATE UNIQUE INDEX devices_live_address ON devices(site_id, address, api_port) WHERE deleted_at_ms IS NULL;
 
 -- Latest state, replaced section by section as polls report changes.
@@ -71,6 +75,8 @@ CREATE TABLE device_interfaces (
     link_downs  BIGINT NOT NULL,
     rx_bps      DOUBLE PRECISION,
     tx_bps      DOUBLE PRECISION,
+    -- The poll that last listed it: older rows are interfaces that are gone.
+    seen_at_ms  BIGINT NOT NULL,
     PRIMARY KEY (device_id, name)
 );
 

@@ -65,6 +65,8 @@ pub struct IngestBatch {
     pub metrics: Vec<MetricRow>,
     /// Host facts.
     pub host_facts: Vec<HostFactsRow>,
+    /// Reports about RouterOS devices.
+    pub devices: Vec<crate::devices::reports::DeviceReport>,
     /// Highest sequence number the batch covers (including rejected ones).
     pub through_seq: i64,
     /// The agent's outbox depth when it cut the batch.
@@ -72,7 +74,7 @@ pub struct IngestBatch {
 }
 
 /// What a committed batch did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct IngestOutcome {
     /// Rows newly written.
     pub inserted: u64,
@@ -80,6 +82,8 @@ pub struct IngestOutcome {
     pub acked_seq: i64,
     /// Rows already stored under the same sequence number with another payload.
     pub conflicts: u64,
+    /// What became of the device reports.
+    pub devices: crate::devices::reports::DeviceOutcome,
 }
 
 /// Stored metric columns compared on a resend.
@@ -114,7 +118,26 @@ impl Store {
         let now = now_ms();
         on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
-            let mut inserted = 0u64;
+            // Locks the agent's row first (and takes SQLite's write lock), so
+            // one agent's batches are stored one at a time and `acked_before`
+            // is what every earlier batch committed.
+            let (acked_before,): (i64,) = sqlx::query_as(
+                "UPDATE agents SET last_seen_ms = $1 WHERE id = $2 AND tenant_id = $3 RETURNING acked_seq",
+            )
+            .bind(now)
+            .bind(&agent)
+            .bind(&tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+            let devices = <Db as crate::devices::reports::ApplyReports>::apply(
+                &mut tx,
+                &tenant,
+                &scope.site().to_string(),
+                acked_before,
+                &batch.devices,
+            )
+            .await?;
+            let mut inserted = devices.stored;
             let mut conflicts = 0u64;
             for chunk in batch.metrics.chunks(ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new(
@@ -229,7 +252,7 @@ impl Store {
                      (two machines with one agent identity, or an outbox restored from an old copy); stored rows kept"
                 );
             }
-            Ok(IngestOutcome { inserted, acked_seq, conflicts })
+            Ok(IngestOutcome { inserted, acked_seq, conflicts, devices })
         })
     }
 }

@@ -20,6 +20,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub mod agents;
+pub mod devices;
 pub mod ingest;
 pub mod scope;
 pub mod tenants;
@@ -44,6 +45,9 @@ pub enum StoreError {
     /// A referenced object does not exist (or belongs to another tenant).
     #[error("{0} not found")]
     NotFound(String),
+    /// The change contradicts what is stored (e.g. a duplicate), explained.
+    #[error("{0}")]
+    Conflict(String),
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

@@ -97,6 +97,11 @@ impl AdminScope {
         Self(())
     }
 
+    /// One tenant's scope: whoever may act for every tenant may act for one.
+    pub fn tenant_scope(&self, tenant: TenantId) -> TenantScope {
+        TenantScope { tenant }
+    }
+
     /// A scope for other crates' unit tests. Compiled only with the
     /// `test-support` feature.
     #[cfg(feature = "test-support")]

@@ -108,6 +108,7 @@ fn metrics(seqs: std::ops::RangeInclusive<i64>) -> IngestBatch {
             })
             .collect(),
         host_facts: vec![],
+        devices: vec![],
         through_seq: *seqs.end(),
         outbox_depth: 0,
     }

@@ -249,6 +249,11 @@ pub fn backup_context(device_id: &str) -> String {
     format!("config-backup:{device_id}")
 }
 
+/// Associated data of a sealed diff between two backups of `device_id`.
+pub fn diff_context(device_id: &str) -> String {
+    format!("config-diff:{device_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,10 @@
 //! connection, and handed to every request as [`listener::PeerInfo`].
 mod admission;
 mod anonymous;
+mod backups;
 pub mod connections;
+pub mod device_reports;
+mod devices;
 mod enroll;
 mod flood_log;
 mod gate;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use outpost_proto::agent_v1::{
-    Ack, AgentMessage, CollectorMessage, Command, Empty, Welcome, agent_message, collector_message, command,
+    Ack, AgentMessage, CollectorMessage, Command, Empty, Rejection, Welcome, agent_message, collector_message, command,
 };
 use outpost_store::agents::{ConnectRefused, Connecting};
 use outpost_store::{AgentScope, now_ms};
@@ -22,6 +22,16 @@ use super::validate::validate_batch;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an open stream re-checks revocation.
 const REVOCATION_CHECK: Duration = Duration::from_secs(2);
+/// Device claims run every this many revocation checks (about 30 s).
+const CLAIM_EVERY: u32 = 15;
+
+/// What the session last told its agent about devices.
+#[derive(Default)]
+struct DeviceSync {
+    ticks: u32,
+    sent: Option<outpost_store::devices::AssignmentVersion>,
+}
+
 /// Messages buffered towards one agent.
 const OUTBOUND_QUEUE: usize = 64;
 
@@ -226,7 +236,48 @@ impl Session {
         }
     }
 
+    /// Sends the agent its device list when it changed (and on the first
+    /// call); every `CLAIM_EVERY` calls, first takes over the site's devices
+    /// that no connected agent polls.
+    async fn sync_devices(&self, sync: &mut DeviceSync) {
+        if sync.ticks.is_multiple_of(CLAIM_EVERY) {
+            if let Err(error) = self.svc.store.claim_devices(&self.scope).await {
+                tracing::warn!(agent = %self.scope.agent(), %error, "claiming devices failed");
+            }
+        }
+        sync.ticks = sync.ticks.wrapping_add(1);
+        let version = match self.svc.store.assignment_version(&self.scope).await {
+            Ok(v) => v,
+            Err(error) => {
+                tracing::warn!(agent = %self.scope.agent(), %error, "checking the device assignment failed");
+                return;
+            }
+        };
+        if sync.sent == Some(version) {
+            return;
+        }
+        let devices = match self.svc.store.assigned_devices(&self.scope).await {
+            Ok(d) => d,
+            Err(error) => {
+                tracing::warn!(agent = %self.scope.agent(), %error, "reading the device assignment failed");
+                return;
+            }
+        };
+        let assignment = super::devices::assignment(&self.svc.vault, &self.scope, &devices);
+        let n = assignment.devices.len();
+        let cmd = Command {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            kind: Some(command::Kind::AssignDevices(assignment)),
+        };
+        if self.send(msg(collector_message::Kind::Command(cmd))).await {
+            tracing::info!(agent = %self.scope.agent(), devices = n, "device assignment sent");
+            sync.sent = Some(version);
+        }
+    }
+
     async fn pump(&self, inbound: &mut Streaming<AgentMessage>, ticket: &Ticket) -> &'static str {
+        let mut sync = DeviceSync::default();
+        self.sync_devices(&mut sync).await;
         let mut revocation = tokio::time::interval(REVOCATION_CHECK);
         let mut reloaded = self.svc.revocations.subscribe();
         loop {
@@ -247,6 +298,7 @@ impl Session {
                         _ = reloaded.changed() => {}
                     }
                 } => {
+                    self.sync_devices(&mut sync).await;
                     if self.svc.revoked.contains(&self.scope.agent()) {
                         self.send(Err(Status::permission_denied("this agent has been revoked"))).await;
                         // The connection goes too, not just this stream.
@@ -303,6 +355,18 @@ impl Session {
                     return "invalid batch";
                 }
             };
+            let mut validated = validated;
+            let pending = std::mem::take(&mut validated.backups);
+            let (backups, refused_backups) =
+                super::backups::prepare(&self.svc.store, &self.svc.vault, &self.scope, pending).await;
+            validated.batch.devices.extend(backups);
+            for (seq, reason) in refused_backups {
+                tracing::warn!(agent = %self.scope.agent(), seq, reason = %reason, "configuration backup refused");
+                validated.rejected.push(Rejection {
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    reason,
+                });
+            }
             let outcome = match self.svc.store.ingest(&self.scope, &validated.batch).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -311,9 +375,17 @@ impl Session {
                     return "store error";
                 }
             };
+            let mut rejected = validated.rejected;
+            for (seq, reason) in &outcome.devices.refused {
+                tracing::warn!(agent = %self.scope.agent(), seq, reason = %reason, "device report refused");
+                rejected.push(Rejection {
+                    seq: u64::try_from(*seq).unwrap_or(0),
+                    reason: reason.clone(),
+                });
+            }
             let ack = Ack {
                 acked_through: u64::try_from(outcome.acked_seq).unwrap_or(0),
-                rejected: validated.rejected,
+                rejected,
             };
             if !self.send(msg(collector_message::Kind::Ack(ack))).await {
                 return "stream closed";

@@ -34,6 +34,8 @@ pub struct AgentPortService {
     /// Bumped after every reload of the revocation list, so open streams
     /// check at once instead of at their next tick.
     pub(super) revocations: Arc<watch::Sender<u64>>,
+    /// Opens device passwords for the agents that poll them.
+    pub(super) vault: Arc<outpost_vault::Vault>,
 }
 
 impl AgentPortService {
@@ -46,8 +48,10 @@ impl AgentPortService {
         revoked: Arc<RevokedAgents>,
         cert_lifetime: Duration,
         shutdown: CancellationToken,
+        vault: Arc<outpost_vault::Vault>,
     ) -> Self {
         Self {
+            vault,
             store,
             ca,
             revoked,

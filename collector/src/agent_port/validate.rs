@@ -5,7 +5,11 @@
 //! another tenant, site or agent. Those, and anything malformed, are rejected
 //! (and logged) one by one; the rest of the batch is still stored and the
 //! stream stays up.
-use outpost_proto::agent_v1::{Batch, HostFacts, Observation, Rejection, observation};
+use outpost_proto::agent_v1::{Batch, ConfigBackup, HostFacts, Observation, Rejection, observation};
+use outpost_store::devices::DeviceId;
+use outpost_store::devices::reports::{DeviceReport, ReportBody};
+
+use super::device_reports;
 use outpost_proto::{MAX_BATCH_OBSERVATIONS, MAX_OBSERVATION_BYTES};
 use prost::Message as _;
 
@@ -33,6 +37,40 @@ pub struct Validated {
     pub batch: IngestBatch,
     /// What to refuse, with reasons.
     pub rejected: Vec<Rejection>,
+    /// Configuration backups, which the collector opens (to diff them)
+    /// before they are stored.
+    pub backups: Vec<PendingBackup>,
+}
+
+/// A configuration backup as received.
+#[derive(Debug)]
+pub struct PendingBackup {
+    /// Sequence number.
+    pub seq: i64,
+    /// Agent clock.
+    pub observed_at_ms: i64,
+    /// The sealed export.
+    pub backup: ConfigBackup,
+}
+
+impl Validated {
+    fn device(&mut self, seq: i64, observed_at_ms: i64, report: Result<(DeviceId, ReportBody), String>) {
+        match report {
+            Ok((device, body)) => self.batch.devices.push(DeviceReport {
+                seq,
+                observed_at_ms,
+                device,
+                body,
+            }),
+            Err(reason) => {
+                tracing::warn!(seq, reason = %reason, "device report rejected");
+                self.rejected.push(Rejection {
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    reason,
+                });
+            }
+        }
+    }
 }
 
 /// Validates a batch from the agent identified by `scope`.
@@ -82,9 +120,18 @@ pub fn validate_batch(scope: &AgentScope, batch: Batch) -> Result<Validated, Bat
                     .host_facts
                     .push(host_facts_row(seq_i64, obs.observed_at_ms, f))
             }
-            // validate_one refuses a missing body and device reports (until
-            // their store lands).
-            _ => {}
+            Some(observation::Body::DeviceStatus(d)) => {
+                out.device(seq_i64, obs.observed_at_ms, device_reports::status(&d))
+            }
+            Some(observation::Body::DevicePoll(d)) => out.device(seq_i64, obs.observed_at_ms, device_reports::poll(&d)),
+            Some(observation::Body::DeviceLog(d)) => out.device(seq_i64, obs.observed_at_ms, device_reports::log(&d)),
+            Some(observation::Body::ConfigBackup(b)) => out.backups.push(PendingBackup {
+                seq: seq_i64,
+                observed_at_ms: obs.observed_at_ms,
+                backup: b,
+            }),
+            // validate_one refuses a missing body.
+            None => {}
         }
     }
     Ok(out)
@@ -155,12 +202,13 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
             }
             Ok(())
         }
+        // Checked when converted (device_reports), with the same rejection path.
         Some(
             observation::Body::DeviceStatus(_)
             | observation::Body::DevicePoll(_)
             | observation::Body::DeviceLog(_)
             | observation::Body::ConfigBackup(_),
-        ) => Err("device reports are not stored by this collector version".into()),
+        ) => Ok(()),
     }
 }
 

@@ -38,6 +38,9 @@ pub struct DeviceTask {
     pub(super) requests: mpsc::Receiver<DeviceRequest>,
     pub(super) live: super::live::LiveSender,
     pub(super) stop: CancellationToken,
+    /// Devices in the fleet when this task started: the first polls of a new
+    /// assignment are spread over a window that grows with it.
+    pub(super) fleet_size: usize,
 }
 
 /// The state last reported, to report only changes.
@@ -90,7 +93,10 @@ impl DeviceTask {
     /// Polls until stopped.
     pub async fn run(mut self) {
         let interval = Duration::from_secs(u64::from(self.device.poll_interval_secs.max(1)));
-        let first = schedule::first_delay(&self.device.device_id, interval, crate::now_ms().max(0) as u64);
+        let first = schedule::offset(
+            &self.device.device_id,
+            schedule::first_window(self.fleet_size, interval),
+        );
         let mut next = tokio::time::Instant::now() + first;
         let mut breaker = Breaker::default();
         let mut reported: Option<Reported> = None;

@@ -113,6 +113,7 @@ impl Fleet {
             keep
         });
         let kept = self.running.len();
+        let fleet_size = wanted.len();
         for (id, device) in wanted {
             if self.running.contains_key(&id) {
                 continue;
@@ -127,6 +128,7 @@ impl Fleet {
                 requests: rx,
                 live: self.live.clone(),
                 stop: stop.clone(),
+                fleet_size,
             };
             tokio::spawn(task.run());
             self.running.insert(

@@ -1,8 +1,10 @@
 //! When each device is polled, and how long a failing one is left alone.
 //!
-//! Start times are spread over the interval by a hash of the device id, so
-//! 10,000 devices assigned at once do not all fire in the same second and a
-//! device keeps its slot across agent restarts. A device that keeps failing is
+//! Start times are spread by a hash of the device id, so 10,000 devices
+//! assigned at once do not all fire in the same second: the first polls over a
+//! window that grows with the fleet (a few devices are polled within seconds
+//! of being added; 10,000 over most of a minute), and every later poll one
+//! interval after the previous one. A device that keeps failing is
 //! retried with exponential backoff (a per-device circuit breaker): an
 //! unreachable router costs one connection attempt per backoff period, not one
 //! per poll.
@@ -24,13 +26,14 @@ pub fn offset(device_id: &str, interval: Duration) -> Duration {
     Duration::from_millis(u64::from_be_bytes(first) % interval_ms)
 }
 
-/// The first poll time, as time since `epoch_ms` (the Unix clock now), so that
-/// polls land on `offset` within each interval of wall-clock time.
-pub fn first_delay(device_id: &str, interval: Duration, now_ms: u64) -> Duration {
-    let interval_ms = interval.as_millis().max(1) as u64;
-    let want = offset(device_id, interval).as_millis() as u64;
-    let into = now_ms % interval_ms;
-    Duration::from_millis((want + interval_ms - into) % interval_ms)
+/// New connections opened per second when a whole fleet starts.
+const STARTS_PER_SEC: u64 = 200;
+
+/// The window the first polls of `fleet_size` devices are spread over: long
+/// enough for [`STARTS_PER_SEC`], at least 2 s, at most one interval.
+pub fn first_window(fleet_size: usize, interval: Duration) -> Duration {
+    let spread = Duration::from_millis((fleet_size as u64).saturating_mul(1000) / STARTS_PER_SEC);
+    spread.max(Duration::from_secs(2)).min(interval)
 }
 
 /// Consecutive failures of one device and the delay they earn.
@@ -81,14 +84,13 @@ mod tests {
     }
 
     #[test]
-    fn the_first_poll_lands_on_the_devices_slot() {
-        let interval = Duration::from_secs(60);
-        for now in [0u64, 1_234, 59_999, 1_700_000_000_123] {
-            let d = first_delay("dev-7", interval, now);
-            assert!(d < interval);
-            let at = now + d.as_millis() as u64;
-            assert_eq!(at % 60_000, offset("dev-7", interval).as_millis() as u64);
-        }
+    fn first_polls_spread_over_a_window_that_grows_with_the_fleet() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(first_window(1, minute), Duration::from_secs(2));
+        assert_eq!(first_window(4_000, minute), Duration::from_secs(20));
+        assert_eq!(first_window(10_000, minute), Duration::from_secs(50));
+        assert_eq!(first_window(100_000, minute), minute);
+        assert_eq!(first_window(100_000, Duration::from_secs(10)), Duration::from_secs(10));
     }
 
     #[test]

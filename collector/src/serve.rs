@@ -139,7 +139,7 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
-    let console_state = ConsoleState::new(store.clone(), admin, opts.secure_cookies);
+    let console_state = ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies);
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
     let app = outpost_console::router(console_state);
     let console_shutdown = shutdown.clone();

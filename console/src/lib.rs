@@ -17,6 +17,7 @@ mod assets;
 mod auth;
 mod cookies;
 mod csrf;
+pub mod device_live;
 mod error;
 mod feed;
 mod hashing;

@@ -20,6 +20,11 @@ pub struct ConsoleState {
     pub(crate) hashing: Arc<HashGate>,
     /// The one live-update feed behind every `/events` stream.
     pub(crate) feed: Arc<Feed>,
+    /// Seals device passwords added in the console and opens configuration
+    /// backups for display.
+    pub vault: Arc<outpost_vault::Vault>,
+    /// Live traffic of devices.
+    pub live: Arc<dyn crate::device_live::DeviceLive>,
 }
 
 impl ConsoleState {
@@ -27,13 +32,21 @@ impl ConsoleState {
     /// password check per CPU. `admin` is the scope the live-update feed reads
     /// every tenant with (each stream then keeps only its own session's part):
     /// the one [`Store::open_as_operator`] handed out with `store`.
-    pub fn new(store: Store, admin: AdminScope, secure_cookies: bool) -> Self {
+    pub fn new(store: Store, admin: AdminScope, vault: Arc<outpost_vault::Vault>, secure_cookies: bool) -> Self {
         Self {
             feed: Arc::new(Feed::new(store.clone(), admin, FEED_INTERVAL)),
             store,
             secure_cookies,
             limiter: Arc::new(LoginLimiter::default()),
             hashing: Arc::new(HashGate::for_this_machine()),
+            vault,
+            live: Arc::new(crate::device_live::NoLiveTraffic),
         }
+    }
+
+    /// Serves live traffic through `live` (the collector's).
+    pub fn with_live_traffic(mut self, live: Arc<dyn crate::device_live::DeviceLive>) -> Self {
+        self.live = live;
+        self
     }
 }

@@ -37,7 +37,12 @@ impl Console {
         let dir = TempDir::new().unwrap();
         let (store, admin) = Store::open_as_operator(dir.path(), None).await.unwrap();
         store.set_admin_password(&admin, USER, PASSWORD).await.unwrap();
-        let state = ConsoleState::new(store.clone(), admin, secure_cookies);
+        let state = ConsoleState::new(
+            store.clone(),
+            admin,
+            std::sync::Arc::new(outpost_vault::Vault::generate().expect("random vault key")),
+            secure_cookies,
+        );
         let app = router(state.clone());
         Self {
             _dir: dir,

@@ -1,0 +1,66 @@
+//! Live interface traffic of a device, for its page: the console asks the
+//! collector to start it (the collector tells the agent polling the device to
+//! stream `monitor-traffic`), receives one sample a second while the page is
+//! open, and stops it when the last viewer leaves (dropping [`LiveWatch`]).
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use outpost_store::TenantScope;
+use outpost_store::devices::DeviceId;
+use tokio::sync::broadcast;
+
+/// One interface's rates in a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveRate {
+    /// Interface name.
+    pub name: String,
+    /// Bits per second received.
+    pub rx_bps: f64,
+    /// Bits per second sent.
+    pub tx_bps: f64,
+}
+
+/// One second of a device's traffic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveSample {
+    /// When the agent took it, agent clock.
+    pub at_ms: i64,
+    /// Rates per interface.
+    pub interfaces: Vec<LiveRate>,
+}
+
+/// A viewer's subscription; live traffic continues while any exists.
+pub struct LiveWatch {
+    /// Samples as they arrive (a slow reader skips samples, never blocks).
+    pub samples: broadcast::Receiver<Arc<LiveSample>>,
+    /// Dropped with the watch: tells the collector one viewer left.
+    pub guard: Box<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for LiveWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveWatch").finish_non_exhaustive()
+    }
+}
+
+/// A future the console awaits.
+pub type WatchFuture<'a> = Pin<Box<dyn Future<Output = Result<LiveWatch, String>> + Send + 'a>>;
+
+/// Starts or joins live traffic. The collector implements it; the scope is
+/// the viewer's, so a device of another tenant is "not found".
+pub trait DeviceLive: Send + Sync + std::fmt::Debug {
+    /// Watches `device`; the error says why it cannot (no agent connected, …).
+    fn watch(&self, scope: TenantScope, device: DeviceId) -> WatchFuture<'_>;
+}
+
+/// For a console without a collector behind it (unit tests): live traffic is
+/// never available.
+#[derive(Debug, Default)]
+pub struct NoLiveTraffic;
+
+impl DeviceLive for NoLiveTraffic {
+    fn watch(&self, _scope: TenantScope, _device: DeviceId) -> WatchFuture<'_> {
+        Box::pin(async { Err("live traffic is not available on this console".to_owned()) })
+    }
+}

@@ -11,13 +11,21 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use outpost_certs::AgentId;
+use outpost_proto::agent_v1::{CollectorMessage, Command, collector_message};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 struct Entry {
     id: u64,
     instance: String,
     replaced: CancellationToken,
+    /// The stream's queue towards its agent, for commands from elsewhere in
+    /// the collector (live traffic).
+    commands: Outbound,
 }
+
+/// A session's queue of messages to its agent.
+pub type Outbound = mpsc::Sender<Result<CollectorMessage, tonic::Status>>;
 
 /// Live sessions by agent.
 #[derive(Default)]
@@ -55,7 +63,7 @@ impl LiveSessions {
     /// Registers the session that was just admitted, ending any older session
     /// of the agent on this collector (the store admitted this one, so an older
     /// one is the same instance, or a stale one).
-    pub fn admit(&self, agent: AgentId, instance: &str) -> Ticket {
+    pub fn admit(&self, agent: AgentId, instance: &str, commands: Outbound) -> Ticket {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let replaced = CancellationToken::new();
         let old = self.lock().insert(
@@ -64,6 +72,7 @@ impl LiveSessions {
                 id,
                 instance: instance.to_owned(),
                 replaced: replaced.clone(),
+                commands,
             },
         );
         if let Some(old) = old {
@@ -72,6 +81,18 @@ impl LiveSessions {
             old.replaced.cancel();
         }
         Ticket { id, replaced }
+    }
+
+    /// Queues a command for `agent` if it streams to this collector; false
+    /// when it does not, or its queue is full.
+    pub fn send_command(&self, agent: &AgentId, command: Command) -> bool {
+        let Some(tx) = self.lock().get(agent).map(|e| e.commands.clone()) else {
+            return false;
+        };
+        tx.try_send(Ok(CollectorMessage {
+            kind: Some(collector_message::Kind::Command(command)),
+        }))
+        .is_ok()
     }
 
     /// Removes the session, unless a newer one already took its place.
@@ -91,9 +112,10 @@ mod tests {
     fn a_newer_session_replaces_the_older_and_survives_its_exit() {
         let live = LiveSessions::default();
         let agent = AgentId::random();
-        let first = live.admit(agent, "i1");
+        let (tx, _rx) = mpsc::channel(1);
+        let first = live.admit(agent, "i1", tx.clone());
         assert_eq!(live.instance_of(&agent).as_deref(), Some("i1"));
-        let second = live.admit(agent, "i1");
+        let second = live.admit(agent, "i1", tx);
         assert!(first.replaced.is_cancelled());
         assert!(!second.replaced.is_cancelled());
         // The old session leaving does not remove the new one.

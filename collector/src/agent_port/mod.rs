@@ -21,6 +21,7 @@ mod session;
 mod shared;
 mod source;
 pub mod tenancy;
+pub mod traffic;
 pub mod validate;
 
 use std::sync::Arc;

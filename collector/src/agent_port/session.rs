@@ -179,7 +179,7 @@ impl Session {
                 return;
             }
         };
-        let ticket = self.svc.live.admit(agent, &instance);
+        let ticket = self.svc.live.admit(agent, &instance, self.out.clone());
         tracing::info!(
             %agent,
             tenant = %self.scope.tenant(),
@@ -278,6 +278,7 @@ impl Session {
     async fn pump(&self, inbound: &mut Streaming<AgentMessage>, ticket: &Ticket) -> &'static str {
         let mut sync = DeviceSync::default();
         self.sync_devices(&mut sync).await;
+        self.svc.traffic.resume(self.scope.agent());
         let mut revocation = tokio::time::interval(REVOCATION_CHECK);
         let mut reloaded = self.svc.revocations.subscribe();
         loop {
@@ -331,9 +332,9 @@ impl Session {
                     continue;
                 }
                 Ok(Some(AgentMessage {
-                    kind: Some(agent_message::Kind::LiveTraffic(_)),
+                    kind: Some(agent_message::Kind::LiveTraffic(t)),
                 })) => {
-                    tracing::debug!(agent = %self.scope.agent(), "live traffic nobody asked for ignored");
+                    self.svc.traffic.publish(self.scope.agent(), self.scope.tenant(), t);
                     continue;
                 }
                 Ok(Some(AgentMessage { kind: None })) => {

@@ -36,9 +36,16 @@ pub struct AgentPortService {
     pub(super) revocations: Arc<watch::Sender<u64>>,
     /// Opens device passwords for the agents that poll them.
     pub(super) vault: Arc<outpost_vault::Vault>,
+    /// Live-traffic subscriptions of device pages.
+    pub(super) traffic: Arc<super::traffic::TrafficHub>,
 }
 
 impl AgentPortService {
+    /// Live traffic for the console.
+    pub fn traffic(&self) -> Arc<super::traffic::TrafficHub> {
+        self.traffic.clone()
+    }
+
     /// A service signing agent certificates valid for `cert_lifetime`. Open
     /// streams end when `shutdown` is cancelled, so a graceful stop does not
     /// wait for agents that never hang up.
@@ -50,7 +57,9 @@ impl AgentPortService {
         shutdown: CancellationToken,
         vault: Arc<outpost_vault::Vault>,
     ) -> Self {
+        let live: Arc<LiveSessions> = Arc::default();
         Self {
+            traffic: Arc::new(super::traffic::TrafficHub::new(store.clone(), live.clone())),
             vault,
             store,
             ca,
@@ -58,7 +67,7 @@ impl AgentPortService {
             cert_lifetime,
             shutdown,
             connections: Arc::default(),
-            live: Arc::default(),
+            live,
             revocations: Arc::new(watch::Sender::new(0)),
         }
     }

@@ -111,6 +111,9 @@ async fn run() -> anyhow::Result<()> {
         for d in fleet.devices() {
             writeln!(out, "{}", d.line())?;
         }
+        if let Some(listener) = &control {
+            writeln!(out, "control {}", listener.local_addr()?)?;
+        }
         writeln!(out, "ready {} devices", fleet.devices().len())?;
         out.flush()?;
     }

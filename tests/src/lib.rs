@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub mod http;
 pub mod raw;
+pub mod sim;
 pub mod tmpfs;
 
 /// Upper bound for anything a test waits for.
@@ -357,6 +358,60 @@ impl Collector {
     pub fn agents(&self) -> Vec<serde_json::Value> {
         let out = self.cli(&["agent", "list", "--json"]).ok();
         serde_json::from_str(&out.stdout_text()).expect("agent list JSON")
+    }
+
+    /// `device list --json`.
+    pub fn devices(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["device", "list", "--json"]).ok();
+        serde_json::from_str(&out.stdout_text()).expect("device list JSON")
+    }
+
+    /// The device with this id in `device list --json`.
+    pub fn device(&self, id: &str) -> serde_json::Value {
+        self.devices()
+            .into_iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("device {id} not listed"))
+    }
+
+    /// Adds a simulated device (user `admin`, polled every 10 s) and returns
+    /// its id.
+    pub fn add_sim_device(
+        &self,
+        tenant: &str,
+        site: &str,
+        device: &sim::SimDevice,
+        password: &str,
+        tls: bool,
+    ) -> String {
+        let port = if tls { device.api_ssl_port } else { device.api_port };
+        let mut cmd = Command::new(bin("outpost-collector"));
+        cmd.args([
+            "device", "add", "--tenant", tenant, "--site", site, &device.ip, "--user", "admin",
+        ])
+        .args(["--port", &port.to_string(), "--interval", "10"])
+        .arg("--data-dir")
+        .arg(self.dir.path());
+        if let Some(p) = device.ssh_port {
+            cmd.args(["--ssh-port", &p.to_string()]);
+        }
+        if tls {
+            cmd.arg("--tls");
+        }
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let out = cmd
+            .env("OUTPOST_ROS_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run device add")
+            .ok();
+        let text = out.stdout_text();
+        text.split_whitespace()
+            .nth(2)
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no device id in {text:?}"))
     }
 
     /// One SQL count against the collector's database.

@@ -1,0 +1,98 @@
+//! The RouterOS simulator as a test fleet: `outpost-sim` as a real process on
+//! loopback addresses, with ports chosen by the OS and its control port.
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Process, bin};
+
+/// One simulated device as the simulator announced it.
+#[derive(Clone, Debug)]
+pub struct SimDevice {
+    /// Its loopback address.
+    pub ip: String,
+    /// API port.
+    pub api_port: u16,
+    /// API-SSL port.
+    pub api_ssl_port: u16,
+    /// SSH port, when the simulator serves SSH.
+    pub ssh_port: Option<u16>,
+    /// RouterOS version, e.g. `7.16.2`.
+    pub ros: String,
+    /// Identity.
+    pub identity: String,
+}
+
+/// A running simulator.
+pub struct Sim {
+    process: Process,
+    /// The devices, in address order.
+    pub devices: Vec<SimDevice>,
+    control: SocketAddr,
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key))
+}
+
+impl Sim {
+    /// Starts `devices` devices from `first_ip` (give each test its own
+    /// 127.0.x range), RouterOS `ros` (`6`, `7` or `mixed`), user `admin`
+    /// with password `password`.
+    pub fn start(devices: usize, first_ip: &str, ros: &str, password: &str) -> Self {
+        let mut cmd = Command::new(bin("outpost-sim"));
+        cmd.args(["--devices", &devices.to_string(), "--first-ip", first_ip, "--ros", ros])
+            .args(["--user", "admin", "--password", password])
+            .args(["--api-port", "0", "--api-ssl-port", "0", "--control", "127.0.0.1:0"]);
+        let process = Process::spawn(cmd);
+        process.wait_log("ready ");
+        let log = process.log();
+        let devices = log
+            .iter()
+            .filter(|l| l.starts_with("device "))
+            .map(|l| SimDevice {
+                ip: l.split_whitespace().nth(1).expect("address").to_owned(),
+                api_port: field(l, "api=").and_then(|p| p.parse().ok()).expect("api port"),
+                api_ssl_port: field(l, "api-ssl=").and_then(|p| p.parse().ok()).expect("api-ssl port"),
+                ssh_port: field(l, "ssh=").and_then(|p| p.parse().ok()),
+                ros: field(l, "ros=").expect("version").to_owned(),
+                identity: field(l, "identity=").expect("identity").to_owned(),
+            })
+            .collect();
+        let control = log
+            .iter()
+            .find_map(|l| l.strip_prefix("control "))
+            .and_then(|a| a.trim().parse().ok())
+            .expect("control port line");
+        Self {
+            process,
+            devices,
+            control,
+        }
+    }
+
+    /// Sends one control line (`drop 127.0.x.y`, `password …`, …) and
+    /// returns the answer, which must be `ok`.
+    pub fn control(&self, line: &str) {
+        let mut s = TcpStream::connect(self.control).expect("connect to the control port");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        writeln!(s, "{line}").expect("send control line");
+        let mut answer = String::new();
+        BufReader::new(&s).read_line(&mut answer).expect("control answer");
+        assert_eq!(answer.trim(), "ok", "control {line:?} answered {answer:?}");
+    }
+
+    /// The simulator process.
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// The first device running RouterOS `major` (6 or 7).
+    pub fn device_with(&self, major: &str) -> &SimDevice {
+        self.devices
+            .iter()
+            .find(|d| d.ros.starts_with(&format!("{major}.")))
+            .expect("a device of that version")
+    }
+}

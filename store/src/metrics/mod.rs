@@ -75,6 +75,9 @@ mod query;
 mod rollup;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use write::DevicePoll;
 
 /// Width of a 5-minute bucket, seconds.

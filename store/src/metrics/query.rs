@@ -165,77 +165,62 @@ impl Store {
     }
 }
 
-/// Groups rows (sorted by subject, then time) into per-subject series of at
-/// most `max_points` points of equal time steps, weighting means by sample
-/// counts.
+/// Groups rows (sorted by subject, then time) into per-subject series. A
+/// subject with more than `max_points` rows is merged into equal time steps
+/// (a multiple of the resolution) so that it has at most `max_points` (at
+/// least 2) points, means weighted by sample counts.
 fn thin(rows: Vec<Row>, resolution: Resolution, from_ms: i64, to_ms: i64, max_points: usize) -> Vec<SeriesPoints> {
     let width_ms = resolution.width_s() * 1_000;
-    let span_ms = (to_ms - from_ms).max(1);
-    let max_points = i64::try_from(max_points).unwrap_or(i64::MAX);
-    // The smallest multiple of the resolution that fits the range into max_points steps.
-    let needed = ceil_div(span_ms, max_points);
-    let step_ms = if needed <= width_ms {
-        width_ms
-    } else {
-        ceil_div(needed, width_ms) * width_ms
-    };
-    let mut out: Vec<SeriesPoints> = Vec::new();
-    // Per point being built: (sum, samples).
-    let mut acc: Option<(f64, i64)> = None;
-    for (subject, ts, sum, min, max, samples) in rows {
-        let ts_ms = ts * 1_000;
-        let slot = if step_ms == width_ms {
-            ts_ms
-        } else {
-            ts_ms.div_euclid(step_ms) * step_ms
-        };
-        let new_subject = out.last().is_none_or(|s| s.subject != subject);
-        if new_subject {
-            finish(&mut out, acc.take());
-            out.push(SeriesPoints {
-                subject,
-                step_ms: if resolution == Resolution::Raw && step_ms == width_ms {
-                    0
-                } else {
-                    step_ms
-                },
-                points: Vec::new(),
-            });
+    let max_points = max_points.max(2);
+    let mut out = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while let Some(first) = rows.next() {
+        let subject = first.0.clone();
+        let mut group = vec![first];
+        while let Some(row) = rows.next_if(|r| r.0 == subject) {
+            group.push(row);
         }
-        // Cannot fail: a series was pushed above when `out` was empty.
-        let series = out.last_mut().expect("a series was pushed above");
-        match series.points.last_mut() {
-            Some(p) if p.ts_ms == slot => {
-                p.min = p.min.min(min);
-                p.max = p.max.max(max);
-                if let Some((s, n)) = acc.as_mut() {
+        let step_ms = if group.len() <= max_points {
+            width_ms
+        } else {
+            // floor(to / step) - floor(from / step) + 1 <= max_points.
+            let divisor = i64::try_from(max_points - 1).unwrap_or(i64::MAX);
+            let needed = ceil_div((to_ms - from_ms).max(1), divisor);
+            ceil_div(needed, width_ms) * width_ms
+        };
+        let mut points: Vec<Point> = Vec::new();
+        let mut weight: Vec<(f64, i64)> = Vec::new();
+        for (_, ts, sum, min, max, samples) in group {
+            let slot = (ts * 1_000).div_euclid(step_ms) * step_ms;
+            match (points.last_mut(), weight.last_mut()) {
+                (Some(p), Some((s, n))) if p.ts_ms == slot => {
+                    p.min = p.min.min(min);
+                    p.max = p.max.max(max);
                     *s += sum;
                     *n += samples;
                 }
-            }
-            _ => {
-                finish(&mut out, acc.take());
-                // Cannot fail: as above.
-                let series = out.last_mut().expect("a series was pushed above");
-                series.points.push(Point {
-                    ts_ms: slot,
-                    avg: 0.0,
-                    min,
-                    max,
-                });
-                acc = Some((sum, samples));
+                _ => {
+                    points.push(Point {
+                        ts_ms: slot,
+                        avg: 0.0,
+                        min,
+                        max,
+                    });
+                    weight.push((sum, samples));
+                }
             }
         }
+        for (p, (sum, n)) in points.iter_mut().zip(weight) {
+            p.avg = if n > 0 { sum / n as f64 } else { sum };
+        }
+        let raw_as_is = resolution == Resolution::Raw && step_ms == width_ms;
+        out.push(SeriesPoints {
+            subject,
+            step_ms: if raw_as_is { 0 } else { step_ms },
+            points,
+        });
     }
-    finish(&mut out, acc.take());
     out
-}
-
-/// Sets the mean of the last point being built.
-fn finish(out: &mut [SeriesPoints], acc: Option<(f64, i64)>) {
-    if let (Some(p), Some((sum, n))) = (out.last_mut().and_then(|s| s.points.last_mut()), acc) {
-        p.avg = if n > 0 { sum / n as f64 } else { sum };
-    }
 }
 
 /// `a / b` rounded up, for positive `a` and `b`.

@@ -126,10 +126,10 @@ async fn series_are_interned_once_and_race_free() {
         // eight connections).
         let writers = (0..8).map(|i| {
             let store = store.clone();
-            let scope = scope;
             let dev = dev.to_owned();
             tokio::spawn(async move { record(&store, &scope, &dev, T0 + i, &samples).await })
         });
+        let writers: Vec<_> = writers.collect();
         for w in writers {
             assert_eq!(w.await.expect("join"), 2, "{store:?}");
         }

@@ -52,7 +52,10 @@ struct Expiry {
     /// after it may go yet), if any.
     oldest_dirty: Option<&'static str>,
     /// Deletes one chunk: `$1` first series id, `$2` cutoff (exclusive,
-    /// seconds), `$3` rows; returns the series ids deleted from.
+    /// seconds), `$3` rows; returns the series ids deleted from. Ordered by
+    /// `s.id` so that the plan walks the series and seeks each one's expired
+    /// prefix by primary key, instead of scanning the whole table for rows
+    /// below the cutoff.
     delete: &'static str,
 }
 
@@ -60,7 +63,7 @@ const RAW_EXPIRY: Expiry = Expiry {
     oldest_dirty: Some("SELECT MIN(bucket_ts) FROM metric_dirty_5m"),
     delete: "DELETE FROM metric_raw WHERE (series_id, ts) IN \
              (SELECT r.series_id, r.ts FROM metric_series s JOIN metric_raw r ON r.series_id = s.id \
-              WHERE s.id >= $1 AND r.ts < $2 ORDER BY r.series_id, r.ts LIMIT $3) \
+              WHERE s.id >= $1 AND r.ts < $2 ORDER BY s.id, r.ts LIMIT $3) \
              RETURNING series_id",
 };
 
@@ -68,7 +71,7 @@ const FIVE_MINUTES_EXPIRY: Expiry = Expiry {
     oldest_dirty: Some("SELECT MIN(bucket_ts) FROM metric_dirty_1h"),
     delete: "DELETE FROM metric_5m WHERE (series_id, bucket_ts) IN \
              (SELECT f.series_id, f.bucket_ts FROM metric_series s JOIN metric_5m f ON f.series_id = s.id \
-              WHERE s.id >= $1 AND f.bucket_ts < $2 ORDER BY f.series_id, f.bucket_ts LIMIT $3) \
+              WHERE s.id >= $1 AND f.bucket_ts < $2 ORDER BY s.id, f.bucket_ts LIMIT $3) \
              RETURNING series_id",
 };
 
@@ -76,7 +79,7 @@ const ONE_HOUR_EXPIRY: Expiry = Expiry {
     oldest_dirty: None,
     delete: "DELETE FROM metric_1h WHERE (series_id, bucket_ts) IN \
              (SELECT f.series_id, f.bucket_ts FROM metric_series s JOIN metric_1h f ON f.series_id = s.id \
-              WHERE s.id >= $1 AND f.bucket_ts < $2 ORDER BY f.series_id, f.bucket_ts LIMIT $3) \
+              WHERE s.id >= $1 AND f.bucket_ts < $2 ORDER BY s.id, f.bucket_ts LIMIT $3) \
              RETURNING series_id",
 };
 

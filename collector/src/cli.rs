@@ -100,6 +100,27 @@ pub struct ServeArgs {
     /// Lifetime of agent certificates (e.g. 30d, 12h; at least 60s).
     #[arg(long, default_value = "30d", value_parser = parse_cert_lifetime)]
     pub agent_cert_lifetime: Duration,
+    /// How long raw metric samples are kept (e.g. 48h).
+    #[arg(long, default_value = "48h", value_parser = parse_duration)]
+    pub metrics_raw_retention: Duration,
+    /// How long 5-minute metric summaries are kept.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub metrics_5m_retention: Duration,
+    /// How long 1-hour metric summaries are kept.
+    #[arg(long, default_value = "365d", value_parser = parse_duration)]
+    pub metrics_1h_retention: Duration,
+}
+
+impl ServeArgs {
+    /// The metric retention these options ask for.
+    pub fn metrics_retention(&self) -> outpost_store::metrics::Retention {
+        outpost_store::metrics::Retention {
+            raw: self.metrics_raw_retention,
+            five_minutes: self.metrics_5m_retention,
+            one_hour: self.metrics_1h_retention,
+            ..Default::default()
+        }
+    }
 }
 
 /// `token` sub-commands.

@@ -37,6 +37,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let secure_cookies = true;
             serve(
                 ServeOptions {
+                    metrics_retention: args.metrics_retention(),
                     data_dir: DataDir::new(args.location.data_dir),
                     database_url: args.location.database_url,
                     agent_addr: args.agent_addr,

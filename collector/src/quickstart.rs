@@ -36,6 +36,7 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
     crate::logging::cancel_on_signal(shutdown.clone());
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let opts = ServeOptions {
+        metrics_retention: Default::default(),
         data_dir: collector_dir,
         database_url: None,
         agent_addr,

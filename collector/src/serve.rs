@@ -35,6 +35,8 @@ pub struct ServeOptions {
     pub agent_cert_lifetime: Duration,
     /// Mark console cookies `Secure` (on unless the console is plain HTTP on a non-loopback address).
     pub secure_cookies: bool,
+    /// How long metric samples and their rollups are kept.
+    pub metrics_retention: outpost_store::metrics::Retention,
 }
 
 /// Where [`serve`] ended up listening.
@@ -117,6 +119,11 @@ pub async fn serve(
         shutdown.clone(),
         vault.clone(),
     );
+    let rollups = tokio::spawn(roll_up_metrics(
+        store.clone(),
+        opts.metrics_retention.clone(),
+        shutdown.clone(),
+    ));
     let refresher = {
         let (store, service, shutdown) = (store.clone(), service.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -179,6 +186,7 @@ pub async fn serve(
     finish(agent_task, deadline).await;
     finish(console_task, deadline).await;
     let _ = refresher.await;
+    let _ = rollups.await;
     let _ = cert_watcher.await;
     store.close().await;
     tracing::info!("collector stopped");
@@ -259,6 +267,33 @@ async fn watch_server_certificate(
         if crate::data_dir::expires_soon(not_after) && warned.is_none_or(|at| at.elapsed() >= CERT_WARNING_EVERY) {
             tracing::warn!(not_after, "{}", crate::data_dir::expiry_warning(dir.root(), not_after));
             warned = Some(tokio::time::Instant::now());
+        }
+    }
+}
+
+/// How often metric rollups and retention run.
+const ROLLUP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Rolls raw samples up into 5-minute and 1-hour summaries and expires old
+/// ones, every minute; a pass that had more to do than its bound continues
+/// at once.
+async fn roll_up_metrics(store: Store, retention: outpost_store::metrics::Retention, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ROLLUP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        loop {
+            match store.roll_up(outpost_store::now_ms(), &retention).await {
+                Ok(stats) if stats.more && !shutdown.is_cancelled() => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "metric rollup failed; retrying in a minute");
+                    break;
+                }
+            }
         }
     }
 }

@@ -129,8 +129,10 @@ impl Store {
             .bind(&tenant)
             .fetch_one(&mut *tx)
             .await?;
+            let mut writer = self.sample_writer();
             let devices = <Db as crate::devices::reports::ApplyReports>::apply(
                 &mut tx,
+                &mut writer,
                 &tenant,
                 &scope.site().to_string(),
                 acked_before,
@@ -243,6 +245,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
+            writer.committed();
             if conflicts > 0 {
                 tracing::warn!(
                     %agent,

@@ -24,7 +24,7 @@ fn polled_fleet_is_stored(database_url: Option<String>, first_ip: &str) {
     let tls7 = collector.add_sim_device("acme", "hq", &v7, PASSWORD, true);
 
     // Identity, version and board come from the device, through the agent.
-    let d6 = wait_state(&collector, &plain6, "up");
+    wait_state(&collector, &plain6, "up");
     let d6 = wait_for("v6 identity", || {
         let d = collector.device(&plain6);
         (d["identity"] == v6.identity.as_str()).then_some(d)
@@ -44,7 +44,6 @@ fn polled_fleet_is_stored(database_url: Option<String>, first_ip: &str) {
     // API-SSL: the certificate was pinned on first use.
     let pin = d7["api_tls_pin"].as_str().expect("pinned").to_owned();
     assert_eq!(pin.len(), 64, "{d7}");
-    let _ = d6;
 
     // Lists: interfaces with rates after two polls, addresses, neighbours
     // (other simulated devices), and log lines.

@@ -12,6 +12,58 @@ use std::collections::HashSet;
 
 use super::{DeviceId, DeviceState};
 use crate::StoreError;
+use crate::metrics::{Conn, Sample, SampleWriter};
+
+/// The metric samples a poll carries (names documented in [`crate::metrics`]).
+fn samples_of(p: &PollRow) -> Vec<Sample<'_>> {
+    let mut out = Vec::with_capacity(4 + 2 * p.interfaces.len() + p.health.len());
+    let mut push =
+        |metric: &'static str, subject: &'static str, value: f64| out.push(Sample { metric, subject, value });
+    push("poll_duration_ms", "", p.duration_ms as f64);
+    if let Some(s) = &p.system {
+        push("cpu_load", "", s.cpu_load as f64);
+        if s.total_memory > 0 {
+            push("memory_used_bytes", "", (s.total_memory - s.free_memory).max(0) as f64);
+        }
+        if s.total_hdd > 0 {
+            push("hdd_used_bytes", "", (s.total_hdd - s.free_hdd).max(0) as f64);
+        }
+    }
+    if let Some(w) = &p.wireless {
+        push("wireless_clients", "", w.len() as f64);
+    }
+    for i in &p.interfaces {
+        if let (Some(rx), Some(tx)) = (i.rx_bps, i.tx_bps) {
+            out.push(Sample {
+                metric: "if_rx_bps",
+                subject: &i.name,
+                value: rx,
+            });
+            out.push(Sample {
+                metric: "if_tx_bps",
+                subject: &i.name,
+                value: tx,
+            });
+        }
+    }
+    for h in &p.health {
+        out.push(Sample {
+            metric: "health",
+            subject: &h.name,
+            value: h.value,
+        });
+    }
+    for w in p.wireless.iter().flatten() {
+        if let Some(dbm) = w.signal_dbm {
+            out.push(Sample {
+                metric: "wireless_signal_dbm",
+                subject: &w.mac_address,
+                value: dbm as f64,
+            });
+        }
+    }
+    out
+}
 
 /// One device report of a batch.
 #[derive(Clone, Debug)]
@@ -298,6 +350,7 @@ pub(super) async fn event(
 /// `acked_seq`, inside the batch's transaction.
 pub(super) async fn apply(
     tx: &mut sqlx::Transaction<'_, DB>,
+    writer: &mut SampleWriter<'_>,
     tenant: &str,
     site: &str,
     acked_seq: i64,
@@ -330,7 +383,13 @@ pub(super) async fn apply(
         }
         match &r.body {
             ReportBody::Status(s) => status(tx, tenant, &device, r.observed_at_ms, s).await?,
-            ReportBody::Poll(p) => poll(tx, &device, r.observed_at_ms, p).await?,
+            ReportBody::Poll(p) => {
+                poll(tx, &device, r.observed_at_ms, p).await?;
+                let samples = samples_of(p);
+                writer
+                    .record_samples(Conn::from(&mut **tx), tenant, &device, r.observed_at_ms, &samples)
+                    .await?;
+            }
             ReportBody::Log(lines) => log(tx, &device, lines).await?,
             ReportBody::Backup(b) => {
                 if backup(tx, tenant, &device, r.observed_at_ms, b).await? {
@@ -673,8 +732,9 @@ type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T,
 pub(crate) trait ApplyReports: sqlx::Database {
     /// Stores `reports` of an agent whose batches so far were acknowledged up
     /// to `acked_seq`.
-    fn apply<'a, 't: 'a>(
+    fn apply<'a, 't: 'a, 'w: 'a, 's: 'w>(
         tx: &'a mut sqlx::Transaction<'t, Self>,
+        writer: &'w mut SampleWriter<'s>,
         tenant: &'a str,
         site: &'a str,
         acked_seq: i64,
@@ -693,14 +753,15 @@ pub(crate) trait ApplyReports: sqlx::Database {
 }
 
 impl ApplyReports for sqlx::Sqlite {
-    fn apply<'a, 't: 'a>(
+    fn apply<'a, 't: 'a, 'w: 'a, 's: 'w>(
         tx: &'a mut sqlx::Transaction<'t, Self>,
+        writer: &'w mut SampleWriter<'s>,
         tenant: &'a str,
         site: &'a str,
         acked_seq: i64,
         reports: &'a [DeviceReport],
     ) -> Boxed<'a, DeviceOutcome> {
-        Box::pin(sqlite::apply(tx, tenant, site, acked_seq, reports))
+        Box::pin(sqlite::apply(tx, writer, tenant, site, acked_seq, reports))
     }
 
     fn event<'a, 't: 'a>(
@@ -716,14 +777,15 @@ impl ApplyReports for sqlx::Sqlite {
 }
 
 impl ApplyReports for sqlx::Postgres {
-    fn apply<'a, 't: 'a>(
+    fn apply<'a, 't: 'a, 'w: 'a, 's: 'w>(
         tx: &'a mut sqlx::Transaction<'t, Self>,
+        writer: &'w mut SampleWriter<'s>,
         tenant: &'a str,
         site: &'a str,
         acked_seq: i64,
         reports: &'a [DeviceReport],
     ) -> Boxed<'a, DeviceOutcome> {
-        Box::pin(postgres::apply(tx, tenant, site, acked_seq, reports))
+        Box::pin(postgres::apply(tx, writer, tenant, site, acked_seq, reports))
     }
 
     fn event<'a, 't: 'a>(

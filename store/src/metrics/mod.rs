@@ -79,6 +79,7 @@ mod write;
 mod tests;
 
 pub use write::DevicePoll;
+pub(crate) use write::SampleWriter;
 
 /// Width of a 5-minute bucket, seconds.
 pub const FIVE_MINUTES_S: i64 = 300;

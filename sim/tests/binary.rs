@@ -43,6 +43,10 @@ async fn prints_devices_then_ready_and_obeys_the_control_port() {
         if line == "ready 3 devices" {
             break;
         }
+        if let Some(addr) = line.strip_prefix("control ") {
+            assert_eq!(addr, control.to_string(), "the control line names the bound address");
+            continue;
+        }
         let f: Vec<&str> = line.split(' ').collect();
         assert_eq!(f[0], "device", "{line}");
         assert!(f[2].starts_with("api=") && f[3].starts_with("api-ssl=") && f[4].starts_with("ros=7."));

@@ -1,6 +1,7 @@
 //! Cross-check with a client we did not write: PyPI librouteros polls a
 //! simulated device (API and API-SSL) and must read the same rows our codec
-//! reads from the same device at the same moment.
+//! reads from the same device at the same moment, and the same rows our
+//! client (`outpost_routeros::Client`) reads.
 //!
 //! Needs the venv made by `scripts/python-deps` (at `$OUTPOST_PYVENV`, or
 //! `target/pyvenv` in the repository).
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use common::*;
+use outpost_routeros::{Client, ClientConfig, Command};
 use outpost_sim::RosMix;
 use serde_json::Value;
 
@@ -75,7 +77,7 @@ fn compare(what: &str, ours: &[HashMap<String, String>], theirs: &Value) {
 }
 
 #[tokio::test]
-async fn librouteros_reads_what_our_codec_reads() {
+async fn librouteros_reads_what_our_codec_and_client_read() {
     let py = python();
     let fleet = fleet([127, 0, 90, 1], 12, RosMix::Mixed).await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/librouteros_check.py");
@@ -117,6 +119,38 @@ async fn librouteros_reads_what_our_codec_reads() {
             ),
         ];
         let routerboard = call(&mut c, &["/system/routerboard/print"]).await;
+        // And our own client (tags, login, typed commands) reads the same.
+        let mut cfg = ClientConfig::plain(d.ip.to_string(), "admin", "admin");
+        cfg.port = d.api.port();
+        let (client, _) = Client::connect(cfg).await.expect("our client logs in");
+        let run = |path: &'static str, proplist: &'static [&'static str]| {
+            let client = &client;
+            async move {
+                let mut cmd = Command::new(path);
+                if !proplist.is_empty() {
+                    cmd = cmd.proplist(proplist);
+                }
+                let rows = client.run(&cmd).await.expect("our client runs the command");
+                rows.iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect::<HashMap<_, _>>()
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        let ours_client = [
+            ("resource", run("/system/resource/print", &[]).await),
+            ("identity", run("/system/identity/print", &[]).await),
+            (
+                "interfaces",
+                run("/interface/print", &["name", "type", "running", "rx-byte"]).await,
+            ),
+            ("addresses", run("/ip/address/print", &[]).await),
+            ("neighbors", run("/ip/neighbor/print", &[]).await),
+        ];
+        client.close();
 
         let out = tokio::process::Command::new(&py)
             .arg(&script)
@@ -140,6 +174,9 @@ async fn librouteros_reads_what_our_codec_reads() {
             let t = &theirs[transport];
             for (what, rows) in &ours {
                 compare(&format!("{} {transport} {what}", d.ip), rows, &t[*what]);
+            }
+            for (what, rows) in &ours_client {
+                compare(&format!("{} {transport} {what} (our client)", d.ip), rows, &t[*what]);
             }
             if routerboard[0][0] == "!trap" {
                 assert_eq!(t["routerboard"]["trap"], "no such command prefix");

@@ -487,3 +487,6 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

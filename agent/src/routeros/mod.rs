@@ -7,7 +7,9 @@
 //! * [`schedule`]: poll slots spread over the interval, backoff on failure;
 //! * [`sink`]: reports into the outbox in groups;
 //! * [`live`]: live interface traffic for the console, outside the outbox;
-//! * [`export`]: configuration export normalisation.
+//! * [`export`]: configuration export normalisation;
+//! * [`backup`]: configuration backups over SSH, sealed for the outbox.
+pub mod backup;
 pub mod device;
 pub mod export;
 pub mod fleet;

@@ -68,7 +68,11 @@ impl From<[u8; 32]> for HostKeyFingerprint {
 /// OpenSSH's form: `SHA256:` and unpadded base64.
 impl std::fmt::Display for HostKeyFingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.0))
+        write!(
+            f,
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.0)
+        )
     }
 }
 
@@ -412,7 +416,8 @@ impl Session<'_> {
                     if out.capacity() < out.len() + data.len() {
                         // Grow by hand so no half-filled copy of the export
                         // is left behind unwiped by a reallocation.
-                        let mut bigger = Zeroizing::new(Vec::with_capacity((out.len() + data.len()).max(out.len() * 2)));
+                        let mut bigger =
+                            Zeroizing::new(Vec::with_capacity((out.len() + data.len()).max(out.len() * 2)));
                         bigger.extend_from_slice(&out);
                         out = bigger;
                     }
@@ -524,7 +529,10 @@ mod tests {
 
     #[test]
     fn exports_are_told_from_errors_without_quoting_configuration() {
-        assert_eq!(check_export(b"# 2024-06-05 12:00:00 by RouterOS 7.16.2\r\n/ip dns\r\n"), Ok(()));
+        assert_eq!(
+            check_export(b"# 2024-06-05 12:00:00 by RouterOS 7.16.2\r\n/ip dns\r\n"),
+            Ok(())
+        );
         assert_eq!(check_export(b"# jan/02/1970 00:00:00 by RouterOS 6.49.10\n"), Ok(()));
         let v6 = check_export(b"expected end of command (line 1 column 9)\r\n").expect_err("refused");
         assert_eq!(v6, "expected end of command (line 1 column 9)");
@@ -563,3 +571,6 @@ mod tests {
         assert!(matches!(err, BackupError::BadPort(70_000)), "{err}");
     }
 }
+
+#[cfg(test)]
+mod sim_tests;

@@ -8,8 +8,10 @@
 //! * [`sink`]: reports into the outbox in groups;
 //! * [`live`]: live interface traffic for the console, outside the outbox;
 //! * [`export`]: configuration export normalisation;
-//! * [`backup`]: configuration backups over SSH, sealed for the outbox.
+//! * [`backup`]: configuration backups over SSH, sealed for the outbox;
+//!   [`backup_memory`]: which backups are due and worth sending.
 pub mod backup;
+pub mod backup_memory;
 pub mod device;
 pub mod export;
 pub mod fleet;

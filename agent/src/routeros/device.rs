@@ -105,10 +105,10 @@ pub fn client_config(device: &ManagedDevice, learnt_pin: Option<Fingerprint>) ->
     } else {
         ClientConfig::plain(device.address.clone(), device.username.clone(), device.password.clone())
     };
-    if let Ok(port) = u16::try_from(device.api_port) {
-        if port != 0 {
-            cfg.port = port;
-        }
+    if let Ok(port) = u16::try_from(device.api_port)
+        && port != 0
+    {
+        cfg.port = port;
     }
     cfg
 }

@@ -291,10 +291,8 @@ pub async fn run(client: &Client, device: &ManagedDevice, state: &mut PollState)
         dhcp_leases: if_changed(s_dhcp, dhcp),
     };
     let mut reports = vec![Body::DevicePoll(report)];
-    if log_due {
-        if let Some(lines) = new_log_lines(client, device, state).await? {
-            reports.push(lines);
-        }
+    if log_due && let Some(lines) = new_log_lines(client, device, state).await? {
+        reports.push(lines);
     }
     Ok(reports)
 }

@@ -9,10 +9,11 @@
 //! | `trap <ip> <command-path>` | that command (or menu) answers `!trap` |
 //! | `empty <ip> <command-path>` | that command answers `!empty` then `!done` (7.18 style) |
 //! | `unknown-word <ip> <word>` | every reply is preceded by `<word>` (e.g. `!foo`) |
-//! | `password <ip> <new>` | change the API password |
+//! | `password <ip> <new>` | change the API (and SSH) password |
 //! | `legacy-login <ip> on\|off` | pre-6.43 challenge/response login |
 //! | `no-api-policy <ip> on\|off` | the user lacks the `api` policy: `not allowed (9)` |
 //! | `rotate-cert <ip>` | new self-signed API-SSL certificate for new connections |
+//! | `rotate-host-key <ip>` | new SSH host key for new connections |
 //! | `down <ip>` / `up <ip>` | stop listening and close connections / listen again |
 //! | `config <ip> <line>` | append a config line, bump `last-config-change` |
 //! | `counter <ip> <iface> wrap\|reset` | see below |
@@ -70,6 +71,8 @@ pub enum Op {
     NoApiPolicy(Ipv4Addr, bool),
     /// New API-SSL certificate.
     RotateCert(Ipv4Addr),
+    /// New SSH host key.
+    RotateHostKey(Ipv4Addr),
     /// Stop listening.
     Down(Ipv4Addr),
     /// Listen again.
@@ -98,6 +101,7 @@ impl Op {
             | Op::LegacyLogin(ip, _)
             | Op::NoApiPolicy(ip, _)
             | Op::RotateCert(ip)
+            | Op::RotateHostKey(ip)
             | Op::Down(ip)
             | Op::Up(ip)
             | Op::Config(ip, _)
@@ -160,6 +164,7 @@ impl FromStr for Op {
             "legacy-login" => Ok(Op::LegacyLogin(ip, on_off(arg)?)),
             "no-api-policy" => Ok(Op::NoApiPolicy(ip, on_off(arg)?)),
             "rotate-cert" => none(Op::RotateCert(ip)),
+            "rotate-host-key" => none(Op::RotateHostKey(ip)),
             "down" => none(Op::Down(ip)),
             "up" => none(Op::Up(ip)),
             "config" => Ok(Op::Config(ip, need("config line")?)),
@@ -255,6 +260,7 @@ mod tests {
             ("legacy-login 127.0.1.1 on", Op::LegacyLogin(ip, true)),
             ("no-api-policy 127.0.1.1 off", Op::NoApiPolicy(ip, false)),
             ("rotate-cert 127.0.1.1", Op::RotateCert(ip)),
+            ("rotate-host-key 127.0.1.1", Op::RotateHostKey(ip)),
             ("down 127.0.1.1", Op::Down(ip)),
             ("up 127.0.1.1\n", Op::Up(ip)),
             (

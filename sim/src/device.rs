@@ -85,6 +85,8 @@ pub(crate) struct Profile {
     pub(crate) version: RosVersion,
     pub(crate) board: &'static Board,
     pub(crate) serial: String,
+    /// `# software id = …` in exports.
+    pub(crate) software_id: String,
     pub(crate) ifaces: Vec<Iface>,
     pub(crate) neighbors: Vec<Neighbor>,
     pub(crate) leases: Vec<Lease>,
@@ -203,10 +205,13 @@ pub(crate) struct Device {
     pub(crate) cert_der: RwLock<Vec<u8>>,
     pub(crate) api_port: std::sync::atomic::AtomicU16,
     pub(crate) api_ssl_port: std::sync::atomic::AtomicU16,
+    /// SSH server settings with the current host key.
+    pub(crate) ssh: RwLock<Arc<crate::ssh::HostKey>>,
+    pub(crate) ssh_port: std::sync::atomic::AtomicU16,
 }
 
 impl Device {
-    pub(crate) fn new(profile: Profile, state: State, tls: crate::tls::DeviceCert) -> Self {
+    pub(crate) fn new(profile: Profile, state: State, tls: crate::tls::DeviceCert, ssh: crate::ssh::HostKey) -> Self {
         let (events, _) = broadcast::channel(16);
         Self {
             profile,
@@ -216,6 +221,8 @@ impl Device {
             cert_der: RwLock::new(tls.der),
             api_port: Default::default(),
             api_ssl_port: Default::default(),
+            ssh: RwLock::new(Arc::new(ssh)),
+            ssh_port: Default::default(),
         }
     }
 
@@ -232,6 +239,25 @@ impl Device {
     pub(crate) fn set_cert(&self, cert: crate::tls::DeviceCert) {
         *self.tls.write().unwrap_or_else(|p| p.into_inner()) = cert.config;
         *self.cert_der.write().unwrap_or_else(|p| p.into_inner()) = cert.der;
+    }
+
+    pub(crate) fn ssh_config(&self) -> Arc<russh::server::Config> {
+        self.ssh.read().unwrap_or_else(|p| p.into_inner()).config.clone()
+    }
+
+    pub(crate) fn ssh_host_key_sha256(&self) -> [u8; 32] {
+        self.ssh.read().unwrap_or_else(|p| p.into_inner()).sha256
+    }
+
+    pub(crate) fn set_host_key(&self, key: crate::ssh::HostKey) {
+        *self.ssh.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
+    }
+
+    pub(crate) fn ssh_addr(&self) -> SocketAddr {
+        SocketAddr::from((
+            self.profile.ip,
+            self.ssh_port.load(std::sync::atomic::Ordering::Relaxed),
+        ))
     }
 
     pub(crate) fn api_addr(&self) -> SocketAddr {

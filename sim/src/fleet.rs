@@ -1,5 +1,5 @@
-//! The fleet: every device's listeners (API and API-SSL on the device's own
-//! loopback address), and the handle through which tests and the control
+//! The fleet: every device's listeners (API, API-SSL and SSH on the device's
+//! own loopback address), and the handle through which tests and the control
 //! port change devices and inject faults.
 
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use crate::catalog::{RosMajor, RosVersion};
 use crate::control::{CounterOp, Op};
 use crate::device::{ConnEvent, Device, MAX_CONFIG_LINES};
 use crate::generate::{self, LayoutError};
+use crate::ssh::{self, HostKeyError};
 use crate::tls::{self, TlsError};
 
 /// Most devices one simulator runs.
@@ -57,6 +58,9 @@ pub struct FleetConfig {
     pub api_port: u16,
     /// API-SSL port on every device (0: any free port, per device).
     pub api_ssl_port: u16,
+    /// SSH port on every device (0: any free port, per device). The default
+    /// is 2222, as 22 needs privileges and is often the host's own sshd.
+    pub ssh_port: u16,
     /// Neighbour links per device.
     pub neighbors_per_device: usize,
 }
@@ -72,6 +76,7 @@ impl Default for FleetConfig {
             password: "admin".to_owned(),
             api_port: 8728,
             api_ssl_port: 8729,
+            ssh_port: 2222,
             neighbors_per_device: 2,
         }
     }
@@ -87,7 +92,7 @@ pub enum StartError {
     /// Not enough file descriptors.
     #[error(
         "the open-file limit is {limit}, but {devices} devices need at least {needed} \
-         (two listening sockets per device plus connections); raise it (ulimit -n, or the hard limit \
+         (three listening sockets per device plus connections); raise it (ulimit -n, or the hard limit \
          in /etc/security/limits.conf or the service's LimitNOFILE) or run fewer devices"
     )]
     FileLimit {
@@ -109,6 +114,9 @@ pub enum StartError {
     /// Certificate generation failed.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// Host key generation failed.
+    #[error(transparent)]
+    HostKey(#[from] HostKeyError),
     /// The set-up task died.
     #[error("fleet set-up failed: {0}")]
     Internal(String),
@@ -135,6 +143,9 @@ pub enum OpError {
     /// Certificate generation failed.
     #[error("cannot make a certificate: {0}")]
     Tls(String),
+    /// Host key generation failed.
+    #[error("cannot make a host key: {0}")]
+    HostKey(String),
     /// The control line did not parse.
     #[error("{0}")]
     Parse(String),
@@ -149,6 +160,8 @@ pub struct DeviceInfo {
     pub api: SocketAddr,
     /// API-SSL address.
     pub api_ssl: SocketAddr,
+    /// SSH address.
+    pub ssh: SocketAddr,
     /// RouterOS release.
     pub version: RosVersion,
     /// `/system/identity` name.
@@ -169,10 +182,11 @@ impl DeviceInfo {
     /// The line printed for this device at start.
     pub fn line(&self) -> String {
         format!(
-            "device {} api={} api-ssl={} ros={} identity={}",
+            "device {} api={} api-ssl={} ssh={} ros={} identity={}",
             self.ip,
             self.api.port(),
             self.api_ssl.port(),
+            self.ssh.port(),
             self.version.number,
             self.identity
         )
@@ -200,7 +214,7 @@ impl std::fmt::Debug for Fleet {
 
 /// Raises the open-file limit as far as allowed and checks it suffices.
 pub fn ensure_file_limit(devices: usize) -> Result<u64, StartError> {
-    let needed = devices as u64 * 2 + SPARE_FDS;
+    let needed = devices as u64 * 3 + SPARE_FDS;
     // Raising may fail on exotic platforms; the check below still tells.
     let limit = rlimit::increase_nofile_limit(u64::MAX)
         .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
@@ -224,7 +238,8 @@ impl Fleet {
                 .into_iter()
                 .map(|(profile, state)| {
                     let cert = tls::device_cert(&profile.identity, profile.ip)?;
-                    Ok(Device::new(profile, state, cert))
+                    let key = ssh::host_key()?;
+                    Ok(Device::new(profile, state, cert, key))
                 })
                 .collect()
         })
@@ -240,6 +255,7 @@ impl Fleet {
             let dev = Arc::new(dev);
             dev.api_port.store(cfg.api_port, Ordering::Relaxed);
             dev.api_ssl_port.store(cfg.api_ssl_port, Ordering::Relaxed);
+            dev.ssh_port.store(cfg.ssh_port, Ordering::Relaxed);
             fleet.by_ip.insert(dev.profile.ip, n);
             let stop = listen(&dev, &fleet.conn_seq).await?;
             fleet.slots.push(Slot {
@@ -285,6 +301,12 @@ impl Fleet {
         Ok(der)
     }
 
+    /// SHA-256 of the wire encoding of the device's current SSH host key
+    /// (what a client pins).
+    pub fn ssh_host_key_sha256(&self, ip: Ipv4Addr) -> Result<[u8; 32], OpError> {
+        Ok(self.slot(ip)?.dev.ssh_host_key_sha256())
+    }
+
     /// Runs one control-port line (`slow 127.0.1.1 500`, …).
     pub async fn control(&self, line: &str) -> Result<(), OpError> {
         let op: Op = line.parse().map_err(OpError::Parse)?;
@@ -323,6 +345,10 @@ impl Fleet {
                     .map_err(|e| OpError::Tls(e.to_string()))?
                     .map_err(|e| OpError::Tls(e.to_string()))?;
                 dev.set_cert(cert);
+            }
+            Op::RotateHostKey(_) => {
+                let key = ssh::host_key().map_err(|e| OpError::HostKey(e.to_string()))?;
+                dev.set_host_key(key);
             }
             Op::Down(_) => {
                 let stop = slot.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -402,6 +428,7 @@ fn info(dev: &Device) -> DeviceInfo {
         ip: dev.profile.ip,
         api: dev.api_addr(),
         api_ssl: dev.api_ssl_addr(),
+        ssh: dev.ssh_addr(),
         version: dev.profile.version,
         identity: dev.profile.identity.clone(),
         board: dev.profile.board.name,
@@ -414,28 +441,53 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|error| StartError::Bind { addr, error })
 }
 
-/// Binds the device's two listeners (remembering the ports picked for port
+/// Binds the device's three listeners (remembering the ports picked for port
 /// 0, so `up` comes back on the same ones) and serves them until the
 /// returned sender is dropped.
 async fn listen(dev: &Arc<Device>, seq: &Arc<AtomicU64>) -> Result<watch::Sender<()>, StartError> {
     let api = bind(dev.api_addr()).await?;
     let ssl = bind(dev.api_ssl_addr()).await?;
+    let ssh = bind(dev.ssh_addr()).await?;
     if let Ok(a) = api.local_addr() {
         dev.api_port.store(a.port(), Ordering::Relaxed);
     }
     if let Ok(a) = ssl.local_addr() {
         dev.api_ssl_port.store(a.port(), Ordering::Relaxed);
     }
+    if let Ok(a) = ssh.local_addr() {
+        dev.ssh_port.store(a.port(), Ordering::Relaxed);
+    }
     let (stop, stopped) = watch::channel(());
-    tokio::spawn(accept_loop(api, dev.clone(), false, stopped.clone(), seq.clone()));
-    tokio::spawn(accept_loop(ssl, dev.clone(), true, stopped, seq.clone()));
+    tokio::spawn(accept_loop(
+        api,
+        dev.clone(),
+        Service::Api,
+        stopped.clone(),
+        seq.clone(),
+    ));
+    tokio::spawn(accept_loop(
+        ssl,
+        dev.clone(),
+        Service::ApiSsl,
+        stopped.clone(),
+        seq.clone(),
+    ));
+    tokio::spawn(accept_loop(ssh, dev.clone(), Service::Ssh, stopped, seq.clone()));
     Ok(stop)
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy)]
+enum Service {
+    Api,
+    ApiSsl,
+    Ssh,
 }
 
 async fn accept_loop(
     listener: TcpListener,
     dev: Arc<Device>,
-    tls: bool,
+    service: Service,
     mut stopped: watch::Receiver<()>,
     seq: Arc<AtomicU64>,
 ) {
@@ -448,7 +500,7 @@ async fn accept_loop(
             Ok((sock, peer)) => {
                 let _ = sock.set_nodelay(true);
                 let n = seq.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection(sock, peer.ip(), dev.clone(), tls, n));
+                tokio::spawn(connection(sock, peer.ip(), dev.clone(), service, n));
             }
             // Out of descriptors or a reset before accept: back off briefly
             // instead of spinning.
@@ -457,13 +509,15 @@ async fn accept_loop(
     }
 }
 
-async fn connection(sock: TcpStream, peer: IpAddr, dev: Arc<Device>, tls: bool, n: u64) {
-    if tls {
-        let acceptor = tokio_rustls::TlsAcceptor::from(dev.tls_config());
-        if let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(sock)).await {
-            api::serve(stream, dev, peer, n).await;
+async fn connection(sock: TcpStream, peer: IpAddr, dev: Arc<Device>, service: Service, n: u64) {
+    match service {
+        Service::Api => api::serve(sock, dev, peer, n).await,
+        Service::ApiSsl => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(dev.tls_config());
+            if let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(sock)).await {
+                api::serve(stream, dev, peer, n).await;
+            }
         }
-    } else {
-        api::serve(sock, dev, peer, n).await;
+        Service::Ssh => ssh::serve(sock, dev).await,
     }
 }

@@ -282,6 +282,7 @@ pub(crate) fn fleet(cfg: &FleetConfig) -> Result<Vec<(Profile, State)>, LayoutEr
             } else {
                 String::new()
             },
+            software_id: b.software_id.clone(),
             ifaces: b.ifaces.clone(),
             neighbors,
             leases,
@@ -381,6 +382,19 @@ fn initial_config(p: &Profile) -> Vec<String> {
     ));
     lines.push("/ip dhcp-server add address-pool=default-dhcp interface=bridge name=defconf".to_owned());
     lines.push("/ip service set telnet disabled=yes".to_owned());
+    // Secrets, so exports with and without them differ: derived from the
+    // device seed, so the layout's random draws stay as they were.
+    if p.ifaces.iter().any(|i| i.kind == "wlan") {
+        lines.push(format!(
+            "/interface wireless security-profiles add authentication-types=wpa2-psk mode=dynamic-keys \
+             name=site wpa2-pre-shared-key={:016x}",
+            p.seed.rotate_left(17)
+        ));
+    }
+    lines.push(format!(
+        "/ppp secret add name=site-vpn password={:016x} profile=default-encryption service=l2tp",
+        p.seed.rotate_left(29)
+    ));
     lines.push(format!("/system identity set name={}", p.identity));
     lines
 }

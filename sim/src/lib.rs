@@ -1,12 +1,14 @@
 //! Outpost site simulator: a fleet of simulated MikroTik devices speaking the
 //! real RouterOS API wire protocol (plain on 8728, TLS on 8729), built on the
-//! shared codec in `outpost-routeros`, so tests and benchmarks have routers.
+//! shared codec in `outpost-routeros`, and SSH for configuration exports, so
+//! tests and benchmarks have routers.
 //!
 //! # Running it
 //!
 //! ```text
 //! outpost-sim --devices N [--first-ip 127.0.1.1] [--ros 6|7|mixed] [--seed S]
 //!             [--user NAME --password PASS] [--api-port 8728] [--api-ssl-port 8729]
+//!             [--ssh-port 2222]
 //!             [--control 127.0.0.1:PORT] [--neighbors-per-device K]
 //! ```
 //!
@@ -16,13 +18,13 @@
 //! prints one line per device, then `ready <N> devices`:
 //!
 //! ```text
-//! device 127.0.1.1 api=8728 api-ssl=8729 ros=7.16.2 identity=edge-0001
+//! device 127.0.1.1 api=8728 api-ssl=8729 ssh=2222 ros=7.16.2 identity=edge-0001
 //! ready 1 devices
 //! ```
 //!
 //! and serves until SIGINT or SIGTERM. The open-file limit is raised as far as
 //! the hard limit allows; start-up fails with an explanation when it cannot
-//! cover two listening sockets per device plus connections.
+//! cover three listening sockets per device plus connections.
 //!
 //! # What a device answers
 //!
@@ -45,6 +47,17 @@
 //! identities, MACs, neighbours and leases. Counters, uptime and the log grow
 //! with wall-clock time; cpu-load and temperatures wander.
 //!
+//! # SSH
+//!
+//! Password login with the API user and password, an ed25519 host key per
+//! device (new at every start, replaced by `rotate-host-key`), and exec of
+//! `/export [terse] [show-sensitive|hide-sensitive]`: v7 hides secrets unless
+//! `show-sensitive` is given, v6 includes them and refuses `show-sensitive`
+//! with `expected end of command (line 1 column 9)`. The export starts with
+//! the timestamp comment in the version's format (the current time), then
+//! `# software id`, `# model` and `# serial number`, then the configuration
+//! lines, with CRLF line endings. See `ssh.rs` and `export.rs`.
+//!
 //! # Faults
 //!
 //! The control port (`--control 127.0.0.1:PORT`) takes one command per line;
@@ -54,8 +67,8 @@
 //! # Configuration model
 //!
 //! Each device keeps its configuration as lines ([`Fleet::config_lines`]) and
-//! the time of the last change ([`Fleet::last_config_change`]), for a
-//! configuration export to serve.
+//! the time of the last change ([`Fleet::last_config_change`]); `/export`
+//! over SSH serves them.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unreachable_pub)]
 
@@ -65,11 +78,13 @@ mod commands;
 pub mod control;
 mod data;
 mod device;
+mod export;
 mod fleet;
 mod format;
 mod generate;
 mod login;
 mod request;
+mod ssh;
 mod tls;
 
 pub use control::{CounterOp, Op};
@@ -77,4 +92,5 @@ pub use fleet::{DeviceInfo, Fleet, FleetConfig, MAX_DEVICES, OpError, RosMix, St
 pub use generate::{LayoutError, addresses};
 pub use login::legacy_response;
 pub use outpost_routeros::frame;
+pub use ssh::HostKeyError;
 pub use tls::TlsError;

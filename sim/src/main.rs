@@ -11,10 +11,10 @@ use anyhow::Context;
 use clap::Parser;
 use outpost_sim::{Fleet, FleetConfig, MAX_DEVICES, RosMix};
 
-/// Simulated MikroTik RouterOS devices speaking the RouterOS API (8728) and
-/// API-SSL (8729), one per loopback address.
+/// Simulated MikroTik RouterOS devices speaking the RouterOS API (8728),
+/// API-SSL (8729) and SSH (`/export`), one per loopback address.
 ///
-/// Prints `device <ip> api=<port> api-ssl=<port> ros=<version> identity=<name>`
+/// Prints `device <ip> api=<port> api-ssl=<port> ssh=<port> ros=<version> identity=<name>`
 /// per device, then `ready <N> devices`, and serves until SIGINT/SIGTERM.
 #[derive(Debug, Parser)]
 #[command(name = "outpost-sim", version)]
@@ -44,9 +44,14 @@ struct Args {
     /// API-SSL port on every device (0: a free port per device).
     #[arg(long, default_value_t = 8729)]
     api_ssl_port: u16,
+    /// SSH port on every device (0: a free port per device). Not 22 by
+    /// default: that needs privileges and is usually the host's own sshd.
+    #[arg(long, default_value_t = 2222)]
+    ssh_port: u16,
     /// Line-based control port for faults and changes (loopback only), e.g.
     /// 127.0.0.1:9999. Commands: slow, drop, fatal, trap, empty, unknown-word,
-    /// password, legacy-login, no-api-policy, rotate-cert, down, up, config,
+    /// password, legacy-login, no-api-policy, rotate-cert, rotate-host-key,
+    /// down, up, config,
     /// counter, reboot, clear.
     #[arg(long)]
     control: Option<SocketAddr>,
@@ -102,6 +107,7 @@ async fn run() -> anyhow::Result<()> {
         password: args.password,
         api_port: args.api_port,
         api_ssl_port: args.api_ssl_port,
+        ssh_port: args.ssh_port,
         neighbors_per_device: args.neighbors_per_device,
     })
     .await?;

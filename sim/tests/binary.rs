@@ -27,7 +27,14 @@ async fn prints_devices_then_ready_and_obeys_the_control_port() {
             "--api-port",
             "0",
         ])
-        .args(["--api-ssl-port", "0", "--control", &control.to_string()])
+        .args([
+            "--api-ssl-port",
+            "0",
+            "--ssh-port",
+            "0",
+            "--control",
+            &control.to_string(),
+        ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -49,8 +56,8 @@ async fn prints_devices_then_ready_and_obeys_the_control_port() {
         }
         let f: Vec<&str> = line.split(' ').collect();
         assert_eq!(f[0], "device", "{line}");
-        assert!(f[2].starts_with("api=") && f[3].starts_with("api-ssl=") && f[4].starts_with("ros=7."));
-        assert!(f[5].starts_with("identity="));
+        assert!(f[2].starts_with("api=") && f[3].starts_with("api-ssl=") && f[4].starts_with("ssh="));
+        assert!(f[5].starts_with("ros=7.") && f[6].starts_with("identity="));
         devices.push(f[1].to_owned());
     }
     assert_eq!(
@@ -62,12 +69,13 @@ async fn prints_devices_then_ready_and_obeys_the_control_port() {
     let sock = tokio::net::TcpStream::connect(control).await.expect("control");
     let (r, mut w) = sock.into_split();
     let mut answers = BufReader::new(r).lines();
-    w.write_all(b"slow 127.0.96.1 10\nslow 127.0.9.9 10\n")
+    w.write_all(b"slow 127.0.96.1 10\nslow 127.0.9.9 10\nrotate-host-key 127.0.96.1\n")
         .await
         .expect("write");
     assert_eq!(answers.next_line().await.expect("read").as_deref(), Some("ok"));
     let e = answers.next_line().await.expect("read").expect("line");
     assert_eq!(e, "error no device at 127.0.9.9");
+    assert_eq!(answers.next_line().await.expect("read").as_deref(), Some("ok"));
     child.kill().await.expect("kill");
 }
 

@@ -6,6 +6,14 @@
 //! conversations in flight. Failures to connect or log in are retried with
 //! the per-device breaker's backoff; the device's state is reported to the
 //! collector when it changes (and once when the task starts).
+//!
+//! Configuration backups run after a successful poll when one is due (see
+//! [`super::backup_memory`]), over SSH, outside the API session, under a
+//! permit of their own. The SSH host key learnt on first use is reported in
+//! a `DeviceStatus` and pinned for the rest of the task; a changed host key
+//! is logged and reported as a `DeviceStatus` whose state stays as it is
+//! (there is no state for it) with the change named in `reason`. A failed
+//! backup is retried after [`BACKUP_RETRY`] unless the collector asks again.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +24,8 @@ use rand::Rng as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::backup::{self, BackupError, BackupOptions, HostKeyFingerprint, VersionHint};
+use super::backup_memory::{Asked, BackupMemory};
 use super::live::LiveRequest;
 use super::poll::PollState;
 use super::schedule::{self, Breaker};
@@ -41,6 +51,35 @@ pub struct DeviceTask {
     /// Devices in the fleet when this task started: the first polls of a new
     /// assignment are spread over a window that grows with it.
     pub(super) fleet_size: usize,
+    pub(super) backups: BackupMemory,
+}
+
+/// Wait before retrying a failed backup (unless the collector asks).
+pub const BACKUP_RETRY: Duration = Duration::from_secs(15 * 60);
+
+/// The SSH side of a device task: host key and backup retries.
+#[derive(Debug, Default)]
+struct Ssh {
+    /// Host key accepted on first use in this task (no collector pin).
+    learnt: Option<HostKeyFingerprint>,
+    /// Host key the device presented last.
+    presented: Option<HostKeyFingerprint>,
+    /// A host key change, as reported, until a backup succeeds again.
+    problem: Option<String>,
+    /// Last backup error logged at warn, to log each cause once.
+    last_error: Option<String>,
+    /// The collector asked for a backup.
+    requested: bool,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+impl Ssh {
+    fn fingerprint(&self) -> Vec<u8> {
+        self.presented
+            .or(self.learnt)
+            .map(|f| f.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
 }
 
 /// The state last reported, to report only changes.
@@ -49,6 +88,7 @@ struct Reported {
     state: i32,
     reason: String,
     fingerprint: Vec<u8>,
+    ssh_fingerprint: Vec<u8>,
 }
 
 /// The client settings for `device`, with the pin learnt this run if the
@@ -68,10 +108,10 @@ pub fn client_config(device: &ManagedDevice, learnt_pin: Option<Fingerprint>) ->
     } else {
         ClientConfig::plain(device.address.clone(), device.username.clone(), device.password.clone())
     };
-    if let Ok(port) = u16::try_from(device.api_port) {
-        if port != 0 {
-            cfg.port = port;
-        }
+    if let Ok(port) = u16::try_from(device.api_port)
+        && port != 0
+    {
+        cfg.port = port;
     }
     cfg
 }
@@ -104,13 +144,20 @@ impl DeviceTask {
         let mut client: Option<Client> = None;
         let mut state = PollState::default();
         let mut live = super::live::Live::default();
+        let mut ssh = Ssh::default();
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => break,
                 () = tokio::time::sleep_until(next) => {}
                 request = self.requests.recv() => match request {
                     None => break,
-                    Some(DeviceRequest::Backup) => { state.backup_requested = true; next = tokio::time::Instant::now(); continue; }
+                    Some(DeviceRequest::Backup) => {
+                        state.backup_requested = true;
+                        ssh.requested = true;
+                        ssh.retry_at = None;
+                        next = tokio::time::Instant::now();
+                        continue;
+                    }
                     Some(DeviceRequest::Live(r)) => {
                         live.request(r, client.as_ref(), &self.device.device_id, &self.live).await;
                         continue;
@@ -136,8 +183,14 @@ impl DeviceTask {
                             Error::PinMismatch { presented, .. } => presented.as_bytes().to_vec(),
                             _ => Vec::new(),
                         };
-                        self.report(&mut reported, state_of(&error), error.to_string(), presented)
-                            .await;
+                        self.report(
+                            &mut reported,
+                            state_of(&error),
+                            error.to_string(),
+                            presented,
+                            ssh.fingerprint(),
+                        )
+                        .await;
                         let delay = breaker.failure(rand::thread_rng().r#gen());
                         tracing::debug!(device = %self.device.device_id, %error, delay_ms = delay.as_millis() as u64, "device connection failed");
                         next = tokio::time::Instant::now() + delay;
@@ -154,13 +207,26 @@ impl DeviceTask {
                 Ok(reports) => {
                     breaker.success();
                     let fingerprint = learnt_pin.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
-                    self.report(&mut reported, DeviceState::Up, String::new(), fingerprint)
-                        .await;
+                    let reason = ssh.problem.clone().unwrap_or_default();
+                    self.report(
+                        &mut reported,
+                        DeviceState::Up,
+                        reason,
+                        fingerprint.clone(),
+                        ssh.fingerprint(),
+                    )
+                    .await;
                     let at = crate::now_ms();
                     for body in reports {
                         if !self.sink.send(at, body).await {
                             return;
                         }
+                    }
+                    if !self
+                        .backup_if_due(&mut state, &mut ssh, &mut reported, fingerprint)
+                        .await
+                    {
+                        return;
                     }
                     live.known_interfaces.clone_from(&state.interfaces);
                     live.resume(client.as_ref(), &self.device.device_id, &self.live).await;
@@ -176,8 +242,14 @@ impl DeviceTask {
                 }
                 Err(error) => {
                     tracing::debug!(device = %self.device.device_id, %error, "poll failed");
-                    self.report(&mut reported, state_of(&error), error.to_string(), Vec::new())
-                        .await;
+                    self.report(
+                        &mut reported,
+                        state_of(&error),
+                        error.to_string(),
+                        Vec::new(),
+                        ssh.fingerprint(),
+                    )
+                    .await;
                     if let Some(c) = client.take() {
                         c.close();
                     }
@@ -191,18 +263,117 @@ impl DeviceTask {
         }
     }
 
-    async fn report(&self, last: &mut Option<Reported>, state: DeviceState, reason: String, fingerprint: Vec<u8>) {
+    /// Takes a configuration backup if one is due, and sends it if it is
+    /// worth sending. False when the agent is stopping.
+    async fn backup_if_due(
+        &self,
+        state: &mut PollState,
+        ssh: &mut Ssh,
+        reported: &mut Option<Reported>,
+        api_fingerprint: Vec<u8>,
+    ) -> bool {
+        let id = &self.device.device_id;
+        if self.device.backup_key.len() != outpost_vault::KEY_LEN {
+            // No key from the collector: backups are not set up for it.
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if ssh.retry_at.is_some_and(|at| now < at) {
+            return true;
+        }
+        let asked = Asked {
+            requested: ssh.requested,
+            config_changed: state.backup_requested,
+        };
+        let Some(trigger) = self.backups.due(id, asked, now) else {
+            return true;
+        };
+        let mut opts = BackupOptions::new(VersionHint::from_major(state.ros_major));
+        opts.trigger = trigger;
+        opts.learnt_pin = ssh.learnt;
+        let result = {
+            let _permit = self.permits.acquire().await;
+            backup::take_backup_with(&self.device, &opts).await
+        };
+        match result {
+            Ok(taken) => {
+                ssh.retry_at = None;
+                ssh.requested = false;
+                ssh.last_error = None;
+                state.backup_requested = false;
+                let first_use = ssh.learnt.is_none() && self.device.ssh_host_key_sha256.is_empty();
+                if first_use {
+                    ssh.learnt = Some(taken.host_key);
+                    tracing::info!(device = %id, host_key = %taken.host_key, "SSH host key accepted on first use");
+                }
+                let was_changed = ssh.problem.take().is_some();
+                ssh.presented = Some(taken.host_key);
+                if first_use || was_changed {
+                    self.report(
+                        reported,
+                        DeviceState::Up,
+                        String::new(),
+                        api_fingerprint,
+                        ssh.fingerprint(),
+                    )
+                    .await;
+                }
+                let backup = taken.backup;
+                if self
+                    .backups
+                    .record(id, &backup.normalized_hmac, trigger, tokio::time::Instant::now())
+                {
+                    tracing::info!(device = %id, trigger = trigger.as_str(), version = %backup.version, "configuration backup taken");
+                    return self.sink.send(crate::now_ms(), Body::ConfigBackup(backup)).await;
+                }
+                tracing::debug!(device = %id, trigger = trigger.as_str(), "configuration unchanged; backup not sent");
+            }
+            Err(error) => {
+                ssh.retry_at = Some(tokio::time::Instant::now() + BACKUP_RETRY);
+                let message = error.to_string();
+                if let BackupError::HostKeyMismatch { presented, .. } = &error {
+                    ssh.presented = Some(*presented);
+                    ssh.problem = Some(message.clone());
+                    self.report(
+                        reported,
+                        DeviceState::Up,
+                        message.clone(),
+                        api_fingerprint,
+                        ssh.fingerprint(),
+                    )
+                    .await;
+                }
+                if ssh.last_error.as_ref() != Some(&message) {
+                    tracing::warn!(device = %id, address = %self.device.address, %error, "configuration backup failed");
+                    ssh.last_error = Some(message);
+                } else {
+                    tracing::debug!(device = %id, %error, "configuration backup failed again");
+                }
+            }
+        }
+        true
+    }
+
+    async fn report(
+        &self,
+        last: &mut Option<Reported>,
+        state: DeviceState,
+        reason: String,
+        fingerprint: Vec<u8>,
+        ssh_fingerprint: Vec<u8>,
+    ) {
         let now = Reported {
             state: state as i32,
             reason,
             fingerprint,
+            ssh_fingerprint,
         };
         if last.as_ref() == Some(&now) {
             return;
         }
         if state != DeviceState::Up {
             tracing::warn!(device = %self.device.device_id, address = %self.device.address, state = ?state, reason = %now.reason, "device state changed");
-        } else {
+        } else if now.reason.is_empty() {
             tracing::info!(device = %self.device.device_id, address = %self.device.address, "device is up");
         }
         let status = DeviceStatus {
@@ -210,7 +381,7 @@ impl DeviceTask {
             state: now.state,
             reason: now.reason.clone(),
             api_tls_fingerprint_sha256: now.fingerprint.clone(),
-            ssh_host_key_sha256: Vec::new(),
+            ssh_host_key_sha256: now.ssh_fingerprint.clone(),
         };
         self.sink.send(crate::now_ms(), Body::DeviceStatus(status)).await;
         *last = Some(now);
@@ -249,5 +420,115 @@ mod tests {
         d.api_tls = false;
         d.api_port = 0;
         assert_eq!(client_config(&d, None).port, 8728);
+    }
+
+    /// Waits for the next report that `pick` accepts, skipping the others.
+    async fn next<T>(rx: &mut mpsc::Receiver<(i64, Body)>, mut pick: impl FnMut(Body) -> Option<T>) -> T {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let (_, body) = rx.recv().await.expect("the task is running");
+                if let Some(t) = pick(body) {
+                    return t;
+                }
+            }
+        })
+        .await
+        .expect("the report within 30 s")
+    }
+
+    #[tokio::test]
+    async fn backups_follow_the_poll_pin_the_host_key_and_skip_unchanged_exports() {
+        use outpost_proto::agent_v1::ConfigBackup;
+        let fleet = outpost_sim::Fleet::start(outpost_sim::FleetConfig {
+            devices: 1,
+            first_ip: std::net::Ipv4Addr::new(127, 0, 156, 1),
+            ros: outpost_sim::RosMix::V7,
+            api_port: 0,
+            api_ssl_port: 0,
+            ssh_port: 0,
+            ..Default::default()
+        })
+        .await
+        .expect("fleet");
+        let d = fleet.devices()[0].clone();
+        let device = ManagedDevice {
+            device_id: "dev-backup".into(),
+            address: d.ip.to_string(),
+            api_port: u32::from(d.api.port()),
+            username: "admin".into(),
+            password: "admin".into(),
+            poll_interval_secs: 1,
+            ssh_port: u32::from(d.ssh.port()),
+            backup_key: vec![3; 32],
+            ..Default::default()
+        };
+        let (sink, mut rx) = ReportSink::for_tests();
+        let (requests, requests_rx) = mpsc::channel(8);
+        let (live, _live_rx) = mpsc::channel(8);
+        let stop = CancellationToken::new();
+        let task = DeviceTask {
+            device: Arc::new(device),
+            permits: Arc::new(Semaphore::new(1)),
+            sink,
+            requests: requests_rx,
+            live,
+            stop: stop.clone(),
+            fleet_size: 1,
+            backups: BackupMemory::default(),
+        };
+        let running = tokio::spawn(task.run());
+        let backup = |b: Body| match b {
+            Body::ConfigBackup(c) => Some(c),
+            _ => None,
+        };
+        let poll = |b: Body| matches!(b, Body::DevicePoll(_)).then_some(());
+        let key = fleet.ssh_host_key_sha256(d.ip).expect("key").to_vec();
+
+        // First use: the host key is reported (before the backup is sent),
+        // then the backup.
+        let status = next(&mut rx, |b| match b {
+            Body::DeviceStatus(s) if !s.ssh_host_key_sha256.is_empty() => Some(s),
+            Body::ConfigBackup(_) => panic!("the host key is reported first"),
+            _ => None,
+        })
+        .await;
+        let first: ConfigBackup = next(&mut rx, backup).await;
+        assert_eq!(first.trigger, "first");
+        assert_eq!(status.ssh_host_key_sha256, key);
+        assert_eq!(status.state, DeviceState::Up as i32);
+
+        // Asked again with nothing changed: taken, not sent. The poll after
+        // the one that ran with the request proves that round is over.
+        requests.send(DeviceRequest::Backup).await.expect("request");
+        next(&mut rx, poll).await;
+        next(&mut rx, poll).await;
+        fleet
+            .control(&format!("config {} /ip dns set servers=192.0.2.53", d.ip))
+            .await
+            .expect("config");
+        requests.send(DeviceRequest::Backup).await.expect("request");
+        let changed: ConfigBackup = next(&mut rx, backup).await;
+        assert_eq!(changed.trigger, "requested");
+        assert_ne!(changed.normalized_hmac, first.normalized_hmac);
+
+        // A new host key is not accepted: reported, state unchanged.
+        fleet
+            .control(&format!("rotate-host-key {}", d.ip))
+            .await
+            .expect("rotate");
+        requests.send(DeviceRequest::Backup).await.expect("request");
+        let status = next(&mut rx, |b| match b {
+            Body::DeviceStatus(s) if s.reason.contains("SSH host key") => Some(s),
+            Body::ConfigBackup(_) => panic!("a backup under a changed host key"),
+            _ => None,
+        })
+        .await;
+        assert_eq!(status.state, DeviceState::Up as i32);
+        assert_eq!(
+            status.ssh_host_key_sha256,
+            fleet.ssh_host_key_sha256(d.ip).expect("key")
+        );
+        stop.cancel();
+        running.await.expect("task ends");
     }
 }

@@ -14,6 +14,7 @@ use outpost_proto::agent_v1::{BackupNow, DeviceAssignment, ManagedDevice, WatchT
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::backup_memory::BackupMemory;
 use super::device::{DeviceRequest, DeviceTask};
 use super::live::{LiveRequest, LiveSender};
 use super::sink::ReportSink;
@@ -45,6 +46,7 @@ pub struct Fleet {
     permits: Arc<Semaphore>,
     running: HashMap<String, Running>,
     stop: CancellationToken,
+    backups: BackupMemory,
 }
 
 impl Fleet {
@@ -56,6 +58,7 @@ impl Fleet {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             running: HashMap::new(),
             stop,
+            backups: BackupMemory::default(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Fleet {
                 live: self.live.clone(),
                 stop: stop.clone(),
                 fleet_size,
+                backups: self.backups.clone(),
             };
             tokio::spawn(task.run());
             self.running.insert(

@@ -7,7 +7,11 @@
 //! * [`schedule`]: poll slots spread over the interval, backoff on failure;
 //! * [`sink`]: reports into the outbox in groups;
 //! * [`live`]: live interface traffic for the console, outside the outbox;
-//! * [`export`]: configuration export normalisation.
+//! * [`export`]: configuration export normalisation;
+//! * [`backup`]: configuration backups over SSH, sealed for the outbox;
+//!   [`backup_memory`]: which backups are due and worth sending.
+pub mod backup;
+pub mod backup_memory;
 pub mod device;
 pub mod export;
 pub mod fleet;

@@ -54,6 +54,9 @@ pub struct PollState {
     last_config_change: Option<String>,
     /// A backup is due (asked for, or the configuration changed).
     pub backup_requested: bool,
+    /// RouterOS major version read by the last poll, to pick the export
+    /// command.
+    pub ros_major: Option<u32>,
     /// Running interfaces at the last poll, for live traffic.
     pub interfaces: Vec<String>,
 }
@@ -70,6 +73,7 @@ impl Default for PollState {
             last_log_id: None,
             last_config_change: None,
             backup_requested: false,
+            ros_major: None,
             interfaces: Vec::new(),
         }
     }
@@ -141,6 +145,7 @@ pub async fn run(client: &Client, device: &ManagedDevice, state: &mut PollState)
         async { Ok(optional(dhcp_leases::fetch(client).await)?.unwrap_or_default()) },
     )?;
     let major = res.version.as_ref().map(|v| v.major).unwrap_or(0);
+    state.ros_major = res.version.as_ref().map(|v| v.major);
     let wireless = wireless_clients(client, state, major).await?;
 
     let uptime = res.uptime.map(|d| d.as_secs());
@@ -286,10 +291,8 @@ pub async fn run(client: &Client, device: &ManagedDevice, state: &mut PollState)
         dhcp_leases: if_changed(s_dhcp, dhcp),
     };
     let mut reports = vec![Body::DevicePoll(report)];
-    if log_due {
-        if let Some(lines) = new_log_lines(client, device, state).await? {
-            reports.push(lines);
-        }
+    if log_due && let Some(lines) = new_log_lines(client, device, state).await? {
+        reports.push(lines);
     }
     Ok(reports)
 }

@@ -23,6 +23,7 @@ pub async fn fleet(first: [u8; 4], devices: usize, ros: RosMix) -> Fleet {
         seed: 42,
         api_port: 0,
         api_ssl_port: 0,
+        ssh_port: 0,
         ..FleetConfig::default()
     })
     .await

@@ -1,0 +1,161 @@
+//! SSH on every device (russh server), for configuration exports.
+//!
+//! - Host key: ed25519, made when the device is made and replaced by
+//!   `rotate-host-key`; new connections see the new key.
+//! - Login: password only, with the device's API user and password (the
+//!   `password` control op changes both); a wrong one is refused after
+//!   [`AUTH_REJECTION`].
+//! - Exec: `/export [terse] [show-sensitive|hide-sensitive]` (see
+//!   [`crate::export`]); anything else gets RouterOS's error text. Output goes
+//!   to stdout, then exit status (0, or 1 after an error text; clients should
+//!   not rely on it, routers differ), EOF and close. The `slow` fault delays
+//!   the output. Interactive shells are refused: the simulator has no CLI.
+//! - `drop`, `fatal`, `down` and `reboot` close open SSH sessions too.
+//!
+//! The server identifies itself as `SSH-2.0-ROSSSH`, as RouterOS does.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::RngCore as _;
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, SshId};
+use sha2::{Digest as _, Sha256};
+use tokio::net::TcpStream;
+
+use crate::device::{ConnEvent, Device};
+use crate::export;
+
+/// Time a refused password takes, so guessing is slow, as on a router.
+const AUTH_REJECTION: Duration = Duration::from_millis(200);
+/// Idle SSH sessions are closed after this.
+const INACTIVITY: Duration = Duration::from_secs(60);
+
+/// A device's SSH server settings with its host key.
+#[derive(Debug)]
+pub(crate) struct HostKey {
+    pub(crate) config: Arc<server::Config>,
+    /// SHA-256 of the public key's wire encoding.
+    pub(crate) sha256: [u8; 32],
+}
+
+/// Why a host key could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode an SSH host key: {0}")]
+pub struct HostKeyError(String);
+
+/// A fresh ed25519 host key and the server settings that present it.
+pub(crate) fn host_key() -> Result<HostKey, HostKeyError> {
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let wire = key.public_key().to_bytes().map_err(|e| HostKeyError(e.to_string()))?;
+    let sha256 = Sha256::digest(&wire).into();
+    let config = server::Config {
+        server_id: SshId::Standard(Cow::Borrowed("SSH-2.0-ROSSSH")),
+        methods: MethodSet::from(&[MethodKind::Password][..]),
+        auth_rejection_time: AUTH_REJECTION,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key],
+        inactivity_timeout: Some(INACTIVITY),
+        nodelay: true,
+        ..server::Config::default()
+    };
+    Ok(HostKey {
+        config: Arc::new(config),
+        sha256,
+    })
+}
+
+/// Serves one SSH connection until it ends or a fault closes it.
+pub(crate) async fn serve(sock: TcpStream, dev: Arc<Device>) {
+    let mut events = dev.events.subscribe();
+    let config = dev.ssh_config();
+    let handler = Handler { dev };
+    let Ok(session) = server::run_stream(config, sock, handler).await else {
+        return;
+    };
+    let handle = session.handle();
+    tokio::select! {
+        _ = session => {}
+        event = events.recv() => {
+            // Drop, fatal, or the fleet going away: the router closes.
+            if matches!(event, Ok(ConnEvent::Drop | ConnEvent::Fatal) | Err(_)) {
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "session closed".into(), "en".into())
+                    .await;
+            }
+        }
+    }
+}
+
+struct Handler {
+    dev: Arc<Device>,
+}
+
+impl server::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let st = self.dev.state();
+        if st.user == user && st.password == password {
+            Ok(Auth::Accept)
+        } else {
+            Ok(Auth::reject())
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        let command = String::from_utf8_lossy(data);
+        let (text, status, slow) = {
+            let st = self.dev.state();
+            let profile = &self.dev.profile;
+            match export::parse(&command, profile.version.major) {
+                Ok(req) => (
+                    export::render(profile, &st.config_lines, req, SystemTime::now()),
+                    0,
+                    st.faults.slow,
+                ),
+                Err(e) => (format!("{}\r\n", e.0), 1, st.faults.slow),
+            }
+        };
+        let handle = session.handle();
+        // Written from a task so flow control applies to long exports
+        // without holding up the session loop.
+        tokio::spawn(async move {
+            if !slow.is_zero() {
+                tokio::time::sleep(slow).await;
+            }
+            if handle.data(channel, text.into_bytes()).await.is_err() {
+                return;
+            }
+            let _ = handle.exit_status_request(channel, status).await;
+            let _ = handle.eof(channel).await;
+            let _ = handle.close(channel).await;
+        });
+        Ok(())
+    }
+}

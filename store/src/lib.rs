@@ -22,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub mod agents;
 pub mod devices;
 pub mod ingest;
+pub mod metrics;
 pub mod scope;
 pub mod tenants;
 pub mod tokens;
@@ -85,6 +86,8 @@ pub(crate) use on_pool;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Interned metric series ids (see [`metrics`]).
+    series: std::sync::Arc<metrics::SeriesCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -145,9 +148,7 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        Ok(Self {
-            pool: Pool::Sqlite(pool),
-        })
+        Ok(Self::with_pool(Pool::Sqlite(pool)))
     }
 
     async fn open_postgres(url: &str) -> Result<Self, StoreError> {
@@ -157,9 +158,14 @@ impl Store {
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        Ok(Self {
-            pool: Pool::Postgres(pool),
-        })
+        Ok(Self::with_pool(Pool::Postgres(pool)))
+    }
+
+    fn with_pool(pool: Pool) -> Self {
+        Self {
+            pool,
+            series: std::sync::Arc::new(metrics::SeriesCache::default()),
+        }
     }
 
     /// Which engine this store runs on.

@@ -15,12 +15,12 @@ use super::tokens::EnrollError;
 use super::*;
 
 /// A throwaway store per engine. Keeps the SQLite directory alive.
-struct Engines {
-    stores: Vec<Store>,
+pub(crate) struct Engines {
+    pub(crate) stores: Vec<Store>,
     _dir: tempfile::TempDir,
 }
 
-async fn engines() -> Engines {
+pub(crate) async fn engines() -> Engines {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut stores = vec![Store::open(dir.path(), None).await.expect("sqlite store")];
     match std::env::var("OUTPOST_TEST_DATABASE_URL") {

@@ -73,7 +73,12 @@ async fn enrolled_agent(store: &Store, ca: &CertificateAuthority, tenant: &str, 
 }
 
 /// Enrolls an agent; its scope and its certificate's serial.
-async fn enrolled(store: &Store, ca: &CertificateAuthority, tenant: &str, site: &str) -> (AgentScope, String) {
+pub(crate) async fn enrolled(
+    store: &Store,
+    ca: &CertificateAuthority,
+    tenant: &str,
+    site: &str,
+) -> (AgentScope, String) {
     let admin = AdminScope::verified();
     let s = store.ensure_site(&admin, tenant, site).await.expect("site");
     let token = EnrollmentToken::generate(ca.fingerprint());

@@ -35,7 +35,11 @@ fn main() {
 /// Runs `npm ci` in `dir`, or fails the build saying how to.
 fn install(dir: &Path) {
     println!("cargo::warning=console/node_modules is missing uPlot; running `npm ci` in console/");
-    match Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status() {
+    match Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+    {
         Ok(status) if status.success() => {}
         Ok(status) => fail(&format!("`npm ci` in console/ failed ({status})")),
         Err(e) => fail(&format!("npm could not be started ({e})")),

@@ -70,7 +70,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/devices/new", get(devices::add::form))
         .route("/devices/{id}", get(devices::page::page))
         .route("/devices/{id}/delete", post(devices::actions::delete))
-        .route("/devices/{id}/accept-certificate", post(devices::actions::accept_certificate))
+        .route(
+            "/devices/{id}/accept-certificate",
+            post(devices::actions::accept_certificate),
+        )
         .route("/devices/{id}/config/{taken}", get(devices::config::page))
         .route("/devices/{id}/config/{taken}/reveal", post(devices::config::reveal))
         .route("/devices/{id}/live", get(devices::live::events))

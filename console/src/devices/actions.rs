@@ -26,7 +26,11 @@ impl CsrfProtected for ActionForm {
 }
 
 /// The device and the scope to act on it with, or the 404 page.
-pub(crate) async fn target(store: &Store, session: &Session, raw_id: &str) -> Result<(DeviceId, TenantScope), Response> {
+pub(crate) async fn target(
+    store: &Store,
+    session: &Session,
+    raw_id: &str,
+) -> Result<(DeviceId, TenantScope), Response> {
     let id = parse_id(raw_id).ok_or_else(device_not_found)?;
     let row = store.device(&session.viewer, id).await.map_err(page_error)?;
     let scope = tenant_scope(&session.viewer, row.tenant).ok_or_else(device_not_found)?;

@@ -123,7 +123,11 @@ fn options(sites: &[SiteRow]) -> Vec<SiteOption> {
 }
 
 fn form_page(session: &Session, sites: &[SiteRow], values: Values, error: Option<FieldError>) -> Response {
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     render(
         status,
         &AddPage {
@@ -229,7 +233,12 @@ pub(crate) async fn add(State(state): State<ConsoleState>, CsrfForm { auth, form
         Err(error) => return form_page(session, &sites, values, Some(error)),
     };
     let Some(scope) = tenant_scope(&session.viewer, checked.site.tenant) else {
-        return form_page(session, &sites, values, Some(refuse("site", "site: choose one of the listed sites")));
+        return form_page(
+            session,
+            &sites,
+            values,
+            Some(refuse("site", "site: choose one of the listed sites")),
+        );
     };
     let id = DeviceId::random();
     let sealed = match state
@@ -256,10 +265,18 @@ pub(crate) async fn add(State(state): State<ConsoleState>, CsrfForm { auth, form
             tracing::info!(device = %id, address = %device.address, user = %session.username, "console: device added");
             Redirect::to(&format!("/devices/{id}")).into_response()
         }
-        Err(StoreError::Conflict(m)) => form_page(session, &sites, values, Some(refuse("address", format!("address: {m}")))),
-        Err(StoreError::NotFound(_)) => {
-            form_page(session, &sites, values, Some(refuse("site", "site: the site no longer exists")))
-        }
+        Err(StoreError::Conflict(m)) => form_page(
+            session,
+            &sites,
+            values,
+            Some(refuse("address", format!("address: {m}"))),
+        ),
+        Err(StoreError::NotFound(_)) => form_page(
+            session,
+            &sites,
+            values,
+            Some(refuse("site", "site: the site no longer exists")),
+        ),
         Err(e) => PageError::from(e).into_response(),
     }
 }

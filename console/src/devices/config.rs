@@ -77,7 +77,10 @@ fn diff_lines(diff: &str) -> Vec<DiffLine> {
 
 /// Opens a sealed version with the device's backup key.
 fn open(state: &ConsoleState, id: DeviceId, sealed: &SealedConfig) -> Result<(String, Option<String>), PageError> {
-    let key = state.vault.tenant(&sealed.tenant.to_string()).backup_key(&id.to_string());
+    let key = state
+        .vault
+        .tenant(&sealed.tenant.to_string())
+        .backup_key(&id.to_string());
     let device = id.to_string();
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let export = key
@@ -103,7 +106,11 @@ async fn show(state: &ConsoleState, session: &Session, id: DeviceId, taken_at_ms
     };
     let (masked_export, export_secrets) = masked(&export);
     let (masked_diff, diff_secrets) = diff.as_deref().map(masked).map_or((None, false), |(d, s)| (Some(d), s));
-    let (export, diff) = if reveal { (export, diff) } else { (masked_export, masked_diff) };
+    let (export, diff) = if reveal {
+        (export, diff)
+    } else {
+        (masked_export, masked_diff)
+    };
     render(
         StatusCode::OK,
         &ConfigPage {
@@ -155,7 +162,11 @@ pub(crate) async fn reveal(
         auth.session.username,
         format::utc(Some(taken_at_ms))
     );
-    if let Err(e) = state.store.record_device_event(&scope, id, "config_revealed", &detail).await {
+    if let Err(e) = state
+        .store
+        .record_device_event(&scope, id, "config_revealed", &detail)
+        .await
+    {
         return page_error(e);
     }
     tracing::info!(device = %id, taken_at_ms, user = %auth.session.username, "console: configuration secrets revealed");

@@ -79,7 +79,11 @@ impl From<&DeviceRow> for DeviceItem {
     fn from(d: &DeviceRow) -> Self {
         Self {
             id: d.id.to_string(),
-            name: if d.identity.is_empty() { d.address.clone() } else { d.identity.clone() },
+            name: if d.identity.is_empty() {
+                d.address.clone()
+            } else {
+                d.identity.clone()
+            },
             address: format!("{}:{}", d.address, d.api_port),
             state: d.state.as_str(),
             state_class: state_class(d.state),
@@ -90,7 +94,11 @@ impl From<&DeviceRow> for DeviceItem {
             memory: format::used_of(d.free_memory, d.total_memory),
             uptime: d.uptime_secs.map_or_else(|| "—".into(), format::uptime),
             version: version_words(d),
-            firmware: if d.current_firmware.is_empty() { "—".into() } else { d.current_firmware.clone() },
+            firmware: if d.current_firmware.is_empty() {
+                "—".into()
+            } else {
+                d.current_firmware.clone()
+            },
             update_available: d.update_available,
             latest_version: d.latest_version.clone(),
             last_poll: format::utc(d.last_poll_ms),
@@ -116,7 +124,10 @@ impl DeviceList {
                 group.devices.push(DeviceItem::from(row));
             }
         }
-        Self { generated_at_ms, groups }
+        Self {
+            generated_at_ms,
+            groups,
+        }
     }
 }
 

@@ -49,7 +49,9 @@ fn sample_event(sample: &LiveSample) -> Event {
         Ok(data) => Event::default().event("sample").data(data),
         Err(error) => {
             tracing::error!(%error, "console: encoding a live sample failed");
-            Event::default().event("problem").data(r#"{"error":"internal server error"}"#)
+            Event::default()
+                .event("problem")
+                .data(r#"{"error":"internal server error"}"#)
         }
     }
 }
@@ -79,7 +81,10 @@ where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {
     (
-        [(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"))],
+        [(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        )],
         Sse::new(stream).keep_alive(KeepAlive::default()),
     )
         .into_response()

@@ -30,7 +30,8 @@ pub(crate) fn mask_line(line: &str) -> (String, bool) {
     while i < bytes.len() {
         // An attribute name starts the line, or follows a space (or a diff's
         // leading `+`/`-`).
-        let at_word = i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t' || (i == 1 && matches!(bytes[0], b'+' | b'-'));
+        let at_word =
+            i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t' || (i == 1 && matches!(bytes[0], b'+' | b'-'));
         if !at_word || bytes[i] == b'"' {
             i = skip_token(bytes, i);
             continue;
@@ -117,14 +118,23 @@ mod tests {
             "add authentication-key=******** secret=******** passphrase=******** wpa-pre-shared-key=******** \
              ipsec-secret=******** private-key=********"
         );
-        assert_eq!(masked("+add name=ppp1 password=new"), "+add name=ppp1 password=********");
-        assert_eq!(masked("-add name=ppp1 password=old"), "-add name=ppp1 password=********");
+        assert_eq!(
+            masked("+add name=ppp1 password=new"),
+            "+add name=ppp1 password=********"
+        );
+        assert_eq!(
+            masked("-add name=ppp1 password=old"),
+            "-add name=ppp1 password=********"
+        );
         // A secret-looking word inside a quoted value is not an attribute.
         assert_eq!(
             masked(r#"set comment="password=visible" name=x"#),
             r#"set comment="password=visible" name=x"#
         );
-        assert_eq!(mask_line("/ip address add address=192.0.2.1/24"), ("/ip address add address=192.0.2.1/24".into(), false));
+        assert_eq!(
+            mask_line("/ip address add address=192.0.2.1/24"),
+            ("/ip address add address=192.0.2.1/24".into(), false)
+        );
         assert!(mask_line("set password=x").1);
         // Empty values stay empty.
         assert_eq!(masked("set password= name=x"), "set password= name=x");

@@ -75,7 +75,10 @@ pub(crate) async fn api(
         return json_error(StatusCode::NOT_FOUND, "device not found");
     };
     if !METRICS.contains(&q.metric.as_str()) {
-        return json_error(StatusCode::BAD_REQUEST, &format!("metric must be one of {}", METRICS.join(", ")));
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("metric must be one of {}", METRICS.join(", ")),
+        );
     }
     let Some(span) = range_ms(&q.range) else {
         return json_error(StatusCode::BAD_REQUEST, "range must be 1h, 24h or 30d");

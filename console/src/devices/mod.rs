@@ -62,3 +62,6 @@ pub(crate) fn api_error(e: StoreError) -> Response {
         e => ApiError::from(e).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests;

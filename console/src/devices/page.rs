@@ -203,7 +203,11 @@ pub(crate) async fn page(
         layout: Layout::signed_in(&auth.session),
         csrf: auth.session.csrf_token.clone(),
         id: id.to_string(),
-        name: if row.identity.is_empty() { row.address.clone() } else { row.identity.clone() },
+        name: if row.identity.is_empty() {
+            row.address.clone()
+        } else {
+            row.identity.clone()
+        },
         state_class: state_class(row.state),
         pin_mismatch: row.state == DeviceState::TlsPinMismatch && row.presented_tls_fingerprint.is_some(),
         since: format::utc(Some(row.state_since_ms)),

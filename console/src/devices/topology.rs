@@ -104,7 +104,12 @@ pub(crate) fn draw(devices: &[DeviceRow], rows: &TopologyRows) -> Drawing {
     let index = ManagedIndex::new(devices, &rows.addresses);
     let mut order: Vec<&DeviceRow> = devices.iter().collect();
     order.sort_by(|a, b| {
-        (&a.tenant_name, &a.site_name, &a.identity, &a.address).cmp(&(&b.tenant_name, &b.site_name, &b.identity, &b.address))
+        (&a.tenant_name, &a.site_name, &a.identity, &a.address).cmp(&(
+            &b.tenant_name,
+            &b.site_name,
+            &b.identity,
+            &b.address,
+        ))
     });
     let slot: HashMap<DeviceId, usize> = order.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
 
@@ -113,7 +118,11 @@ pub(crate) fn draw(devices: &[DeviceRow], rows: &TopologyRows) -> Drawing {
     let mut links: BTreeMap<(usize, Target), Vec<String>> = BTreeMap::new();
     for (device, n) in &rows.neighbors {
         let Some(&from) = slot.get(device) else { continue };
-        let via = if n.interface.is_empty() { n.discovered_by.clone() } else { n.interface.clone() };
+        let via = if n.interface.is_empty() {
+            n.discovered_by.clone()
+        } else {
+            n.interface.clone()
+        };
         let target = match index.find(n).and_then(|id| slot.get(&id)) {
             Some(&to) if to == from => continue,
             Some(&to) => Target::Managed(to.min(from), to.max(from)),
@@ -124,7 +133,9 @@ pub(crate) fn draw(devices: &[DeviceRow], rows: &TopologyRows) -> Drawing {
                     .cloned()
                     .unwrap_or_else(|| "unknown".into());
                 let title = format!("{} {} {} {}", n.identity, n.address, n.mac_address, n.board);
-                unmanaged.entry(key.clone()).or_insert_with(|| title.split_whitespace().collect::<Vec<_>>().join(" "));
+                unmanaged
+                    .entry(key.clone())
+                    .or_insert_with(|| title.split_whitespace().collect::<Vec<_>>().join(" "));
                 Target::Unmanaged(key)
             }
         };
@@ -154,19 +165,35 @@ pub(crate) fn draw(devices: &[DeviceRow], rows: &TopologyRows) -> Drawing {
             y: (cy + radius * s).round() as i64,
             label_x: (cx + (radius + 16.0) * c).round() as i64,
             label_y: (cy + (radius + 16.0) * s + 4.0).round() as i64,
-            anchor: if c > 0.2 { "start" } else if c < -0.2 { "end" } else { "middle" },
+            anchor: if c > 0.2 {
+                "start"
+            } else if c < -0.2 {
+                "end"
+            } else {
+                "middle"
+            },
         }
     };
     let mut nodes: Vec<Node> = order
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let name = if d.identity.is_empty() { d.address.clone() } else { d.identity.clone() };
+            let name = if d.identity.is_empty() {
+                d.address.clone()
+            } else {
+                d.identity.clone()
+            };
             node(
                 i,
                 Some(format!("/devices/{}", d.id)),
                 name,
-                format!("{} / {} — {} ({})", d.tenant_name, d.site_name, d.address, d.state.describe()),
+                format!(
+                    "{} / {} — {} ({})",
+                    d.tenant_name,
+                    d.site_name,
+                    d.address,
+                    d.state.describe()
+                ),
                 state_class(d.state),
             )
         })

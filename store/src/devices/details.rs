@@ -175,6 +175,9 @@ type WirelessSql = (
     i64,
 );
 type NeighborSql = (String, String, String, String, String, String, String, String);
+/// A neighbour row with the device that reported it.
+type EdgeSql = (String, String, String, String, String, String, String, String, String);
+type SealedSql = (String, i64, String, i64, i64, String, Vec<u8>, Option<Vec<u8>>);
 
 fn neighbor(
     (interface, address, mac_address, identity, platform, version, board, discovered_by): NeighborSql,
@@ -350,7 +353,7 @@ impl Store {
     ) -> Result<SealedConfig, StoreError> {
         let tenant = tenant_filter(viewer);
         on_pool!(self, pool, _Db => {
-            let row: Option<(String, i64, String, i64, i64, String, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+            let row: Option<SealedSql> = sqlx::query_as(
                 "SELECT d.tenant_id, c.taken_at_ms, c.ros_version, c.lines_added, c.lines_removed, c.trigger_reason, \
                  c.sealed_export, c.sealed_diff FROM config_versions c JOIN devices d ON d.id = c.device_id \
                  WHERE c.device_id = $1 AND c.taken_at_ms = $2 AND ($3 = '' OR d.tenant_id = $3) \
@@ -409,7 +412,7 @@ impl Store {
     pub async fn topology_rows(&self, viewer: &Viewer) -> Result<TopologyRows, StoreError> {
         let tenant = tenant_filter(viewer);
         on_pool!(self, pool, _Db => {
-            let neighbors: Vec<(String, String, String, String, String, String, String, String, String)> = sqlx::query_as(
+            let neighbors: Vec<EdgeSql> = sqlx::query_as(
                 "SELECT n.device_id, n.interface, n.address, n.mac_address, n.identity, n.platform, n.version, n.board, \
                  n.discovered_by FROM device_neighbors n JOIN devices d ON d.id = n.device_id \
                  WHERE d.deleted_at_ms IS NULL AND ($1 = '' OR d.tenant_id = $1) \

@@ -198,3 +198,268 @@
   setStatus("connecting", "Connecting\u2026");
   connect();
 })();
+
+// The device list: re-reads /api/devices every 15 s and updates the cells in
+// place; a device added or removed (or a new update badge) reloads the page.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("device-list");
+  if (!root) {
+    return;
+  }
+  const statusLine = document.getElementById("devices-status");
+  const EVERY_MS = 15000;
+
+  function shape(devices) {
+    return devices.map((d) => d.id + (d.update_available ? "+" : "")).join(",");
+  }
+
+  function pageShape() {
+    const rows = root.querySelectorAll("tr[data-device-id]");
+    return Array.from(rows, (r) => r.dataset.deviceId + (r.querySelector(".badge.warn") ? "+" : "")).join(",");
+  }
+
+  function update(data) {
+    const devices = data.groups.flatMap((g) => g.devices);
+    if (shape(devices) !== pageShape()) {
+      window.location.reload();
+      return;
+    }
+    for (const d of devices) {
+      const row = root.querySelector('tr[data-device-id="' + CSS.escape(d.id) + '"]');
+      for (const cell of row.querySelectorAll("[data-field]")) {
+        const field = cell.dataset.field;
+        if (field === "state") {
+          cell.textContent = d.state_words;
+          cell.className = "badge " + d.state_class;
+          cell.setAttribute("title", d.state_reason);
+        } else if (field in d) {
+          cell.textContent = d[field];
+        }
+      }
+    }
+  }
+
+  async function refresh() {
+    try {
+      const res = await fetch("/api/devices", { headers: { Accept: "application/json" } });
+      if (res.status === 401) {
+        window.location.assign("/login");
+        return;
+      }
+      if (!res.ok) {
+        throw new Error(res.status);
+      }
+      update(await res.json());
+      statusLine.dataset.state = "live";
+      statusLine.textContent = "Live: refreshed " + new Date().toLocaleTimeString();
+    } catch (e) {
+      statusLine.dataset.state = "stale";
+      statusLine.textContent = "Could not refresh; showing older data.";
+    }
+  }
+
+  window.setInterval(refresh, EVERY_MS);
+})();
+
+// The device page's charts (uPlot): stored series for 1 h / 24 h / 30 d from
+// /api/devices/{id}/metrics, and the live view, which streams
+// /devices/{id}/live and keeps the last two minutes of one-second samples.
+(function () {
+  "use strict";
+
+  const charts = document.getElementById("charts");
+  if (!charts || typeof uPlot === "undefined") {
+    return;
+  }
+  const id = charts.dataset.deviceId;
+  const area = document.getElementById("chart-area");
+  const status = document.getElementById("chart-status");
+  const LIVE_POINTS = 120;
+  let plots = [];
+
+  function width(el) {
+    return Math.max(320, Math.min(el.clientWidth || 800, 1100));
+  }
+
+  function bits(v) {
+    if (v == null) {
+      return "—";
+    }
+    const units = ["bps", "kbps", "Mbps", "Gbps", "Tbps"];
+    let i = 0;
+    while (Math.abs(v) >= 1000 && i < units.length - 1) {
+      v /= 1000;
+      i++;
+    }
+    return (i === 0 ? v.toFixed(0) : v.toFixed(1)) + " " + units[i];
+  }
+
+  function bytes(v) {
+    if (v == null) {
+      return "—";
+    }
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (Math.abs(v) >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return v.toFixed(i === 0 ? 0 : 1) + " " + units[i];
+  }
+
+  const COLOURS = ["#2457c5", "#d9480f", "#2b8a3e", "#9c36b5", "#e67700", "#0b7285"];
+
+  function chart(parent, title, names, data, format) {
+    const box = document.createElement("div");
+    box.className = "chart";
+    parent.appendChild(box);
+    const series = [{}].concat(
+      names.map((name, i) => ({
+        label: name,
+        stroke: COLOURS[i % COLOURS.length],
+        width: 1.5,
+        value: (u, v) => format(v),
+      }))
+    );
+    return new uPlot(
+      {
+        title: title,
+        width: width(parent),
+        height: 220,
+        series: series,
+        axes: [{}, { values: (u, vals) => vals.map(format), size: 80 }],
+      },
+      data,
+      box
+    );
+  }
+
+  async function metric(name, range) {
+    const url = "/api/devices/" + encodeURIComponent(id) + "/metrics?metric=" + name + "&range=" + range;
+    const res = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!res.ok) {
+      throw new Error(name + ": " + res.status);
+    }
+    return res.json();
+  }
+
+  // Series with their own timestamps, aligned on the union of those times.
+  function align(seriesList) {
+    const times = new Set();
+    for (const s of seriesList) {
+      for (const p of s) {
+        times.add(p[0]);
+      }
+    }
+    const xs = Array.from(times).sort((a, b) => a - b);
+    const index = new Map(xs.map((t, i) => [t, i]));
+    const columns = seriesList.map((s) => {
+      const col = new Array(xs.length).fill(null);
+      for (const p of s) {
+        col[index.get(p[0])] = p[1];
+      }
+      return col;
+    });
+    return [xs.map((t) => t / 1000)].concat(columns);
+  }
+
+  async function draw(range) {
+    for (const p of plots) {
+      p.destroy();
+    }
+    plots = [];
+    area.textContent = "";
+    status.textContent = "Loading…";
+    try {
+      const [cpu, mem, rx, tx] = await Promise.all(
+        ["cpu_load", "memory_used_bytes", "if_rx_bps", "if_tx_bps"].map((m) => metric(m, range))
+      );
+      const points = (answer) => (answer.series[0] ? answer.series[0].points : []);
+      plots.push(chart(area, "CPU", ["CPU %"], align([points(cpu)]), (v) => (v == null ? "—" : v.toFixed(0) + "%")));
+      plots.push(chart(area, "Memory used", ["used"], align([points(mem)]), bytes));
+      const txBySubject = new Map(tx.series.map((s) => [s.subject, s.points]));
+      for (const s of rx.series) {
+        const out = txBySubject.get(s.subject) || [];
+        plots.push(chart(area, s.subject, ["rx", "tx"], align([s.points, out]), bits));
+      }
+      status.textContent = rx.series.length === 0 && points(cpu).length === 0 ? "No data stored for this range yet." : "";
+    } catch (e) {
+      status.textContent = "Could not load the charts (" + e.message + ").";
+    }
+  }
+
+  for (const button of charts.querySelectorAll("button[data-range]")) {
+    button.addEventListener("click", () => {
+      for (const b of charts.querySelectorAll("button[data-range]")) {
+        b.setAttribute("aria-pressed", String(b === button));
+      }
+      draw(button.dataset.range);
+    });
+  }
+  draw("1h");
+
+  // Live view.
+  const toggle = document.getElementById("live-toggle");
+  const liveArea = document.getElementById("live-chart");
+  const liveStatus = document.getElementById("live-traffic-status");
+  let source = null;
+  let livePlot = null;
+  let names = [];
+  let rows = [];
+
+  function stopLive(text) {
+    if (source) {
+      source.close();
+      source = null;
+    }
+    toggle.setAttribute("aria-pressed", "false");
+    toggle.textContent = "Start live view";
+    liveStatus.textContent = text || "";
+  }
+
+  function onSample(event) {
+    const sample = JSON.parse(event.data);
+    const seen = sample.interfaces.map((i) => i.name).join(",");
+    if (seen !== names.join(",")) {
+      names = sample.interfaces.map((i) => i.name);
+      rows = [];
+      if (livePlot) {
+        livePlot.destroy();
+      }
+      liveArea.textContent = "";
+      const labels = names.flatMap((n) => [n + " rx", n + " tx"]);
+      livePlot = chart(liveArea, "Live traffic", labels, [[]].concat(labels.map(() => [])), bits);
+    }
+    rows.push([sample.at_ms / 1000].concat(sample.interfaces.flatMap((i) => [i.rx_bps, i.tx_bps])));
+    if (rows.length > LIVE_POINTS) {
+      rows.shift();
+    }
+    const columns = rows[0].map((_, c) => rows.map((r) => r[c]));
+    livePlot.setData(columns);
+    liveStatus.textContent = "Live: one sample a second.";
+  }
+
+  function startLive() {
+    toggle.setAttribute("aria-pressed", "true");
+    toggle.textContent = "Stop live view";
+    liveStatus.textContent = "Starting…";
+    source = new EventSource("/devices/" + encodeURIComponent(id) + "/live");
+    source.addEventListener("sample", onSample);
+    source.addEventListener("unavailable", (event) => {
+      stopLive("Live traffic is unavailable: " + JSON.parse(event.data).error);
+    });
+    source.addEventListener("error", () => {
+      stopLive("The live stream ended.");
+    });
+  }
+
+  toggle.addEventListener("click", () => {
+    if (source) {
+      stopLive("");
+    } else {
+      startLive();
+    }
+  });
+})();

@@ -1,5 +1,5 @@
-//! The stylesheet and script, embedded in the binary so the console needs no
-//! files at run time.
+//! The stylesheet and script, and uPlot (copied from npm by `build.rs`),
+//! embedded in the binary so the console needs no files at run time.
 use std::sync::LazyLock;
 
 use axum::http::header;
@@ -8,11 +8,18 @@ use sha2::{Digest, Sha256};
 
 const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
+const UPLOT_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/uplot.js"));
+const UPLOT_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/uplot.css"));
 
 /// Pages link `/assets/x?v=<version>`, so the assets can be cached for long and
 /// still change the moment a new binary serves different ones.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
-    let digest = Sha256::new().chain_update(CSS).chain_update(JS).finalize();
+    let digest = Sha256::new()
+        .chain_update(CSS)
+        .chain_update(JS)
+        .chain_update(UPLOT_JS)
+        .chain_update(UPLOT_CSS)
+        .finalize();
     hex::encode(&digest[..8])
 });
 
@@ -44,4 +51,12 @@ pub(crate) async fn css() -> Response {
 
 pub(crate) async fn js() -> Response {
     asset("text/javascript; charset=utf-8", JS)
+}
+
+pub(crate) async fn uplot_css() -> Response {
+    asset("text/css; charset=utf-8", UPLOT_CSS)
+}
+
+pub(crate) async fn uplot_js() -> Response {
+    asset("text/javascript; charset=utf-8", UPLOT_JS)
 }

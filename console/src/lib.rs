@@ -1,5 +1,6 @@
-//! The Outpost web console: server-rendered pages, a JSON overview and a
-//! Server-Sent Events stream that keeps the overview live.
+//! The Outpost web console: server-rendered pages (sites & agents, devices,
+//! topology), their JSON, and Server-Sent Events streams that keep the
+//! overview and a device's live traffic current.
 //!
 //! Authentication is a session cookie from [`Store::open_session`], after a
 //! password check capped at one per CPU ([`hashing`]). Every state-changing
@@ -18,6 +19,7 @@ mod auth;
 mod cookies;
 mod csrf;
 pub mod device_live;
+mod devices;
 mod error;
 mod feed;
 mod hashing;
@@ -64,8 +66,24 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/api/overview", get(overview::api))
         .route("/events", get(overview::events))
+        .route("/devices", get(devices::list::page).post(devices::add::add))
+        .route("/devices/new", get(devices::add::form))
+        .route("/devices/{id}", get(devices::page::page))
+        .route("/devices/{id}/delete", post(devices::actions::delete))
+        .route(
+            "/devices/{id}/accept-certificate",
+            post(devices::actions::accept_certificate),
+        )
+        .route("/devices/{id}/config/{taken}", get(devices::config::page))
+        .route("/devices/{id}/config/{taken}/reveal", post(devices::config::reveal))
+        .route("/devices/{id}/live", get(devices::live::events))
+        .route("/api/devices", get(devices::list::api))
+        .route("/api/devices/{id}/metrics", get(devices::metrics::api))
+        .route("/topology", get(devices::topology::page))
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
+        .route("/assets/uplot.css", get(assets::uplot_css))
+        .route("/assets/uplot.js", get(assets::uplot_js))
         // Browsers ask for it on every visit; an empty answer keeps their consoles clean.
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .fallback(not_found)

@@ -172,7 +172,7 @@ impl From<AgentRow> for AgentView {
 }
 
 /// `(RFC 3339, human)` renderings of a Unix ms time in UTC.
-fn utc_strings(ms: i64) -> Option<(String, String)> {
+pub(crate) fn utc_strings(ms: i64) -> Option<(String, String)> {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     let (date, hms) = (
         format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),

@@ -25,17 +25,22 @@ use super::{ConsoleState, router, spawn_maintenance_every};
 const USER: &str = "admin";
 const PASSWORD: &str = "correct horse battery staple";
 
-struct Console {
+pub(crate) struct Console {
     _dir: TempDir,
-    store: Store,
-    state: ConsoleState,
+    pub(crate) store: Store,
+    pub(crate) state: ConsoleState,
     app: Router,
 }
 
 impl Console {
     async fn new(secure_cookies: bool) -> Self {
         let dir = TempDir::new().unwrap();
-        let (store, admin) = Store::open_as_operator(dir.path(), None).await.unwrap();
+        Self::on(dir, None, secure_cookies).await
+    }
+
+    /// A console on the database at `url` (SQLite in `dir` without one).
+    pub(crate) async fn on(dir: TempDir, url: Option<&str>, secure_cookies: bool) -> Self {
+        let (store, admin) = Store::open_as_operator(dir.path(), url).await.unwrap();
         store.set_admin_password(&admin, USER, PASSWORD).await.unwrap();
         let state = ConsoleState::new(
             store.clone(),
@@ -52,7 +57,7 @@ impl Console {
         }
     }
 
-    async fn send(&self, req: Request<Body>) -> Response<Body> {
+    pub(crate) async fn send(&self, req: Request<Body>) -> Response<Body> {
         self.app.clone().oneshot(req).await.unwrap()
     }
 
@@ -65,7 +70,7 @@ impl Console {
             .unwrap()
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
+    pub(crate) async fn get(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
         self.send(get_request(path, cookie)).await
     }
 
@@ -97,7 +102,7 @@ impl Console {
     }
 
     /// Signs in; returns the `Cookie` header value for the session.
-    async fn session(&self) -> String {
+    pub(crate) async fn session(&self) -> String {
         let res = self.login(USER, PASSWORD).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         format!(
@@ -107,7 +112,7 @@ impl Console {
     }
 }
 
-fn get_request(path: &str, cookie: Option<&str>) -> Request<Body> {
+pub(crate) fn get_request(path: &str, cookie: Option<&str>) -> Request<Body> {
     let mut req = Request::get(path);
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
@@ -115,7 +120,7 @@ fn get_request(path: &str, cookie: Option<&str>) -> Request<Body> {
     req.body(Body::empty()).unwrap()
 }
 
-fn post_request(path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Request<Body> {
+pub(crate) fn post_request(path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Request<Body> {
     let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
@@ -139,7 +144,7 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-async fn body(res: Response<Body>) -> String {
+pub(crate) async fn body(res: Response<Body>) -> String {
     let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -164,17 +169,17 @@ fn cookie_value(res: &Response<Body>, name: &str) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-fn hidden_csrf(html: &str) -> String {
+pub(crate) fn hidden_csrf(html: &str) -> String {
     let marker = r#"name="csrf" value=""#;
     let start = html.find(marker).expect("csrf field") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
-fn location(res: &Response<Body>) -> &str {
+pub(crate) fn location(res: &Response<Body>) -> &str {
     res.headers().get(header::LOCATION).expect("Location").to_str().unwrap()
 }
 
-async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) -> AgentId {
+pub(crate) async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) -> AgentId {
     let admin = AdminScope::for_tests();
     let ensured = store.ensure_site(&admin, tenant, site).await.unwrap();
     let ca = CertificateAuthority::generate("console test CA").unwrap();
@@ -204,7 +209,11 @@ async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) -> AgentId 
 }
 
 /// The next complete SSE event from a body stream, within `wait`.
-async fn next_event(stream: &mut axum::body::BodyDataStream, buf: &mut String, wait: Duration) -> Option<String> {
+pub(crate) async fn next_event(
+    stream: &mut axum::body::BodyDataStream,
+    buf: &mut String,
+    wait: Duration,
+) -> Option<String> {
     tokio::time::timeout(wait, async {
         loop {
             // Keep-alive comments are not events.
@@ -679,20 +688,37 @@ fn console_modules_import_each_other_without_a_cycle() {
         if name == "lib" || name == "tests" {
             continue;
         }
-        let source = std::fs::read_to_string(&path).unwrap();
-        // A file's own unit tests say `use super::*` about the file itself.
-        let code = source.split("#[cfg(test)]\nmod tests").next().unwrap();
+        // A folder is one module made of its files. Inside it `super::` names
+        // the folder's own files, so only `crate::` leads to other modules.
+        let (sources, prefixes): (Vec<String>, &[&str]) = if path.is_dir() {
+            // The folder's tests use the crate's test helpers.
+            let files = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|f| f.unwrap().path())
+                .filter(|f| !f.ends_with("tests.rs"));
+            (
+                files.map(|f| std::fs::read_to_string(f).unwrap()).collect(),
+                &["crate::"],
+            )
+        } else {
+            // Every module is a child of lib.rs, so `super::` and `crate::` name the same things.
+            (vec![std::fs::read_to_string(&path).unwrap()], &["super::", "crate::"])
+        };
         let mut deps = BTreeSet::new();
-        // Every module is a child of lib.rs, so `super::` and `crate::` name the same things.
-        for prefix in ["super::", "crate::"] {
-            for (at, _) in code.match_indices(prefix) {
-                let rest = &code[at + prefix.len()..];
-                let target: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                // `super::Thing` (an item of lib.rs) makes the crate root a dependency too.
-                let is_module = dir.join(format!("{target}.rs")).exists();
-                deps.insert(if is_module { target } else { "lib".to_owned() });
+        for source in &sources {
+            // A file's own unit tests say `use super::*` about the file itself.
+            let code = source.split("#[cfg(test)]\nmod tests").next().unwrap();
+            for prefix in prefixes {
+                for (at, _) in code.match_indices(prefix) {
+                    let rest = &code[at + prefix.len()..];
+                    let target: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    // `super::Thing` (an item of lib.rs) makes the crate root a dependency too.
+                    let is_module = dir.join(format!("{target}.rs")).exists() || dir.join(&target).is_dir();
+                    deps.insert(if is_module { target } else { "lib".to_owned() });
+                }
             }
         }
+        deps.remove(&name);
         graph.insert(name, deps);
     }
     assert!(graph.len() > 5, "read the console modules: {graph:?}");

@@ -1,0 +1,77 @@
+//! Buttons on the device page: delete the device, accept the certificate it
+//! now presents. Each is a CSRF-protected POST that redirects back.
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use outpost_store::devices::DeviceId;
+use outpost_store::users::Session;
+use outpost_store::{Store, TenantScope};
+
+use super::{device_not_found, page_error, parse_id, tenant_scope};
+use crate::csrf::{CsrfForm, CsrfProtected};
+use crate::state::ConsoleState;
+
+/// A form carrying nothing but its token.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl CsrfProtected for ActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The device and the scope to act on it with, or the 404 page.
+pub(crate) async fn target(
+    store: &Store,
+    session: &Session,
+    raw_id: &str,
+) -> Result<(DeviceId, TenantScope), Response> {
+    let id = parse_id(raw_id).ok_or_else(device_not_found)?;
+    let row = store.device(&session.viewer, id).await.map_err(page_error)?;
+    let scope = tenant_scope(&session.viewer, row.tenant).ok_or_else(device_not_found)?;
+    Ok((id, scope))
+}
+
+/// `POST /devices/{id}/delete`.
+pub(crate) async fn delete(
+    State(state): State<ConsoleState>,
+    Path(raw_id): Path<String>,
+    CsrfForm { auth, .. }: CsrfForm<ActionForm>,
+) -> Response {
+    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    match state.store.delete_device(&scope, id).await {
+        Ok(()) => {
+            tracing::info!(device = %id, user = %auth.session.username, "console: device deleted");
+            Redirect::to("/devices").into_response()
+        }
+        Err(e) => page_error(e),
+    }
+}
+
+/// `POST /devices/{id}/accept-certificate`.
+pub(crate) async fn accept_certificate(
+    State(state): State<ConsoleState>,
+    Path(raw_id): Path<String>,
+    CsrfForm { auth, .. }: CsrfForm<ActionForm>,
+) -> Response {
+    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    match state.store.accept_device_certificate(&scope, id).await {
+        Ok(fingerprint) => {
+            tracing::info!(device = %id, %fingerprint, user = %auth.session.username, "console: device certificate accepted");
+            Redirect::to(&format!("/devices/{id}")).into_response()
+        }
+        Err(outpost_store::StoreError::Conflict(_)) => Redirect::to(&format!("/devices/{id}")).into_response(),
+        Err(e) => page_error(e),
+    }
+}

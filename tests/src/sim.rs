@@ -41,10 +41,25 @@ impl Sim {
     /// 127.0.x range), RouterOS `ros` (`6`, `7` or `mixed`), user `admin`
     /// with password `password`.
     pub fn start(devices: usize, first_ip: &str, ros: &str, password: &str) -> Self {
+        Self::start_seeded(devices, first_ip, ros, password, 1)
+    }
+
+    /// [`Sim::start`] with another seed (other boards and versions).
+    pub fn start_seeded(devices: usize, first_ip: &str, ros: &str, password: &str, seed: u64) -> Self {
         let mut cmd = Command::new(bin("outpost-sim"));
         cmd.args(["--devices", &devices.to_string(), "--first-ip", first_ip, "--ros", ros])
+            .args(["--seed", &seed.to_string()])
             .args(["--user", "admin", "--password", password])
-            .args(["--api-port", "0", "--api-ssl-port", "0", "--control", "127.0.0.1:0"]);
+            .args([
+                "--api-port",
+                "0",
+                "--api-ssl-port",
+                "0",
+                "--ssh-port",
+                "0",
+                "--control",
+                "127.0.0.1:0",
+            ]);
         let process = Process::spawn(cmd);
         process.wait_log("ready ");
         let log = process.log();
@@ -88,11 +103,12 @@ impl Sim {
         &self.process
     }
 
-    /// The first device running RouterOS `major` (6 or 7).
-    pub fn device_with(&self, major: &str) -> &SimDevice {
+    /// The first device whose RouterOS version starts with `prefix` (`6.`,
+    /// `7.`, `7.18`).
+    pub fn device_with(&self, prefix: &str) -> &SimDevice {
         self.devices
             .iter()
-            .find(|d| d.ros.starts_with(&format!("{major}.")))
-            .expect("a device of that version")
+            .find(|d| d.ros.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no simulated device runs RouterOS {prefix}"))
     }
 }

@@ -18,8 +18,8 @@ fn polled_fleet_is_stored(database_url: Option<String>, first_ip: &str) {
     let (collector, mut agent) = collector_with_agent_on(database_url, "acme", "hq");
     agent.start();
     let sim = Sim::start(3, first_ip, "mixed", PASSWORD);
-    let v6 = sim.device_with("6").clone();
-    let v7 = sim.device_with("7").clone();
+    let v6 = sim.device_with("6.").clone();
+    let v7 = sim.device_with("7.").clone();
     let plain6 = collector.add_sim_device("acme", "hq", &v6, PASSWORD, false);
     let tls7 = collector.add_sim_device("acme", "hq", &v7, PASSWORD, true);
 
@@ -72,6 +72,46 @@ fn polled_fleet_is_stored(database_url: Option<String>, first_ip: &str) {
         )),
         1
     );
+
+    // Configuration backups over SSH: the first one of each device.
+    for id in [&plain6, &tls7] {
+        wait_for("first configuration backup", || {
+            (collector.count(&format!(
+                "SELECT COUNT(*) FROM config_versions WHERE device_id = '{id}' AND trigger_reason = 'first'"
+            )) == 1)
+                .then_some(())
+        });
+    }
+    // The SSH host key was pinned on first use.
+    assert!(
+        collector.count(&format!(
+            "SELECT COUNT(*) FROM devices WHERE id = '{plain6}' AND ssh_host_key_pin IS NOT NULL"
+        )) == 1
+    );
+
+    // Unknown reply words are tolerated: the device stays up and is polled.
+    sim.control(&format!("unknown-word {} !foo", v6.ip));
+    let polled = collector.device(&plain6)["last_poll_ms"].as_i64().expect("polled");
+    wait_for("a poll after unknown words", || {
+        let d = collector.device(&plain6);
+        (d["last_poll_ms"].as_i64().unwrap_or(0) > polled && d["state"] == "up").then_some(())
+    });
+    sim.control(&format!("clear {}", v6.ip));
+
+    // A counter reset (a reboot) gives no rate for one poll, then rates again.
+    sim.control(&format!("counter {} ether1 reset", v6.ip));
+    let rate = |null: bool| {
+        format!(
+            "SELECT COUNT(*) FROM device_interfaces WHERE device_id = '{plain6}' AND name = 'ether1' AND rx_bps IS {}NULL",
+            if null { "" } else { "NOT " }
+        )
+    };
+    wait_for("no rate across the reset", || {
+        (collector.count(&rate(true)) == 1).then_some(())
+    });
+    wait_for("rates after the reset", || {
+        (collector.count(&rate(false)) == 1).then_some(())
+    });
 
     // A changed API-SSL certificate is a state and an event, never accepted.
     sim.control(&format!("rotate-cert {}", v7.ip));
@@ -130,6 +170,55 @@ fn polled_fleet_is_stored(database_url: Option<String>, first_ip: &str) {
     for line in agent.running().log() {
         assert!(!line.contains(PASSWORD), "the agent logged the device password: {line}");
     }
+}
+
+/// A RouterOS 7.18 device: `!empty` replies, and a configuration change
+/// noticed through `last-config-change` becomes a new backup with its diff,
+/// while an unchanged configuration does not.
+#[test]
+fn a_configuration_change_becomes_a_new_backup_and_nothing_else_does() {
+    let (collector, mut agent) = collector_with_agent_on(None, "acme", "hq");
+    agent.start();
+    let sim = Sim::start_seeded(12, "127.0.33.1", "7", PASSWORD, 3);
+    let d = sim.device_with("7.18").clone();
+    let id = collector.add_sim_device("acme", "hq", &d, PASSWORD, false);
+    wait_state(&collector, &id, "up");
+    let versions = |trigger: &str| {
+        collector.count(&format!(
+            "SELECT COUNT(*) FROM config_versions WHERE device_id = '{id}' AND trigger_reason = '{trigger}'"
+        ))
+    };
+    wait_for("first backup", || (versions("first") == 1).then_some(()));
+    // Several polls later, still one version: exports differ only in their
+    // header time.
+    let polled = collector.device(&id)["last_poll_ms"].as_i64().expect("polled");
+    wait_for("two more polls", || {
+        (collector.device(&id)["last_poll_ms"].as_i64().unwrap_or(0) > polled + 15_000).then_some(())
+    });
+    assert_eq!(
+        collector.count(&format!(
+            "SELECT COUNT(*) FROM config_versions WHERE device_id = '{id}'"
+        )),
+        1
+    );
+
+    sim.control(&format!("config {} /ip dns set servers=192.0.2.53", d.ip));
+    wait_for("a backup after the change", || {
+        (versions("config-changed") == 1).then_some(())
+    });
+    assert_eq!(
+        collector.count(&format!(
+            "SELECT COUNT(*) FROM config_versions WHERE device_id = '{id}' AND trigger_reason = 'config-changed' \
+             AND lines_added >= 1 AND sealed_diff IS NOT NULL"
+        )),
+        1
+    );
+    assert_eq!(
+        collector.count(&format!(
+            "SELECT COUNT(*) FROM device_events WHERE device_id = '{id}' AND kind = 'config_version'"
+        )),
+        2
+    );
 }
 
 #[test]

@@ -83,6 +83,12 @@ pub enum Command {
         /// Console address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         console_addr: SocketAddr,
+        /// Leave out the simulated RouterOS site.
+        #[arg(long)]
+        no_demo: bool,
+        /// Simulated RouterOS devices in the demo site.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        demo_devices: u16,
     },
 }
 

@@ -110,6 +110,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             agent_addr,
             console_addr,
-        } => outpost_collector::quickstart::run(&data_dir, agent_addr, console_addr).await,
+            no_demo,
+            demo_devices,
+        } => {
+            let demo = if no_demo { 0 } else { usize::from(demo_devices) };
+            outpost_collector::quickstart::run(&data_dir, agent_addr, console_addr, demo).await
+        }
     }
 }

@@ -17,8 +17,16 @@ use crate::serve::{ServeOptions, serve};
 const TENANT: &str = "local";
 const SITE: &str = "quickstart";
 
-/// Runs until Ctrl-C. A second run reuses `root`.
-pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) -> Result<()> {
+/// The demo site: simulated RouterOS devices on these loopback addresses.
+const DEMO_FIRST_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 100, 1);
+/// The simulated devices' API password. They listen on loopback only; the
+/// password is sealed in the vault like any other device's.
+const DEMO_PASSWORD: &str = "outpost-demo";
+
+/// Runs until Ctrl-C. A second run reuses `root`. With `demo_devices` > 0, a
+/// simulated RouterOS site of that many devices runs too, added as managed
+/// devices of the quickstart site.
+pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, demo_devices: usize) -> Result<()> {
     let location = Location {
         data_dir: root.join("collector"),
         database_url: None,
@@ -92,6 +100,11 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
             enrolled.agent_id
         );
     }
+    let demo = if demo_devices > 0 {
+        Some(start_demo(&location, demo_devices).await?)
+    } else {
+        None
+    };
     let agent = tokio::spawn({
         let (dir, shutdown) = (agent_dir.clone(), shutdown.clone());
         async move { outpost_agent::run(&dir, shutdown).await }
@@ -107,6 +120,13 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
             "  login:      admin / (printed on the first run; reset with `outpost-collector admin reset-password --data-dir {}`)",
             location.data_dir.display()
         ),
+    }
+    if let Some(fleet) = &demo {
+        println!(
+            "  demo site:  {} simulated RouterOS devices from {DEMO_FIRST_IP} (API 8728, API-SSL 8729, SSH 2222); \
+             see them under Devices (leave them out with --no-demo)",
+            fleet.devices().len()
+        );
     }
     println!("Press Ctrl-C to stop.");
 
@@ -125,4 +145,50 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr) 
         }
     };
     collector_result.and(agent_result.context("local agent"))
+}
+
+/// Starts the simulated site and adds its devices (once) to the quickstart
+/// site: RouterOS 6 over the plain API, RouterOS 7 over API-SSL.
+async fn start_demo(location: &Location, devices: usize) -> Result<outpost_sim::Fleet> {
+    let fleet = outpost_sim::Fleet::start(outpost_sim::FleetConfig {
+        devices,
+        first_ip: DEMO_FIRST_IP,
+        ros: outpost_sim::RosMix::Mixed,
+        seed: 1,
+        user: "admin".into(),
+        password: DEMO_PASSWORD.into(),
+        api_port: 8728,
+        api_ssl_port: 8729,
+        ssh_port: 2222,
+        neighbors_per_device: 2,
+    })
+    .await
+    .context("starting the simulated RouterOS site (leave it out with --no-demo)")?;
+    let (store, admin) = outpost_store::Store::open_as_operator(&location.data_dir, None).await?;
+    let dir = DataDir::new(&location.data_dir);
+    let mut added = 0;
+    for d in fleet.devices() {
+        let v7 = d.version.major == outpost_sim::catalog::RosMajor::V7;
+        let spec = crate::device_commands::DeviceSpec {
+            tenant: TENANT.into(),
+            site: SITE.into(),
+            address: d.ip.to_string(),
+            user: "admin".into(),
+            tls: v7,
+            port: Some(if v7 { d.api_ssl.port() } else { d.api.port() }),
+            ssh_port: d.ssh.port(),
+            interval: 30,
+        };
+        match crate::device_commands::add(&store, &admin, &dir, &spec, DEMO_PASSWORD).await {
+            Ok(_) => added += 1,
+            // Added on an earlier run.
+            Err(e) if e.to_string().contains("already has device") => {}
+            Err(e) => return Err(e.context(format!("adding simulated device {}", d.ip))),
+        }
+    }
+    store.close().await;
+    if added > 0 {
+        println!("Added {added} simulated RouterOS devices to site {SITE:?}.");
+    }
+    Ok(fleet)
 }

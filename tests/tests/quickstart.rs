@@ -1,6 +1,7 @@
 //! `outpost-collector quickstart`: one command brings up a collector on SQLite
 //! and an agent enrolled through the real path; Ctrl-C stops both; a second run
-//! reuses the data directory.
+//! reuses the data directory. A simulated RouterOS site comes with it, its
+//! devices added once and polled.
 use std::process::Command;
 
 use outpost_tests::http::{login, request};
@@ -46,6 +47,18 @@ fn quickstart_runs_enrolls_and_restarts() {
         let json: serde_json::Value = serde_json::from_str(&r.body).ok()?;
         (json["totals"]["online"] == 1).then_some(())
     });
+    // The demo site: simulated RouterOS devices, added and polled.
+    assert!(first.logged("Added 20 simulated RouterOS devices"), "{:?}", first.log());
+    wait_for("every demo device up on the console", || {
+        let r = request(addr, "GET", "/api/devices", &[("Cookie", &cookie)], "");
+        let json: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        let devices: Vec<&serde_json::Value> = json["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["devices"].as_array().into_iter().flatten())
+            .collect();
+        (devices.len() == 20 && devices.iter().all(|d| d["state"] == "up")).then_some(())
+    });
     assert!(first.interrupt(), "Ctrl-C stops cleanly: {:?}", first.log());
     first.wait_log("collector stopped");
     first.wait_log("agent stopped");
@@ -55,6 +68,11 @@ fn quickstart_runs_enrolls_and_restarts() {
     assert!(second.logged("Reusing the collector"));
     assert!(second.logged("Reusing the agent"));
     assert!(!second.logged("Enrolled local agent"));
+    assert!(
+        !second.logged("simulated RouterOS devices to site"),
+        "added once: {:?}",
+        second.log()
+    );
     let url = field(&second, "console:");
     let addr: std::net::SocketAddr = url
         .trim_start_matches("http://")

@@ -16,5 +16,12 @@ pub const MIN_PROTOCOL_VERSION: u32 = 1;
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Most observations in one `Batch`.
 pub const MAX_BATCH_OBSERVATIONS: usize = 10_000;
-/// Largest encoded observation.
+/// Largest encoded observation (host facts, metric samples, device states).
 pub const MAX_OBSERVATION_BYTES: usize = 64 * 1024;
+/// Largest encoded device poll or log: a router with thousands of DHCP leases
+/// or neighbours reports that much in one poll.
+pub const MAX_DEVICE_REPORT_BYTES: usize = 2 * 1024 * 1024;
+/// Largest encoded configuration backup, within one gRPC message.
+pub const MAX_BACKUP_BYTES: usize = 3 * 1024 * 1024;
+/// Largest configuration export the agent sends (sealed, it grows by 29 bytes).
+pub const MAX_EXPORT_BYTES: usize = MAX_BACKUP_BYTES - 64 * 1024;

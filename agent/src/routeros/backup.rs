@@ -34,7 +34,7 @@ use zeroize::Zeroizing;
 use super::export;
 
 /// Largest export read; a bigger one is refused rather than held in memory.
-pub const MAX_EXPORT: usize = 16 * 1024 * 1024;
+pub const MAX_EXPORT: usize = outpost_proto::MAX_EXPORT_BYTES;
 /// Deadline for the whole backup (connect, login, export).
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 /// SSH port when the collector names none.

@@ -10,7 +10,7 @@ use outpost_store::devices::DeviceId;
 use outpost_store::devices::reports::{DeviceReport, ReportBody};
 
 use super::device_reports;
-use outpost_proto::{MAX_BATCH_OBSERVATIONS, MAX_OBSERVATION_BYTES};
+use outpost_proto::{MAX_BACKUP_BYTES, MAX_BATCH_OBSERVATIONS, MAX_DEVICE_REPORT_BYTES, MAX_OBSERVATION_BYTES};
 use prost::Message as _;
 
 use outpost_store::AgentScope;
@@ -164,8 +164,13 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
     if obs.seq == 0 {
         return Err("sequence number 0 is reserved".into());
     }
-    if obs.encoded_len() > MAX_OBSERVATION_BYTES {
-        return Err(format!("observation is larger than {MAX_OBSERVATION_BYTES} bytes"));
+    let limit = match &obs.body {
+        Some(observation::Body::DevicePoll(_) | observation::Body::DeviceLog(_)) => MAX_DEVICE_REPORT_BYTES,
+        Some(observation::Body::ConfigBackup(_)) => MAX_BACKUP_BYTES,
+        _ => MAX_OBSERVATION_BYTES,
+    };
+    if obs.encoded_len() > limit {
+        return Err(format!("observation is larger than {limit} bytes"));
     }
     if let Some(source) = &obs.source {
         super::tenancy::check_source(scope, source)?;

@@ -14,7 +14,11 @@ fn stream_and_show(database_url: Option<String>) {
     assert_eq!(agent["tenant"], "acme");
     assert_eq!(agent["site"], "hq");
     assert_eq!(agent["version"], env!("CARGO_PKG_VERSION"));
-    assert!(c.count(&format!("SELECT COUNT(*) FROM host_facts WHERE agent_id = '{id}'")) >= 1);
+    // Enrollment already records the hostname, so "online with a hostname"
+    // can come before the first host-facts batch is stored: wait for it.
+    wait_for("the first host facts stored", || {
+        (c.count(&format!("SELECT COUNT(*) FROM host_facts WHERE agent_id = '{id}'")) >= 1).then_some(())
+    });
 
     let console = c.console_addr.expect("console");
     let cookie = login(console, "admin", &c.admin_password);

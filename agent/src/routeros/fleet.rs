@@ -44,6 +44,7 @@ pub struct Fleet {
     sink: ReportSink,
     live: LiveSender,
     permits: Arc<Semaphore>,
+    concurrency: usize,
     running: HashMap<String, Running>,
     stop: CancellationToken,
     backups: BackupMemory,
@@ -56,6 +57,7 @@ impl Fleet {
             sink,
             live,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
             running: HashMap::new(),
             stop,
             backups: BackupMemory::default(),
@@ -150,14 +152,15 @@ impl Fleet {
             stopped = before - kept,
             "device assignment applied"
         );
-        raise_file_limit(self.running.len() as u64);
+        raise_file_limit(self.running.len() as u64, self.concurrency as u64);
     }
 }
 
-/// Raises the open-file limit to what `devices` sessions need, saying so when
-/// the system caps it lower.
-fn raise_file_limit(devices: u64) {
-    let need = devices.saturating_mul(2).saturating_add(BASE_FILES);
+/// Raises the open-file limit to what `devices` sessions need (one API
+/// socket each, plus an SSH session for each of the `concurrency` devices
+/// that may be backing up at once), saying so when the system caps it lower.
+fn raise_file_limit(devices: u64, concurrency: u64) {
+    let need = devices.saturating_add(concurrency).saturating_add(BASE_FILES);
     #[cfg(unix)]
     match rlimit::Resource::NOFILE.get() {
         Ok((soft, hard)) if soft < need => {

@@ -90,7 +90,11 @@ fn device_pages_and_live_traffic_in_a_browser() {
     script.expect_line("LISTED");
     script.expect_line("PAGE");
     let agent_log = agent.running();
-    assert_eq!(logged(agent_log, &tls7, "live traffic started"), 0, "live before the view was on");
+    assert_eq!(
+        logged(agent_log, &tls7, "live traffic started"),
+        0,
+        "live before the view was on"
+    );
 
     // The first viewer made the agent stream; switching the view off stops it.
     script.expect_prefix("LIVE ");

@@ -408,6 +408,7 @@
   let livePlot = null;
   let names = [];
   let rows = [];
+  let received = 0;
 
   function stopLive(text) {
     if (source) {
@@ -438,6 +439,8 @@
     }
     const columns = rows[0].map((_, c) => rows.map((r) => r[c]));
     livePlot.setData(columns);
+    received++;
+    liveArea.dataset.liveSamples = String(received);
     liveStatus.textContent = "Live: one sample a second.";
   }
 

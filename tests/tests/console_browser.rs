@@ -6,197 +6,10 @@
 //! from `console/node_modules`, Debian's `/usr/bin/chromium`). Without those the
 //! test is skipped, or fails when `OUTPOST_REQUIRE_BROWSER=1` (as in
 //! `scripts/test`).
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use outpost_tests::{Agent, Collector, OutputExt, wait_for};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// Bound on each step of the browser script as seen from here.
-const STEP: Duration = Duration::from_secs(120);
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// What is missing to run the browser test, if anything.
-fn missing_prerequisites(root: &Path) -> Vec<String> {
-    let mut missing = Vec::new();
-    if !Path::new(CHROMIUM).exists() {
-        missing.push(format!("{CHROMIUM} (Debian package chromium; scripts/install-deps)"));
-    }
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node_ok {
-        missing.push("node (Node.js 20 or later)".into());
-    }
-    if !root.join("console/node_modules/playwright-core/package.json").exists() {
-        missing.push("console/node_modules/playwright-core (run `npm ci --prefix console`)".into());
-    }
-    missing
-}
-
-/// The Node script, with a writable stdin and its output collected line by line.
-struct BrowserScript {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Arc<Mutex<Vec<String>>>,
-    /// stdout and stderr interleaved, for failure messages.
-    all: Arc<Mutex<Vec<String>>>,
-    screenshot: PathBuf,
-}
-
-impl BrowserScript {
-    fn spawn(root: &Path, envs: &[(&str, &str)], screenshot: PathBuf) -> Self {
-        let mut cmd = Command::new("node");
-        cmd.arg(root.join("console/tests/live_update.mjs"))
-            .current_dir(root)
-            .envs(envs.iter().copied())
-            .env("CHROMIUM", CHROMIUM)
-            .env("SCREENSHOT", &screenshot)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start node console/tests/live_update.mjs");
-        let stdin = child.stdin.take();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let all = Arc::new(Mutex::new(Vec::new()));
-        collect(
-            child.stdout.take().expect("piped stdout"),
-            Some(stdout.clone()),
-            all.clone(),
-        );
-        collect(child.stderr.take().expect("piped stderr"), None, all.clone());
-        Self {
-            child,
-            stdin,
-            stdout,
-            all,
-            screenshot,
-        }
-    }
-
-    fn output(&self) -> String {
-        self.all.lock().expect("output lock").join("\n")
-    }
-
-    /// Kills the script (and with it the browser) and panics with its output.
-    fn fail(&mut self, why: &str) -> ! {
-        self.stop();
-        // Let the reader threads drain what the script printed last.
-        std::thread::sleep(Duration::from_millis(200));
-        let shot = if self.screenshot.exists() {
-            format!("\nscreenshot: {}", self.screenshot.display())
-        } else {
-            String::new()
-        };
-        panic!(
-            "browser test: {why}\n--- live_update.mjs output ---\n{}{shot}",
-            self.output()
-        );
-    }
-
-    /// SIGTERM first: playwright then closes the browser it launched.
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Waits for the stdout line `line`, failing if the script exits first.
-    fn expect_line(&mut self, line: &str) {
-        let deadline = Instant::now() + STEP;
-        loop {
-            if self.stdout.lock().expect("stdout lock").iter().any(|l| l == line) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // It may have printed the line just before exiting.
-                std::thread::sleep(Duration::from_millis(200));
-                if self.stdout.lock().expect("stdout lock").iter().any(|l| l == line) {
-                    return;
-                }
-                self.fail(&format!("exited ({status}) before printing {line}"));
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!("no {line} within {} s", STEP.as_secs()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn send_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        if let Err(e) = stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| stdin.flush())
-        {
-            self.fail(&format!("cannot write to its stdin: {e}"));
-        }
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        self.stdin.take();
-        let deadline = Instant::now() + STEP;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!("did not exit within {} s", STEP.as_secs()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for BrowserScript {
-    fn drop(&mut self) {
-        self.stdin.take();
-        self.stop();
-    }
-}
-
-fn collect(
-    stream: impl std::io::Read + Send + 'static,
-    own: Option<Arc<Mutex<Vec<String>>>>,
-    all: Arc<Mutex<Vec<String>>>,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if std::env::var_os("OUTPOST_TEST_ECHO").is_some() {
-                eprintln!("{line}");
-            }
-            if let Some(own) = &own {
-                own.lock().expect("line lock").push(line.clone());
-            }
-            all.lock().expect("line lock").push(line);
-        }
-    });
-}
+use outpost_tests::browser::{self, BrowserScript};
+use outpost_tests::{Agent, Collector, OutputExt as _, wait_for};
 
 fn wait_online(c: &Collector, id: &str) {
     wait_for(&format!("agent {id} to be online"), || {
@@ -206,15 +19,8 @@ fn wait_online(c: &Collector, id: &str) {
 
 #[test]
 fn console_overview_updates_live_in_a_browser() {
-    let root = workspace_root();
-    let missing = missing_prerequisites(&root);
-    if !missing.is_empty() {
-        assert!(
-            std::env::var("OUTPOST_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "OUTPOST_REQUIRE_BROWSER=1 but the browser test cannot run; missing: {}",
-            missing.join(", ")
-        );
-        eprintln!("skipping the browser test; missing: {}", missing.join(", "));
+    let root = browser::workspace_root();
+    if !browser::available(&root) {
         return;
     }
 
@@ -232,6 +38,7 @@ fn console_overview_updates_live_in_a_browser() {
     let _ = std::fs::remove_file(&screenshot);
     let mut script = BrowserScript::spawn(
         &root,
+        "live_update.mjs",
         &[
             ("CONSOLE_URL", &url),
             ("CONSOLE_USER", "admin"),

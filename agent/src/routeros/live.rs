@@ -73,6 +73,7 @@ impl Live {
         };
         let token = CancellationToken::new();
         self.running = Some(token.clone());
+        tracing::info!(device = %device_id, interfaces = interfaces.len(), "live traffic started");
         let (device_id, out, expected) = (device_id.to_owned(), out.clone(), interfaces.len());
         tokio::spawn(async move {
             // RouterOS sends one row per interface per second; a round is
@@ -109,6 +110,7 @@ impl Live {
             }
             // Dropping the stream cancels the command on the router.
             token.cancel();
+            tracing::info!(device = %device_id, "live traffic stopped");
         });
     }
 

@@ -38,6 +38,54 @@ pub enum RosMix {
     Mixed,
 }
 
+/// Which services every device listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Services {
+    /// The plain API.
+    pub api: bool,
+    /// API-SSL.
+    pub api_ssl: bool,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self {
+            api: true,
+            api_ssl: true,
+        }
+    }
+}
+
+impl Services {
+    /// Listening sockets per device.
+    fn listeners(self) -> u64 {
+        u64::from(self.api) + u64::from(self.api_ssl)
+    }
+}
+
+impl std::str::FromStr for Services {
+    type Err = String;
+
+    /// A comma-separated list: `api`, `api-ssl`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut on = Services {
+            api: false,
+            api_ssl: false,
+        };
+        for name in s.split(',').map(str::trim) {
+            match name {
+                "api" => on.api = true,
+                "api-ssl" => on.api_ssl = true,
+                other => return Err(format!("unknown service {other:?} (known: api, api-ssl)")),
+            }
+        }
+        if on.listeners() == 0 {
+            return Err("no service given".into());
+        }
+        Ok(on)
+    }
+}
+
 /// How to lay out a fleet.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
@@ -59,6 +107,8 @@ pub struct FleetConfig {
     pub api_ssl_port: u16,
     /// Neighbour links per device.
     pub neighbors_per_device: usize,
+    /// Services the devices listen on.
+    pub services: Services,
 }
 
 impl Default for FleetConfig {
@@ -73,6 +123,7 @@ impl Default for FleetConfig {
             api_port: 8728,
             api_ssl_port: 8729,
             neighbors_per_device: 2,
+            services: Services::default(),
         }
     }
 }
@@ -87,7 +138,7 @@ pub enum StartError {
     /// Not enough file descriptors.
     #[error(
         "the open-file limit is {limit}, but {devices} devices need at least {needed} \
-         (two listening sockets per device plus connections); raise it (ulimit -n, or the hard limit \
+         (the listening sockets of every device plus connections); raise it (ulimit -n, or the hard limit \
          in /etc/security/limits.conf or the service's LimitNOFILE) or run fewer devices"
     )]
     FileLimit {
@@ -145,9 +196,9 @@ pub enum OpError {
 pub struct DeviceInfo {
     /// Loopback address.
     pub ip: Ipv4Addr,
-    /// API address.
+    /// API address (port 0 when the API is off).
     pub api: SocketAddr,
-    /// API-SSL address.
+    /// API-SSL address (port 0 when API-SSL is off).
     pub api_ssl: SocketAddr,
     /// RouterOS release.
     pub version: RosVersion,
@@ -166,16 +217,16 @@ impl DeviceInfo {
         }
     }
 
-    /// The line printed for this device at start.
+    /// The line printed for this device at start (services that are off
+    /// are left out).
     pub fn line(&self) -> String {
-        format!(
-            "device {} api={} api-ssl={} ros={} identity={}",
-            self.ip,
-            self.api.port(),
-            self.api_ssl.port(),
-            self.version.number,
-            self.identity
-        )
+        let mut line = format!("device {}", self.ip);
+        for (name, addr) in [("api", self.api), ("api-ssl", self.api_ssl)] {
+            if addr.port() != 0 {
+                line.push_str(&format!(" {name}={}", addr.port()));
+            }
+        }
+        format!("{line} ros={} identity={}", self.version.number, self.identity)
     }
 }
 
@@ -190,6 +241,7 @@ pub struct Fleet {
     slots: Vec<Slot>,
     by_ip: HashMap<Ipv4Addr, usize>,
     conn_seq: Arc<AtomicU64>,
+    services: Services,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -200,7 +252,11 @@ impl std::fmt::Debug for Fleet {
 
 /// Raises the open-file limit as far as allowed and checks it suffices.
 pub fn ensure_file_limit(devices: usize) -> Result<u64, StartError> {
-    let needed = devices as u64 * 2 + SPARE_FDS;
+    check_file_limit(devices, Services::default())
+}
+
+fn check_file_limit(devices: usize, services: Services) -> Result<u64, StartError> {
+    let needed = devices as u64 * services.listeners() + SPARE_FDS;
     // Raising may fail on exotic platforms; the check below still tells.
     let limit = rlimit::increase_nofile_limit(u64::MAX)
         .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
@@ -215,7 +271,7 @@ impl Fleet {
     /// Lays out the fleet, makes certificates and starts listening on every
     /// device's addresses.
     pub async fn start(cfg: FleetConfig) -> Result<Fleet, StartError> {
-        ensure_file_limit(cfg.devices)?;
+        check_file_limit(cfg.devices, cfg.services)?;
         let cfg2 = cfg.clone();
         // Key generation for thousands of devices is CPU work: off the runtime.
         let devices = tokio::task::spawn_blocking(move || -> Result<Vec<Device>, StartError> {
@@ -235,13 +291,14 @@ impl Fleet {
             slots: Vec::with_capacity(devices.len()),
             by_ip: HashMap::with_capacity(devices.len()),
             conn_seq: Arc::new(AtomicU64::new(0)),
+            services: cfg.services,
         };
         for (n, dev) in devices.into_iter().enumerate() {
             let dev = Arc::new(dev);
             dev.api_port.store(cfg.api_port, Ordering::Relaxed);
             dev.api_ssl_port.store(cfg.api_ssl_port, Ordering::Relaxed);
             fleet.by_ip.insert(dev.profile.ip, n);
-            let stop = listen(&dev, &fleet.conn_seq).await?;
+            let stop = listen(&dev, cfg.services, &fleet.conn_seq).await?;
             fleet.slots.push(Slot {
                 dev,
                 stop: Mutex::new(Some(stop)),
@@ -332,7 +389,7 @@ impl Fleet {
             Op::Up(_) => {
                 let running = slot.stop.lock().unwrap_or_else(|p| p.into_inner()).is_some();
                 if !running {
-                    let stop = listen(dev, &self.conn_seq)
+                    let stop = listen(dev, self.services, &self.conn_seq)
                         .await
                         .map_err(|e| OpError::Bind(e.to_string()))?;
                     *slot.stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
@@ -414,21 +471,27 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|error| StartError::Bind { addr, error })
 }
 
-/// Binds the device's two listeners (remembering the ports picked for port
-/// 0, so `up` comes back on the same ones) and serves them until the
-/// returned sender is dropped.
-async fn listen(dev: &Arc<Device>, seq: &Arc<AtomicU64>) -> Result<watch::Sender<()>, StartError> {
-    let api = bind(dev.api_addr()).await?;
-    let ssl = bind(dev.api_ssl_addr()).await?;
-    if let Ok(a) = api.local_addr() {
-        dev.api_port.store(a.port(), Ordering::Relaxed);
-    }
-    if let Ok(a) = ssl.local_addr() {
-        dev.api_ssl_port.store(a.port(), Ordering::Relaxed);
-    }
+/// Binds the device's listeners of the services that are on (remembering
+/// the ports picked for port 0, so `up` comes back on the same ones; a
+/// service that is off keeps port 0) and serves them until the returned
+/// sender is dropped.
+async fn listen(dev: &Arc<Device>, services: Services, seq: &Arc<AtomicU64>) -> Result<watch::Sender<()>, StartError> {
     let (stop, stopped) = watch::channel(());
-    tokio::spawn(accept_loop(api, dev.clone(), false, stopped.clone(), seq.clone()));
-    tokio::spawn(accept_loop(ssl, dev.clone(), true, stopped, seq.clone()));
+    for (on, tls, port) in [
+        (services.api, false, &dev.api_port),
+        (services.api_ssl, true, &dev.api_ssl_port),
+    ] {
+        if !on {
+            port.store(0, Ordering::Relaxed);
+            continue;
+        }
+        let addr = if tls { dev.api_ssl_addr() } else { dev.api_addr() };
+        let listener = bind(addr).await?;
+        if let Ok(a) = listener.local_addr() {
+            port.store(a.port(), Ordering::Relaxed);
+        }
+        tokio::spawn(accept_loop(listener, dev.clone(), tls, stopped.clone(), seq.clone()));
+    }
     Ok(stop)
 }
 

@@ -8,6 +8,7 @@
 //! outpost-sim --devices N [--first-ip 127.0.1.1] [--ros 6|7|mixed] [--seed S]
 //!             [--user NAME --password PASS] [--api-port 8728] [--api-ssl-port 8729]
 //!             [--control 127.0.0.1:PORT] [--neighbors-per-device K]
+//!             [--services api,api-ssl]
 //! ```
 //!
 //! Each device listens on its own loopback address, counting up from
@@ -20,9 +21,14 @@
 //! ready 1 devices
 //! ```
 //!
+//! `--services` picks what every device listens on (default: all); the ports
+//! of services that are off are left out of the device line, so one process
+//! can run more devices under the same open-file limit (`--services api`
+//! needs one listening socket per device instead of two).
+//!
 //! and serves until SIGINT or SIGTERM. The open-file limit is raised as far as
 //! the hard limit allows; start-up fails with an explanation when it cannot
-//! cover two listening sockets per device plus connections.
+//! cover the listening sockets of every device plus connections.
 //!
 //! # What a device answers
 //!
@@ -73,7 +79,9 @@ mod request;
 mod tls;
 
 pub use control::{CounterOp, Op};
-pub use fleet::{DeviceInfo, Fleet, FleetConfig, MAX_DEVICES, OpError, RosMix, StartError, ensure_file_limit};
+pub use fleet::{
+    DeviceInfo, Fleet, FleetConfig, MAX_DEVICES, OpError, RosMix, Services, StartError, ensure_file_limit,
+};
 pub use generate::{LayoutError, addresses};
 pub use login::legacy_response;
 pub use outpost_routeros::frame;

@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use outpost_sim::{Fleet, FleetConfig, MAX_DEVICES, RosMix};
+use outpost_sim::{Fleet, FleetConfig, MAX_DEVICES, RosMix, Services};
 
 /// Simulated MikroTik RouterOS devices speaking the RouterOS API (8728) and
 /// API-SSL (8729), one per loopback address.
 ///
 /// Prints `device <ip> api=<port> api-ssl=<port> ros=<version> identity=<name>`
-/// per device, then `ready <N> devices`, and serves until SIGINT/SIGTERM.
+/// per device (without the ports of services that are off), then
+/// `ready <N> devices`, and serves until SIGINT/SIGTERM.
 #[derive(Debug, Parser)]
 #[command(name = "outpost-sim", version)]
 struct Args {
@@ -53,6 +54,10 @@ struct Args {
     /// Neighbour links per device (other simulated devices in /ip/neighbor).
     #[arg(long, default_value_t = 2)]
     neighbors_per_device: usize,
+    /// Services every device listens on, comma-separated: api, api-ssl
+    /// (default: all). Fewer services, fewer open files per device.
+    #[arg(long, default_value = "api,api-ssl")]
+    services: Services,
 }
 
 fn main() -> std::process::ExitCode {
@@ -103,6 +108,7 @@ async fn run() -> anyhow::Result<()> {
         api_port: args.api_port,
         api_ssl_port: args.api_ssl_port,
         neighbors_per_device: args.neighbors_per_device,
+        services: args.services,
     })
     .await?;
     let fleet = Arc::new(fleet);

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::scope::{AdminScope, AgentScope, TenantScope};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
+pub mod import;
 pub mod reports;
 pub mod views;
 

@@ -266,15 +266,17 @@ run_size() {
         BEGIN {
             expected = n * w / iv
             acpu = ac / hz; ccpu = cc / hz
-            ams = polls > 0 ? acpu * 1000 / polls : 0
-            printf "%6d %8.1f %6.1f %8d %8d %6.1f %5d %5d %8.2f %7.3f %8.3f %7.1f %7.1f %8.3f %9.0f %6d %7.1f %6.0f",
+            ams = 0; cms = 0
+            if (polls > 0) { ams = acpu * 1000 / polls; cms = ccpu * 1000 / polls }
+            printf("%6d %8.1f %6.1f %8d %8d %6.1f %5d %5d %8.2f %7.3f %8.3f %7.1f %7.1f %8.3f %9.0f %6d %7.1f %6.0f",
                 n, imp, upt, polls, expected, 100 * polls / expected, late, gap, acpu, ams, acpu / w,
-                rss / 1024, crss / 1024, polls > 0 ? ccpu * 1000 / polls : 0, samples / w, fds, avgd, p99
+                rss / 1024, crss / 1024, cms, samples / w, fds, avgd, p99)
             if (pl != "") {
                 lp = field(pl, "polls"); lms = field(pl, "cpu_ms_per_poll")
                 pp_ = field(pp, "polls"); pms = field(pp, "cpu_ms_per_poll")
-                printf " %6d/%-6d %8.3f %6d/%-6d %8.3f %7.1f %7.1f", lp, n, lms, pp_, n, pms,
-                    ams > 0 ? lms / ams : 0, ams > 0 ? pms / ams : 0
+                xl = 0; xp = 0
+                if (ams > 0) { xl = lms / ams; xp = pms / ams }
+                printf(" %6d/%-6d %8.3f %6d/%-6d %8.3f %7.1f %7.1f", lp, n, lms, pp_, n, pms, xl, xp)
             }
             printf "\n"
         }')

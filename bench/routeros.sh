@@ -268,7 +268,7 @@ run_size() {
             acpu = ac / hz; ccpu = cc / hz
             ams = 0; cms = 0
             if (polls > 0) { ams = acpu * 1000 / polls; cms = ccpu * 1000 / polls }
-            printf("%6d %8.1f %6.1f %8d %8d %6.1f %5d %5d %8.2f %7.3f %8.3f %7.1f %7.1f %8.3f %9.0f %6d %7.1f %6.0f",
+            printf("%6d %8.2f %6.1f %8d %8d %6.1f %5d %5d %8.2f %7.3f %8.3f %7.1f %7.1f %8.3f %9.0f %6d %7.1f %6.0f",
                 n, imp, upt, polls, expected, 100 * polls / expected, late, gap, acpu, ams, acpu / w,
                 rss / 1024, crss / 1024, cms, samples / w, fds, avgd, p99)
             if (pl != "") {

@@ -240,10 +240,10 @@ impl Session {
     /// call); every `CLAIM_EVERY` calls, first takes over the site's devices
     /// that no connected agent polls.
     async fn sync_devices(&self, sync: &mut DeviceSync) {
-        if sync.ticks.is_multiple_of(CLAIM_EVERY) {
-            if let Err(error) = self.svc.store.claim_devices(&self.scope).await {
-                tracing::warn!(agent = %self.scope.agent(), %error, "claiming devices failed");
-            }
+        if sync.ticks.is_multiple_of(CLAIM_EVERY)
+            && let Err(error) = self.svc.store.claim_devices(&self.scope).await
+        {
+            tracing::warn!(agent = %self.scope.agent(), %error, "claiming devices failed");
         }
         sync.ticks = sync.ticks.wrapping_add(1);
         let version = match self.svc.store.assignment_version(&self.scope).await {

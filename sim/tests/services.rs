@@ -52,6 +52,16 @@ async fn api_only_fleet_has_no_api_ssl_listener_and_says_so() {
     // Down and up again: still the API only, on the same port.
     let d = fleet.devices()[0].clone();
     fleet.control(&format!("down {}", d.ip)).await.expect("down");
+    // The listener closes when its task sees the stop: wait for that.
+    let mut closed = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(d.api).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(closed, "nothing listens after down");
     fleet.control(&format!("up {}", d.ip)).await.expect("up");
     assert_eq!(fleet.device(d.ip).expect("device"), d);
     logged_in(d.api).await;

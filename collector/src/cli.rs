@@ -218,6 +218,26 @@ pub enum DeviceCommand {
         #[arg(long, default_value_t = 60)]
         interval: u32,
     },
+    /// Add the devices of a CSV file to a site, in one transaction. The
+    /// header line names the columns: address,port,user,tls and optionally
+    /// ssh_port and interval (empty port: 8728, or 8729 with tls; empty
+    /// ssh_port: 22; empty interval: 60). Every line is checked first; when
+    /// any is bad, nothing is added. Devices the site already has (same
+    /// address and port) are skipped and counted. One password for all,
+    /// from OUTPOST_ROS_PASSWORD or a prompt, sealed per device with the
+    /// tenant's vault key.
+    Import {
+        #[command(flatten)]
+        location: Location,
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Site name.
+        #[arg(long)]
+        site: String,
+        /// CSV file (`-` for standard input).
+        file: PathBuf,
+    },
     /// List devices with state, identity, version and the agent polling them.
     List {
         #[command(flatten)]

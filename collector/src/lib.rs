@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod data_dir;
 pub mod device_commands;
+pub mod device_import;
 pub mod logging;
 #[cfg(feature = "quickstart")]
 pub mod quickstart;

@@ -6,7 +6,7 @@ use outpost_collector::cli::{
 };
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, serve};
-use outpost_collector::{commands, device_commands, logging};
+use outpost_collector::{commands, device_commands, device_import, logging};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -93,6 +93,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let password = device_commands::ros_password()?;
                 device_commands::device_add(&location, &spec, &password).await
             }
+            DeviceCommand::Import {
+                location,
+                tenant,
+                site,
+                file,
+            } => device_import::device_import(&location, &tenant, &site, &file).await,
             DeviceCommand::List { location, json } => device_commands::device_list(&location, json).await,
             DeviceCommand::Delete { location, id } => device_commands::device_delete(&location, &id).await,
             DeviceCommand::AcceptCertificate { location, id } => {

@@ -22,6 +22,7 @@ use crate::scope::{AdminScope, AgentScope, TenantScope};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
 pub mod details;
+pub mod import;
 pub mod reports;
 pub mod views;
 

@@ -297,6 +297,34 @@ pub async fn run(client: &Client, device: &ManagedDevice, state: &mut PollState)
     Ok(reports)
 }
 
+/// One registration, from either table (v6 `wireless` has CCQ, v7 `wifi` not).
+#[allow(clippy::too_many_arguments)]
+fn client_row(
+    interface: Option<String>,
+    mac: Option<String>,
+    signal: Option<Signal>,
+    tx_rate: Option<u64>,
+    rx_rate: Option<u64>,
+    tx_ccq: Option<u32>,
+    bytes: Option<(u64, u64)>,
+    uptime: Option<std::time::Duration>,
+) -> WirelessClient {
+    let (signal_dbm, band) = signal_parts(signal);
+    let (tx, rx) = bytes.unwrap_or((0, 0));
+    WirelessClient {
+        interface: interface.unwrap_or_default(),
+        mac_address: mac.unwrap_or_default(),
+        signal_dbm,
+        band,
+        tx_rate_bps: tx_rate.unwrap_or(0),
+        rx_rate_bps: rx_rate.unwrap_or(0),
+        tx_ccq,
+        tx_bytes: tx,
+        rx_bytes: rx,
+        uptime_secs: uptime.map(|d| d.as_secs()).unwrap_or(0),
+    }
+}
+
 async fn wireless_clients(client: &Client, state: &mut PollState, major: u32) -> Result<WirelessClientList, Error> {
     if state.wireless == Wireless::Unknown {
         state.wireless = if major >= 7 { Wireless::Wifi } else { Wireless::Legacy };
@@ -306,20 +334,17 @@ async fn wireless_clients(client: &Client, state: &mut PollState, major: u32) ->
             Some(rows) => rows
                 .into_iter()
                 .map(|r| {
-                    let (signal_dbm, band) = signal_parts(r.signal);
-                    let (tx, rx) = r.bytes.unwrap_or((0, 0));
-                    WirelessClient {
-                        interface: r.interface.unwrap_or_default(),
-                        mac_address: r.mac.unwrap_or_default(),
-                        signal_dbm,
-                        band,
-                        tx_rate_bps: r.tx_rate.unwrap_or(0),
-                        rx_rate_bps: r.rx_rate.unwrap_or(0),
-                        tx_ccq: r.tx_ccq.map(|c| c.min(100) as u32),
-                        tx_bytes: tx,
-                        rx_bytes: rx,
-                        uptime_secs: r.uptime.map(|d| d.as_secs()).unwrap_or(0),
-                    }
+                    let ccq = r.tx_ccq.map(|c| c.min(100) as u32);
+                    client_row(
+                        r.interface,
+                        r.mac,
+                        r.signal,
+                        r.tx_rate,
+                        r.rx_rate,
+                        ccq,
+                        r.bytes,
+                        r.uptime,
+                    )
                 })
                 .collect(),
             None => {
@@ -331,20 +356,16 @@ async fn wireless_clients(client: &Client, state: &mut PollState, major: u32) ->
             Some(rows) => rows
                 .into_iter()
                 .map(|r| {
-                    let (signal_dbm, band) = signal_parts(r.signal);
-                    let (tx, rx) = r.bytes.unwrap_or((0, 0));
-                    WirelessClient {
-                        interface: r.interface.unwrap_or_default(),
-                        mac_address: r.mac.unwrap_or_default(),
-                        signal_dbm,
-                        band,
-                        tx_rate_bps: r.tx_rate.unwrap_or(0),
-                        rx_rate_bps: r.rx_rate.unwrap_or(0),
-                        tx_ccq: None,
-                        tx_bytes: tx,
-                        rx_bytes: rx,
-                        uptime_secs: r.uptime.map(|d| d.as_secs()).unwrap_or(0),
-                    }
+                    client_row(
+                        r.interface,
+                        r.mac,
+                        r.signal,
+                        r.tx_rate,
+                        r.rx_rate,
+                        None,
+                        r.bytes,
+                        r.uptime,
+                    )
                 })
                 .collect(),
             None => {

@@ -146,7 +146,8 @@ async fn agent(store: &Store, admin: &outpost_store::AdminScope) -> Result<(Agen
 }
 
 const INSERT_DEVICE: &str = "INSERT INTO devices (id, tenant_id, site_id, address, api_port, username, \
-                             password_sealed, created_at_ms, state_since_ms) VALUES ($1, $2, $3, $1, 8728, 'admin', $4, 0, 0)";
+                             password_sealed, created_at_ms, updated_at_ms, state_since_ms) \
+                             VALUES ($1, $2, $3, $1, 8728, 'admin', $4, 0, 0, 0)";
 
 /// Stores the day; returns (samples, seconds).
 async fn fill(store: &Store, scope: &AgentScope, devices: &[String], minutes: usize) -> Result<(usize, f64), BoxError> {

@@ -28,7 +28,7 @@ async fn devices(store: &Store, tenant: &str, n: usize) -> (AgentScope, Vec<Stri
         on_pool!(store, pool, _Db => {
             sqlx::query(
                 "INSERT INTO devices (id, tenant_id, site_id, address, api_port, username, password_sealed, \
-                 created_at_ms, state_since_ms) VALUES ($1, $2, $3, $1, 8728, 'admin', $4, 0, 0)",
+                 created_at_ms, updated_at_ms, state_since_ms) VALUES ($1, $2, $3, $1, 8728, 'admin', $4, 0, 0, 0)",
             )
             .bind(&id)
             .bind(site.tenant.to_string())

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::connection::ConnectionError;
-use crate::tls::Fingerprint;
+use crate::fingerprint::Fingerprint;
 
 /// What the operator sees when the router's API-SSL service has no certificate.
 ///

@@ -46,6 +46,7 @@ pub mod client;
 pub mod command;
 pub mod connection;
 pub mod error;
+pub mod fingerprint;
 pub mod frame;
 mod login;
 pub mod sentence;
@@ -54,6 +55,6 @@ pub mod values;
 
 pub use client::{Client, ClientConfig, ReplyStream, SessionInfo, Transport};
 pub use error::{Error, ErrorKind};
+pub use fingerprint::Fingerprint;
 pub use login::LoginKind;
 pub use sentence::{Attrs, Command, Reply, Tagged};
-pub use tls::Fingerprint;

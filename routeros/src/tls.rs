@@ -11,74 +11,18 @@
 //! rustls never implements; that handshake fails and is reported as
 //! [`Error::AnonymousTlsUnsupported`] with what to change on the router.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{AlertDescription, DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::error::Error;
-
-/// SHA-256 of a certificate's DER encoding.
-///
-/// Displayed as 64 lowercase hex digits without separators, the form RouterOS
-/// shows as `fingerprint` in `/certificate print`, so an operator can compare
-/// them by eye. Parsing also accepts upper case and `:` separators.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint([u8; 32]);
-
-impl Fingerprint {
-    /// The fingerprint of a DER-encoded certificate.
-    pub fn of_der(der: &[u8]) -> Self {
-        Self(Sha256::digest(der).into())
-    }
-
-    /// The raw digest.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl From<[u8; 32]> for Fingerprint {
-    fn from(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
-
-/// Why a fingerprint did not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a certificate fingerprint is 64 hex digits (SHA-256), optionally separated by ':'")]
-pub struct FingerprintParseError;
-
-impl FromStr for Fingerprint {
-    type Err = FingerprintParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let compact: String = s.trim().chars().filter(|&c| c != ':').collect();
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(&compact, &mut bytes).map_err(|_| FingerprintParseError)?;
-        Ok(Self(bytes))
-    }
-}
+pub use crate::fingerprint::{Fingerprint, FingerprintParseError};
 
 /// Accepts a server by the fingerprint of its leaf certificate.
 #[derive(Debug)]
@@ -202,7 +146,12 @@ mod tests {
         assert_eq!(text.len(), 64);
         assert_eq!(text, text.to_lowercase());
         assert_eq!(text.parse::<Fingerprint>(), Ok(fp));
-        let colons = fp.0.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+        let colons = fp
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
         assert_eq!(colons.parse::<Fingerprint>(), Ok(fp));
         assert!("abcd".parse::<Fingerprint>().is_err());
         assert!(format!("{text}00").parse::<Fingerprint>().is_err());

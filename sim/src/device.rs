@@ -206,12 +206,17 @@ pub(crate) struct Device {
     pub(crate) api_port: std::sync::atomic::AtomicU16,
     pub(crate) api_ssl_port: std::sync::atomic::AtomicU16,
     /// SSH server settings with the current host key.
-    pub(crate) ssh: RwLock<Arc<crate::ssh::HostKey>>,
+    pub(crate) ssh: RwLock<Arc<crate::host_key::HostKey>>,
     pub(crate) ssh_port: std::sync::atomic::AtomicU16,
 }
 
 impl Device {
-    pub(crate) fn new(profile: Profile, state: State, tls: crate::tls::DeviceCert, ssh: crate::ssh::HostKey) -> Self {
+    pub(crate) fn new(
+        profile: Profile,
+        state: State,
+        tls: crate::tls::DeviceCert,
+        ssh: crate::host_key::HostKey,
+    ) -> Self {
         let (events, _) = broadcast::channel(16);
         Self {
             profile,
@@ -249,7 +254,7 @@ impl Device {
         self.ssh.read().unwrap_or_else(|p| p.into_inner()).sha256
     }
 
-    pub(crate) fn set_host_key(&self, key: crate::ssh::HostKey) {
+    pub(crate) fn set_host_key(&self, key: crate::host_key::HostKey) {
         *self.ssh.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
     }
 

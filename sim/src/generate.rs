@@ -9,15 +9,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::catalog::{self, Board, Radio, RosMajor, RosVersion};
+use crate::config::{FleetConfig, MAX_DEVICES, RosMix};
 use crate::device::{Counter, Iface, Lease, Neighbor, Profile, State, Station};
-use crate::fleet::{FleetConfig, RosMix};
 
 /// Why a fleet cannot be laid out.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LayoutError {
     /// Device count outside 1..=10,000.
-    #[error("--devices must be between 1 and {max}, not {0}", max = crate::fleet::MAX_DEVICES)]
+    #[error("--devices must be between 1 and {max}, not {0}", max = MAX_DEVICES)]
     Count(usize),
     /// First address not in 127.0.0.0/8.
     #[error("{0} is not a loopback address (127.0.0.0/8): the simulator only listens on loopback")]
@@ -35,7 +35,7 @@ pub enum LayoutError {
 /// The addresses of `count` devices counting up from `first`, skipping host
 /// bytes .0 and .255 (network and broadcast look odd as a router address).
 pub fn addresses(first: Ipv4Addr, count: usize) -> Result<Vec<Ipv4Addr>, LayoutError> {
-    if count == 0 || count > crate::fleet::MAX_DEVICES {
+    if count == 0 || count > MAX_DEVICES {
         return Err(LayoutError::Count(count));
     }
     if first.octets()[0] != 127 {

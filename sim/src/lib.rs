@@ -75,6 +75,7 @@
 mod api;
 pub mod catalog;
 mod commands;
+mod config;
 pub mod control;
 mod data;
 mod device;
@@ -82,15 +83,17 @@ mod export;
 mod fleet;
 mod format;
 mod generate;
+mod host_key;
 mod login;
+pub mod ops;
 mod request;
 mod ssh;
 mod tls;
 
-pub use control::{CounterOp, Op};
 pub use fleet::{DeviceInfo, Fleet, FleetConfig, MAX_DEVICES, OpError, RosMix, StartError, ensure_file_limit};
 pub use generate::{LayoutError, addresses};
+pub use host_key::HostKeyError;
 pub use login::legacy_response;
+pub use ops::{CounterOp, Op};
 pub use outpost_routeros::frame;
-pub use ssh::HostKeyError;
 pub use tls::TlsError;

@@ -11,6 +11,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::frame::{self, FrameError};
 
+/// Read buffer of a new connection: most replies are a few hundred bytes.
+const INITIAL_CAPACITY: usize = 1024;
+/// A buffer larger than this is replaced once it is drained.
+const IDLE_CAPACITY: usize = 16 * 1024;
+
 /// Most bytes one sentence may take on the wire.
 pub const MAX_SENTENCE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -44,7 +49,7 @@ impl<S> Connection<S> {
     pub fn new(stream: S) -> Self {
         Self {
             stream,
-            buf: BytesMut::with_capacity(4096),
+            buf: BytesMut::with_capacity(INITIAL_CAPACITY),
         }
     }
 
@@ -79,6 +84,11 @@ impl<S: AsyncRead + Unpin> Connection<S> {
         loop {
             if let Some((words, used)) = frame::decode_sentence(&self.buf)? {
                 self.buf.advance(used);
+                if self.buf.is_empty() && self.buf.capacity() > IDLE_CAPACITY {
+                    // A big reply (a full log) grew the buffer; an agent holds
+                    // thousands of idle sessions, so give the memory back.
+                    self.buf = BytesMut::with_capacity(INITIAL_CAPACITY);
+                }
                 return Ok(Some(words));
             }
             if self.buf.len() >= MAX_SENTENCE_BYTES {

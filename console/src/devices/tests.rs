@@ -474,8 +474,10 @@ async fn the_metrics_api_returns_points() {
         let json: serde_json::Value = serde_json::from_str(&body(res).await).unwrap();
         assert_eq!(json["series"][0]["subject"], "ether1");
         let points = json["series"][0]["points"].as_array().unwrap();
-        assert_eq!(points.len(), 2, "{json}");
+        // Two samples recorded directly, then the poll's own rate.
+        assert_eq!(points.len(), 3, "{json}");
         assert_eq!(points[0][1], 1e6);
+        assert_eq!(points[2][1], 12.5e6);
 
         let url = format!("/api/devices/{}/metrics?metric=cpu_load&range=30d", acme.device);
         assert_eq!(c.get(&url, Some(&session)).await.status(), StatusCode::OK);

@@ -36,6 +36,13 @@ impl Store {
         sites.dedup();
         on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
+            // Write first: on SQLite a transaction that reads before it
+            // writes fails with "database is locked" (no wait) when another
+            // writer committed in between; a write takes the lock, waiting.
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(&tenant)
+                .execute(&mut *tx)
+                .await?;
             // Per site: the agent new devices go to, and what is there already.
             let mut agent_of: HashMap<String, Option<String>> = HashMap::new();
             let mut taken: HashSet<(String, String, i64)> = HashSet::new();

@@ -275,6 +275,13 @@ impl Store {
         let tenant = scope.tenant().to_string();
         on_pool!(self, pool, _Db => {
             let mut tx = pool.begin().await?;
+            // Write first: on SQLite a transaction that reads before it
+            // writes fails with "database is locked" (no wait) when another
+            // writer committed in between; a write takes the lock, waiting.
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(&tenant)
+                .execute(&mut *tx)
+                .await?;
             let site: Option<(String,)> = sqlx::query_as(
                 "SELECT id FROM sites WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
             )
@@ -352,6 +359,13 @@ impl Store {
         let (tenant, id) = (scope.tenant().to_string(), device.to_string());
         on_pool!(self, pool, _Db => {
             let mut tx = pool.begin().await?;
+            // Write first: on SQLite a transaction that reads before it
+            // writes fails with "database is locked" (no wait) when another
+            // writer committed in between; a write takes the lock, waiting.
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(&tenant)
+                .execute(&mut *tx)
+                .await?;
             let row: Option<(Option<String>,)> = sqlx::query_as(
                 "SELECT presented_tls_fingerprint FROM devices WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
             )

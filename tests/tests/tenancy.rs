@@ -32,14 +32,21 @@ fn batch(observations: Vec<Observation>) -> AgentMessage {
     }
 }
 
+/// The next message that is not a command (the collector sends its device
+/// assignment right after `Welcome`).
 async fn next(inbound: &mut tonic::Streaming<CollectorMessage>) -> collector_message::Kind {
-    inbound
-        .message()
-        .await
-        .expect("stream healthy")
-        .expect("a message")
-        .kind
-        .expect("kind")
+    loop {
+        let kind = inbound
+            .message()
+            .await
+            .expect("stream healthy")
+            .expect("a message")
+            .kind
+            .expect("kind");
+        if !matches!(kind, collector_message::Kind::Command(_)) {
+            return kind;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

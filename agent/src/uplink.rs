@@ -360,6 +360,9 @@ impl Uplink {
                         Some(command::Kind::AssignDevices(a)) => self.to_fleet(FleetCommand::Assign(a)).await,
                         Some(command::Kind::WatchTraffic(w)) => self.to_fleet(FleetCommand::Watch(w)).await,
                         Some(command::Kind::BackupNow(b)) => self.to_fleet(FleetCommand::Backup(b)).await,
+                        Some(command::Kind::AssignDiscovery(_) | command::Kind::ScanNow(_)) => {
+                            tracing::warn!(command_id = %cmd.command_id, "discovery command ignored: this agent does not run discovery jobs yet");
+                        }
                         None => tracing::warn!(command_id = %cmd.command_id, "unknown command ignored"),
                     },
                     Some(_) => tracing::debug!("unexpected message from the collector ignored"),

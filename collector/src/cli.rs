@@ -260,6 +260,14 @@ pub enum DeviceCommand {
         /// Device id.
         id: String,
     },
+    /// Trust the SSH host key a device presented (for configuration backups)
+    /// instead of its pinned one.
+    AcceptHostKey {
+        #[command(flatten)]
+        location: Location,
+        /// Device id.
+        id: String,
+    },
 }
 
 /// `cert` sub-commands.

@@ -194,13 +194,34 @@ pub async fn device_delete(location: &Location, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// What an operator can accept in place of a device's pin.
+#[derive(Clone, Copy, Debug)]
+enum Acceptable {
+    Certificate,
+    HostKey,
+}
+
 /// `device accept-certificate`.
 pub async fn device_accept_certificate(location: &Location, id: &str) -> Result<()> {
+    accept(location, id, Acceptable::Certificate).await
+}
+
+/// `device accept-host-key`.
+pub async fn device_accept_host_key(location: &Location, id: &str) -> Result<()> {
+    accept(location, id, Acceptable::HostKey).await
+}
+
+async fn accept(location: &Location, id: &str, what: Acceptable) -> Result<()> {
     let id = parse(id)?;
     let (store, admin) = open(location).await?;
     let result = async {
         let tenant = tenant_of(&store, &admin, id).await?;
-        match store.accept_device_certificate(&admin.tenant_scope(tenant), id).await {
+        let scope = admin.tenant_scope(tenant);
+        let accepted = match what {
+            Acceptable::Certificate => store.accept_device_certificate(&scope, id).await,
+            Acceptable::HostKey => store.accept_device_host_key(&scope, id).await,
+        };
+        match accepted {
             Ok(fp) => Ok(fp),
             Err(StoreError::Conflict(why)) => bail!("{why}"),
             Err(e) => Err(e.into()),
@@ -209,7 +230,12 @@ pub async fn device_accept_certificate(location: &Location, id: &str) -> Result<
     .await;
     store.close().await;
     let fp = result?;
-    println!("Device {id} now trusts the API-SSL certificate sha256 {fp}.");
+    match what {
+        Acceptable::Certificate => println!("Device {id} now trusts the API-SSL certificate sha256 {fp}."),
+        Acceptable::HostKey => {
+            println!("Device {id} now trusts the SSH host key sha256 {fp}; its agent backs it up again.")
+        }
+    }
     Ok(())
 }
 

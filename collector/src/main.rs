@@ -104,6 +104,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             DeviceCommand::AcceptCertificate { location, id } => {
                 device_commands::device_accept_certificate(&location, &id).await
             }
+            DeviceCommand::AcceptHostKey { location, id } => {
+                device_commands::device_accept_host_key(&location, &id).await
+            }
         },
         Command::Cert {
             command: CertCommand::Renew { data_dir, sans },

@@ -145,10 +145,10 @@ pub async fn serve(
         server_cert,
         shutdown.clone(),
     ));
-    let traffic = Arc::new(agent_port::traffic::LiveTrafficSource(service.traffic()));
+    let traffic = Arc::new(service.control());
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
     let console_state =
-        ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies).with_live_traffic(traffic);
+        ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies).with_agent_control(traffic);
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
     let app = outpost_console::router(console_state);
     let console_shutdown = shutdown.clone();

@@ -14,11 +14,11 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unreachable_pub)]
 
+pub mod agent_control;
 mod assets;
 mod auth;
 mod cookies;
 mod csrf;
-pub mod device_live;
 mod devices;
 mod error;
 mod feed;
@@ -74,6 +74,8 @@ pub fn router(state: ConsoleState) -> Router {
             "/devices/{id}/accept-certificate",
             post(devices::actions::accept_certificate),
         )
+        .route("/devices/{id}/accept-host-key", post(devices::actions::accept_host_key))
+        .route("/devices/{id}/backup", post(devices::actions::backup_now))
         .route("/devices/{id}/config/{taken}", get(devices::config::page))
         .route("/devices/{id}/config/{taken}/reveal", post(devices::config::reveal))
         .route("/devices/{id}/live", get(devices::live::events))

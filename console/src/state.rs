@@ -23,8 +23,8 @@ pub struct ConsoleState {
     /// Seals device passwords added in the console and opens configuration
     /// backups for display.
     pub vault: Arc<outpost_vault::Vault>,
-    /// Live traffic of devices.
-    pub live: Arc<dyn crate::device_live::DeviceLive>,
+    /// Requests to agents: live traffic, backups.
+    pub agents: Arc<dyn crate::agent_control::AgentControl>,
 }
 
 impl ConsoleState {
@@ -40,13 +40,13 @@ impl ConsoleState {
             limiter: Arc::new(LoginLimiter::default()),
             hashing: Arc::new(HashGate::for_this_machine()),
             vault,
-            live: Arc::new(crate::device_live::NoLiveTraffic),
+            agents: Arc::new(crate::agent_control::NoAgents),
         }
     }
 
-    /// Serves live traffic through `live` (the collector's).
-    pub fn with_live_traffic(mut self, live: Arc<dyn crate::device_live::DeviceLive>) -> Self {
-        self.live = live;
+    /// Reaches agents through `agents` (the collector's).
+    pub fn with_agent_control(mut self, agents: Arc<dyn crate::agent_control::AgentControl>) -> Self {
+        self.agents = agents;
         self
     }
 }

@@ -57,6 +57,13 @@ impl Console {
         }
     }
 
+    /// The same console reaching agents through `agents`.
+    pub(crate) fn with_agents(mut self, agents: std::sync::Arc<dyn crate::agent_control::AgentControl>) -> Self {
+        self.state = self.state.with_agent_control(agents);
+        self.app = router(self.state.clone());
+        self
+    }
+
     pub(crate) async fn send(&self, req: Request<Body>) -> Response<Body> {
         self.app.clone().oneshot(req).await.unwrap()
     }

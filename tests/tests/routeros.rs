@@ -219,6 +219,32 @@ fn a_configuration_change_becomes_a_new_backup_and_nothing_else_does() {
         )),
         2
     );
+
+    // The device gets a new SSH host key: the next backup fails and says
+    // why, the key waits for an operator, and the API side stays up.
+    sim.control(&format!("rotate-host-key {}", d.ip));
+    sim.control(&format!("config {} /ip dns set servers=192.0.2.54", d.ip));
+    wait_for("the backup problem", || {
+        (collector.count(&format!(
+            "SELECT COUNT(*) FROM devices WHERE id = '{id}' AND backup_problem LIKE '%host key%' \
+             AND presented_ssh_host_key IS NOT NULL AND presented_ssh_host_key <> ssh_host_key_pin"
+        )) == 1)
+            .then_some(())
+    });
+    assert_eq!(collector.device(&id)["state"], "up");
+    assert_eq!(versions("config-changed"), 1, "nothing stored under a changed host key");
+    // Accepted: the agent gets the new pin and takes the backup it owes.
+    let out = collector.cli(&["device", "accept-host-key", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the owed backup", || (versions("config-changed") == 2).then_some(()));
+    wait_for("the problem cleared", || {
+        (collector.count(&format!(
+            "SELECT COUNT(*) FROM devices WHERE id = '{id}' AND backup_problem = '' AND presented_ssh_host_key IS NULL"
+        )) == 1)
+            .then_some(())
+    });
+    let out = collector.cli(&["device", "accept-host-key", &id]);
+    assert!(!out.status.success(), "nothing left to accept");
 }
 
 #[test]

@@ -122,6 +122,9 @@ pub enum Trigger {
     Requested,
     /// The daily backup.
     Scheduled,
+    /// The periodic export of a device without `last-config-change`; sent
+    /// only when it differs, so it is stored as `config-changed`.
+    ExportCheck,
 }
 
 impl Trigger {
@@ -132,6 +135,7 @@ impl Trigger {
             Self::ConfigChanged => "config-changed",
             Self::Requested => "requested",
             Self::Scheduled => "scheduled",
+            Self::ExportCheck => "config-changed",
         }
     }
 }

@@ -10,10 +10,11 @@
 //! Configuration backups run after a successful poll when one is due (see
 //! [`super::backup_memory`]), over SSH, outside the API session, under a
 //! permit of their own. The SSH host key learnt on first use is reported in
-//! a `DeviceStatus` and pinned for the rest of the task; a changed host key
-//! is logged and reported as a `DeviceStatus` whose state stays as it is
-//! (there is no state for it) with the change named in `reason`. A failed
-//! backup is retried after [`BACKUP_RETRY`] unless the collector asks again.
+//! a `DeviceStatus` and pinned for the rest of the task. A failed backup (a
+//! changed host key among the causes) is reported in the status's
+//! `backup_problem`, apart from the device's state, which describes its API;
+//! it is cleared by the next backup that works. A failed backup is retried
+//! after [`BACKUP_RETRY`] unless the collector asks again.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,10 +65,8 @@ struct Ssh {
     learnt: Option<HostKeyFingerprint>,
     /// Host key the device presented last.
     presented: Option<HostKeyFingerprint>,
-    /// A host key change, as reported, until a backup succeeds again.
+    /// Why the last backup failed, as reported, until one succeeds again.
     problem: Option<String>,
-    /// Last backup error logged at warn, to log each cause once.
-    last_error: Option<String>,
     /// The collector asked for a backup.
     requested: bool,
     retry_at: Option<tokio::time::Instant>,
@@ -80,6 +79,10 @@ impl Ssh {
             .map(|f| f.as_bytes().to_vec())
             .unwrap_or_default()
     }
+
+    fn problem(&self) -> String {
+        self.problem.clone().unwrap_or_default()
+    }
 }
 
 /// The state last reported, to report only changes.
@@ -89,6 +92,7 @@ struct Reported {
     reason: String,
     fingerprint: Vec<u8>,
     ssh_fingerprint: Vec<u8>,
+    backup_problem: String,
 }
 
 /// The client settings for `device`, with the pin learnt this run if the
@@ -183,14 +187,8 @@ impl DeviceTask {
                             Error::PinMismatch { presented, .. } => presented.as_bytes().to_vec(),
                             _ => Vec::new(),
                         };
-                        self.report(
-                            &mut reported,
-                            state_of(&error),
-                            error.to_string(),
-                            presented,
-                            ssh.fingerprint(),
-                        )
-                        .await;
+                        self.report(&mut reported, state_of(&error), error.to_string(), presented, &ssh)
+                            .await;
                         let delay = breaker.failure(rand::thread_rng().r#gen());
                         tracing::debug!(device = %self.device.device_id, %error, delay_ms = delay.as_millis() as u64, "device connection failed");
                         next = tokio::time::Instant::now() + delay;
@@ -207,15 +205,8 @@ impl DeviceTask {
                 Ok(reports) => {
                     breaker.success();
                     let fingerprint = learnt_pin.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
-                    let reason = ssh.problem.clone().unwrap_or_default();
-                    self.report(
-                        &mut reported,
-                        DeviceState::Up,
-                        reason,
-                        fingerprint.clone(),
-                        ssh.fingerprint(),
-                    )
-                    .await;
+                    self.report(&mut reported, DeviceState::Up, String::new(), fingerprint.clone(), &ssh)
+                        .await;
                     let at = crate::now_ms();
                     for body in reports {
                         if !self.sink.send(at, body).await {
@@ -242,14 +233,8 @@ impl DeviceTask {
                 }
                 Err(error) => {
                     tracing::debug!(device = %self.device.device_id, %error, "poll failed");
-                    self.report(
-                        &mut reported,
-                        state_of(&error),
-                        error.to_string(),
-                        Vec::new(),
-                        ssh.fingerprint(),
-                    )
-                    .await;
+                    self.report(&mut reported, state_of(&error), error.to_string(), Vec::new(), &ssh)
+                        .await;
                     if let Some(c) = client.take() {
                         c.close();
                     }
@@ -284,6 +269,7 @@ impl DeviceTask {
         let asked = Asked {
             requested: ssh.requested,
             config_changed: state.backup_requested,
+            reports_changes: state.reports_config_changes(),
         };
         let Some(trigger) = self.backups.due(id, asked, now) else {
             return true;
@@ -299,25 +285,18 @@ impl DeviceTask {
             Ok(taken) => {
                 ssh.retry_at = None;
                 ssh.requested = false;
-                ssh.last_error = None;
                 state.backup_requested = false;
                 let first_use = ssh.learnt.is_none() && self.device.ssh_host_key_sha256.is_empty();
                 if first_use {
                     ssh.learnt = Some(taken.host_key);
                     tracing::info!(device = %id, host_key = %taken.host_key, "SSH host key accepted on first use");
                 }
-                let was_changed = ssh.problem.take().is_some();
-                ssh.presented = Some(taken.host_key);
-                if first_use || was_changed {
-                    self.report(
-                        reported,
-                        DeviceState::Up,
-                        String::new(),
-                        api_fingerprint,
-                        ssh.fingerprint(),
-                    )
-                    .await;
+                if ssh.problem.take().is_some() {
+                    tracing::info!(device = %id, "configuration backups work again");
                 }
+                ssh.presented = Some(taken.host_key);
+                self.report(reported, DeviceState::Up, String::new(), api_fingerprint, ssh)
+                    .await;
                 let backup = taken.backup;
                 if self
                     .backups
@@ -330,22 +309,16 @@ impl DeviceTask {
             }
             Err(error) => {
                 ssh.retry_at = Some(tokio::time::Instant::now() + BACKUP_RETRY);
+                self.backups.owe(id, trigger);
                 let message = error.to_string();
                 if let BackupError::HostKeyMismatch { presented, .. } = &error {
                     ssh.presented = Some(*presented);
-                    ssh.problem = Some(message.clone());
-                    self.report(
-                        reported,
-                        DeviceState::Up,
-                        message.clone(),
-                        api_fingerprint,
-                        ssh.fingerprint(),
-                    )
-                    .await;
                 }
-                if ssh.last_error.as_ref() != Some(&message) {
+                if ssh.problem.as_ref() != Some(&message) {
                     tracing::warn!(device = %id, address = %self.device.address, %error, "configuration backup failed");
-                    ssh.last_error = Some(message);
+                    ssh.problem = Some(message);
+                    self.report(reported, DeviceState::Up, String::new(), api_fingerprint, ssh)
+                        .await;
                 } else {
                     tracing::debug!(device = %id, %error, "configuration backup failed again");
                 }
@@ -360,21 +333,29 @@ impl DeviceTask {
         state: DeviceState,
         reason: String,
         fingerprint: Vec<u8>,
-        ssh_fingerprint: Vec<u8>,
+        ssh: &Ssh,
     ) {
         let now = Reported {
             state: state as i32,
             reason,
             fingerprint,
-            ssh_fingerprint,
+            ssh_fingerprint: ssh.fingerprint(),
+            backup_problem: ssh.problem(),
         };
         if last.as_ref() == Some(&now) {
             return;
         }
-        if state != DeviceState::Up {
-            tracing::warn!(device = %self.device.device_id, address = %self.device.address, state = ?state, reason = %now.reason, "device state changed");
-        } else if now.reason.is_empty() {
-            tracing::info!(device = %self.device.device_id, address = %self.device.address, "device is up");
+        // A status that only moves a fingerprint or the backup problem is
+        // logged where that happens, not here.
+        if last
+            .as_ref()
+            .is_none_or(|l| l.state != now.state || l.reason != now.reason)
+        {
+            if state == DeviceState::Up {
+                tracing::info!(device = %self.device.device_id, address = %self.device.address, "device is up");
+            } else {
+                tracing::warn!(device = %self.device.device_id, address = %self.device.address, state = ?state, reason = %now.reason, "device state changed");
+            }
         }
         let status = DeviceStatus {
             device_id: self.device.device_id.clone(),
@@ -382,6 +363,7 @@ impl DeviceTask {
             reason: now.reason.clone(),
             api_tls_fingerprint_sha256: now.fingerprint.clone(),
             ssh_host_key_sha256: now.ssh_fingerprint.clone(),
+            backup_problem: now.backup_problem.clone(),
         };
         self.sink.send(crate::now_ms(), Body::DeviceStatus(status)).await;
         *last = Some(now);
@@ -518,12 +500,13 @@ mod tests {
             .expect("rotate");
         requests.send(DeviceRequest::Backup).await.expect("request");
         let status = next(&mut rx, |b| match b {
-            Body::DeviceStatus(s) if s.reason.contains("SSH host key") => Some(s),
+            Body::DeviceStatus(s) if s.backup_problem.contains("SSH host key") => Some(s),
             Body::ConfigBackup(_) => panic!("a backup under a changed host key"),
             _ => None,
         })
         .await;
         assert_eq!(status.state, DeviceState::Up as i32);
+        assert_eq!(status.reason, "", "the API side is fine");
         assert_eq!(
             status.ssh_host_key_sha256,
             fleet.ssh_host_key_sha256(d.ip).expect("key")

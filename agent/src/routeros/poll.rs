@@ -80,6 +80,12 @@ impl Default for PollState {
 }
 
 impl PollState {
+    /// Whether the device reports `last-config-change` (RouterOS 7.17 and
+    /// later), so a change shows up in a poll.
+    pub fn reports_config_changes(&self) -> bool {
+        self.last_config_change.is_some()
+    }
+
     /// A new session: the device may have been upgraded or reconfigured.
     pub fn session_started(&mut self) {
         self.slow = None;

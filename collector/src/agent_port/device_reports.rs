@@ -83,6 +83,7 @@ pub fn status(s: &DeviceStatus) -> Result<(DeviceId, ReportBody), String> {
             reason: text("reason", &s.reason)?,
             api_tls_fingerprint: hex32("API-SSL fingerprint", &s.api_tls_fingerprint_sha256)?,
             ssh_host_key: hex32("SSH host key fingerprint", &s.ssh_host_key_sha256)?,
+            backup_problem: text("backup problem", &s.backup_problem)?,
         }),
     ))
 }

@@ -7,6 +7,7 @@ mod admission;
 mod anonymous;
 mod backups;
 pub mod connections;
+pub mod control;
 pub mod device_reports;
 mod devices;
 mod enroll;

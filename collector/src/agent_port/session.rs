@@ -337,6 +337,12 @@ impl Session {
                     self.svc.traffic.publish(self.scope.agent(), self.scope.tenant(), t);
                     continue;
                 }
+                Ok(Some(AgentMessage {
+                    kind: Some(agent_message::Kind::ScanProgress(p)),
+                })) => {
+                    tracing::debug!(agent = %self.scope.agent(), scan = %p.scan_id, phase = %p.phase, "scan progress");
+                    continue;
+                }
                 Ok(Some(AgentMessage { kind: None })) => {
                     tracing::warn!(agent = %self.scope.agent(), "empty message ignored");
                     continue;

@@ -41,9 +41,9 @@ pub struct AgentPortService {
 }
 
 impl AgentPortService {
-    /// Live traffic for the console.
-    pub fn traffic(&self) -> Arc<super::traffic::TrafficHub> {
-        self.traffic.clone()
+    /// What the console asks of the agents streaming to this service.
+    pub fn control(&self) -> super::control::Control {
+        super::control::Control::new(self.store.clone(), self.traffic.clone(), self.live.clone())
     }
 
     /// A service signing agent certificates valid for `cert_lifetime`. Open

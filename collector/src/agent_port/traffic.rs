@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use outpost_certs::{AgentId, TenantId};
-use outpost_console::device_live::{DeviceLive, LiveRate, LiveSample, LiveWatch, WatchFuture};
+use outpost_console::agent_control::{LiveRate, LiveSample, LiveWatch};
 use outpost_proto::agent_v1::{Command, LiveTraffic, WatchTraffic, command};
 use outpost_store::devices::DeviceId;
-use outpost_store::{Store, StoreError, TenantScope};
+use outpost_store::{Store, TenantScope};
 use tokio::sync::broadcast;
 
 use super::live::LiveSessions;
@@ -71,13 +71,8 @@ impl TrafficHub {
         self.watched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn subscribe(self: Arc<Self>, scope: TenantScope, device: DeviceId) -> Result<LiveWatch, String> {
-        let agent = match self.store.device_agent(&scope, device).await {
-            Ok(Some(agent)) => agent,
-            Ok(None) => return Err("no agent polls this device yet".into()),
-            Err(StoreError::NotFound(_)) => return Err("device not found".into()),
-            Err(e) => return Err(format!("looking up the device failed: {e}")),
-        };
+    pub(super) async fn subscribe(self: Arc<Self>, scope: TenantScope, device: DeviceId) -> Result<LiveWatch, String> {
+        let agent = super::control::Control::agent_of(&self.store, &scope, device).await?;
         let (samples, first) = {
             let mut map = self.lock();
             let entry = map.entry(device).or_insert_with(|| Watched {
@@ -171,15 +166,5 @@ struct ViewerGuard {
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
         self.hub.leave(self.device);
-    }
-}
-
-/// The console's view of the hub.
-#[derive(Debug, Clone)]
-pub struct LiveTrafficSource(pub Arc<TrafficHub>);
-
-impl DeviceLive for LiveTrafficSource {
-    fn watch(&self, scope: TenantScope, device: DeviceId) -> WatchFuture<'_> {
-        Box::pin(self.0.clone().subscribe(scope, device))
     }
 }

@@ -130,8 +130,8 @@ pub fn validate_batch(scope: &AgentScope, batch: Batch) -> Result<Validated, Bat
                 observed_at_ms: obs.observed_at_ms,
                 backup: b,
             }),
-            // validate_one refuses a missing body.
-            None => {}
+            // validate_one refuses these.
+            None | Some(observation::Body::DiscoveredHosts(_) | observation::Body::ScanFinished(_)) => {}
         }
     }
     Ok(out)
@@ -177,6 +177,9 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
     }
     match &obs.body {
         None => Err("observation has no body".into()),
+        Some(observation::Body::DiscoveredHosts(_) | observation::Body::ScanFinished(_)) => {
+            Err("discovery reports are not accepted by this collector version".into())
+        }
         Some(observation::Body::Metric(m)) => {
             if m.name.is_empty() {
                 return Err("metric name is empty".into());

@@ -1,6 +1,8 @@
-//! Buttons on the device page: delete the device, accept the certificate it
-//! now presents. Each is a CSRF-protected POST that redirects back.
+//! Buttons on the device page: delete the device, accept the certificate or
+//! SSH host key it now presents, back it up now. Each is a CSRF-protected
+//! POST that redirects back.
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -10,6 +12,7 @@ use outpost_store::{Store, TenantScope};
 
 use super::{device_not_found, page_error, parse_id, tenant_scope};
 use crate::csrf::{CsrfForm, CsrfProtected};
+use crate::error::status_page;
 use crate::state::ConsoleState;
 
 /// A form carrying nothing but its token.
@@ -73,5 +76,45 @@ pub(crate) async fn accept_certificate(
         }
         Err(outpost_store::StoreError::Conflict(_)) => Redirect::to(&format!("/devices/{id}")).into_response(),
         Err(e) => page_error(e),
+    }
+}
+
+/// `POST /devices/{id}/accept-host-key`.
+pub(crate) async fn accept_host_key(
+    State(state): State<ConsoleState>,
+    Path(raw_id): Path<String>,
+    CsrfForm { auth, .. }: CsrfForm<ActionForm>,
+) -> Response {
+    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    match state.store.accept_device_host_key(&scope, id).await {
+        Ok(fingerprint) => {
+            tracing::info!(device = %id, %fingerprint, user = %auth.session.username, "console: device SSH host key accepted");
+            Redirect::to(&format!("/devices/{id}")).into_response()
+        }
+        Err(outpost_store::StoreError::Conflict(_)) => Redirect::to(&format!("/devices/{id}")).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// `POST /devices/{id}/backup`: asks the agent polling the device for a
+/// configuration backup now.
+pub(crate) async fn backup_now(
+    State(state): State<ConsoleState>,
+    Path(raw_id): Path<String>,
+    CsrfForm { auth, .. }: CsrfForm<ActionForm>,
+) -> Response {
+    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    match state.agents.backup_now(scope, id).await {
+        Ok(()) => {
+            tracing::info!(device = %id, user = %auth.session.username, "console: backup requested");
+            Redirect::to(&format!("/devices/{id}?backup=requested#config")).into_response()
+        }
+        Err(reason) => status_page(StatusCode::SERVICE_UNAVAILABLE, "Backup not requested", &reason),
     }
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{api_error, parse_id, tenant_scope};
-use crate::device_live::{LiveSample, LiveWatch};
+use crate::agent_control::{LiveSample, LiveWatch};
 use crate::error::json_error;
 use crate::session::ApiSession;
 use crate::state::ConsoleState;
@@ -107,7 +107,7 @@ pub(crate) async fn events(
     let Some(scope) = tenant_scope(viewer, row.tenant) else {
         return json_error(StatusCode::NOT_FOUND, "device not found");
     };
-    match state.live.watch(scope, id).await {
+    match state.agents.watch(scope, id).await {
         Ok(watch) => sse(sample_stream(watch)),
         Err(reason) => sse(unavailable(&reason)),
     }

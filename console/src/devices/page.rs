@@ -2,7 +2,7 @@
 //! events, configuration history, and the charts' and live view's anchors
 //! (drawn by `console.js` with uPlot).
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -76,6 +76,8 @@ pub(crate) struct DevicePage {
     pub(crate) details: DeviceDetails,
     pub(crate) state_class: &'static str,
     pub(crate) pin_mismatch: bool,
+    /// A backup was just requested from this page.
+    pub(crate) backup_requested: bool,
     pub(crate) since: String,
     pub(crate) last_poll: String,
     pub(crate) version: String,
@@ -113,11 +115,20 @@ pub(crate) async fn load(
     Ok((row, details, versions, ManagedIndex::new(&devices, &addresses)))
 }
 
+/// Query of the device page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct PageQuery {
+    /// `requested` after "Back up now".
+    #[serde(default)]
+    backup: Option<String>,
+}
+
 /// `GET /devices/{id}`.
 pub(crate) async fn page(
     State(state): State<ConsoleState>,
     PageSession(auth): PageSession,
     Path(raw_id): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     let Some(id) = parse_id(&raw_id) else {
         return device_not_found();
@@ -210,6 +221,7 @@ pub(crate) async fn page(
         },
         state_class: state_class(row.state),
         pin_mismatch: row.state == DeviceState::TlsPinMismatch && row.presented_tls_fingerprint.is_some(),
+        backup_requested: query.backup.as_deref() == Some("requested"),
         since: format::utc(Some(row.state_since_ms)),
         last_poll: format::utc(row.last_poll_ms),
         version: version_words(&row),

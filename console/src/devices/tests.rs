@@ -219,6 +219,7 @@ async fn a_tenant_sees_only_its_own_devices() {
                 State(state.clone()),
                 PageSession(auth.clone()),
                 Path(acme.device.to_string()),
+                Query(Default::default()),
             )
             .await,
         )
@@ -230,6 +231,7 @@ async fn a_tenant_sees_only_its_own_devices() {
             State(state.clone()),
             PageSession(auth.clone()),
             Path(zeta.device.to_string()),
+            Query(Default::default()),
         )
         .await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -560,4 +562,65 @@ async fn every_device_page_has_the_security_headers_and_forms_carry_the_token() 
     assert_eq!(c.get("/topology", None).await.status(), StatusCode::SEE_OTHER);
     let live = format!("/devices/{}/live", acme.device);
     assert_eq!(c.get(&live, None).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Records the backups asked for.
+#[derive(Debug, Default)]
+struct Requests(std::sync::Mutex<Vec<(String, DeviceId)>>);
+
+impl crate::agent_control::AgentControl for Requests {
+    fn watch(&self, _scope: outpost_store::TenantScope, _device: DeviceId) -> crate::agent_control::WatchFuture<'_> {
+        Box::pin(async { Err("not in this test".to_owned()) })
+    }
+
+    fn backup_now(
+        &self,
+        scope: outpost_store::TenantScope,
+        device: DeviceId,
+    ) -> crate::agent_control::RequestFuture<'_> {
+        self.0.lock().unwrap().push((scope.tenant().to_string(), device));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn back_up_now_asks_the_agent_of_the_device_and_says_why_when_it_cannot() {
+    let c = Console::on(TempDir::new().unwrap(), None, false).await;
+    let acme = fleet(&c, "acme").await;
+    let session = c.session().await;
+    let csrf = hidden_csrf(&body(c.get("/devices/new", Some(&session)).await).await);
+    let path = format!("/devices/{}/backup", acme.device);
+
+    // No agent reachable: the reason, not a silent redirect.
+    let (status, html) = status_and_body(c.send(post_request(&path, Some(&session), &[("csrf", &csrf)])).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(html.contains("no agent is reachable"), "{html}");
+
+    let requests = std::sync::Arc::new(Requests::default());
+    let c = c.with_agents(requests.clone());
+    let res = c.send(post_request(&path, Some(&session), &[("csrf", "forged")])).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "a forged token asks nothing");
+    let res = c.send(post_request(&path, None, &[("csrf", &csrf)])).await;
+    assert!(
+        res.headers().get("location").is_none_or(|l| l == "/login"),
+        "signed out: {:?}",
+        res.headers()
+    );
+    assert!(requests.0.lock().unwrap().is_empty());
+    let unknown = format!("/devices/{}/backup", DeviceId::random());
+    let res = c.send(post_request(&unknown, Some(&session), &[("csrf", &csrf)])).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    let res = c.send(post_request(&path, Some(&session), &[("csrf", &csrf)])).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, format!("/devices/{}?backup=requested#config", acme.device));
+    let asked = requests.0.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        vec![(acme.agent.tenant().to_string(), acme.device)],
+        "the device's own tenant"
+    );
+    let html = body(c.get(to.trim_end_matches("#config"), Some(&session)).await).await;
+    assert!(html.contains("id=\"backup-notice\""), "{html}");
 }

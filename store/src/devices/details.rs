@@ -42,6 +42,10 @@ pub struct DeviceFacts {
     pub last_config_change: String,
     /// Pinned SSH host key, hex SHA-256.
     pub ssh_host_key_pin: Option<String>,
+    /// Another SSH host key the device presents, waiting for an operator.
+    pub presented_ssh_host_key: Option<String>,
+    /// Why configuration backups fail (empty: they work).
+    pub backup_problem: String,
     /// When it was added.
     pub created_at_ms: i64,
 }
@@ -147,6 +151,8 @@ type FactsRow = (
     Option<i64>,
     String,
     Option<String>,
+    Option<String>,
+    String,
     i64,
 );
 
@@ -202,7 +208,8 @@ impl Store {
         on_pool!(self, pool, _Db => {
             let facts: Option<FactsRow> = sqlx::query_as(
                 "SELECT serial_number, architecture, free_hdd, total_hdd, ssh_port, username, poll_interval_secs, \
-                 last_poll_duration_ms, last_config_change, ssh_host_key_pin, created_at_ms FROM devices \
+                 last_poll_duration_ms, last_config_change, ssh_host_key_pin, presented_ssh_host_key, backup_problem, \
+                 created_at_ms FROM devices \
                  WHERE id = $1 AND ($2 = '' OR tenant_id = $2) AND deleted_at_ms IS NULL",
             )
             .bind(&device)
@@ -271,11 +278,13 @@ impl Store {
             .fetch_all(pool)
             .await?;
             let (serial_number, architecture, free_hdd, total_hdd, ssh_port, username, poll_interval_secs,
-                 last_poll_duration_ms, last_config_change, ssh_host_key_pin, created_at_ms) = f;
+                 last_poll_duration_ms, last_config_change, ssh_host_key_pin, presented_ssh_host_key, backup_problem,
+                 created_at_ms) = f;
             Ok(DeviceDetails {
                 facts: DeviceFacts {
                     serial_number, architecture, free_hdd, total_hdd, ssh_port, username, poll_interval_secs,
-                    last_poll_duration_ms, last_config_change, ssh_host_key_pin, created_at_ms,
+                    last_poll_duration_ms, last_config_change, ssh_host_key_pin, presented_ssh_host_key,
+                    backup_problem, created_at_ms,
                 },
                 interfaces: interfaces
                     .into_iter()

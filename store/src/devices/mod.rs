@@ -394,6 +394,47 @@ impl Store {
         })
     }
 
+    /// Makes the SSH host key `device` presents instead of its pin the new
+    /// pin; returns it. A conflict when no other key is waiting.
+    pub async fn accept_device_host_key(&self, scope: &TenantScope, device: DeviceId) -> Result<String, StoreError> {
+        let now = now_ms();
+        let (tenant, id) = (scope.tenant().to_string(), device.to_string());
+        on_pool!(self, pool, _Db => {
+            let mut tx = pool.begin().await?;
+            // Write first (see accept_device_certificate).
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(&tenant)
+                .execute(&mut *tx)
+                .await?;
+            let row: Option<(Option<String>,)> = sqlx::query_as(
+                "SELECT presented_ssh_host_key FROM devices WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
+            )
+            .bind(&id)
+            .bind(&tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((presented,)) = row else {
+                return Err(StoreError::NotFound(format!("device {device}")));
+            };
+            let Some(presented) = presented else {
+                return Err(StoreError::Conflict("the device has not presented a different SSH host key".into()));
+            };
+            // The assignment's version moves with updated_at_ms, so the agent
+            // gets the new pin and backs up again.
+            sqlx::query(
+                "UPDATE devices SET ssh_host_key_pin = $1, presented_ssh_host_key = NULL, updated_at_ms = $2 WHERE id = $3",
+            )
+            .bind(&presented)
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            <_Db as reports::ApplyReports>::event(&mut tx, &tenant, &id, now, "ssh_host_key_accepted", &format!("sha256 {presented}")).await?;
+            tx.commit().await?;
+            Ok(presented)
+        })
+    }
+
     /// Gives the agent the site's devices that no connected agent polls
     /// (new devices, or those of an agent that went away). Answers how many
     /// it took.

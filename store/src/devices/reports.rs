@@ -103,6 +103,8 @@ pub struct StatusRow {
     pub api_tls_fingerprint: String,
     /// SSH host key presented, hex SHA-256 (empty: none).
     pub ssh_host_key: String,
+    /// Why backups fail (empty: they work).
+    pub backup_problem: String,
 }
 
 /// System facts of a poll.
@@ -446,11 +448,31 @@ async fn status(
             .execute(&mut **tx)
             .await?;
     }
-    if !s.ssh_host_key.is_empty() {
-        let (ssh_pin,): (Option<String>,) = sqlx::query_as("SELECT ssh_host_key_pin FROM devices WHERE id = $1")
+    let (ssh_pin, ssh_presented, old_problem): (Option<String>, Option<String>, String) =
+        sqlx::query_as("SELECT ssh_host_key_pin, presented_ssh_host_key, backup_problem FROM devices WHERE id = $1")
             .bind(device)
             .fetch_one(&mut **tx)
             .await?;
+    if s.backup_problem != old_problem {
+        sqlx::query("UPDATE devices SET backup_problem = $1 WHERE id = $2")
+            .bind(s.backup_problem.as_str())
+            .bind(device)
+            .execute(&mut **tx)
+            .await?;
+        let detail = if s.backup_problem.is_empty() { "configuration backups work again" } else { s.backup_problem.as_str() };
+        event(tx, tenant, device, at, "backup_problem", detail).await?;
+    }
+    if !s.ssh_host_key.is_empty() {
+        // The key waiting for an operator: the one presented while it differs
+        // from the pin, none once they agree again.
+        let waiting = ssh_pin.as_ref().filter(|p| **p != s.ssh_host_key).map(|_| s.ssh_host_key.clone());
+        if waiting != ssh_presented {
+            sqlx::query("UPDATE devices SET presented_ssh_host_key = $1 WHERE id = $2")
+                .bind(waiting.as_deref())
+                .bind(device)
+                .execute(&mut **tx)
+                .await?;
+        }
         match ssh_pin {
             None => {
                 sqlx::query("UPDATE devices SET ssh_host_key_pin = $1, updated_at_ms = $2 WHERE id = $3")
@@ -461,7 +483,8 @@ async fn status(
                     .await?;
                 event(tx, tenant, device, at, "ssh_host_key_pinned", &format!("sha256 {}", s.ssh_host_key)).await?;
             }
-            Some(p) if p != s.ssh_host_key => {
+            // Once per new key, not with every status while it waits.
+            Some(p) if p != s.ssh_host_key && ssh_presented.as_deref() != Some(s.ssh_host_key.as_str()) => {
                 event(
                     tx,
                     tenant,

@@ -194,6 +194,7 @@ fn status(seq: i64, device: DeviceId, state: DeviceState, fingerprint: &str) -> 
             reason: String::new(),
             api_tls_fingerprint: fingerprint.into(),
             ssh_host_key: String::new(),
+            backup_problem: String::new(),
         }),
     }
 }
@@ -258,6 +259,126 @@ async fn a_certificate_is_pinned_on_first_use_and_a_change_waits_for_an_operator
         )
         .await;
         assert_eq!(events, 1);
+    }
+}
+
+fn backup_status(seq: i64, device: DeviceId, host_key: &str, problem: &str) -> DeviceReport {
+    let mut r = status(seq, device, DeviceState::Up, "");
+    if let ReportBody::Status(s) = &mut r.body {
+        s.ssh_host_key = host_key.into();
+        s.backup_problem = problem.into();
+    }
+    r
+}
+
+#[tokio::test]
+async fn backup_problems_are_recorded_and_a_new_host_key_waits_for_an_operator() {
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &engines().await.stores {
+        let (agent, serial) = enrolled(store, &ca, "acme", "hq").await;
+        let device = store
+            .add_device(&agent.tenant_scope(), &new_device(agent.site(), "192.0.2.10"))
+            .await
+            .expect("add");
+        store
+            .agent_connected(&agent, &connecting(&serial, "i1"), None)
+            .await
+            .expect("connect");
+        assert_eq!(store.claim_devices(&agent).await.expect("claim"), 1);
+        let viewer = Viewer::Tenant(agent.tenant_scope());
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        let facts = |store: &Store| {
+            let store = store.clone();
+            let viewer = viewer.clone();
+            async move { store.device_details(&viewer, device).await.expect("details").facts }
+        };
+
+        store
+            .ingest(&agent, &batch(1, vec![backup_status(1, device, &a, "")]))
+            .await
+            .expect("first key");
+        let f = facts(store).await;
+        assert_eq!(
+            (
+                f.ssh_host_key_pin.as_deref(),
+                f.presented_ssh_host_key,
+                f.backup_problem.as_str()
+            ),
+            (Some(a.as_str()), None, "")
+        );
+
+        // Another key: the backup fails, the key waits, the pin stays.
+        let problem = format!("SSH host key changed: sha256 {b}");
+        for seq in [2, 3] {
+            store
+                .ingest(&agent, &batch(seq, vec![backup_status(seq, device, &b, &problem)]))
+                .await
+                .expect("changed key");
+        }
+        let f = facts(store).await;
+        assert_eq!(
+            f.ssh_host_key_pin.as_deref(),
+            Some(a.as_str()),
+            "the pin never moves by itself"
+        );
+        assert_eq!(f.presented_ssh_host_key.as_deref(), Some(b.as_str()));
+        assert_eq!(f.backup_problem, problem);
+        let row = store.device(&viewer, device).await.expect("device");
+        assert_eq!(row.state, DeviceState::Up, "the API side is fine");
+        for (kind, n) in [("ssh_host_key_changed", 1), ("backup_problem", 1)] {
+            let sql = match kind {
+                "ssh_host_key_changed" => {
+                    "SELECT COUNT(*) FROM device_events WHERE device_id = $1 AND kind = 'ssh_host_key_changed'"
+                }
+                _ => "SELECT COUNT(*) FROM device_events WHERE device_id = $1 AND kind = 'backup_problem'",
+            };
+            assert_eq!(count(store, sql, device).await, n, "{kind} once, not with every status");
+        }
+
+        // Another tenant cannot accept it.
+        let (other, _) = enrolled(store, &ca, "globex", "hq").await;
+        assert!(matches!(
+            store.accept_device_host_key(&other.tenant_scope(), device).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let version = store.assignment_version(&agent).await.expect("version");
+        assert_eq!(
+            store
+                .accept_device_host_key(&agent.tenant_scope(), device)
+                .await
+                .expect("accept"),
+            b
+        );
+        assert_ne!(
+            store.assignment_version(&agent).await.expect("version"),
+            version,
+            "the agent gets the new pin"
+        );
+        let f = facts(store).await;
+        assert_eq!(
+            (f.ssh_host_key_pin.as_deref(), f.presented_ssh_host_key),
+            (Some(b.as_str()), None)
+        );
+        assert!(matches!(
+            store.accept_device_host_key(&agent.tenant_scope(), device).await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        // The next backup works: the problem clears.
+        store
+            .ingest(&agent, &batch(4, vec![backup_status(4, device, &b, "")]))
+            .await
+            .expect("works again");
+        assert_eq!(facts(store).await.backup_problem, "");
+        assert_eq!(
+            count(
+                store,
+                "SELECT COUNT(*) FROM device_events WHERE device_id = $1 AND kind = 'backup_problem'",
+                device
+            )
+            .await,
+            2
+        );
     }
 }
 

@@ -1,7 +1,8 @@
-//! Live interface traffic of a device, for its page: the console asks the
-//! collector to start it (the collector tells the agent polling the device to
-//! stream `monitor-traffic`), receives one sample a second while the page is
-//! open, and stops it when the last viewer leaves (dropping [`LiveWatch`]).
+//! What the console asks of agents, through the collector: live interface
+//! traffic of a device for its page (the collector tells the agent polling
+//! the device to stream `monitor-traffic`, one sample a second while the page
+//! is open, and stops it when the last viewer leaves by dropping
+//! [`LiveWatch`]), and a configuration backup now.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,23 +45,35 @@ impl std::fmt::Debug for LiveWatch {
     }
 }
 
-/// A future the console awaits.
+/// A future the console awaits for a watch.
 pub type WatchFuture<'a> = Pin<Box<dyn Future<Output = Result<LiveWatch, String>> + Send + 'a>>;
 
-/// Starts or joins live traffic. The collector implements it; the scope is
-/// the viewer's, so a device of another tenant is "not found".
-pub trait DeviceLive: Send + Sync + std::fmt::Debug {
-    /// Watches `device`; the error says why it cannot (no agent connected, …).
+/// A future the console awaits for a request sent to an agent: the error says
+/// why it could not be sent.
+pub type RequestFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Requests to the agents of this collector. The collector implements it;
+/// the scope is the viewer's, so a device of another tenant is "not found".
+pub trait AgentControl: Send + Sync + std::fmt::Debug {
+    /// Starts or joins live traffic of `device`; the error says why it
+    /// cannot (no agent connected, …).
     fn watch(&self, scope: TenantScope, device: DeviceId) -> WatchFuture<'_>;
+
+    /// Asks the agent polling `device` for a configuration backup now.
+    fn backup_now(&self, scope: TenantScope, device: DeviceId) -> RequestFuture<'_>;
 }
 
-/// For a console without a collector behind it (unit tests): live traffic is
-/// never available.
+/// For a console without a collector behind it (unit tests): no agent is
+/// ever reachable.
 #[derive(Debug, Default)]
-pub struct NoLiveTraffic;
+pub struct NoAgents;
 
-impl DeviceLive for NoLiveTraffic {
+impl AgentControl for NoAgents {
     fn watch(&self, _scope: TenantScope, _device: DeviceId) -> WatchFuture<'_> {
         Box::pin(async { Err("live traffic is not available on this console".to_owned()) })
+    }
+
+    fn backup_now(&self, _scope: TenantScope, _device: DeviceId) -> RequestFuture<'_> {
+        Box::pin(async { Err("no agent is reachable from this console".to_owned()) })
     }
 }

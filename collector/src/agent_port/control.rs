@@ -1,0 +1,75 @@
+//! The console's requests to agents ([`AgentControl`]): live traffic through
+//! the [`TrafficHub`], and commands such as "back up now" sent on the Connect
+//! stream of the agent that polls the device. Only agents streaming to this
+//! collector are reachable; the lookup is scoped to the viewer's tenant, so
+//! another tenant's device is "not found".
+use std::sync::Arc;
+
+use outpost_certs::AgentId;
+use outpost_console::agent_control::{AgentControl, RequestFuture, WatchFuture};
+use outpost_proto::agent_v1::{BackupNow, Command, command};
+use outpost_store::devices::DeviceId;
+use outpost_store::{Store, StoreError, TenantScope};
+
+use super::live::LiveSessions;
+use super::traffic::TrafficHub;
+
+/// [`AgentControl`] for this collector's agents.
+#[derive(Clone)]
+pub struct Control {
+    store: Store,
+    traffic: Arc<TrafficHub>,
+    sessions: Arc<LiveSessions>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").finish_non_exhaustive()
+    }
+}
+
+impl Control {
+    pub(super) fn new(store: Store, traffic: Arc<TrafficHub>, sessions: Arc<LiveSessions>) -> Self {
+        Self {
+            store,
+            traffic,
+            sessions,
+        }
+    }
+
+    /// The agent polling `device`, or why there is none to ask.
+    pub(super) async fn agent_of(store: &Store, scope: &TenantScope, device: DeviceId) -> Result<AgentId, String> {
+        match store.device_agent(scope, device).await {
+            Ok(Some(agent)) => Ok(agent),
+            Ok(None) => Err("no agent polls this device yet".into()),
+            Err(StoreError::NotFound(_)) => Err("device not found".into()),
+            Err(e) => Err(format!("looking up the device failed: {e}")),
+        }
+    }
+
+    async fn send_backup_now(&self, scope: TenantScope, device: DeviceId) -> Result<(), String> {
+        let agent = Self::agent_of(&self.store, &scope, device).await?;
+        let command = Command {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            kind: Some(command::Kind::BackupNow(BackupNow {
+                device_id: device.to_string(),
+            })),
+        };
+        if self.sessions.send_command(&agent, command) {
+            tracing::info!(%device, %agent, "backup requested");
+            Ok(())
+        } else {
+            Err("the agent polling this device is not connected to this collector".into())
+        }
+    }
+}
+
+impl AgentControl for Control {
+    fn watch(&self, scope: TenantScope, device: DeviceId) -> WatchFuture<'_> {
+        Box::pin(self.traffic.clone().subscribe(scope, device))
+    }
+
+    fn backup_now(&self, scope: TenantScope, device: DeviceId) -> RequestFuture<'_> {
+        Box::pin(self.send_backup_now(scope, device))
+    }
+}

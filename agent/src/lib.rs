@@ -14,6 +14,7 @@
 pub mod config;
 pub mod credentials;
 pub mod dial;
+pub mod discovery;
 pub mod enroll;
 pub mod host_facts;
 pub mod outbox;

@@ -68,6 +68,32 @@ enum Command {
         #[arg(long, requires = "tls")]
         pin: Option<outpost_routeros::Fingerprint>,
     },
+    /// Discover the network once and print what is there: ICMP echo sweep,
+    /// neighbour table, TCP connect scan with a look at each open port,
+    /// reverse DNS. Without targets, this host's connected networks.
+    Discover {
+        /// CIDRs or addresses, e.g. 192.168.1.0/24 fd00::10.
+        targets: Vec<String>,
+        /// Ports: `top100` (nmap's top 100 plus MikroTik's 8291, 8728, 8729)
+        /// or a list such as 22,80,8000-8010.
+        #[arg(long, default_value = "top100")]
+        ports: String,
+        /// Probes (ICMP echoes and TCP connects) per second at most.
+        #[arg(long, default_value_t = outpost_discovery::scan::DEFAULT_RATE)]
+        rate: u32,
+        /// How long to wait for an echo reply, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        ping_timeout_ms: u64,
+        /// Refuse targets holding more addresses than this.
+        #[arg(long, default_value_t = outpost_discovery::targets::DEFAULT_MAX_ADDRESSES)]
+        max_addresses: usize,
+        /// Skip reverse DNS lookups.
+        #[arg(long)]
+        no_names: bool,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Append synthetic metric samples to the outbox (load tests, benchmarks).
     Synth {
         /// Data directory.
@@ -186,6 +212,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 Err(error) => bail!("{address}: {error}"),
             }
+        }
+        Command::Discover {
+            targets,
+            ports,
+            rate,
+            ping_timeout_ms,
+            max_addresses,
+            no_names,
+            json,
+        } => {
+            let args = outpost_agent::discovery::command::DiscoverArgs {
+                targets,
+                ports,
+                rate,
+                ping_timeout_ms,
+                max_addresses,
+                no_names,
+                json,
+            };
+            outpost_agent::discovery::command::discover(&args).await
         }
         Command::Synth { data_dir, count } => {
             let stored = outpost_agent::synthesize(&data_dir, count)?;

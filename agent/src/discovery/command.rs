@@ -1,0 +1,110 @@
+//! `outpost-agent discover CIDR... [--ports top100|LIST] [--rate PPS] [--json]`:
+//! one scan on the spot, printed as a table or as one JSON object (see
+//! README, "Discovery output").
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use outpost_discovery::icmp::Pinger;
+use outpost_discovery::scan::{self, ScanOptions, ScanOutcome};
+use outpost_discovery::{ports, targets};
+
+/// What the command was asked.
+#[derive(Debug, Clone)]
+pub struct DiscoverArgs {
+    /// CIDRs or addresses; empty: this host's connected networks.
+    pub targets: Vec<String>,
+    /// `top100` or a list such as `22,80,8000-8010`.
+    pub ports: String,
+    /// Probes per second.
+    pub rate: u32,
+    /// Echo reply wait, milliseconds.
+    pub ping_timeout_ms: u64,
+    /// Addresses at most.
+    pub max_addresses: usize,
+    /// Skip reverse DNS.
+    pub no_names: bool,
+    /// Print JSON.
+    pub json: bool,
+}
+
+/// Runs the scan and prints it; an error for bad arguments or no targets.
+pub async fn discover(args: &DiscoverArgs) -> Result<()> {
+    let (targets, mut warnings) = if args.targets.is_empty() {
+        let connected = outpost_discovery::neighbours::connected_networks()
+            .await
+            .context("finding this host's networks (give targets instead)")?;
+        let (nets, warnings) = targets::default_targets(&connected, args.max_addresses);
+        if nets.is_empty() {
+            bail!("this host has no connected networks to scan: give targets, e.g. 192.168.1.0/24");
+        }
+        (targets::expand_nets(nets, args.max_addresses)?, warnings)
+    } else {
+        (targets::expand(&args.targets, args.max_addresses)?, Vec::new())
+    };
+    let ports = ports::parse_ports(&args.ports)?;
+    if args.rate == 0 {
+        bail!("--rate must be at least 1 probe per second");
+    }
+    let mut opts = ScanOptions::new(targets);
+    opts.ports = ports;
+    opts.rate_pps = args.rate;
+    opts.ping_timeout = Duration::from_millis(args.ping_timeout_ms.max(1));
+    opts.names = !args.no_names;
+    let pinger = Pinger::open();
+    let quiet = args.json;
+    let mut outcome = scan::run(&opts, &pinger, &|p| {
+        if !quiet && p.phase != "done" && p.done == p.total {
+            eprintln!("{}: {} of {} ({} hosts up)", p.phase, p.done, p.total, p.hosts_found);
+        }
+    })
+    .await;
+    warnings.append(&mut outcome.stats.warnings);
+    outcome.stats.warnings = warnings;
+    if args.json {
+        println!("{}", serde_json::to_string(&super::records::json(&outcome))?);
+    } else {
+        print!("{}", table(&outcome));
+    }
+    Ok(())
+}
+
+fn table(outcome: &ScanOutcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<40} {:<17} {:<24} OPEN PORTS", "ADDRESS", "MAC", "NAME");
+    for h in &outcome.hosts {
+        let ports = h
+            .services
+            .iter()
+            .map(|s| {
+                if s.banner.product.is_empty() {
+                    format!("{}/{}", s.port, s.banner.service)
+                } else {
+                    format!(
+                        "{}/{} ({} {})",
+                        s.port, s.banner.service, s.banner.product, s.banner.version
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "{:<40} {:<17} {:<24} {}",
+            h.address,
+            h.mac.as_deref().unwrap_or("-"),
+            h.names.first().map_or("-", String::as_str),
+            if ports.is_empty() { "-" } else { &ports }
+        );
+    }
+    let s = &outcome.stats;
+    let _ = writeln!(
+        out,
+        "{} of {} addresses up, {} open ports, {} probes at up to {}/s, ICMP {}, {} ms",
+        s.hosts_up, s.addresses, s.open_ports, s.probes_sent, s.rate_pps, s.icmp, s.duration_ms
+    );
+    for w in &s.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}

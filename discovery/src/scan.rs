@@ -1,0 +1,449 @@
+//! One discovery scan: which hosts are up (ICMP echo, the neighbour table,
+//! TCP probes where ICMP cannot tell), which of their TCP ports are open,
+//! what those ports say, and the hosts' names. Every probe takes a slot from
+//! one rate limiter, so the operator's packets-per-second bound holds for the
+//! whole scan.
+//!
+//! Phases run one after another (the console shows them as progress):
+//! 1. `icmp`: an echo to every address; addresses outside this host's
+//!    connected networks that stay silent, or every address when ICMP is not
+//!    permitted, also get TCP connects to a few common ports (an answer,
+//!    even a refusal, means the host is there).
+//! 2. the neighbour table: on connected networks, a host that drops ICMP
+//!    still answered the kernel's ARP or NDP question, so a confirmed entry
+//!    for a target address counts as up; MAC addresses come from here too.
+//! 3. `tcp`: a connect scan of the port list on every host that is up.
+//! 4. `banners`: a light look at each open port.
+//! 5. `names`: reverse DNS.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use ipnet::IpNet;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::banner::{self, Banner};
+use crate::icmp::{IcmpMode, Pinger};
+use crate::neighbours;
+use crate::rate::RateLimiter;
+use crate::targets::{self, Targets};
+use crate::tcp::{self, ConnectLimits, PortState};
+
+/// Ports a TCP host probe tries, in this order.
+const HOST_PROBE_PORTS: &[u16] = &[80, 443, 22, 445, 3389];
+
+/// Default probes per second.
+pub const DEFAULT_RATE: u32 = 1000;
+
+/// How a scan runs.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// What to scan.
+    pub targets: Targets,
+    /// TCP ports to scan on every host that is up.
+    pub ports: Vec<u16>,
+    /// Probes per second, ICMP and TCP together.
+    pub rate_pps: u32,
+    /// Wait for an echo reply.
+    pub ping_timeout: Duration,
+    /// Probes in flight at most (each TCP connect holds a file descriptor).
+    pub max_in_flight: usize,
+    /// Connects to one host at once at most.
+    pub per_host: usize,
+    /// Look at open ports.
+    pub banners: bool,
+    /// Wait for a banner exchange.
+    pub banner_wait: Duration,
+    /// Look up names.
+    pub names: bool,
+}
+
+impl ScanOptions {
+    /// Defaults for `targets`: the default port list, [`DEFAULT_RATE`].
+    pub fn new(targets: Targets) -> Self {
+        Self {
+            targets,
+            ports: crate::ports::default_ports(),
+            rate_pps: DEFAULT_RATE,
+            ping_timeout: Duration::from_millis(1000),
+            max_in_flight: 512,
+            per_host: 64,
+            banners: true,
+            banner_wait: Duration::from_millis(1500),
+            names: true,
+        }
+    }
+}
+
+/// An open port and what it showed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Service {
+    /// The port.
+    pub port: u16,
+    /// What it said.
+    #[serde(flatten)]
+    pub banner: Banner,
+}
+
+/// One host found.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Host {
+    /// Its address.
+    pub address: IpAddr,
+    /// MAC address, `aa:bb:cc:dd:ee:ff`, on connected networks.
+    pub mac: Option<String>,
+    /// Names (reverse DNS first).
+    pub names: Vec<String>,
+    /// Open TCP ports, ascending.
+    pub open_ports: Vec<u16>,
+    /// What the open ports showed.
+    pub services: Vec<Service>,
+    /// How the host was seen: "icmp", "arp", "tcp".
+    pub seen_by: Vec<&'static str>,
+    /// Echo round trip, microseconds.
+    pub rtt_us: Option<u32>,
+}
+
+impl Host {
+    /// A host found at `address`, nothing else known yet.
+    pub fn new(address: IpAddr) -> Self {
+        Self {
+            address,
+            mac: None,
+            names: Vec::new(),
+            open_ports: Vec::new(),
+            services: Vec::new(),
+            seen_by: Vec::new(),
+            rtt_us: None,
+        }
+    }
+}
+
+/// Counts of one scan.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ScanStats {
+    /// Addresses in the targets.
+    pub addresses: usize,
+    /// Hosts found up.
+    pub hosts_up: usize,
+    /// Open ports over all hosts.
+    pub open_ports: usize,
+    /// ICMP echoes and TCP connects sent.
+    pub probes_sent: u64,
+    /// "raw", "dgram" or "none".
+    pub icmp: &'static str,
+    /// Probes per second allowed.
+    pub rate_pps: u32,
+    /// Wall time, milliseconds.
+    pub duration_ms: u64,
+    /// What did not work as it should (ICMP not permitted, …).
+    pub warnings: Vec<String>,
+}
+
+/// A scan's findings.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ScanOutcome {
+    /// Hosts up, by address.
+    pub hosts: Vec<Host>,
+    /// Counts.
+    pub stats: ScanStats,
+}
+
+/// How far a scan is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// "icmp", "tcp", "banners", "names", "done".
+    pub phase: &'static str,
+    /// Items of the phase done.
+    pub done: usize,
+    /// Items of the phase.
+    pub total: usize,
+    /// Hosts up so far.
+    pub hosts_found: usize,
+}
+
+/// Reports progress; called often, must be cheap.
+pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+
+/// Runs one scan with `pinger`'s ICMP sockets (opened once per process).
+pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) -> ScanOutcome {
+    let started = Instant::now();
+    let rate = Arc::new(RateLimiter::new(opts.rate_pps));
+    let limits = ConnectLimits {
+        rate: rate.clone(),
+        in_flight: Arc::new(Semaphore::new(opts.max_in_flight.max(1))),
+    };
+    let mut warnings = pinger.warnings.clone();
+    let connected: Vec<IpNet> = match neighbours::connected_networks().await {
+        Ok(c) => c.into_iter().map(|c| c.net).collect(),
+        Err(e) => {
+            warnings.push(format!(
+                "this host's networks are unknown ({e}): every target gets TCP host probes"
+            ));
+            Vec::new()
+        }
+    };
+    let mut hosts: BTreeMap<IpAddr, Host> = BTreeMap::new();
+
+    // 1. Echo sweep, with TCP host probes where ICMP cannot tell.
+    let addrs = &opts.targets.addresses;
+    let total = addrs.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let found = std::sync::atomic::AtomicUsize::new(0);
+    let sweep: Vec<(IpAddr, Option<Duration>, bool)> = futures::stream::iter(addrs.iter().copied())
+        .map(|addr| {
+            let limits = &limits;
+            let connected = &connected;
+            let done = &done;
+            let found = &found;
+            async move {
+                let mut rtt = None;
+                if pinger.can_ping(&addr) {
+                    let _permit = limits.in_flight.acquire().await;
+                    limits.rate.acquire().await;
+                    rtt = pinger.echo(addr, opts.ping_timeout).await;
+                }
+                let on_link = targets::covers(connected, &addr);
+                let mut by_tcp = false;
+                if rtt.is_none() && (!pinger.can_ping(&addr) || !on_link) {
+                    by_tcp = tcp_ping(addr, limits).await;
+                }
+                if rtt.is_some() || by_tcp {
+                    found.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if d % 32 == 0 || d == total {
+                    progress(Progress {
+                        phase: "icmp",
+                        done: d,
+                        total,
+                        hosts_found: found.load(std::sync::atomic::Ordering::Relaxed),
+                    });
+                }
+                (addr, rtt, by_tcp)
+            }
+        })
+        .buffer_unordered(opts.max_in_flight.max(1))
+        .collect()
+        .await;
+    for (addr, rtt, by_tcp) in sweep {
+        if rtt.is_none() && !by_tcp {
+            continue;
+        }
+        let host = hosts.entry(addr).or_insert_with(|| Host::new(addr));
+        if let Some(rtt) = rtt {
+            host.seen_by.push("icmp");
+            host.rtt_us = Some(u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX));
+        }
+        if by_tcp {
+            host.seen_by.push("tcp");
+        }
+    }
+
+    // 2. The neighbour table: MACs, and on-link hosts that drop ICMP.
+    let wanted: BTreeSet<IpAddr> = addrs.iter().copied().collect();
+    match neighbours::read().await {
+        Ok(entries) => {
+            for n in entries {
+                if !wanted.contains(&n.address) {
+                    continue;
+                }
+                let known = hosts.contains_key(&n.address);
+                if !known && !n.confirmed {
+                    // Remembered from earlier, not an answer to this scan.
+                    continue;
+                }
+                let host = hosts.entry(n.address).or_insert_with(|| Host::new(n.address));
+                host.mac = Some(neighbours::format_mac(&n.mac));
+                if !known {
+                    host.seen_by.push("arp");
+                }
+            }
+        }
+        Err(e) => warnings.push(format!("no MAC addresses: {e}")),
+    }
+
+    // 3. Connect scan of the hosts that are up.
+    let up: Vec<IpAddr> = hosts.keys().copied().collect();
+    let total = up.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let hosts_found = hosts.len();
+    let per_host = opts.per_host.max(1);
+    let parallel_hosts = (opts.max_in_flight / per_host).max(1);
+    let scanned: Vec<(IpAddr, tcp::HostPorts)> = futures::stream::iter(up.iter().copied())
+        .map(|addr| {
+            let limits = &limits;
+            let done = &done;
+            async move {
+                let ports = tcp::scan_host(addr, &opts.ports, limits, per_host).await;
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(Progress {
+                    phase: "tcp",
+                    done: d,
+                    total,
+                    hosts_found,
+                });
+                (addr, ports)
+            }
+        })
+        .buffer_unordered(parallel_hosts)
+        .collect()
+        .await;
+    for (addr, ports) in scanned {
+        if let Some(host) = hosts.get_mut(&addr) {
+            host.open_ports = ports.open;
+        }
+    }
+
+    // 4. A look at each open port.
+    let open: Vec<SocketAddr> = hosts
+        .values()
+        .flat_map(|h| h.open_ports.iter().map(move |p| SocketAddr::new(h.address, *p)))
+        .collect();
+    if opts.banners && !open.is_empty() {
+        let total = open.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let looks: Vec<(SocketAddr, Banner)> = futures::stream::iter(open)
+            .map(|addr| {
+                let limits = &limits;
+                let done = &done;
+                async move {
+                    let _permit = limits.in_flight.acquire().await;
+                    limits.rate.acquire().await;
+                    let b = banner::grab(addr, opts.banner_wait).await;
+                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    progress(Progress {
+                        phase: "banners",
+                        done: d,
+                        total,
+                        hosts_found,
+                    });
+                    (addr, b)
+                }
+            })
+            .buffer_unordered(opts.max_in_flight.clamp(1, 256))
+            .collect()
+            .await;
+        for (addr, banner) in looks {
+            if let Some(host) = hosts.get_mut(&addr.ip()) {
+                host.services.push(Service {
+                    port: addr.port(),
+                    banner,
+                });
+            }
+        }
+    } else {
+        for host in hosts.values_mut() {
+            host.services = host
+                .open_ports
+                .iter()
+                .map(|&port| Service {
+                    port,
+                    banner: Banner {
+                        service: banner::service_name(port).into(),
+                        ..Banner::default()
+                    },
+                })
+                .collect();
+        }
+    }
+
+    // 5. Names.
+    if opts.names && !hosts.is_empty() {
+        progress(Progress {
+            phase: "names",
+            done: 0,
+            total: hosts.len(),
+            hosts_found,
+        });
+        for (addr, name) in crate::rdns::names(&up, Duration::from_secs(2)).await {
+            if let Some(host) = hosts.get_mut(&addr)
+                && !host.names.contains(&name)
+            {
+                host.names.push(name);
+            }
+        }
+    }
+
+    let mut hosts: Vec<Host> = hosts.into_values().collect();
+    for h in &mut hosts {
+        h.services.sort_by_key(|s| s.port);
+    }
+    let stats = ScanStats {
+        addresses: opts.targets.addresses.len(),
+        hosts_up: hosts.len(),
+        open_ports: hosts.iter().map(|h| h.open_ports.len()).sum(),
+        probes_sent: rate.sent(),
+        icmp: pinger.mode().as_str(),
+        rate_pps: opts.rate_pps,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        warnings,
+    };
+    progress(Progress {
+        phase: "done",
+        done: stats.hosts_up,
+        total: stats.hosts_up,
+        hosts_found: stats.hosts_up,
+    });
+    ScanOutcome { hosts, stats }
+}
+
+/// Whether `addr` answers a TCP connect (or refusal) on a common port.
+async fn tcp_ping(addr: IpAddr, limits: &ConnectLimits) -> bool {
+    for &port in HOST_PROBE_PORTS {
+        let _permit = limits.in_flight.acquire().await;
+        limits.rate.acquire().await;
+        let (state, _, _) = tcp::probe(SocketAddr::new(addr, port), crate::timing::INITIAL).await;
+        match state {
+            PortState::Open | PortState::Closed => return true,
+            // No route or no ARP answer: nothing there, stop asking.
+            PortState::Unreachable => return false,
+            PortState::Filtered => {}
+        }
+    }
+    false
+}
+
+impl IcmpMode {
+    /// Whether echoes can be sent at all.
+    pub fn available(self) -> bool {
+        self != IcmpMode::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_loopback_scan_finds_the_open_ports_and_what_they_say() {
+        let l = tokio::net::TcpListener::bind("127.0.0.7:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").await;
+            }
+        });
+        let targets = targets::expand(&["127.0.0.7"], 10).unwrap();
+        let mut opts = ScanOptions::new(targets);
+        opts.ports = vec![port, 1];
+        opts.names = false;
+        let pinger = Pinger::open();
+        let calls = std::sync::Mutex::new(Vec::new());
+        let out = run(&opts, &pinger, &|p| calls.lock().unwrap().push(p.phase)).await;
+        assert_eq!(out.hosts.len(), 1, "{out:?}");
+        let h = &out.hosts[0];
+        assert_eq!(h.open_ports, vec![port]);
+        assert_eq!(h.services[0].banner.product, "OpenSSH");
+        assert!(!h.seen_by.is_empty());
+        assert_eq!(out.stats.addresses, 1);
+        assert!(out.stats.probes_sent >= 3, "{:?}", out.stats);
+        let calls = calls.into_inner().unwrap();
+        assert_eq!(calls.last(), Some(&"done"));
+        assert!(calls.contains(&"tcp"));
+    }
+}

@@ -8,6 +8,7 @@
 //! opens a fresh socket (for SNMPv3 also a fresh engine discovery): a late
 //! answer then goes to a closed port.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,6 +195,10 @@ impl Session {
             }
         };
         match failure {
+            // A UDP connect fails at once when there is no route.
+            Failure::Open(e) if matches!(e.kind(), ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable) => {
+                SnmpError::Unreachable { target }
+            }
             Failure::Open(e) => SnmpError::Io {
                 target,
                 source: Arc::new(e),

@@ -14,8 +14,9 @@
 //!
 //! The pid in the name makes cleanup after a crash possible: a network whose
 //! creator is no longer running belongs to nobody and is removed (its
-//! processes killed first, as a live process keeps a namespace alive). A
-//! reused pid only delays that until the new process exits.
+//! processes killed first, as a live process keeps a namespace alive), and
+//! so is its temporary directory, `outpost-testnet-{id}-*` (snmpd's files).
+//! A reused pid only delays that until the new process exits.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -122,7 +123,37 @@ fn cleanup_stale_locked() -> Result<Vec<String>, TestNetError> {
         remove_namespace(&name)?;
         removed.push(name);
     }
+    remove_stale_temp_dirs();
     Ok(removed)
+}
+
+const TEMP_PREFIX: &str = "outpost-testnet-";
+
+/// The prefix of network `id`'s temporary directory.
+pub(crate) fn temp_dir_prefix(id: &str) -> String {
+    format!("{TEMP_PREFIX}{id}-")
+}
+
+/// Best effort: a directory that cannot be removed only wastes space.
+fn remove_stale_temp_dirs() {
+    let tmp = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir(&tmp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .map(|(id, _)| id)
+        else {
+            continue;
+        };
+        if parse(&scan_ns(id)).is_some_and(|net| !alive(net.pid))
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(dir = %entry.path().display(), error = %e, "cannot remove a stale test directory");
+        }
+    }
 }
 
 /// Chooses a free subnet and claims it by creating the scan namespace.

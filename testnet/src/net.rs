@@ -71,10 +71,6 @@ impl Builder {
             });
         }
         let snmpd = check_available(&self.hosts)?;
-        let dir = tempfile::Builder::new()
-            .prefix("outpost-testnet-")
-            .tempdir()
-            .map_err(|e| TestNetError::io("creating a temporary directory", e))?;
         let id = names::claim(std::process::id()).map_err(|e| match e {
             TestNetError::Command { stderr, .. } => TestNetError::Unavailable {
                 needed: format!(
@@ -87,6 +83,14 @@ impl Builder {
         let parsed = names::parse(&scan_ns(&id));
         // `claim` made the name with `net_id`, which `parse` accepts.
         let subnet = parsed.map(|p| p.subnet).expect("a name made by net_id parses");
+        // Named after the network, so cleanup after a crash finds it.
+        let dir = match tempfile::Builder::new().prefix(&names::temp_dir_prefix(&id)).tempdir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                let _ = names::remove_namespace(&scan_ns(&id));
+                return Err(TestNetError::io("creating a temporary directory", e));
+            }
+        };
         let mut net = TestNet {
             scan_ns: scan_ns(&id),
             namespaces: vec![scan_ns(&id)],

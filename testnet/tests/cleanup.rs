@@ -133,6 +133,16 @@ fn a_leaked_network_is_removed_by_the_next_build() {
         "the leaked snmpd is not running"
     );
 
+    let leaked_dirs = || {
+        let prefix = format!("outpost-testnet-{id}-");
+        std::fs::read_dir(std::env::temp_dir())
+            .expect("reading the temporary directory")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .count()
+    };
+    assert_eq!(leaked_dirs(), 1, "the leaked network's temporary directory");
+
     let second = TestNet::builder()
         .host(HostSpec::icmp_only())
         .build()
@@ -141,6 +151,11 @@ fn a_leaked_network_is_removed_by_the_next_build() {
         namespaces_of(&id),
         Vec::<String>::new(),
         "the leaked network survived a build"
+    );
+    assert_eq!(
+        leaked_dirs(),
+        0,
+        "the leaked network's temporary directory survived a build"
     );
     for pid in snmpd_pids {
         assert!(!alive(pid), "the leaked snmpd {pid} survived");

@@ -10,6 +10,7 @@ pub mod ports;
 pub mod rate;
 pub mod rdns;
 pub mod scan;
+pub mod snmp;
 pub mod targets;
 pub mod tcp;
 pub mod timing;

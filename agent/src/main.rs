@@ -90,6 +90,13 @@ enum Command {
         /// Skip reverse DNS lookups.
         #[arg(long)]
         no_names: bool,
+        /// SNMP v2c community to try on every host that is up (repeatable).
+        #[arg(long = "snmp-community", env = "OUTPOST_SNMP_COMMUNITY", value_delimiter = ',')]
+        snmp_communities: Vec<String>,
+        /// SNMP v3 user to try: USER[:AUTH:AUTHPASS[:PRIV:PRIVPASS]], e.g.
+        /// outpost:sha:authpass1:aes:privpass1 (repeatable).
+        #[arg(long = "snmp-v3", env = "OUTPOST_SNMP_V3")]
+        snmp_v3: Vec<String>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -220,6 +227,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             ping_timeout_ms,
             max_addresses,
             no_names,
+            snmp_communities,
+            snmp_v3,
             json,
         } => {
             let args = outpost_agent::discovery::command::DiscoverArgs {
@@ -229,6 +238,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ping_timeout_ms,
                 max_addresses,
                 no_names,
+                snmp_communities,
+                snmp_v3,
                 json,
             };
             outpost_agent::discovery::command::discover(&args).await

@@ -4,6 +4,7 @@
 //! combines their findings into host records for the outbox.
 
 pub mod banner;
+pub mod host;
 pub mod icmp;
 pub mod neighbours;
 pub mod ports;

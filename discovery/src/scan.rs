@@ -14,7 +14,10 @@
 //!    for a target address counts as up; MAC addresses come from here too.
 //! 3. `tcp`: a connect scan of the port list on every host that is up.
 //! 4. `banners`: a light look at each open port.
-//! 5. `names`: reverse DNS.
+//! 5. `snmp`: with credentials, each host that is up is asked for its
+//!    system group, interfaces and LLDP neighbours; the first credential
+//!    that works wins, and when none does the last error is kept.
+//! 6. `names`: reverse DNS, then the SNMP sysName.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::banner::{self, Banner};
+pub use crate::host::{Host, Service, SnmpSummary};
 use crate::icmp::{IcmpMode, Pinger};
 use crate::neighbours;
 use crate::rate::RateLimiter;
@@ -59,6 +63,10 @@ pub struct ScanOptions {
     pub banner_wait: Duration,
     /// Look up names.
     pub names: bool,
+    /// SNMP credentials to try on every host, in order; none: no SNMP.
+    pub snmp: Vec<crate::snmp::Credentials>,
+    /// Wait for one SNMP request (with its retries).
+    pub snmp_timeout: Duration,
 }
 
 impl ScanOptions {
@@ -74,50 +82,8 @@ impl ScanOptions {
             banners: true,
             banner_wait: Duration::from_millis(1500),
             names: true,
-        }
-    }
-}
-
-/// An open port and what it showed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Service {
-    /// The port.
-    pub port: u16,
-    /// What it said.
-    #[serde(flatten)]
-    pub banner: Banner,
-}
-
-/// One host found.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Host {
-    /// Its address.
-    pub address: IpAddr,
-    /// MAC address, `aa:bb:cc:dd:ee:ff`, on connected networks.
-    pub mac: Option<String>,
-    /// Names (reverse DNS first).
-    pub names: Vec<String>,
-    /// Open TCP ports, ascending.
-    pub open_ports: Vec<u16>,
-    /// What the open ports showed.
-    pub services: Vec<Service>,
-    /// How the host was seen: "icmp", "arp", "tcp".
-    pub seen_by: Vec<&'static str>,
-    /// Echo round trip, microseconds.
-    pub rtt_us: Option<u32>,
-}
-
-impl Host {
-    /// A host found at `address`, nothing else known yet.
-    pub fn new(address: IpAddr) -> Self {
-        Self {
-            address,
-            mac: None,
-            names: Vec::new(),
-            open_ports: Vec::new(),
-            services: Vec::new(),
-            seen_by: Vec::new(),
-            rtt_us: None,
+            snmp: Vec::new(),
+            snmp_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -351,7 +317,42 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
         }
     }
 
-    // 5. Names.
+    // 5. SNMP.
+    if !opts.snmp.is_empty() && !up.is_empty() {
+        let total = up.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let answers: Vec<(IpAddr, Result<SnmpSummary, Option<String>>)> = futures::stream::iter(up.iter().copied())
+            .map(|addr| {
+                let done = &done;
+                async move {
+                    let r = snmp(addr, opts).await;
+                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    progress(Progress {
+                        phase: "snmp",
+                        done: d,
+                        total,
+                        hosts_found,
+                    });
+                    (addr, r)
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        for (addr, answer) in answers {
+            if let Some(host) = hosts.get_mut(&addr) {
+                match answer {
+                    Ok(s) => {
+                        host.seen_by.push("snmp");
+                        host.snmp = Some(s);
+                    }
+                    Err(e) => host.snmp_error = e,
+                }
+            }
+        }
+    }
+
+    // 6. Names.
     if opts.names && !hosts.is_empty() {
         progress(Progress {
             phase: "names",
@@ -371,6 +372,11 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
     let mut hosts: Vec<Host> = hosts.into_values().collect();
     for h in &mut hosts {
         h.services.sort_by_key(|s| s.port);
+        if let Some(name) = h.snmp.as_ref().map(|s| s.name.clone()).filter(|n| !n.is_empty())
+            && !h.names.contains(&name)
+        {
+            h.names.push(name);
+        }
     }
     let stats = ScanStats {
         addresses: opts.targets.addresses.len(),
@@ -389,6 +395,20 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
         hosts_found: stats.hosts_up,
     });
     ScanOutcome { hosts, stats }
+}
+
+/// The first SNMP credential that works on `addr`, or the last error; no
+/// error when the host has no SNMP agent at all (port unreachable).
+async fn snmp(addr: IpAddr, opts: &ScanOptions) -> Result<SnmpSummary, Option<String>> {
+    let mut last = None;
+    for creds in &opts.snmp {
+        match crate::snmp::query_host(addr, 161, creds, opts.snmp_timeout).await {
+            Ok(info) => return Ok(SnmpSummary::from(&info)),
+            Err(crate::snmp::SnmpError::Unreachable { .. }) => return Err(None),
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    Err(last)
 }
 
 /// Whether `addr` answers a TCP connect (or refusal) on a common port.

@@ -24,6 +24,10 @@ pub struct DiscoverArgs {
     pub max_addresses: usize,
     /// Skip reverse DNS.
     pub no_names: bool,
+    /// SNMP v2c communities to try.
+    pub snmp_communities: Vec<String>,
+    /// SNMP v3 users to try, `user:auth-proto:auth-pass:priv-proto:priv-pass`.
+    pub snmp_v3: Vec<String>,
     /// Print JSON.
     pub json: bool,
 }
@@ -51,6 +55,14 @@ pub async fn discover(args: &DiscoverArgs) -> Result<()> {
     opts.rate_pps = args.rate;
     opts.ping_timeout = Duration::from_millis(args.ping_timeout_ms.max(1));
     opts.names = !args.no_names;
+    opts.snmp = args
+        .snmp_communities
+        .iter()
+        .map(outpost_discovery::snmp::Credentials::v2c)
+        .collect();
+    for user in &args.snmp_v3 {
+        opts.snmp.push(parse_v3(user)?);
+    }
     let pinger = Pinger::open();
     let quiet = args.json;
     let mut outcome = scan::run(&opts, &pinger, &|p| {
@@ -69,9 +81,27 @@ pub async fn discover(args: &DiscoverArgs) -> Result<()> {
     Ok(())
 }
 
+/// `user:sha:authpass:aes:privpass` (authPriv), `user:sha:authpass`
+/// (authNoPriv) or `user` (noAuthNoPriv).
+fn parse_v3(spec: &str) -> Result<outpost_discovery::snmp::Credentials> {
+    use outpost_discovery::snmp::Credentials;
+    let parts: Vec<&str> = spec.split(':').collect();
+    let creds = match parts.as_slice() {
+        [user] => Credentials::v3_no_auth(*user),
+        [user, auth, auth_pass] => Credentials::v3_auth_no_priv(*user, auth.parse()?, *auth_pass),
+        [user, auth, auth_pass, privacy, priv_pass] => {
+            Credentials::v3_auth_priv(*user, auth.parse()?, *auth_pass, privacy.parse()?, *priv_pass)
+        }
+        _ => bail!("--snmp-v3 wants USER[:AUTH:AUTHPASS[:PRIV:PRIVPASS]], e.g. outpost:sha:authpass1:aes:privpass1"),
+    };
+    creds.validate()?;
+    Ok(creds)
+}
+
 fn table(outcome: &ScanOutcome) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<40} {:<17} {:<24} OPEN PORTS", "ADDRESS", "MAC", "NAME");
+    let mut snmp_notes = Vec::new();
     for h in &outcome.hosts {
         let ports = h
             .services
@@ -96,6 +126,20 @@ fn table(outcome: &ScanOutcome) -> String {
             h.names.first().map_or("-", String::as_str),
             if ports.is_empty() { "-" } else { &ports }
         );
+        if let Some(s) = &h.snmp {
+            snmp_notes.push(format!(
+                "{}: SNMP {} ({}), {} interfaces",
+                h.address,
+                s.name,
+                s.descr,
+                s.interfaces.len()
+            ));
+        } else if let Some(e) = &h.snmp_error {
+            snmp_notes.push(format!("{}: SNMP: {e}", h.address));
+        }
+    }
+    for n in snmp_notes {
+        let _ = writeln!(out, "{n}");
     }
     let s = &outcome.stats;
     let _ = writeln!(

@@ -2,3 +2,8 @@
 //!
 //! Each module is one way of learning about hosts; the agent's discovery job
 //! combines their findings into host records for the outbox.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms, unreachable_pub)]
+
+/// MikroTik Neighbor Discovery Protocol: announcements parsed, encoded and received.
+pub mod mndp;

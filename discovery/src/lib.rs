@@ -7,3 +7,5 @@
 
 /// MikroTik Neighbor Discovery Protocol: announcements parsed, encoded and received.
 pub mod mndp;
+/// Import of nmap's XML output (`nmap -oX`), including scans stopped before the end.
+pub mod nmap_xml;

@@ -9,3 +9,5 @@
 pub mod mndp;
 /// Import of nmap's XML output (`nmap -oX`), including scans stopped before the end.
 pub mod nmap_xml;
+/// MAC address vendors from the IEEE registry, generated at build time.
+pub mod oui;

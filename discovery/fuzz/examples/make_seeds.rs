@@ -36,6 +36,7 @@ fn main() -> std::io::Result<()> {
         software_id: Some("ABCD-1234".into()),
         board: Some("RB5009UG+S+".into()),
         unpack: Some(0),
+        // A fixed, valid literal: parsing it cannot fail.
         ipv6: Some("fe80::4e5e:cff:fe11:2233".parse().expect("a literal IPv6 address")),
         interface: Some("ether1".into()),
         ipv4: Some(Ipv4Addr::new(192, 168, 88, 1)),

@@ -77,8 +77,7 @@ fn open_family(kind: ICMP) -> (Option<Client>, IcmpMode, Option<std::io::Error>)
 /// What to grant for ICMP, in words.
 fn advice(error: &std::io::Error) -> String {
     #[cfg(unix)]
-    // SAFETY: getgid has no preconditions and cannot fail.
-    let gid = unsafe { libc::getgid() };
+    let gid = nix::unistd::getgid().as_raw();
     #[cfg(not(unix))]
     let gid = 0;
     format!(

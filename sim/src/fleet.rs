@@ -17,6 +17,7 @@ pub use crate::config::{FleetConfig, MAX_DEVICES, RosMix};
 use crate::device::{ConnEvent, Device, MAX_CONFIG_LINES};
 use crate::generate::{self, LayoutError};
 use crate::host_key::{self, HostKeyError};
+use crate::mndp::{self, AnnounceError};
 use crate::ops::{CounterOp, Op};
 use crate::ssh;
 use crate::tls::{self, TlsError};
@@ -148,6 +149,8 @@ pub struct Fleet {
     slots: Vec<Slot>,
     by_ip: HashMap<Ipv4Addr, usize>,
     conn_seq: Arc<AtomicU64>,
+    /// The MNDP announcer, while announcing.
+    mndp: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -194,6 +197,7 @@ impl Fleet {
             slots: Vec::with_capacity(devices.len()),
             by_ip: HashMap::with_capacity(devices.len()),
             conn_seq: Arc::new(AtomicU64::new(0)),
+            mndp: Mutex::new(None),
         };
         for (n, dev) in devices.into_iter().enumerate() {
             let dev = Arc::new(dev);
@@ -208,6 +212,29 @@ impl Fleet {
             });
         }
         Ok(fleet)
+    }
+
+    /// Makes every device that is up announce itself over MNDP to `to`,
+    /// now and then every `every` (see the `mndp` module). Replaces an
+    /// earlier call's destination and interval. `to` must be on loopback.
+    pub fn announce_mndp(&self, to: SocketAddr, every: Duration) -> Result<(), AnnounceError> {
+        if !to.ip().is_loopback() {
+            return Err(AnnounceError::NotLoopback(to));
+        }
+        if every.is_zero() {
+            return Err(AnnounceError::ZeroInterval);
+        }
+        let devices = self.slots.iter().map(|s| s.dev.clone()).collect();
+        let task = tokio::spawn(mndp::announce(devices, to, every));
+        let old = self
+            .mndp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(task.abort_handle());
+        if let Some(old) = old {
+            old.abort();
+        }
+        Ok(())
     }
 
     /// Every device, in address order.
@@ -295,6 +322,7 @@ impl Fleet {
                 dev.set_host_key(key);
             }
             Op::Down(_) => {
+                dev.up.store(false, Ordering::Relaxed);
                 let stop = slot.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
                 drop(stop);
                 let _ = dev.events.send(ConnEvent::Drop);
@@ -360,6 +388,9 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
+        if let Some(task) = self.mndp.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
         // Listeners stop with their senders; open connections need telling.
         for s in &self.slots {
             let _ = s.dev.events.send(ConnEvent::Drop);
@@ -401,6 +432,7 @@ async fn listen(dev: &Arc<Device>, seq: &Arc<AtomicU64>) -> Result<watch::Sender
     if let Ok(a) = ssh.local_addr() {
         dev.ssh_port.store(a.port(), Ordering::Relaxed);
     }
+    dev.up.store(true, Ordering::Relaxed);
     let (stop, stopped) = watch::channel(());
     tokio::spawn(accept_loop(
         api,

@@ -10,6 +10,7 @@
 //!             [--user NAME --password PASS] [--api-port 8728] [--api-ssl-port 8729]
 //!             [--ssh-port 2222]
 //!             [--control 127.0.0.1:PORT] [--neighbors-per-device K]
+//!             [--mndp-to 127.0.0.1:PORT [--mndp-interval SECONDS]]
 //! ```
 //!
 //! Each device listens on its own loopback address, counting up from
@@ -58,6 +59,17 @@
 //! `# software id`, `# model` and `# serial number`, then the configuration
 //! lines, with CRLF line endings. See `ssh.rs` and `export.rs`.
 //!
+//! # MNDP
+//!
+//! With `--mndp-to ADDR:PORT` (a loopback address; [`Fleet::announce_mndp`]
+//! in-process) every device sends its MikroTik Neighbor Discovery
+//! announcement there, at start and every `--mndp-interval` seconds (default
+//! 30), from a UDP socket bound to the device's own address: identity,
+//! ether1's MAC, version, platform `MikroTik`, board, uptime, software ID,
+//! interface `ether1` and the device's address as IPv4. A device taken
+//! `down` stops announcing. Devices answer nothing over MNDP, not even
+//! refresh requests. Off by default.
+//!
 //! # Faults
 //!
 //! The control port (`--control 127.0.0.1:PORT`) takes one command per line;
@@ -85,6 +97,7 @@ mod format;
 mod generate;
 mod host_key;
 mod login;
+mod mndp;
 pub mod ops;
 mod request;
 mod ssh;
@@ -94,6 +107,7 @@ pub use fleet::{DeviceInfo, Fleet, FleetConfig, MAX_DEVICES, OpError, RosMix, St
 pub use generate::{LayoutError, addresses};
 pub use host_key::HostKeyError;
 pub use login::legacy_response;
+pub use mndp::AnnounceError;
 pub use ops::{CounterOp, Op};
 pub use outpost_routeros::frame;
 pub use tls::TlsError;

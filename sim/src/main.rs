@@ -6,13 +6,15 @@
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use outpost_sim::{Fleet, FleetConfig, MAX_DEVICES, RosMix};
 
 /// Simulated MikroTik RouterOS devices speaking the RouterOS API (8728),
-/// API-SSL (8729) and SSH (`/export`), one per loopback address.
+/// API-SSL (8729) and SSH (`/export`), one per loopback address, and
+/// optionally announcing themselves over MNDP (--mndp-to).
 ///
 /// Prints `device <ip> api=<port> api-ssl=<port> ssh=<port> ros=<version> identity=<name>`
 /// per device, then `ready <N> devices`, and serves until SIGINT/SIGTERM.
@@ -58,6 +60,16 @@ struct Args {
     /// Neighbour links per device (other simulated devices in /ip/neighbor).
     #[arg(long, default_value_t = 2)]
     neighbors_per_device: usize,
+    /// Send every device's MNDP (MikroTik Neighbor Discovery) announcement to
+    /// this loopback address, e.g. 127.0.0.1:5678: identity, ether1's MAC,
+    /// version, board, uptime and the device's address, from the device's own
+    /// address, at start and every --mndp-interval seconds. Off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    mndp_to: Option<SocketAddr>,
+    /// Seconds between MNDP announcements (with --mndp-to).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    mndp_interval: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +102,11 @@ async fn run() -> anyhow::Result<()> {
             args.first_ip
         );
     }
+    if let Some(to) = args.mndp_to
+        && !to.ip().is_loopback()
+    {
+        anyhow::bail!("--mndp-to {to} is not a loopback address: the simulator only sends to loopback");
+    }
     let control = match args.control {
         Some(addr) => Some(
             outpost_sim::control::bind(addr)
@@ -111,6 +128,9 @@ async fn run() -> anyhow::Result<()> {
         neighbors_per_device: args.neighbors_per_device,
     })
     .await?;
+    if let Some(to) = args.mndp_to {
+        fleet.announce_mndp(to, Duration::from_secs(args.mndp_interval))?;
+    }
     let fleet = Arc::new(fleet);
     {
         let mut out = std::io::stdout().lock();

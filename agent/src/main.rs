@@ -97,6 +97,20 @@ enum Command {
         /// outpost:sha:authpass1:aes:privpass1 (repeatable).
         #[arg(long = "snmp-v3", env = "OUTPOST_SNMP_V3")]
         snmp_v3: Vec<String>,
+        /// Listen for MikroTik MNDP announcements on this UDP address
+        /// during the scan.
+        #[arg(long, default_value = "0.0.0.0:5678")]
+        mndp_listen: std::net::SocketAddr,
+        /// Where to send the MNDP refresh request that makes routers
+        /// announce themselves at once.
+        #[arg(long, default_value = "255.255.255.255:5678")]
+        mndp_refresh: std::net::SocketAddr,
+        /// Do not send the refresh request (listen only).
+        #[arg(long)]
+        no_mndp_refresh: bool,
+        /// No MNDP at all.
+        #[arg(long)]
+        no_mndp: bool,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -229,6 +243,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             no_names,
             snmp_communities,
             snmp_v3,
+            mndp_listen,
+            mndp_refresh,
+            no_mndp_refresh,
+            no_mndp,
             json,
         } => {
             let args = outpost_agent::discovery::command::DiscoverArgs {
@@ -240,6 +258,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 no_names,
                 snmp_communities,
                 snmp_v3,
+                mndp_listen: (!no_mndp).then_some(mndp_listen),
+                mndp_refresh: (!no_mndp_refresh).then_some(mndp_refresh),
                 json,
             };
             outpost_agent::discovery::command::discover(&args).await

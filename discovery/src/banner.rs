@@ -1,7 +1,8 @@
 //! A light look at an open port: what the service says first (SSH, FTP,
 //! SMTP and others speak before the client), an HTTP `HEAD` for the `Server`
-//! header on web ports, and a RouterOS API `/login` on 8728 (the API speaks
-//! only when spoken to; any well-formed reply sentence means it is there).
+//! header on web ports, and a RouterOS API `/login` on 8728 and on any port
+//! that stays silent (the API speaks only when spoken to; a well-formed reply
+//! sentence means it is there).
 //! Each look is bounded in time and bytes; nothing is logged in to.
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -228,7 +229,8 @@ pub async fn grab(addr: SocketAddr, wait: Duration) -> Banner {
     // Server-first protocols speak at once; give them the wait.
     let greeting = read_some(&mut stream, wait).await;
     if greeting.is_empty() {
-        return guess;
+        // A silent service may be a RouterOS API on a port of its own.
+        return routeros_api(&mut stream, wait).await.unwrap_or(guess);
     }
     from_greeting(port, first_line(&greeting))
 }

@@ -37,6 +37,10 @@ pub struct Host {
     pub snmp: Option<SnmpSummary>,
     /// Why SNMP told nothing, when credentials were given and none worked.
     pub snmp_error: Option<String>,
+    /// Vendor of the MAC address (IEEE registry).
+    pub vendor: Option<String>,
+    /// What the host announced over MNDP (MikroTik).
+    pub mndp: Option<MndpSummary>,
 }
 
 impl Host {
@@ -52,6 +56,8 @@ impl Host {
             rtt_us: None,
             snmp: None,
             snmp_error: None,
+            vendor: None,
+            mndp: None,
         }
     }
 }
@@ -148,6 +154,49 @@ impl From<&SnmpInfo> for SnmpSummary {
                     sys_name: text(&n.sys_name),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// An MNDP announcement of a host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MndpSummary {
+    /// Identity (the router's name).
+    pub identity: String,
+    /// MAC of the announcing interface.
+    pub mac: String,
+    /// RouterOS version.
+    pub version: String,
+    /// "MikroTik".
+    pub platform: String,
+    /// Board name.
+    pub board: String,
+    /// Uptime, seconds.
+    pub uptime_secs: u64,
+    /// Software id.
+    pub software_id: String,
+    /// Interface it was sent from.
+    pub interface: String,
+    /// IPv4 address announced.
+    pub ipv4: String,
+    /// IPv6 address announced.
+    pub ipv6: String,
+}
+
+impl From<&crate::mndp::Announcement> for MndpSummary {
+    fn from(a: &crate::mndp::Announcement) -> Self {
+        let text = |s: &Option<String>| s.clone().unwrap_or_default();
+        Self {
+            identity: text(&a.identity),
+            mac: a.mac.as_ref().map(format_mac).unwrap_or_default(),
+            version: text(&a.version),
+            platform: text(&a.platform),
+            board: text(&a.board),
+            uptime_secs: a.uptime_secs.map_or(0, u64::from),
+            software_id: text(&a.software_id),
+            interface: text(&a.interface),
+            ipv4: a.ipv4.map(|i| i.to_string()).unwrap_or_default(),
+            ipv6: a.ipv6.map(|i| i.to_string()).unwrap_or_default(),
         }
     }
 }

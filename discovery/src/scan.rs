@@ -17,7 +17,12 @@
 //! 5. `snmp`: with credentials, each host that is up is asked for its
 //!    system group, interfaces and LLDP neighbours; the first credential
 //!    that works wins, and when none does the last error is kept.
-//! 6. `names`: reverse DNS, then the SNMP sysName.
+//! 6. `names`: reverse DNS, then the SNMP sysName and MNDP identity.
+//!
+//! With MNDP on, a listener runs for the whole scan (after a refresh request,
+//! MikroTik routers announce themselves at once): an announcement whose IPv4
+//! address is a target makes that host up ("mndp") and gives its identity,
+//! version and board. MAC vendors come from the IEEE registry.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -67,6 +72,31 @@ pub struct ScanOptions {
     pub snmp: Vec<crate::snmp::Credentials>,
     /// Wait for one SNMP request (with its retries).
     pub snmp_timeout: Duration,
+    /// Listen for MNDP announcements during the scan.
+    pub mndp: Option<MndpOptions>,
+}
+
+/// MNDP during a scan.
+#[derive(Clone, Debug)]
+pub struct MndpOptions {
+    /// Where to listen (UDP 5678 on every address by default).
+    pub listen: SocketAddr,
+    /// Where to send a refresh request (the broadcast address by default;
+    /// none: only listen).
+    pub refresh_to: Option<SocketAddr>,
+    /// Listen at least this long before the TCP scan starts, so routers
+    /// have time to answer the refresh request.
+    pub min_wait: Duration,
+}
+
+impl Default for MndpOptions {
+    fn default() -> Self {
+        Self {
+            listen: crate::mndp::DEFAULT_BIND,
+            refresh_to: Some(SocketAddr::from(([255, 255, 255, 255], crate::mndp::PORT))),
+            min_wait: Duration::from_secs(2),
+        }
+    }
 }
 
 impl ScanOptions {
@@ -84,6 +114,7 @@ impl ScanOptions {
             names: true,
             snmp: Vec::new(),
             snmp_timeout: Duration::from_secs(2),
+            mndp: None,
         }
     }
 }
@@ -153,6 +184,16 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
         }
     };
     let mut hosts: BTreeMap<IpAddr, Host> = BTreeMap::new();
+    let mndp = match &opts.mndp {
+        Some(m) => match MndpWatch::start(m).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warnings.push(format!("MNDP: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
 
     // 1. Echo sweep, with TCP host probes where ICMP cannot tell.
     let addrs = &opts.targets.addresses;
@@ -230,6 +271,29 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
             }
         }
         Err(e) => warnings.push(format!("no MAC addresses: {e}")),
+    }
+
+    // MikroTik routers that announced themselves during the sweep.
+    if let Some(watch) = mndp {
+        for (from, a) in watch.stop().await {
+            let Some(addr) = a
+                .ipv4
+                .map(IpAddr::V4)
+                .filter(|a| wanted.contains(a))
+                .or_else(|| wanted.contains(&from.ip()).then_some(from.ip()))
+            else {
+                continue;
+            };
+            let known = hosts.contains_key(&addr);
+            let host = hosts.entry(addr).or_insert_with(|| Host::new(addr));
+            if !known {
+                host.seen_by.push("mndp");
+            }
+            if host.mac.is_none() {
+                host.mac = a.mac.as_ref().map(neighbours::format_mac);
+            }
+            host.mndp = Some(crate::host::MndpSummary::from(&a));
+        }
     }
 
     // 3. Connect scan of the hosts that are up.
@@ -372,11 +436,21 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
     let mut hosts: Vec<Host> = hosts.into_values().collect();
     for h in &mut hosts {
         h.services.sort_by_key(|s| s.port);
-        if let Some(name) = h.snmp.as_ref().map(|s| s.name.clone()).filter(|n| !n.is_empty())
-            && !h.names.contains(&name)
-        {
-            h.names.push(name);
+        let more = [
+            h.snmp.as_ref().map(|s| s.name.clone()),
+            h.mndp.as_ref().map(|m| m.identity.clone()),
+        ];
+        for name in more.into_iter().flatten() {
+            if !name.is_empty() && !h.names.contains(&name) {
+                h.names.push(name);
+            }
         }
+        h.vendor = h
+            .mac
+            .as_deref()
+            .and_then(parse_mac)
+            .and_then(crate::oui::vendor)
+            .map(str::to_owned);
     }
     let stats = ScanStats {
         addresses: opts.targets.addresses.len(),
@@ -395,6 +469,60 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
         hosts_found: stats.hosts_up,
     });
     ScanOutcome { hosts, stats }
+}
+
+/// `aa:bb:cc:dd:ee:ff` → bytes.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// MNDP announcements collected while a scan runs.
+struct MndpWatch {
+    task: tokio::task::JoinHandle<()>,
+    until: Instant,
+    seen: Arc<std::sync::Mutex<Vec<(SocketAddr, crate::mndp::Announcement)>>>,
+}
+
+impl MndpWatch {
+    async fn start(opts: &MndpOptions) -> Result<Self, String> {
+        let listener = crate::mndp::MndpListener::bind(opts.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+        if let Some(to) = opts.refresh_to
+            && let Err(e) = listener.send_refresh(to).await
+        {
+            tracing::debug!(%to, error = %e, "MNDP refresh request not sent");
+        }
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            // Bounded: a flood of announcements cannot grow this without end.
+            while let Ok(got) = listener.recv().await {
+                let mut seen = sink.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.len() < 65_536 {
+                    seen.push(got);
+                }
+            }
+        });
+        Ok(Self {
+            task,
+            until: Instant::now() + opts.min_wait,
+            seen,
+        })
+    }
+
+    /// Stops listening (not before the minimum wait); the announcements,
+    /// newest last.
+    async fn stop(self) -> Vec<(SocketAddr, crate::mndp::Announcement)> {
+        tokio::time::sleep_until(self.until).await;
+        self.task.abort();
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// The first SNMP credential that works on `addr`, or the last error; no

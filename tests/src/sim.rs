@@ -46,7 +46,26 @@ impl Sim {
 
     /// [`Sim::start`] with another seed (other boards and versions).
     pub fn start_seeded(devices: usize, first_ip: &str, ros: &str, password: &str, seed: u64) -> Self {
+        Self::start_with(devices, first_ip, ros, password, seed, &[])
+    }
+
+    /// Devices announcing themselves over MNDP to `to` every second.
+    pub fn start_announcing(devices: usize, first_ip: &str, to: std::net::SocketAddr) -> Self {
+        let to = to.to_string();
+        Self::start_with(
+            devices,
+            first_ip,
+            "7",
+            "sim-pass",
+            1,
+            &["--mndp-to", &to, "--mndp-interval", "1"],
+        )
+    }
+
+    /// [`Sim::start_seeded`] with more `outpost-sim` arguments.
+    pub fn start_with(devices: usize, first_ip: &str, ros: &str, password: &str, seed: u64, extra: &[&str]) -> Self {
         let mut cmd = Command::new(bin("outpost-sim"));
+        cmd.args(extra);
         cmd.args(["--devices", &devices.to_string(), "--first-ip", first_ip, "--ros", ros])
             .args(["--seed", &seed.to_string()])
             .args(["--user", "admin", "--password", password])

@@ -24,6 +24,10 @@ pub struct DiscoverArgs {
     pub max_addresses: usize,
     /// Skip reverse DNS.
     pub no_names: bool,
+    /// Listen for MNDP here; none: no MNDP.
+    pub mndp_listen: Option<std::net::SocketAddr>,
+    /// Send the MNDP refresh request here; none: only listen.
+    pub mndp_refresh: Option<std::net::SocketAddr>,
     /// SNMP v2c communities to try.
     pub snmp_communities: Vec<String>,
     /// SNMP v3 users to try, `user:auth-proto:auth-pass:priv-proto:priv-pass`.
@@ -55,6 +59,11 @@ pub async fn discover(args: &DiscoverArgs) -> Result<()> {
     opts.rate_pps = args.rate;
     opts.ping_timeout = Duration::from_millis(args.ping_timeout_ms.max(1));
     opts.names = !args.no_names;
+    opts.mndp = args.mndp_listen.map(|listen| outpost_discovery::scan::MndpOptions {
+        listen,
+        refresh_to: args.mndp_refresh,
+        ..Default::default()
+    });
     opts.snmp = args
         .snmp_communities
         .iter()

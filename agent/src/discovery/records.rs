@@ -1,8 +1,8 @@
 //! Scan findings as the collector and scripts see them: the `DiscoveredHost`
 //! records streamed through the outbox, and the JSON of `discover --json`.
-use outpost_discovery::host::SnmpSummary;
+use outpost_discovery::host::{MndpSummary, SnmpSummary};
 use outpost_discovery::scan::{Host, ScanOutcome};
-use outpost_proto::agent_v1::{DiscoveredHost, LldpNeighbor, OpenPort, SnmpInterface, SnmpSystem};
+use outpost_proto::agent_v1::{DiscoveredHost, LldpNeighbor, MndpInfo, OpenPort, SnmpInterface, SnmpSystem};
 use serde_json::{Value, json};
 
 /// A host as a record for the collector.
@@ -10,7 +10,7 @@ pub fn record(h: &Host) -> DiscoveredHost {
     DiscoveredHost {
         address: h.address.to_string(),
         mac: h.mac.clone().unwrap_or_default(),
-        vendor: String::new(),
+        vendor: h.vendor.clone().unwrap_or_default(),
         names: h.names.clone(),
         open_ports: h
             .services
@@ -25,10 +25,25 @@ pub fn record(h: &Host) -> DiscoveredHost {
             })
             .collect(),
         snmp: snmp_record(h.snmp.as_ref(), h.snmp_error.as_deref()),
-        mndp: None,
+        mndp: h.mndp.as_ref().map(mndp_record),
         seen_by: h.seen_by.iter().map(|s| (*s).to_owned()).collect(),
         rtt_us: h.rtt_us.unwrap_or(0),
         os_matches: Vec::new(),
+    }
+}
+
+fn mndp_record(m: &MndpSummary) -> MndpInfo {
+    MndpInfo {
+        identity: m.identity.clone(),
+        mac: m.mac.clone(),
+        version: m.version.clone(),
+        platform: m.platform.clone(),
+        board: m.board.clone(),
+        uptime_secs: m.uptime_secs,
+        software_id: m.software_id.clone(),
+        interface: m.interface.clone(),
+        ipv4: m.ipv4.clone(),
+        ipv6: m.ipv6.clone(),
     }
 }
 
@@ -84,13 +99,13 @@ pub fn json(outcome: &ScanOutcome) -> Value {
             json!({
                 "address": h.address.to_string(),
                 "mac": h.mac,
-                "vendor": Value::Null,
+                "vendor": h.vendor,
                 "names": h.names,
                 "open_ports": h.open_ports,
                 "services": h.services,
                 "snmp": h.snmp,
                 "snmp_error": h.snmp_error,
-                "mndp": Value::Null,
+                "mndp": h.mndp,
                 "seen_by": h.seen_by,
                 "rtt_us": h.rtt_us,
             })

@@ -49,11 +49,46 @@ pub struct AgentConfig {
     /// wait their turn. Default 256.
     #[serde(default = "defaults::routeros_concurrency")]
     pub routeros_concurrency: usize,
+    /// Scan this host's connected networks when the collector assigns no
+    /// discovery job (default true).
+    #[serde(default = "defaults::yes")]
+    pub discovery_default_job: bool,
+    /// Seconds between runs of that default job (default 3600).
+    #[serde(default = "defaults::discovery_interval_secs")]
+    pub discovery_interval_secs: u64,
+    /// Discovery probes (ICMP echoes and TCP connects) per second, for jobs
+    /// that set none (default 1000).
+    #[serde(default = "defaults::discovery_rate_pps")]
+    pub discovery_rate_pps: u32,
+    /// Addresses one discovery job may cover; a connected network larger than
+    /// this is narrowed to the block around this host (default 4096).
+    #[serde(default = "defaults::discovery_max_addresses")]
+    pub discovery_max_addresses: usize,
+    /// Listen for MikroTik MNDP announcements (UDP 5678) during scans and ask
+    /// routers to announce themselves (default true).
+    #[serde(default = "defaults::yes")]
+    pub discovery_mndp: bool,
 }
 
 mod defaults {
     pub(super) fn routeros_concurrency() -> usize {
         256
+    }
+
+    pub(super) fn yes() -> bool {
+        true
+    }
+
+    pub(super) fn discovery_interval_secs() -> u64 {
+        3600
+    }
+
+    pub(super) fn discovery_rate_pps() -> u32 {
+        outpost_discovery::scan::DEFAULT_RATE
+    }
+
+    pub(super) fn discovery_max_addresses() -> usize {
+        outpost_discovery::targets::DEFAULT_MAX_ADDRESSES
     }
 
     pub(super) fn host_facts_interval_secs() -> u64 {
@@ -125,6 +160,22 @@ impl AgentConfig {
             outbox_reopen_attempts: defaults::outbox_reopen_attempts(),
             synthetic_metrics_per_sec: 0,
             routeros_concurrency: defaults::routeros_concurrency(),
+            discovery_default_job: true,
+            discovery_interval_secs: defaults::discovery_interval_secs(),
+            discovery_rate_pps: defaults::discovery_rate_pps(),
+            discovery_max_addresses: defaults::discovery_max_addresses(),
+            discovery_mndp: true,
+        }
+    }
+
+    /// The discovery service's settings.
+    pub fn discovery_settings(&self) -> crate::discovery::service::Settings {
+        crate::discovery::service::Settings {
+            default_job: self.discovery_default_job,
+            default_interval: std::time::Duration::from_secs(self.discovery_interval_secs),
+            rate_pps: self.discovery_rate_pps,
+            max_addresses: self.discovery_max_addresses,
+            mndp: self.discovery_mndp,
         }
     }
 
@@ -183,6 +234,15 @@ impl AgentConfig {
         }
         if !(1..=65_536).contains(&config.routeros_concurrency) {
             return Err(bad("routeros_concurrency must be 1 to 65536".into()));
+        }
+        if config.discovery_interval_secs < 60 {
+            return Err(bad("discovery_interval_secs must be at least 60".into()));
+        }
+        if !(1..=1_000_000).contains(&config.discovery_rate_pps) {
+            return Err(bad("discovery_rate_pps must be 1 to 1000000".into()));
+        }
+        if !(1..=1 << 20).contains(&config.discovery_max_addresses) {
+            return Err(bad("discovery_max_addresses must be 1 to 1048576".into()));
         }
         if config.synthetic_metrics_per_sec > 1_000_000 {
             return Err(bad("synthetic_metrics_per_sec must be at most 1000000".into()));

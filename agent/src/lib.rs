@@ -163,8 +163,19 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
     let (sink, sink_task) = routeros::sink::start(outbox.clone(), signals.clone(), stop.clone());
     let (live_tx, live_rx) = tokio::sync::mpsc::channel(routeros::live::QUEUE);
     let (fleet_tx, fleet_rx) = tokio::sync::mpsc::channel(64);
-    let fleet = routeros::fleet::Fleet::new(sink, live_tx, config.routeros_concurrency, stop.clone());
+    let fleet = routeros::fleet::Fleet::new(sink.clone(), live_tx, config.routeros_concurrency, stop.clone());
     let fleet = tokio::spawn(fleet.run(fleet_rx));
+    let (progress_tx, progress_rx) = tokio::sync::mpsc::channel(64);
+    let (discovery_tx, discovery_rx) = tokio::sync::mpsc::channel(16);
+    let discovery = discovery::service::Discovery {
+        sink: sink.clone(),
+        outbox: outbox.clone(),
+        progress: progress_tx,
+        settings: config.discovery_settings(),
+        data_dir: data_dir.to_owned(),
+        stop: stop.clone(),
+    };
+    let discovery = tokio::spawn(discovery.run(discovery_rx));
     let uplink = Uplink {
         addr: addr.clone(),
         tls: tls_rx,
@@ -176,7 +187,9 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         instance_id: outbox.instance_id(),
         data_dir: data_dir.to_owned(),
         fleet: fleet_tx,
+        discovery: discovery_tx,
         live: tokio::sync::Mutex::new(live_rx),
+        progress: tokio::sync::Mutex::new(progress_rx),
     };
     let uplink = tokio::spawn(uplink.run(stop.clone()));
     let renewer = renew::Renewer {
@@ -194,7 +207,7 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         () = outbox_failed.cancelled() => {}
     }
     stop.cancel();
-    let _ = tokio::join!(facts, uplink, renewer, fleet, sink_task);
+    let _ = tokio::join!(facts, uplink, renewer, fleet, discovery, sink_task);
     if let Some(task) = synthetic {
         let _ = task.await;
     }

@@ -115,6 +115,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import an nmap scan (`nmap -oX FILE ...`): its hosts, MACs, names,
+    /// open ports with services and OS guesses go to the collector's
+    /// inventory. A malformed file is refused with the position of the fault.
+    ImportNmap {
+        /// The XML file.
+        file: PathBuf,
+        /// Data directory of the agent that sends it.
+        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
+        data_dir: PathBuf,
+    },
     /// Append synthetic metric samples to the outbox (load tests, benchmarks).
     Synth {
         /// Data directory.
@@ -263,6 +273,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 json,
             };
             outpost_agent::discovery::command::discover(&args).await
+        }
+        Command::ImportNmap { file, data_dir } => {
+            let q = outpost_agent::discovery::import::import_nmap(&data_dir, &file)?;
+            println!(
+                "Queued {} of {} hosts (those up){} from {}: the agent sends them to the collector within seconds, or when it next starts.",
+                q.hosts_up,
+                q.hosts,
+                if q.partial { " of an interrupted scan" } else { "" },
+                file.display()
+            );
+            Ok(())
         }
         Command::Synth { data_dir, count } => {
             let stored = outpost_agent::synthesize(&data_dir, count)?;

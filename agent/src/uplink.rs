@@ -28,6 +28,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::{self, CollectorAddr};
+use crate::discovery::service::DiscoveryCommand;
 use crate::outbox::{Outbox, OutboxError, blocking};
 use crate::routeros::fleet::FleetCommand;
 use crate::signals::Signals;
@@ -100,8 +101,12 @@ pub struct Uplink {
     pub data_dir: std::path::PathBuf,
     /// Device commands from the collector go to the fleet.
     pub fleet: mpsc::Sender<FleetCommand>,
+    /// Discovery commands from the collector go to the discovery service.
+    pub discovery: mpsc::Sender<crate::discovery::service::DiscoveryCommand>,
     /// Live traffic from the fleet, sent outside the outbox.
     pub live: tokio::sync::Mutex<mpsc::Receiver<outpost_proto::agent_v1::LiveTraffic>>,
+    /// Scan progress from discovery, sent outside the outbox.
+    pub progress: tokio::sync::Mutex<mpsc::Receiver<outpost_proto::agent_v1::ScanProgress>>,
 }
 
 /// A refusal that retrying soon will not cure: the operator has to act.
@@ -189,6 +194,12 @@ impl Uplink {
                 () = tokio::time::sleep(delay) => {}
                 () = shutdown.cancelled() => return,
             }
+        }
+    }
+
+    async fn to_discovery(&self, command: DiscoveryCommand) {
+        if self.discovery.send(command).await.is_err() {
+            tracing::debug!("discovery command after discovery stopped ignored");
         }
     }
 
@@ -304,8 +315,10 @@ impl Uplink {
         self.signals.host_facts_now.notify_one();
 
         let mut live = self.live.lock().await;
-        // Samples queued while disconnected are stale.
+        let mut progress = self.progress.lock().await;
+        // Samples and progress queued while disconnected are stale.
         while live.try_recv().is_ok() {}
+        while progress.try_recv().is_ok() {}
         let mut sent_through = acked;
         // (last seq, records) of each unacknowledged batch.
         let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
@@ -360,9 +373,8 @@ impl Uplink {
                         Some(command::Kind::AssignDevices(a)) => self.to_fleet(FleetCommand::Assign(a)).await,
                         Some(command::Kind::WatchTraffic(w)) => self.to_fleet(FleetCommand::Watch(w)).await,
                         Some(command::Kind::BackupNow(b)) => self.to_fleet(FleetCommand::Backup(b)).await,
-                        Some(command::Kind::AssignDiscovery(_) | command::Kind::ScanNow(_)) => {
-                            tracing::warn!(command_id = %cmd.command_id, "discovery command ignored: this agent does not run discovery jobs yet");
-                        }
+                        Some(command::Kind::AssignDiscovery(a)) => self.to_discovery(DiscoveryCommand::Assign(a)).await,
+                        Some(command::Kind::ScanNow(s)) => self.to_discovery(DiscoveryCommand::ScanNow(s)).await,
                         None => tracing::warn!(command_id = %cmd.command_id, "unknown command ignored"),
                     },
                     Some(_) => tracing::debug!("unexpected message from the collector ignored"),
@@ -372,6 +384,9 @@ impl Uplink {
                 Some(traffic) = live.recv() => {
                     // Live samples are worth nothing late: dropped when the stream is busy.
                     let _ = tx.try_send(AgentMessage { kind: Some(agent_message::Kind::LiveTraffic(traffic)) });
+                }
+                Some(p) = progress.recv() => {
+                    let _ = tx.try_send(AgentMessage { kind: Some(agent_message::Kind::ScanProgress(p)) });
                 }
                 () = shutdown.cancelled() => return Ok(()),
             }

@@ -528,6 +528,15 @@ impl Agent {
 
     /// Starts `run`.
     pub fn start(&mut self) {
+        // Tests send traffic only to loopback and to namespaces they create:
+        // no scan of this machine's networks, no MNDP broadcast, unless a
+        // test asks for them.
+        let config = std::fs::read_to_string(self.dir.path().join("agent.toml")).unwrap_or_default();
+        for key in ["discovery_default_job", "discovery_mndp"] {
+            if !config.is_empty() && !config.contains(key) {
+                self.set_config(key, "false");
+            }
+        }
         let mut cmd = Command::new(bin("outpost-agent"));
         cmd.arg("run").arg("--data-dir").arg(self.dir.path());
         self.process = Some(Process::spawn(cmd));

@@ -222,7 +222,7 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
                     found.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if d % 32 == 0 || d == total {
+                if d.is_multiple_of(32) || d == total {
                     progress(Progress {
                         phase: "icmp",
                         done: d,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # RouterOS polling at fleet scale: one collector (SQLite), one agent and
-# simulated devices (outpost-sim, API only, 5,000 per process) imported with
+# simulated devices (outpost-sim, 3,000 per process, with their SSH ports for
+# configuration backups) imported with
 # `outpost-collector device import` and polled every INTERVAL seconds. Over a
 # measured window of steady polling it reads the agent's and the collector's
 # CPU time and memory from /proc and counts the polls stored. Then, against
@@ -159,8 +160,9 @@ run_size() {
 
     # The devices, from the simulators' device lines.
     {
-        echo "address,port,user,tls,interval"
-        cat "${outs[@]}" | sed -n 's/^device \([0-9.]*\) api=\([0-9]*\) .*/\1,\2,admin,false,'"$INTERVAL"'/p'
+        echo "address,port,user,tls,ssh_port,interval"
+        cat "${outs[@]}" |
+            sed -n 's/^device \([0-9.]*\) api=\([0-9]*\) api-ssl=[0-9]* ssh=\([0-9]*\) .*/\1,\2,admin,false,\3,'"$INTERVAL"'/p'
     } >"$work/devices.csv"
     (($(wc -l <"$work/devices.csv") == n + 1)) || fail "expected $n device lines from the simulators" "$work/devices.csv"
     local t_import0 t_import1

@@ -8,7 +8,7 @@
 # namespaces) and nmap (scripts/install-deps installs it). Traffic stays inside
 # the namespaces the benchmark creates and removes.
 #
-# Usage: [HOSTS=25] [RATE=5000] [ROUNDS=5] bench/discovery.sh
+# Usage: [HOSTS=25] [RATE=10000] [ROUNDS=5] bench/discovery.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

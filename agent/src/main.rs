@@ -82,7 +82,7 @@ enum Command {
         #[arg(long, default_value_t = outpost_discovery::scan::DEFAULT_RATE)]
         rate: u32,
         /// How long to wait for an echo reply, milliseconds.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 500)]
         ping_timeout_ms: u64,
         /// Refuse targets holding more addresses than this.
         #[arg(long, default_value_t = outpost_discovery::targets::DEFAULT_MAX_ADDRESSES)]

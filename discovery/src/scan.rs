@@ -4,7 +4,9 @@
 //! one rate limiter, so the operator's packets-per-second bound holds for the
 //! whole scan.
 //!
-//! Phases run one after another (the console shows them as progress):
+//! Phases run in this order for each host, and hosts overlap: a host that
+//! answers an echo has its ports scanned while the sweep still waits for
+//! others (the console shows the phases as progress):
 //! 1. `icmp`: an echo to every address; addresses outside this host's
 //!    connected networks that stay silent, or every address when ICMP is not
 //!    permitted, also get TCP connects to a few common ports (an answer,
@@ -64,7 +66,8 @@ pub struct ScanOptions {
     pub per_host: usize,
     /// Look at open ports.
     pub banners: bool,
-    /// Wait for a banner exchange.
+    /// Longest wait for a banner exchange; a near host gets less (a few of
+    /// its probe timeouts).
     pub banner_wait: Duration,
     /// Look up names.
     pub names: bool,
@@ -106,7 +109,8 @@ impl ScanOptions {
             targets,
             ports: crate::ports::default_ports(),
             rate_pps: DEFAULT_RATE,
-            ping_timeout: Duration::from_millis(1000),
+            // nmap -T4's initial round-trip timeout.
+            ping_timeout: Duration::from_millis(500),
             max_in_flight: 512,
             per_host: 64,
             banners: true,
@@ -200,12 +204,14 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
     let total = addrs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let found = std::sync::atomic::AtomicUsize::new(0);
-    let sweep: Vec<(IpAddr, Option<Duration>, bool)> = futures::stream::iter(addrs.iter().copied())
+    let scanned = std::sync::atomic::AtomicUsize::new(0);
+    let sweep: Vec<(IpAddr, Option<Duration>, bool, Option<Probed>)> = futures::stream::iter(addrs.iter().copied())
         .map(|addr| {
             let limits = &limits;
             let connected = &connected;
             let done = &done;
             let found = &found;
+            let scanned = &scanned;
             async move {
                 let mut rtt = None;
                 if pinger.can_ping(&addr) {
@@ -218,7 +224,8 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
                 if rtt.is_none() && (!pinger.can_ping(&addr) || !on_link) {
                     by_tcp = tcp_ping(addr, limits).await;
                 }
-                if rtt.is_some() || by_tcp {
+                let up = rtt.is_some() || by_tcp;
+                if up {
                     found.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -230,15 +237,34 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
                         hosts_found: found.load(std::sync::atomic::Ordering::Relaxed),
                     });
                 }
-                (addr, rtt, by_tcp)
+                // Up: its ports now, while the sweep waits for the others.
+                let probed = if up {
+                    let p = probe_host(addr, opts, limits).await;
+                    let n = scanned.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let hosts_found = found.load(std::sync::atomic::Ordering::Relaxed);
+                    progress(Progress {
+                        phase: "tcp",
+                        done: n,
+                        total: hosts_found,
+                        hosts_found,
+                    });
+                    Some(p)
+                } else {
+                    None
+                };
+                (addr, rtt, by_tcp, probed)
             }
         })
         .buffer_unordered(opts.max_in_flight.max(1))
         .collect()
         .await;
-    for (addr, rtt, by_tcp) in sweep {
+    let mut probed: BTreeMap<IpAddr, Probed> = BTreeMap::new();
+    for (addr, rtt, by_tcp, p) in sweep {
         if rtt.is_none() && !by_tcp {
             continue;
+        }
+        if let Some(p) = p {
+            probed.insert(addr, p);
         }
         let host = hosts.entry(addr).or_insert_with(|| Host::new(addr));
         if let Some(rtt) = rtt {
@@ -296,19 +322,19 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
         }
     }
 
-    // 3. Connect scan of the hosts that are up.
-    let up: Vec<IpAddr> = hosts.keys().copied().collect();
-    let total = up.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
+    // 3 and 4. Ports and banners of the hosts found without an echo (ARP,
+    // MNDP); the others were probed during the sweep.
     let hosts_found = hosts.len();
-    let per_host = opts.per_host.max(1);
-    let parallel_hosts = (opts.max_in_flight / per_host).max(1);
-    let scanned: Vec<(IpAddr, tcp::HostPorts)> = futures::stream::iter(up.iter().copied())
+    let rest: Vec<IpAddr> = hosts.keys().filter(|a| !probed.contains_key(a)).copied().collect();
+    let total = hosts_found;
+    let done = std::sync::atomic::AtomicUsize::new(scanned.load(std::sync::atomic::Ordering::Relaxed));
+    let parallel_hosts = (opts.max_in_flight / opts.per_host.max(1)).max(1);
+    let late: Vec<(IpAddr, Probed)> = futures::stream::iter(rest)
         .map(|addr| {
             let limits = &limits;
             let done = &done;
             async move {
-                let ports = tcp::scan_host(addr, &opts.ports, limits, per_host).await;
+                let p = probe_host(addr, opts, limits).await;
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 progress(Progress {
                     phase: "tcp",
@@ -316,70 +342,20 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
                     total,
                     hosts_found,
                 });
-                (addr, ports)
+                (addr, p)
             }
         })
         .buffer_unordered(parallel_hosts)
         .collect()
         .await;
-    for (addr, ports) in scanned {
+    probed.extend(late);
+    for (addr, p) in probed {
         if let Some(host) = hosts.get_mut(&addr) {
-            host.open_ports = ports.open;
+            host.open_ports = p.open;
+            host.services = p.services;
         }
     }
-
-    // 4. A look at each open port.
-    let open: Vec<SocketAddr> = hosts
-        .values()
-        .flat_map(|h| h.open_ports.iter().map(move |p| SocketAddr::new(h.address, *p)))
-        .collect();
-    if opts.banners && !open.is_empty() {
-        let total = open.len();
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let looks: Vec<(SocketAddr, Banner)> = futures::stream::iter(open)
-            .map(|addr| {
-                let limits = &limits;
-                let done = &done;
-                async move {
-                    let _permit = limits.in_flight.acquire().await;
-                    limits.rate.acquire().await;
-                    let b = banner::grab(addr, opts.banner_wait).await;
-                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    progress(Progress {
-                        phase: "banners",
-                        done: d,
-                        total,
-                        hosts_found,
-                    });
-                    (addr, b)
-                }
-            })
-            .buffer_unordered(opts.max_in_flight.clamp(1, 256))
-            .collect()
-            .await;
-        for (addr, banner) in looks {
-            if let Some(host) = hosts.get_mut(&addr.ip()) {
-                host.services.push(Service {
-                    port: addr.port(),
-                    banner,
-                });
-            }
-        }
-    } else {
-        for host in hosts.values_mut() {
-            host.services = host
-                .open_ports
-                .iter()
-                .map(|&port| Service {
-                    port,
-                    banner: Banner {
-                        service: banner::service_name(port).into(),
-                        ..Banner::default()
-                    },
-                })
-                .collect();
-        }
-    }
+    let up: Vec<IpAddr> = hosts.keys().copied().collect();
 
     // 5. SNMP.
     if !opts.snmp.is_empty() && !up.is_empty() {
@@ -537,6 +513,50 @@ async fn snmp(addr: IpAddr, opts: &ScanOptions) -> Result<SnmpSummary, Option<St
         }
     }
     Err(last)
+}
+
+/// What the connect scan and the banners found on one host.
+struct Probed {
+    open: Vec<u16>,
+    services: Vec<Service>,
+}
+
+/// Scans the ports of `addr`, then looks at each open one.
+async fn probe_host(addr: IpAddr, opts: &ScanOptions, limits: &ConnectLimits) -> Probed {
+    let ports = tcp::scan_host(addr, &opts.ports, limits, opts.per_host.max(1)).await;
+    // A few probe timeouts of this host: near hosts answer greetings fast.
+    let floor = Duration::from_millis(200);
+    let wait = (ports.timeout * 2).clamp(floor, opts.banner_wait.max(floor));
+    let services = if opts.banners {
+        futures::stream::iter(ports.open.iter().copied())
+            .map(|port| async move {
+                let _permit = limits.in_flight.acquire().await;
+                limits.rate.acquire().await;
+                Service {
+                    port,
+                    banner: banner::grab(SocketAddr::new(addr, port), wait).await,
+                }
+            })
+            .buffer_unordered(opts.per_host.max(1))
+            .collect::<Vec<_>>()
+            .await
+    } else {
+        ports
+            .open
+            .iter()
+            .map(|&port| Service {
+                port,
+                banner: Banner {
+                    service: banner::service_name(port).into(),
+                    ..Banner::default()
+                },
+            })
+            .collect()
+    };
+    Probed {
+        open: ports.open,
+        services,
+    }
 }
 
 /// Whether `addr` answers a TCP connect (or refusal) on a common port.

@@ -82,6 +82,8 @@ pub struct HostPorts {
     pub answered: bool,
     /// Probes sent.
     pub probes: u64,
+    /// The host's probe timeout at the end: a measure of how far away it is.
+    pub timeout: Duration,
 }
 
 /// Scans `ports` of `host` with adaptive timeouts (see [`timing`]); at most
@@ -131,6 +133,7 @@ pub async fn scan_host(host: IpAddr, ports: &[u16], limits: &ConnectLimits, per_
         }
     }
     out.open.sort_unstable();
+    out.timeout = timeout(&estimate);
     out
 }
 

@@ -8,7 +8,7 @@
 //! bench/discovery.sh.
 //!
 //! Environment: HOSTS (live hosts, default 25), RATE (probes/s for discover,
-//! default 5000), ROUNDS (default 5), OUTPOST_BIN_DIR (where outpost-agent is).
+//! default 10000), ROUNDS (default 5), OUTPOST_BIN_DIR (where outpost-agent is).
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -94,7 +94,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let hosts = env("HOSTS", 25).clamp(1, 200);
-    let rate = env("RATE", 5000);
+    let rate = env("RATE", 10_000);
     let rounds = env("ROUNDS", 5).max(1);
     let agent = std::env::var("OUTPOST_BIN_DIR")
         .map(|d| format!("{d}/outpost-agent"))

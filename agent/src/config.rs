@@ -68,6 +68,14 @@ pub struct AgentConfig {
     /// routers to announce themselves (default true).
     #[serde(default = "defaults::yes")]
     pub discovery_mndp: bool,
+    /// After each scheduled discovery scan, also run `nmap -oX -` with
+    /// `discovery_nmap_args` on the same targets and import its findings
+    /// (services, versions, OS guesses). Off by default; needs nmap.
+    #[serde(default)]
+    pub discovery_nmap: bool,
+    /// nmap's arguments for `discovery_nmap` (default `-sV -T4`).
+    #[serde(default = "defaults::discovery_nmap_args")]
+    pub discovery_nmap_args: String,
 }
 
 mod defaults {
@@ -77,6 +85,10 @@ mod defaults {
 
     pub(super) fn yes() -> bool {
         true
+    }
+
+    pub(super) fn discovery_nmap_args() -> String {
+        "-sV -T4".into()
     }
 
     pub(super) fn discovery_interval_secs() -> u64 {
@@ -165,6 +177,8 @@ impl AgentConfig {
             discovery_rate_pps: defaults::discovery_rate_pps(),
             discovery_max_addresses: defaults::discovery_max_addresses(),
             discovery_mndp: true,
+            discovery_nmap: false,
+            discovery_nmap_args: defaults::discovery_nmap_args(),
         }
     }
 
@@ -176,6 +190,9 @@ impl AgentConfig {
             rate_pps: self.discovery_rate_pps,
             max_addresses: self.discovery_max_addresses,
             mndp: self.discovery_mndp,
+            nmap_args: self
+                .discovery_nmap
+                .then(|| self.discovery_nmap_args.split_whitespace().map(str::to_owned).collect()),
         }
     }
 
@@ -234,6 +251,15 @@ impl AgentConfig {
         }
         if !(1..=65_536).contains(&config.routeros_concurrency) {
             return Err(bad("routeros_concurrency must be 1 to 65536".into()));
+        }
+        if config
+            .discovery_nmap_args
+            .split_whitespace()
+            .any(|a| a.starts_with("-o") || a == "-iL" || a == "--resume")
+        {
+            return Err(bad(
+                "discovery_nmap_args must not choose nmap's output or input (-o…, -iL, --resume): the agent reads XML from nmap's standard output".into(),
+            ));
         }
         if config.discovery_interval_secs < 60 {
             return Err(bad("discovery_interval_secs must be at least 60".into()));

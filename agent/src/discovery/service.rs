@@ -60,6 +60,8 @@ pub struct Settings {
     pub max_addresses: usize,
     /// Listen for MNDP during scans (UDP 5678) and ask routers to announce.
     pub mndp: bool,
+    /// Run nmap with these arguments after each scheduled scan; none: never.
+    pub nmap_args: Option<Vec<String>>,
 }
 
 struct Job {
@@ -151,7 +153,9 @@ impl Discovery {
                     let spec = jobs[i].spec.clone();
                     jobs[i].next = Some(now + Duration::from_secs(u64::from(spec.interval_secs.max(60))));
                     let scan_id = uuid::Uuid::new_v4().to_string();
-                    self.scan(&spec, &scan_id, &pinger).await;
+                    if let Some(targets) = self.scan(&spec, &scan_id, &pinger).await {
+                        self.nmap(&targets).await;
+                    }
                 }
                 _ = import_tick.tick() => self.imports().await,
             }
@@ -199,14 +203,15 @@ impl Discovery {
         Ok((opts, warnings))
     }
 
-    async fn scan(&self, spec: &DiscoveryJob, scan_id: &str, pinger: &Pinger) {
+    /// Runs a job; the targets it covered, when it ran.
+    async fn scan(&self, spec: &DiscoveryJob, scan_id: &str, pinger: &Pinger) -> Option<Vec<String>> {
         let started_ms = crate::now_ms();
         let (opts, mut warnings) = match self.options(spec).await {
             Ok(o) => o,
             Err(why) => {
                 tracing::warn!(job = %spec.job_id, %why, "discovery job cannot run");
                 self.finish_failed(scan_id, &spec.job_id, &why).await;
-                return;
+                return None;
             }
         };
         tracing::info!(job = %spec.job_id, scan = %scan_id, addresses = opts.targets.addresses.len(), "discovery scan started");
@@ -234,7 +239,7 @@ impl Discovery {
             scan_id,
             &spec.job_id,
             "scan",
-            targets,
+            targets.clone(),
             started_ms,
             &outcome.stats,
             warnings,
@@ -242,7 +247,7 @@ impl Discovery {
         let at = crate::now_ms();
         for body in bodies {
             if !self.sink.send(at, body).await {
-                return;
+                return None;
             }
         }
         tracing::info!(
@@ -253,6 +258,44 @@ impl Discovery {
             ms = outcome.stats.duration_ms,
             "discovery scan finished"
         );
+        Some(targets)
+    }
+
+    /// The operator's scheduled nmap run over `targets`, imported like a
+    /// file; bounded to one hour.
+    async fn nmap(&self, targets: &[String]) {
+        let Some(args) = &self.settings.nmap_args else { return };
+        let mut cmd = tokio::process::Command::new("nmap");
+        cmd.args(["-oX", "-"]).args(args).args(targets).kill_on_drop(true);
+        cmd.stdin(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        let run = tokio::time::timeout(Duration::from_secs(3600), cmd.output()).await;
+        let out = match run {
+            Ok(Ok(out)) if out.status.success() => out,
+            Ok(Ok(out)) => {
+                tracing::warn!(status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr), "scheduled nmap failed");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "scheduled nmap could not run (is nmap installed?)");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("scheduled nmap took longer than an hour; stopped");
+                return;
+            }
+        };
+        match outpost_discovery::nmap_xml::parse(&out.stdout) {
+            Ok(scan) => {
+                let at = crate::now_ms();
+                for body in records::from_nmap(&scan) {
+                    if !self.sink.send(at, body).await {
+                        return;
+                    }
+                }
+                tracing::info!(hosts = scan.hosts.len(), "scheduled nmap imported");
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduled nmap gave output that does not parse"),
+        }
     }
 
     async fn finish_failed(&self, scan_id: &str, job_id: &str, why: &str) {

@@ -118,7 +118,9 @@ impl Discovery {
                     .find(|j| now.job_id.is_empty() || j.spec.job_id == now.job_id)
                     .map(|j| j.spec.clone());
                 match job {
-                    Some(spec) => self.scan(&spec, &now.scan_id, &pinger).await,
+                    Some(spec) => {
+                        self.scan(&spec, &now.scan_id, &pinger).await;
+                    }
                     None => {
                         tracing::warn!(scan = %now.scan_id, job = %now.job_id, "scan asked for an unknown discovery job");
                         self.finish_failed(&now.scan_id, &now.job_id, "no such discovery job on this agent")

@@ -269,7 +269,8 @@ impl Discovery {
         let Some(args) = &self.settings.nmap_args else { return };
         let mut cmd = tokio::process::Command::new("nmap");
         cmd.args(["-oX", "-"]).args(args).args(targets).kill_on_drop(true);
-        cmd.stdin(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        cmd.stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let run = tokio::time::timeout(Duration::from_secs(3600), cmd.output()).await;
         let out = match run {
             Ok(Ok(out)) if out.status.success() => out,
@@ -397,4 +398,40 @@ fn v3(u: &outpost_proto::agent_v1::SnmpV3User) -> Result<snmp::Credentials, Stri
     };
     creds.validate().map_err(|e| e.to_string())?;
     Ok(creds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_proto::agent_v1::SnmpV3User;
+
+    #[test]
+    fn snmp_credentials_from_the_collector_are_checked_and_bad_ones_named() {
+        let mut warnings = Vec::new();
+        let community = SnmpCredential {
+            kind: Some(snmp_credential::Kind::Community("public".into())),
+        };
+        assert!(matches!(
+            credentials(&community, &mut warnings),
+            Some(snmp::Credentials::V2c { .. })
+        ));
+        let user = |auth: &str, auth_password: &str, privacy: &str| SnmpCredential {
+            kind: Some(snmp_credential::Kind::V3(SnmpV3User {
+                user: "outpost".into(),
+                auth_protocol: auth.into(),
+                auth_password: auth_password.into(),
+                priv_protocol: privacy.into(),
+                priv_password: "privpass1".into(),
+            })),
+        };
+        assert!(credentials(&user("sha", "authpass1", "aes"), &mut warnings).is_some());
+        assert!(credentials(&user("sha", "authpass1", ""), &mut warnings).is_some());
+        assert!(credentials(&user("", "", ""), &mut warnings).is_some());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(credentials(&user("rot13", "authpass1", "aes"), &mut warnings).is_none());
+        assert!(credentials(&user("sha", "short", "aes"), &mut warnings).is_none());
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().all(|w| w.starts_with("an SNMP credential was skipped")));
+        assert!(credentials(&SnmpCredential { kind: None }, &mut warnings).is_none());
+    }
 }

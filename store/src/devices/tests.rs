@@ -71,6 +71,7 @@ fn batch(through: i64, devices: Vec<DeviceReport>) -> IngestBatch {
         metrics: vec![],
         host_facts: vec![],
         devices,
+        discovery: vec![],
         through_seq: through,
         outbox_depth: 0,
     }
@@ -289,7 +290,6 @@ async fn backup_problems_are_recorded_and_a_new_host_key_waits_for_an_operator()
         let (a, b) = ("aa".repeat(32), "bb".repeat(32));
         let facts = |store: &Store| {
             let store = store.clone();
-            let viewer = viewer.clone();
             async move { store.device_details(&viewer, device).await.expect("details").facts }
         };
 

@@ -90,6 +90,25 @@ impl Target {
         }
     }
 
+    /// The network `s` lies in, host bits cleared: how a scan reports what
+    /// it covered (an interface's `192.0.2.10/24` covers `192.0.2.0/24`).
+    pub fn covering(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.trim().split_once('/').unwrap_or((s.trim(), ""));
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("target {:?}: {:?} is not an IP address", short(s), short(addr)))?;
+        let canonical = if prefix.is_empty() {
+            ip.to_string()
+        } else {
+            let host: u8 = if ip.is_ipv4() { 32 } else { 128 };
+            match prefix.parse::<u8>() {
+                Ok(n) if n <= host => format!("{}/{n}", mask(ip, n)),
+                _ => return Err(format!("target {:?}: prefix length must be 0 to {host}", short(s))),
+            }
+        };
+        canonical.parse()
+    }
+
     /// How many addresses it covers.
     pub fn size(&self) -> u128 {
         let bits = match self.network {

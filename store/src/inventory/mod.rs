@@ -5,7 +5,7 @@
 //! * this module: ids, change kinds, the reconciliation rules below;
 //! * [`addr`]: MACs, scan targets, port lists, the address sort key;
 //! * [`records`]: reports as the agent port hands them over;
-//! * `reconcile`: applying reports inside a batch's transaction;
+//! * `reconcile`, `scan_end`: applying reports inside a batch's transaction;
 //! * [`jobs`]: discovery jobs (what agents scan) and the site credential
 //!   profile routers are adopted with;
 //! * [`adopt`]: hosts that look like RouterOS, and turning one into a
@@ -89,6 +89,7 @@ pub mod history;
 pub mod jobs;
 mod reconcile;
 pub mod records;
+mod scan_end;
 pub mod scans;
 pub mod views;
 

@@ -112,8 +112,13 @@ fn shown(s: &str) -> String {
 }
 
 fn host(h: &DiscoveredHost) -> Result<HostRecord, String> {
+    // A link-local IPv6 address may come with its zone ("fe80::1%eth0"),
+    // which names the agent's interface, not the host.
     let address: IpAddr = h
         .address
+        .split('%')
+        .next()
+        .unwrap_or_default()
         .parse()
         .map_err(|_| "address is not an IPv4 or IPv6 address".to_owned())?;
     let mut names: Vec<String> = Vec::new();
@@ -346,6 +351,10 @@ mod tests {
         assert_eq!(h.os, Some(("RouterOS 7".into(), 97)));
         assert_eq!(h.rtt_us, None);
         assert_eq!(c.hosts[1].address.to_string(), "fd00::1");
+        let Ok(DiscoveryBody::Hosts(c)) = hosts(&chunk(vec![host_at("fe80::1%eth0")])) else {
+            panic!("a zone is dropped")
+        };
+        assert_eq!(c.hosts[0].address.to_string(), "fe80::1");
         assert_eq!(c.scanned_ports, [22, 8728]);
     }
 

@@ -34,8 +34,8 @@
 //!    has no MAC (a host known only by address learns its MAC here). When
 //!    both have MACs and they differ, it is *not* the same host: if that host
 //!    is live it gets a `mac_conflict` change and its conflict flag (kept
-//!    until an operator clears it, [`crate::Store::clear_host_conflict`]); either
-//!    way the record becomes a new host with MAC `M`. (A gone host's address
+//!    until an operator clears it: [`crate::Store::clear_host_conflict`]);
+//!    either way the record becomes a new host with MAC `M`. (A gone host's address
 //!    answering with another MAC is an address reused, not a conflict.)
 //! 3. Otherwise a **new host** (`new_host`).
 //!
@@ -54,16 +54,19 @@
 //! identity, reported by later records or chunks of the same scan) is part of
 //! its `new_host`, not a change of its own.
 //!
-//! Ports: a newly open port of a known host is `port_opened`. A stored TCP port in the chunk's
-//! `scanned_ports` that the record does not list open, and that no earlier
-//! record of the same scan listed, is deleted (`port_closed`); an empty
-//! `scanned_ports` (an nmap import) closes nothing.
+//! Ports: a newly open port of a known host is `port_opened`. A stored TCP
+//! port in the chunk's `scanned_ports` that the record does not list open,
+//! and that no earlier record of the same scan listed, is deleted
+//! (`port_closed`); an empty `scanned_ports` (an nmap import) closes nothing.
+//! Ports are kept per host, not per address: when a later record of the
+//! same scan lists a port an earlier one had closed, it is opened again.
 //!
 //! A complete `ScanFinished` (`partial = false`), the first time it arrives
 //! for a scan: every live host of the site with an address inside the scan's
 //! targets that the scan did not see gets one more missed scan, and at
 //! [`MISSES_BEFORE_GONE`] it is gone (`host_gone`). "Seen" means reported by
-//! this scan, or by any scan since this one started (concurrent jobs). Hosts
+//! this scan, or by any scan since this one started (concurrent jobs; both
+//! times on the agent's clock). Hosts
 //! the scan did see lose their addresses inside the targets that it did not
 //! see (the old address after an `ip_changed`), keeping at least one. A
 //! partial scan changes nothing but its own record.

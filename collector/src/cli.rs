@@ -60,6 +60,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Discovery: what the sites' agents scan, the hosts they found, and
+    /// adopting discovered RouterOS routers as devices.
+    Discovery {
+        #[command(subcommand)]
+        command: DiscoveryCommand,
+    },
     /// The agent port's server certificate.
     Cert {
         #[command(subcommand)]
@@ -267,6 +273,118 @@ pub enum DeviceCommand {
         location: Location,
         /// Device id.
         id: String,
+    },
+}
+
+/// `discovery` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum DiscoveryCommand {
+    /// Discovery jobs: the networks a site's agents scan, and how. Without
+    /// any, agents scan their own connected networks hourly.
+    Job {
+        #[command(subcommand)]
+        command: DiscoveryJobCommand,
+    },
+    /// List discovered hosts (gone ones included) with address, MAC, name,
+    /// vendor, open ports and state.
+    Hosts {
+        #[command(flatten)]
+        location: Location,
+        /// Only this tenant's hosts.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only hosts that look like RouterOS and are not managed devices yet.
+        #[arg(long)]
+        adoptable: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The RouterOS login a site's discovered routers are adopted with.
+    Profile {
+        #[command(subcommand)]
+        command: DiscoveryProfileCommand,
+    },
+    /// Adopt a discovered router as a managed RouterOS device, with its
+    /// site's credential profile (API-SSL when port 8729 is open, else the
+    /// API on 8728; SSH on 22).
+    Adopt {
+        #[command(flatten)]
+        location: Location,
+        /// Host id (from `discovery hosts`).
+        id: String,
+    },
+}
+
+/// `discovery job` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum DiscoveryJobCommand {
+    /// Add a discovery job to a site; its agents get it within seconds.
+    Add {
+        #[command(flatten)]
+        location: Location,
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Site name.
+        #[arg(long)]
+        site: String,
+        /// Networks or addresses to scan, comma-separated (10.0.0.0/24,fd00::/120,192.0.2.7);
+        /// each at most a /16 of IPv4 or a /112 of IPv6.
+        #[arg(long)]
+        targets: String,
+        /// TCP ports to probe, comma-separated, ranges allowed (22,80,8000-8100);
+        /// the agent's default list (nmap's top 100 and MikroTik's) when absent.
+        #[arg(long)]
+        ports: Option<String>,
+        /// Probes per second (0: the agent's default).
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+        /// Seconds between scheduled runs (0: only when asked to).
+        #[arg(long, default_value_t = 3600)]
+        interval: u32,
+        /// SNMP v2c community to query hosts with; stored sealed with the
+        /// tenant's vault key. Prefer the environment variable: a command
+        /// line is visible to other users of the machine.
+        #[arg(long, env = "OUTPOST_SNMP_COMMUNITY", hide_env_values = true)]
+        snmp_community: Option<String>,
+    },
+    /// List discovery jobs.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a discovery job; the site's agents stop running it.
+    Delete {
+        #[command(flatten)]
+        location: Location,
+        /// Job id.
+        id: String,
+    },
+}
+
+/// `discovery profile` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum DiscoveryProfileCommand {
+    /// Set the RouterOS user (and password, from OUTPOST_ROS_PASSWORD or a
+    /// prompt; stored sealed with the tenant's vault key) that discovered
+    /// routers of a site are adopted with.
+    Set {
+        #[command(flatten)]
+        location: Location,
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Site name.
+        #[arg(long)]
+        site: String,
+        /// RouterOS user (its group needs the `api` policy, and `ssh` and
+        /// `read` for configuration backups).
+        #[arg(long)]
+        user: String,
     },
 }
 

@@ -99,7 +99,8 @@ pub async fn token_create(location: &Location, tenant: &str, site: &str, ttl: Du
     Ok(text)
 }
 
-fn ago(ms: Option<i64>) -> String {
+/// How long ago `ms` was, in words ("5m ago"); "never" for none.
+pub(crate) fn ago(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return "never".into() };
     let secs = (outpost_store::now_ms() - ms).max(0) / 1000;
     match secs {

@@ -10,7 +10,11 @@ pub mod commands;
 pub mod data_dir;
 pub mod device_commands;
 pub mod device_import;
+pub mod discovery_commands;
 pub mod logging;
 #[cfg(feature = "quickstart")]
 pub mod quickstart;
 pub mod serve;
+
+#[cfg(test)]
+mod discovery_tests;

@@ -2,11 +2,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use outpost_collector::cli::{
-    AdminCommand, AgentCommand, CertCommand, Cli, Command, DeviceCommand, SiteCommand, TokenCommand,
+    AdminCommand, AgentCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand, DiscoveryJobCommand,
+    DiscoveryProfileCommand, SiteCommand, TokenCommand,
 };
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, serve};
-use outpost_collector::{commands, device_commands, device_import, logging};
+use outpost_collector::{commands, device_commands, device_import, discovery_commands, logging};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -108,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 device_commands::device_accept_host_key(&location, &id).await
             }
         },
+        Command::Discovery { command } => discovery(command).await,
         Command::Cert {
             command: CertCommand::Renew { data_dir, sans },
         } => commands::cert_renew(&data_dir, &sans),
@@ -125,5 +127,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let demo = if no_demo { 0 } else { usize::from(demo_devices) };
             outpost_collector::quickstart::run(&data_dir, agent_addr, console_addr, demo).await
         }
+    }
+}
+
+async fn discovery(command: DiscoveryCommand) -> anyhow::Result<()> {
+    match command {
+        DiscoveryCommand::Job { command } => match command {
+            DiscoveryJobCommand::Add {
+                location,
+                tenant,
+                site,
+                targets,
+                ports,
+                rate,
+                interval,
+                snmp_community,
+            } => {
+                let spec = discovery_commands::JobSpec {
+                    tenant,
+                    site,
+                    targets,
+                    ports,
+                    rate,
+                    interval,
+                    community: snmp_community,
+                };
+                discovery_commands::job_add(&location, &spec).await
+            }
+            DiscoveryJobCommand::List { location, json } => discovery_commands::job_list(&location, json).await,
+            DiscoveryJobCommand::Delete { location, id } => discovery_commands::job_delete(&location, &id).await,
+        },
+        DiscoveryCommand::Hosts {
+            location,
+            tenant,
+            adoptable,
+            json,
+        } => discovery_commands::hosts(&location, tenant.as_deref(), adoptable, json).await,
+        DiscoveryCommand::Profile {
+            command:
+                DiscoveryProfileCommand::Set {
+                    location,
+                    tenant,
+                    site,
+                    user,
+                },
+        } => {
+            let password = device_commands::ros_password()?;
+            discovery_commands::profile_set(&location, &tenant, &site, &user, &password).await
+        }
+        DiscoveryCommand::Adopt { location, id } => discovery_commands::adopt(&location, &id).await,
     }
 }

@@ -21,6 +21,10 @@ pub const MAX_OBSERVATION_BYTES: usize = 64 * 1024;
 /// Largest encoded device poll or log: a router with thousands of DHCP leases
 /// or neighbours reports that much in one poll.
 pub const MAX_DEVICE_REPORT_BYTES: usize = 2 * 1024 * 1024;
+/// Largest encoded `DiscoveredHosts` observation: a chunk of a scan's hosts
+/// with their ports, SNMP interfaces and LLDP neighbours. Agents cut a scan's
+/// hosts into chunks below this.
+pub const MAX_DISCOVERY_REPORT_BYTES: usize = 2 * 1024 * 1024;
 /// Largest encoded configuration backup, within one gRPC message.
 pub const MAX_BACKUP_BYTES: usize = 3 * 1024 * 1024;
 /// Largest configuration export the agent sends (sealed, it grows by 29 bytes).

@@ -67,6 +67,8 @@ pub struct IngestBatch {
     pub host_facts: Vec<HostFactsRow>,
     /// Reports about RouterOS devices.
     pub devices: Vec<crate::devices::reports::DeviceReport>,
+    /// Discovery reports, reconciled into the inventory.
+    pub discovery: Vec<crate::inventory::records::DiscoveryReport>,
     /// Highest sequence number the batch covers (including rejected ones).
     pub through_seq: i64,
     /// The agent's outbox depth when it cut the batch.
@@ -84,6 +86,8 @@ pub struct IngestOutcome {
     pub conflicts: u64,
     /// What became of the device reports.
     pub devices: crate::devices::reports::DeviceOutcome,
+    /// What became of the discovery reports.
+    pub discovery: crate::inventory::DiscoveryOutcome,
 }
 
 /// Stored metric columns compared on a resend.
@@ -139,7 +143,11 @@ impl Store {
                 &batch.devices,
             )
             .await?;
-            let mut inserted = devices.stored;
+            let site = scope.site().to_string();
+            let from = crate::inventory::Reporter { tenant: &tenant, site: &site, agent: &agent };
+            let discovery =
+                <Db as crate::inventory::ApplyDiscovery>::apply(&mut tx, from, acked_before, &batch.discovery).await?;
+            let mut inserted = devices.stored + discovery.stored;
             let mut conflicts = 0u64;
             for chunk in batch.metrics.chunks(ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new(
@@ -255,7 +263,7 @@ impl Store {
                      (two machines with one agent identity, or an outbox restored from an old copy); stored rows kept"
                 );
             }
-            Ok(IngestOutcome { inserted, acked_seq, conflicts, devices })
+            Ok(IngestOutcome { inserted, acked_seq, conflicts, devices, discovery })
         })
     }
 }

@@ -22,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub mod agents;
 pub mod devices;
 pub mod ingest;
+pub mod inventory;
 pub mod metrics;
 pub mod scope;
 pub mod tenants;
@@ -52,6 +53,10 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A sealed secret could not be opened or sealed again (a vault key that
+    /// is not the one it was sealed with), explained.
+    #[error("{0}")]
+    Vault(String),
 }
 
 #[derive(Clone)]

@@ -114,6 +114,7 @@ fn metrics(seqs: std::ops::RangeInclusive<i64>) -> IngestBatch {
             .collect(),
         host_facts: vec![],
         devices: vec![],
+        discovery: vec![],
         through_seq: *seqs.end(),
         outbox_depth: 0,
     }

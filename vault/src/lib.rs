@@ -237,6 +237,42 @@ impl TenantKey {
             .map_err(|_| VaultError::Malformed)
     }
 
+    /// Seals the RouterOS password of a site's credential profile (what
+    /// discovered routers of the site are adopted with).
+    pub fn seal_site_password(&self, site_id: &str, password: &str) -> Result<Vec<u8>, VaultError> {
+        self.0.seal(&format!("site-password:{site_id}"), password.as_bytes())
+    }
+
+    /// Opens a site profile's password.
+    pub fn open_site_password(&self, site_id: &str, sealed: &[u8]) -> Result<Zeroizing<String>, VaultError> {
+        let bytes = self.0.open(&format!("site-password:{site_id}"), sealed)?;
+        String::from_utf8(bytes.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| VaultError::Malformed)
+    }
+
+    /// A site profile's password sealed again for a device adopted with it.
+    pub fn reseal_site_password_for_device(
+        &self,
+        site_id: &str,
+        device_id: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        let password = self.open_site_password(site_id, sealed)?;
+        self.seal_device_password(device_id, &password)
+    }
+
+    /// Seals a discovery job's SNMP credentials (communities, v3 passwords),
+    /// in whatever encoding the caller chose.
+    pub fn seal_discovery_credentials(&self, job_id: &str, encoded: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.0.seal(&format!("discovery-snmp:{job_id}"), encoded)
+    }
+
+    /// Opens a discovery job's SNMP credentials.
+    pub fn open_discovery_credentials(&self, job_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        self.0.open(&format!("discovery-snmp:{job_id}"), sealed)
+    }
+
     /// The key a device's configuration backups are sealed with, from the
     /// agent (which holds it in memory only) to the collector's store.
     pub fn backup_key(&self, device_id: &str) -> Key {
@@ -282,6 +318,36 @@ mod tests {
         let other = Vault::generate().expect("random");
         assert!(matches!(
             other.tenant("tenant-a").open_device_password("dev-1", &sealed),
+            Err(VaultError::Open)
+        ));
+    }
+
+    #[test]
+    fn site_passwords_reseal_for_a_device_and_snmp_secrets_stay_with_their_job() {
+        let vault = Vault::generate().expect("random");
+        let a = vault.tenant("tenant-a");
+        let site = a.seal_site_password("site-1", "r0uter").expect("seal");
+        assert!(matches!(a.open_device_password("site-1", &site), Err(VaultError::Open)));
+        assert!(matches!(
+            vault.tenant("tenant-b").open_site_password("site-1", &site),
+            Err(VaultError::Open)
+        ));
+        let device = a
+            .reseal_site_password_for_device("site-1", "dev-9", &site)
+            .expect("reseal");
+        assert_eq!(
+            a.open_device_password("dev-9", &device).expect("open").as_str(),
+            "r0uter"
+        );
+        assert!(a.reseal_site_password_for_device("site-2", "dev-9", &site).is_err());
+
+        let snmp = a.seal_discovery_credentials("job-1", b"public").expect("seal");
+        assert_eq!(
+            &a.open_discovery_credentials("job-1", &snmp).expect("open")[..],
+            b"public"
+        );
+        assert!(matches!(
+            a.open_discovery_credentials("job-2", &snmp),
             Err(VaultError::Open)
         ));
     }

@@ -64,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
         .metrics
         .iter()
         .map(|m| m.seq)
-        .chain(validated.batch.host_facts.iter().map(|h| h.seq));
+        .chain(validated.batch.host_facts.iter().map(|h| h.seq))
+        .chain(validated.batch.devices.iter().map(|d| d.seq))
+        .chain(validated.backups.iter().map(|b| b.seq))
+        .chain(validated.batch.discovery.iter().map(|d| d.seq));
     for seq in stored {
         let seq_u64 = u64::try_from(seq).unwrap_or_else(|_| panic!("stored seq {seq} is negative"));
         assert!(seq_u64 != 0, "stored seq 0");
@@ -77,7 +80,12 @@ fuzz_target!(|data: &[u8]| {
     }
     // Every observation is either stored or rejected, never both or neither.
     assert_eq!(
-        validated.batch.metrics.len() + validated.batch.host_facts.len() + validated.rejected.len(),
+        validated.batch.metrics.len()
+            + validated.batch.host_facts.len()
+            + validated.batch.devices.len()
+            + validated.backups.len()
+            + validated.batch.discovery.len()
+            + validated.rejected.len(),
         count,
         "stored plus rejected does not add up to the batch"
     );

@@ -1,17 +1,21 @@
 //! The console's requests to agents ([`AgentControl`]): live traffic through
-//! the [`TrafficHub`], and commands such as "back up now" sent on the Connect
-//! stream of the agent that polls the device. Only agents streaming to this
+//! the [`TrafficHub`], commands such as "back up now" sent on the Connect
+//! stream of the agent that polls the device, and discovery's "scan now" with
+//! its progress. Only agents streaming to this
 //! collector are reachable; the lookup is scoped to the viewer's tenant, so
 //! another tenant's device is "not found".
 use std::sync::Arc;
 
 use outpost_certs::AgentId;
+use outpost_certs::SiteId;
 use outpost_console::agent_control::{AgentControl, RequestFuture, WatchFuture};
 use outpost_proto::agent_v1::{BackupNow, Command, command};
 use outpost_store::devices::DeviceId;
+use outpost_store::inventory::{JobId, ScanId};
 use outpost_store::{Store, StoreError, TenantScope};
 
 use super::live::LiveSessions;
+use super::scan_progress::{ScanProgressHub, ScanProgressView};
 use super::traffic::TrafficHub;
 
 /// [`AgentControl`] for this collector's agents.
@@ -20,6 +24,7 @@ pub struct Control {
     store: Store,
     traffic: Arc<TrafficHub>,
     sessions: Arc<LiveSessions>,
+    progress: Arc<ScanProgressHub>,
 }
 
 impl std::fmt::Debug for Control {
@@ -29,12 +34,31 @@ impl std::fmt::Debug for Control {
 }
 
 impl Control {
-    pub(super) fn new(store: Store, traffic: Arc<TrafficHub>, sessions: Arc<LiveSessions>) -> Self {
+    pub(super) fn new(
+        store: Store,
+        traffic: Arc<TrafficHub>,
+        sessions: Arc<LiveSessions>,
+        progress: Arc<ScanProgressHub>,
+    ) -> Self {
         Self {
             store,
             traffic,
             sessions,
+            progress,
         }
+    }
+
+    /// Asks a connected agent of a site of the viewer's tenant to scan now
+    /// (`job`, or the agent's default scan); answers the scan id to follow
+    /// (see [`Control::scan_progress`] and `Store::scan`). The error says why
+    /// no agent could be asked.
+    pub async fn scan_now(&self, scope: TenantScope, site: SiteId, job: Option<JobId>) -> Result<ScanId, String> {
+        super::discovery::scan_now(&self.store, &self.sessions, scope, site, job).await
+    }
+
+    /// The latest progress of a scan of the viewer's tenant, while it runs.
+    pub fn scan_progress(&self, scope: &TenantScope, scan: &ScanId) -> Option<ScanProgressView> {
+        self.progress.get(scope, scan)
     }
 
     /// The agent polling `device`, or why there is none to ask.

@@ -32,6 +32,12 @@ struct DeviceSync {
     sent: Option<outpost_store::devices::AssignmentVersion>,
 }
 
+/// What the session last told its agent about discovery jobs.
+#[derive(Default)]
+struct DiscoverySync {
+    sent: Option<outpost_store::inventory::jobs::JobsVersion>,
+}
+
 /// Messages buffered towards one agent.
 const OUTBOUND_QUEUE: usize = 64;
 
@@ -275,9 +281,43 @@ impl Session {
         }
     }
 
+    /// Sends the agent its site's discovery jobs when they changed (and on
+    /// the first call).
+    async fn sync_discovery(&self, sync: &mut DiscoverySync) {
+        let version = match self.svc.store.discovery_jobs_version(&self.scope).await {
+            Ok(v) => v,
+            Err(error) => {
+                tracing::warn!(agent = %self.scope.agent(), %error, "checking the discovery jobs failed");
+                return;
+            }
+        };
+        if sync.sent == Some(version) {
+            return;
+        }
+        let jobs = match self.svc.store.assigned_discovery_jobs(&self.scope).await {
+            Ok(j) => j,
+            Err(error) => {
+                tracing::warn!(agent = %self.scope.agent(), %error, "reading the discovery jobs failed");
+                return;
+            }
+        };
+        let assignment = super::discovery::assignment(&self.svc.vault, &self.scope, &jobs);
+        let n = assignment.jobs.len();
+        let cmd = Command {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            kind: Some(command::Kind::AssignDiscovery(assignment)),
+        };
+        if self.send(msg(collector_message::Kind::Command(cmd))).await {
+            tracing::info!(agent = %self.scope.agent(), jobs = n, "discovery jobs sent");
+            sync.sent = Some(version);
+        }
+    }
+
     async fn pump(&self, inbound: &mut Streaming<AgentMessage>, ticket: &Ticket) -> &'static str {
         let mut sync = DeviceSync::default();
+        let mut discovery = DiscoverySync::default();
         self.sync_devices(&mut sync).await;
+        self.sync_discovery(&mut discovery).await;
         self.svc.traffic.resume(self.scope.agent());
         let mut revocation = tokio::time::interval(REVOCATION_CHECK);
         let mut reloaded = self.svc.revocations.subscribe();
@@ -300,6 +340,7 @@ impl Session {
                     }
                 } => {
                     self.sync_devices(&mut sync).await;
+                    self.sync_discovery(&mut discovery).await;
                     if self.svc.revoked.contains(&self.scope.agent()) {
                         self.send(Err(Status::permission_denied("this agent has been revoked"))).await;
                         // The connection goes too, not just this stream.
@@ -340,7 +381,7 @@ impl Session {
                 Ok(Some(AgentMessage {
                     kind: Some(agent_message::Kind::ScanProgress(p)),
                 })) => {
-                    tracing::debug!(agent = %self.scope.agent(), scan = %p.scan_id, phase = %p.phase, "scan progress");
+                    self.svc.scan_progress.record(&self.scope, &p);
                     continue;
                 }
                 Ok(Some(AgentMessage { kind: None })) => {
@@ -389,6 +430,21 @@ impl Session {
                     seq: u64::try_from(*seq).unwrap_or(0),
                     reason: reason.clone(),
                 });
+            }
+            for (seq, reason) in &outcome.discovery.refused {
+                tracing::warn!(agent = %self.scope.agent(), seq, reason = %reason, "discovery report refused");
+                rejected.push(Rejection {
+                    seq: u64::try_from(*seq).unwrap_or(0),
+                    reason: reason.clone(),
+                });
+            }
+            if outcome.discovery.changes > 0 {
+                tracing::info!(
+                    agent = %self.scope.agent(),
+                    new_hosts = outcome.discovery.new_hosts,
+                    changes = outcome.discovery.changes,
+                    "inventory updated"
+                );
             }
             let ack = Ack {
                 acked_through: u64::try_from(outcome.acked_seq).unwrap_or(0),

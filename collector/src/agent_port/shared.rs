@@ -38,12 +38,24 @@ pub struct AgentPortService {
     pub(super) vault: Arc<outpost_vault::Vault>,
     /// Live-traffic subscriptions of device pages.
     pub(super) traffic: Arc<super::traffic::TrafficHub>,
+    /// How far the agents' running scans are.
+    pub(super) scan_progress: Arc<super::scan_progress::ScanProgressHub>,
 }
 
 impl AgentPortService {
     /// What the console asks of the agents streaming to this service.
     pub fn control(&self) -> super::control::Control {
-        super::control::Control::new(self.store.clone(), self.traffic.clone(), self.live.clone())
+        super::control::Control::new(
+            self.store.clone(),
+            self.traffic.clone(),
+            self.live.clone(),
+            self.scan_progress.clone(),
+        )
+    }
+
+    /// How far the agents' running scans are, for the console.
+    pub fn scan_progress(&self) -> Arc<super::scan_progress::ScanProgressHub> {
+        self.scan_progress.clone()
     }
 
     /// A service signing agent certificates valid for `cert_lifetime`. Open
@@ -69,6 +81,7 @@ impl AgentPortService {
             connections: Arc::default(),
             live,
             revocations: Arc::new(watch::Sender::new(0)),
+            scan_progress: Arc::default(),
         }
     }
 

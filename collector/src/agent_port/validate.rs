@@ -9,8 +9,12 @@ use outpost_proto::agent_v1::{Batch, ConfigBackup, HostFacts, Observation, Rejec
 use outpost_store::devices::DeviceId;
 use outpost_store::devices::reports::{DeviceReport, ReportBody};
 
-use super::device_reports;
-use outpost_proto::{MAX_BACKUP_BYTES, MAX_BATCH_OBSERVATIONS, MAX_DEVICE_REPORT_BYTES, MAX_OBSERVATION_BYTES};
+use super::{device_reports, discovery_reports};
+use outpost_proto::{
+    MAX_BACKUP_BYTES, MAX_BATCH_OBSERVATIONS, MAX_DEVICE_REPORT_BYTES, MAX_DISCOVERY_REPORT_BYTES,
+    MAX_OBSERVATION_BYTES,
+};
+use outpost_store::inventory::records::{DiscoveryBody, DiscoveryReport};
 use prost::Message as _;
 
 use outpost_store::AgentScope;
@@ -64,6 +68,23 @@ impl Validated {
             }),
             Err(reason) => {
                 tracing::warn!(seq, reason = %reason, "device report rejected");
+                self.rejected.push(Rejection {
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn discovery(&mut self, seq: i64, observed_at_ms: i64, report: Result<DiscoveryBody, String>) {
+        match report {
+            Ok(body) => self.batch.discovery.push(DiscoveryReport {
+                seq,
+                observed_at_ms,
+                body,
+            }),
+            Err(reason) => {
+                tracing::warn!(seq, reason = %reason, "discovery report rejected");
                 self.rejected.push(Rejection {
                     seq: u64::try_from(seq).unwrap_or(0),
                     reason,
@@ -130,8 +151,14 @@ pub fn validate_batch(scope: &AgentScope, batch: Batch) -> Result<Validated, Bat
                 observed_at_ms: obs.observed_at_ms,
                 backup: b,
             }),
-            // validate_one refuses these.
-            None | Some(observation::Body::DiscoveredHosts(_) | observation::Body::ScanFinished(_)) => {}
+            Some(observation::Body::DiscoveredHosts(d)) => {
+                out.discovery(seq_i64, obs.observed_at_ms, discovery_reports::hosts(&d))
+            }
+            Some(observation::Body::ScanFinished(f)) => {
+                out.discovery(seq_i64, obs.observed_at_ms, discovery_reports::finished(&f))
+            }
+            // validate_one refuses it.
+            None => {}
         }
     }
     Ok(out)
@@ -167,6 +194,7 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
     let limit = match &obs.body {
         Some(observation::Body::DevicePoll(_) | observation::Body::DeviceLog(_)) => MAX_DEVICE_REPORT_BYTES,
         Some(observation::Body::ConfigBackup(_)) => MAX_BACKUP_BYTES,
+        Some(observation::Body::DiscoveredHosts(_)) => MAX_DISCOVERY_REPORT_BYTES,
         _ => MAX_OBSERVATION_BYTES,
     };
     if obs.encoded_len() > limit {
@@ -177,9 +205,6 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
     }
     match &obs.body {
         None => Err("observation has no body".into()),
-        Some(observation::Body::DiscoveredHosts(_) | observation::Body::ScanFinished(_)) => {
-            Err("discovery reports are not accepted by this collector version".into())
-        }
         Some(observation::Body::Metric(m)) => {
             if m.name.is_empty() {
                 return Err("metric name is empty".into());
@@ -210,12 +235,15 @@ fn validate_one(scope: &AgentScope, obs: &Observation) -> Result<(), String> {
             }
             Ok(())
         }
-        // Checked when converted (device_reports), with the same rejection path.
+        // Checked when converted (device_reports, discovery_reports), with
+        // the same rejection path.
         Some(
             observation::Body::DeviceStatus(_)
             | observation::Body::DevicePoll(_)
             | observation::Body::DeviceLog(_)
-            | observation::Body::ConfigBackup(_),
+            | observation::Body::ConfigBackup(_)
+            | observation::Body::DiscoveredHosts(_)
+            | observation::Body::ScanFinished(_),
         ) => Ok(()),
     }
 }
@@ -308,6 +336,69 @@ mod tests {
         .expect("valid batch");
         assert!(v.batch.metrics.is_empty());
         assert_eq!(v.rejected.len(), 4);
+    }
+
+    fn discovered(seq: u64, address: &str, hosts: usize) -> Observation {
+        use outpost_proto::agent_v1::{DiscoveredHost, DiscoveredHosts};
+        Observation {
+            seq,
+            observed_at_ms: 1,
+            source: None,
+            body: Some(observation::Body::DiscoveredHosts(DiscoveredHosts {
+                scan_id: "scan-1".into(),
+                hosts: vec![
+                    DiscoveredHost {
+                        address: address.into(),
+                        vendor: "v".repeat(200),
+                        ..Default::default()
+                    };
+                    hosts
+                ],
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn discovery_reports_are_accepted_and_bad_ones_refused_alone() {
+        use outpost_proto::agent_v1::ScanFinished;
+        let s = scope();
+        let finished = Observation {
+            seq: 5,
+            observed_at_ms: 2,
+            source: None,
+            body: Some(observation::Body::ScanFinished(ScanFinished {
+                scan_id: "scan-1".into(),
+                targets: vec!["192.0.2.0/24".into()],
+                ..Default::default()
+            })),
+        };
+        // 4,000 hosts of ~210 bytes: far above the 64 KiB of other
+        // observations, within a discovery chunk's 2 MiB.
+        let big = discovered(3, "192.0.2.7", 4_000);
+        assert!(big.encoded_len() > MAX_OBSERVATION_BYTES);
+        let v = validate_batch(
+            &s,
+            Batch {
+                observations: vec![
+                    discovered(1, "192.0.2.1", 1),
+                    discovered(2, "not-an-address", 1),
+                    big,
+                    discovered(4, "192.0.2.9", 11_000),
+                    finished,
+                    metric(6, None),
+                ],
+                outbox_depth: 0,
+            },
+        )
+        .expect("valid batch");
+        let stored: Vec<i64> = v.batch.discovery.iter().map(|d| d.seq).collect();
+        assert_eq!(stored, [1, 3, 5]);
+        let rejected: Vec<(u64, &str)> = v.rejected.iter().map(|r| (r.seq, r.reason.as_str())).collect();
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        assert!(rejected[0].0 == 2 && rejected[0].1.contains("is not an IPv4 or IPv6 address"));
+        assert!(rejected[1].0 == 4 && rejected[1].1.contains("larger than 2097152 bytes"));
+        assert_eq!((v.batch.metrics.len(), v.batch.through_seq), (1, 6));
     }
 
     #[test]

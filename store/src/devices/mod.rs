@@ -23,6 +23,7 @@ use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
 pub mod details;
 pub mod import;
+pub(crate) mod insert;
 pub mod reports;
 pub mod views;
 
@@ -273,7 +274,7 @@ impl Store {
     pub async fn add_device(&self, scope: &TenantScope, device: &NewDevice) -> Result<DeviceId, StoreError> {
         let now = now_ms();
         let tenant = scope.tenant().to_string();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -282,51 +283,7 @@ impl Store {
                 .bind(&tenant)
                 .execute(&mut *tx)
                 .await?;
-            let site: Option<(String,)> = sqlx::query_as(
-                "SELECT id FROM sites WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
-            )
-            .bind(device.site.to_string())
-            .bind(&tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if site.is_none() {
-                return Err(StoreError::NotFound(format!("site {}", device.site)));
-            }
-            let taken: Option<(String,)> = sqlx::query_as(
-                "SELECT id FROM devices WHERE site_id = $1 AND address = $2 AND api_port = $3 AND deleted_at_ms IS NULL",
-            )
-            .bind(device.site.to_string())
-            .bind(&device.address)
-            .bind(i64::from(device.api_port))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((id,)) = taken {
-                return Err(StoreError::Conflict(format!(
-                    "the site already has device {id} at {}:{}",
-                    device.address, device.api_port
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO devices (id, tenant_id, site_id, address, api_port, api_tls, ssh_port, username, \
-                 password_sealed, poll_interval_secs, created_at_ms, updated_at_ms, state_since_ms, agent_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, \
-                 (SELECT id FROM agents WHERE site_id = $3 AND connected_since_ms IS NOT NULL AND revoked_at_ms IS NULL \
-                  ORDER BY connected_since_ms, id LIMIT 1))",
-            )
-            .bind(device.id.to_string())
-            .bind(&tenant)
-            .bind(device.site.to_string())
-            .bind(&device.address)
-            .bind(i64::from(device.api_port))
-            .bind(i64::from(device.api_tls))
-            .bind(i64::from(device.ssh_port))
-            .bind(&device.username)
-            .bind(&device.password_sealed)
-            .bind(i64::from(device.poll_interval_secs))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            <_Db as reports::ApplyReports>::event(&mut tx, &tenant, &device.id.to_string(), now, "added", &format!("{}:{}", device.address, device.api_port)).await?;
+            <Db as insert::InsertDevice>::insert(&mut tx, &tenant, device, now).await?;
             tx.commit().await?;
             Ok(device.id)
         })

@@ -71,6 +71,7 @@ fn batch(through: i64, devices: Vec<DeviceReport>) -> IngestBatch {
         metrics: vec![],
         host_facts: vec![],
         devices,
+        discovery: vec![],
         through_seq: through,
         outbox_depth: 0,
     }

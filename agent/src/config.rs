@@ -73,6 +73,10 @@ pub struct AgentConfig {
     /// (services, versions, OS guesses). Off by default; needs nmap.
     #[serde(default)]
     pub discovery_nmap: bool,
+    /// Seconds from receiving a discovery job to its first run (default 30,
+    /// so a burst of changes in the console does not start a scan each).
+    #[serde(default = "defaults::discovery_first_run_secs")]
+    pub discovery_first_run_secs: u64,
     /// nmap's arguments for `discovery_nmap` (default `-sV -T4`).
     #[serde(default = "defaults::discovery_nmap_args")]
     pub discovery_nmap_args: String,
@@ -85,6 +89,10 @@ mod defaults {
 
     pub(super) fn yes() -> bool {
         true
+    }
+
+    pub(super) fn discovery_first_run_secs() -> u64 {
+        30
     }
 
     pub(super) fn discovery_nmap_args() -> String {
@@ -178,6 +186,7 @@ impl AgentConfig {
             discovery_max_addresses: defaults::discovery_max_addresses(),
             discovery_mndp: true,
             discovery_nmap: false,
+            discovery_first_run_secs: defaults::discovery_first_run_secs(),
             discovery_nmap_args: defaults::discovery_nmap_args(),
         }
     }
@@ -190,6 +199,7 @@ impl AgentConfig {
             rate_pps: self.discovery_rate_pps,
             max_addresses: self.discovery_max_addresses,
             mndp: self.discovery_mndp,
+            first_run: std::time::Duration::from_secs(self.discovery_first_run_secs),
             nmap_args: self
                 .discovery_nmap
                 .then(|| self.discovery_nmap_args.split_whitespace().map(str::to_owned).collect()),
@@ -260,6 +270,9 @@ impl AgentConfig {
             return Err(bad(
                 "discovery_nmap_args must not choose nmap's output or input (-o…, -iL, --resume): the agent reads XML from nmap's standard output".into(),
             ));
+        }
+        if config.discovery_first_run_secs > 86_400 {
+            return Err(bad("discovery_first_run_secs must be at most 86400".into()));
         }
         if config.discovery_interval_secs < 60 {
             return Err(bad("discovery_interval_secs must be at least 60".into()));

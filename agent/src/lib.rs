@@ -170,6 +170,7 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
     let discovery = discovery::service::Discovery {
         sink: sink.clone(),
         outbox: outbox.clone(),
+        signals: signals.clone(),
         progress: progress_tx,
         settings: config.discovery_settings(),
         data_dir: data_dir.to_owned(),

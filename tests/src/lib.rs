@@ -39,6 +39,19 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A command for one of our binaries, inside network namespace `netns` when
+/// given (`ip netns exec` becomes the binary itself, so signals reach it).
+pub fn in_netns(netns: Option<&str>, name: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(bin(name));
+            cmd
+        }
+        None => Command::new(bin(name)),
+    }
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `PATIENCE`.
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
@@ -251,6 +264,9 @@ pub struct Collector {
     pub console_addr: Option<SocketAddr>,
     /// Extra arguments for `serve`.
     pub serve_args: Vec<String>,
+    /// Network namespace `serve` runs in (`ip netns exec`), e.g. a test
+    /// network's scan side, so an agent there can reach it on loopback.
+    pub netns: Option<String>,
 }
 
 impl Collector {
@@ -270,6 +286,7 @@ impl Collector {
             agent_addr: None,
             console_addr: None,
             serve_args: Vec::new(),
+            netns: None,
         };
         let out = c.cli(&["init"]).ok();
         c.admin_password = out
@@ -301,7 +318,7 @@ impl Collector {
     /// Starts `serve` on loopback ports chosen by the OS (or the ones used before,
     /// so agents can reconnect after a restart) and waits until it listens.
     pub fn start(&mut self) {
-        let mut cmd = Command::new(bin("outpost-collector"));
+        let mut cmd = in_netns(self.netns.as_deref(), "outpost-collector");
         let agent = self
             .agent_addr
             .map(|a| a.to_string())
@@ -456,6 +473,8 @@ pub struct Agent {
     dir: tempfile::TempDir,
     /// The running agent.
     pub process: Option<Process>,
+    /// Network namespace the agent runs in (`ip netns exec`).
+    pub netns: Option<String>,
 }
 
 impl Default for Agent {
@@ -470,6 +489,7 @@ impl Agent {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             process: None,
+            netns: None,
         }
     }
 
@@ -478,6 +498,7 @@ impl Agent {
         Self {
             dir: tempfile::tempdir_in(parent).expect("tempdir"),
             process: None,
+            netns: None,
         }
     }
 
@@ -488,7 +509,7 @@ impl Agent {
 
     /// Runs `outpost-agent <args> --data-dir DIR`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin("outpost-agent"))
+        in_netns(self.netns.as_deref(), "outpost-agent")
             .args(args)
             .arg("--data-dir")
             .arg(self.dir.path())
@@ -537,7 +558,7 @@ impl Agent {
                 self.set_config(key, "false");
             }
         }
-        let mut cmd = Command::new(bin("outpost-agent"));
+        let mut cmd = in_netns(self.netns.as_deref(), "outpost-agent");
         cmd.arg("run").arg("--data-dir").arg(self.dir.path());
         self.process = Some(Process::spawn(cmd));
     }

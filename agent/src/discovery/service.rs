@@ -34,9 +34,6 @@ pub const DEFAULT_JOB: &str = "default";
 pub const IMPORT_DIR: &str = "nmap-import";
 /// How often the import folder is looked at.
 const IMPORT_POLL: Duration = Duration::from_secs(2);
-/// An assigned job's first run comes this long after it arrives, so a burst
-/// of changes in the console does not start a scan per change.
-const FIRST_RUN: Duration = Duration::from_secs(30);
 
 /// Commands from the collector.
 #[derive(Debug)]
@@ -60,6 +57,8 @@ pub struct Settings {
     pub max_addresses: usize,
     /// Listen for MNDP during scans (UDP 5678) and ask routers to announce.
     pub mndp: bool,
+    /// From receiving a job to its first run.
+    pub first_run: Duration,
     /// Run nmap with these arguments after each scheduled scan; none: never.
     pub nmap_args: Option<Vec<String>>,
 }
@@ -73,6 +72,7 @@ struct Job {
 pub struct Discovery {
     pub(crate) sink: ReportSink,
     pub(crate) outbox: Arc<Outbox>,
+    pub(crate) signals: Arc<crate::signals::Signals>,
     pub(crate) progress: mpsc::Sender<ScanProgress>,
     pub(crate) settings: Settings,
     pub(crate) data_dir: PathBuf,
@@ -140,7 +140,8 @@ impl Discovery {
                             a.jobs
                                 .into_iter()
                                 .map(|spec| {
-                                    let next = (spec.interval_secs > 0).then(|| Instant::now() + FIRST_RUN);
+                                    let next =
+                                        (spec.interval_secs > 0).then(|| Instant::now() + self.settings.first_run);
                                     Job { spec, next }
                                 })
                                 .collect()
@@ -335,6 +336,7 @@ impl Discovery {
                     let n = items.len();
                     match blocking(&self.outbox, move |o| o.append(items)).await {
                         Ok(_) => {
+                            self.signals.new_data.notify_one();
                             tracing::info!(file = %file.display(), records = n, "nmap import sent to the outbox");
                             if let Err(e) = std::fs::remove_file(&file) {
                                 tracing::warn!(file = %file.display(), error = %e, "cannot remove an imported nmap file");

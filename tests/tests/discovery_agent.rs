@@ -1,0 +1,144 @@
+//! The whole discovery path with real processes: a collector and an agent run
+//! on the scan side of a test network (network namespaces, one per host); a
+//! discovery job added on the collector's command line reaches the agent, the
+//! agent scans the network, and the findings land in the site's inventory.
+//! An nmap file imported on the agent joins them; a malformed one is refused
+//! with its position and changes nothing.
+use std::collections::BTreeMap;
+
+use outpost_testnet::{HostSpec, TestNet};
+use outpost_tests::{Agent, Collector, OutputExt, wait_for};
+use serde_json::Value;
+
+fn inventory(c: &Collector) -> BTreeMap<String, Value> {
+    let out = c.cli(&["discovery", "hosts", "--json"]).ok();
+    let hosts: Vec<Value> = serde_json::from_str(&out.stdout_text()).expect("discovery hosts --json");
+    hosts
+        .into_iter()
+        .map(|h| (h["address"].as_str().expect("address").to_owned(), h))
+        .collect()
+}
+
+#[test]
+fn a_site_job_is_scanned_by_the_agent_and_lands_in_the_inventory() {
+    let Some(net) = TestNet::builder()
+        .host(HostSpec::new().tcp_ports(&[22, 80]))
+        .host(HostSpec::icmp_only())
+        .host(HostSpec::silent())
+        .build_or_skip()
+    else {
+        return;
+    };
+    let ns = net.scan_namespace().to_owned();
+    let mut collector = Collector::init();
+    collector.netns = Some(ns.clone());
+    collector.start();
+    let token = collector.token("acme", "hq");
+    let mut agent = Agent::new();
+    agent.netns = Some(ns);
+    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    agent.set_config("discovery_first_run_secs", "1");
+    agent.start();
+
+    let subnet = net.ipv4_subnet().to_string();
+    collector
+        .cli(&[
+            "discovery",
+            "job",
+            "add",
+            "--tenant",
+            "acme",
+            "--site",
+            "hq",
+            "--targets",
+            &subnet,
+            "--ports",
+            "22,80,443",
+            "--rate",
+            "2000",
+        ])
+        .ok();
+    let (h0, h1, silent) = (
+        net.host(0).addr().to_string(),
+        net.host(1).addr().to_string(),
+        net.host(2).addr().to_string(),
+    );
+    let hosts = wait_for("the scan's hosts in the inventory", || {
+        let hosts = inventory(&collector);
+        (hosts.contains_key(&h0) && hosts.contains_key(&h1)).then_some(hosts)
+    });
+    assert!(!hosts.contains_key(&silent), "the silent host: {hosts:#?}");
+    let up = &hosts[&h0];
+    assert_eq!(up["open_ports"], serde_json::json!(["22/tcp", "80/tcp"]), "{up:#}");
+    assert_eq!(up["mac"], net.host(0).mac().to_string());
+    assert_eq!(up["site"], "hq");
+    assert_eq!(hosts[&h1]["open_ports"], serde_json::json!([]));
+    wait_for("the scan recorded as finished", || {
+        (collector.count("SELECT COUNT(*) FROM discovery_scans WHERE finished_ms IS NOT NULL AND hosts_found >= 3")
+            >= 1)
+            .then_some(())
+    });
+    assert!(
+        agent.running().logged("discovery scan finished"),
+        "{:?}",
+        agent.running().log()
+    );
+
+    // An nmap scan of the same site, imported on the agent.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<nmaprun>\n<host><status state=\"up\"/>\n<address addr=\"10.77.0.99\" addrtype=\"ipv4\"></host></nmaprun>",
+    )
+    .expect("write");
+    let out = agent.cli(&["import-nmap", bad.to_str().expect("path")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "the fault's position: {err}");
+
+    let extra = ipnet::Ipv4Net::new(net.scan_ipv4(), 24)
+        .expect("prefix")
+        .hosts()
+        .nth(98)
+        .expect("a /24 has a .99")
+        .to_string();
+    let xml = format!(
+        r#"<?xml version="1.0"?><nmaprun args="nmap -sV {subnet}" start="1764000000">
+<host><status state="up"/><address addr="{extra}" addrtype="ipv4"/><address addr="02:77:00:00:00:99" addrtype="mac"/>
+<hostnames><hostname name="printer.example" type="PTR"/></hostnames>
+<ports><port protocol="tcp" portid="9100"><state state="open"/><service name="jetdirect" product="HP JetDirect"/></port></ports>
+<os><osmatch name="HP printer" accuracy="96"/></os></host>
+<runstats><finished time="1764000005"/></runstats></nmaprun>"#
+    );
+    let good = dir.path().join("scan.xml");
+    std::fs::write(&good, xml).expect("write");
+    let out = agent.cli(&["import-nmap", good.to_str().expect("path")]).ok();
+    assert!(
+        out.stdout_text().contains("Queued 1 of 1 hosts"),
+        "{}",
+        out.stdout_text()
+    );
+    let hosts = wait_for("the imported host", || {
+        let hosts = inventory(&collector);
+        hosts.contains_key(&extra).then_some(hosts)
+    });
+    let printer = &hosts[&extra];
+    assert_eq!(printer["open_ports"], serde_json::json!(["9100/tcp"]), "{printer:#}");
+    assert!(
+        printer["names"]
+            .as_array()
+            .expect("names")
+            .iter()
+            .any(|n| n == "printer.example")
+    );
+    assert_eq!(printer["os_guess"], "HP printer");
+    assert!(hosts.contains_key(&h0), "the import misses nobody: {hosts:#?}");
+    assert!(
+        std::fs::read_dir(agent.data_dir().join("nmap-import"))
+            .expect("queue")
+            .next()
+            .is_none(),
+        "the queue is emptied once the outbox has the hosts"
+    );
+}

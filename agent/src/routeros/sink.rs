@@ -4,6 +4,11 @@
 //! each reporting once a minute would mean hundreds of commits a second, so
 //! device tasks hand their reports to one writer that appends whatever has
 //! gathered, at most every [`GATHER`].
+//!
+//! What waits for the writer is bounded in bytes as well as in reports
+//! ([`QUEUE_BYTES`]): after a start, thousands of first configuration backups
+//! of tens of KB each would otherwise queue hundreds of MB. A sender waits
+//! for room, which slows polling and backups down to what the disk takes.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,17 +26,31 @@ const MAX_GROUP: usize = 2_000;
 /// Reports waiting for the writer; device tasks wait when it is full, which
 /// slows polling down to what the disk can take instead of growing memory.
 const QUEUE: usize = 10_000;
+/// Bytes of reports waiting for the writer, at most (in KiB permits).
+const QUEUE_BYTES: usize = 16 << 20;
+
+fn kib(body: &Body) -> u32 {
+    u32::try_from(body.encoded_len().div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
 
 /// Where device tasks send their reports.
 #[derive(Clone, Debug)]
 pub struct ReportSink {
     tx: mpsc::Sender<(i64, Body)>,
+    room: Arc<tokio::sync::Semaphore>,
 }
 
 impl ReportSink {
     /// Queues one report observed at `at_ms`. Fails only when the agent is
     /// stopping.
     pub async fn send(&self, at_ms: i64, body: Body) -> bool {
+        // A report larger than the whole budget still goes, alone.
+        let want = kib(&body).min(u32::try_from(QUEUE_BYTES / 1024).unwrap_or(u32::MAX));
+        match self.room.acquire_many(want).await {
+            // Given back by the writer once the report is in the outbox.
+            Ok(permit) => permit.forget(),
+            Err(_) => return false,
+        }
         self.tx.send((at_ms, body)).await.is_ok()
     }
 
@@ -39,7 +58,9 @@ impl ReportSink {
     #[cfg(test)]
     pub fn for_tests() -> (Self, mpsc::Receiver<(i64, Body)>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        (Self { tx }, rx)
+        // Tests read reports themselves and give nothing back: no byte bound.
+        let room = Arc::new(tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS));
+        (Self { tx, room }, rx)
     }
 }
 
@@ -51,7 +72,10 @@ pub fn start(
     stop: CancellationToken,
 ) -> (ReportSink, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<(i64, Body)>(QUEUE);
+    let room = Arc::new(tokio::sync::Semaphore::new(QUEUE_BYTES / 1024));
+    let writer_room = room.clone();
     let task = tokio::spawn(async move {
+        let room = writer_room;
         loop {
             let first = tokio::select! {
                 r = rx.recv() => match r { Some(r) => r, None => return },
@@ -66,7 +90,13 @@ pub fn start(
                 }
             }
             let n = group.len();
-            match blocking(&outbox, move |o| o.append(group)).await {
+            let held: usize = group
+                .iter()
+                .map(|(_, b)| kib(b).min(u32::try_from(QUEUE_BYTES / 1024).unwrap_or(u32::MAX)) as usize)
+                .sum();
+            let result = blocking(&outbox, move |o| o.append(group)).await;
+            room.add_permits(held);
+            match result {
                 Ok(seqs) if !seqs.is_empty() => signals.new_data.notify_one(),
                 // Metric-like polls refused below the free-space reserve are
                 // counted and logged by the outbox.
@@ -75,5 +105,5 @@ pub fn start(
             }
         }
     });
-    (ReportSink { tx }, task)
+    (ReportSink { tx, room }, task)
 }

@@ -22,6 +22,11 @@ const DEMO_FIRST_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 100, 1
 /// The simulated devices' API password. They listen on loopback only; the
 /// password is sealed in the vault like any other device's.
 const DEMO_PASSWORD: &str = "outpost-demo";
+/// Simulated routers beyond the managed ones: discovery finds them and the
+/// console offers to adopt them with the site's credential profile.
+const DEMO_UNMANAGED: usize = 2;
+/// Ports the demo site's discovery job probes.
+const DEMO_PORTS: &str = "22,80,443,2222,8291,8728,8729";
 
 /// Runs until Ctrl-C. A second run reuses `root`. With `demo_devices` > 0, a
 /// simulated RouterOS site of that many devices runs too, added as managed
@@ -100,6 +105,17 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
             enrolled.agent_id
         );
     }
+    {
+        // The local agent discovers what the collector assigns (the demo
+        // site on loopback) without MNDP broadcasts on this machine's
+        // networks, and soon after a job arrives, for a quick first look.
+        let mut config = AgentConfig::load(&agent_dir)?;
+        if config.discovery_mndp || config.discovery_first_run_secs != 5 {
+            config.discovery_mndp = false;
+            config.discovery_first_run_secs = 5;
+            config.save(&agent_dir)?;
+        }
+    }
     let demo = if demo_devices > 0 {
         Some(start_demo(&location, demo_devices).await?)
     } else {
@@ -124,8 +140,8 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
     if let Some(fleet) = &demo {
         println!(
             "  demo site:  {} simulated RouterOS devices from {DEMO_FIRST_IP} (API 8728, API-SSL 8729, SSH 2222); \
-             see them under Devices (leave them out with --no-demo)",
-            fleet.devices().len()
+             see them under Devices, and {DEMO_UNMANAGED} more for discovery to find under Inventory (leave them out with --no-demo)",
+            fleet.devices().len() - DEMO_UNMANAGED
         );
     }
     println!("Press Ctrl-C to stop.");
@@ -151,7 +167,7 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
 /// site: RouterOS 6 over the plain API, RouterOS 7 over API-SSL.
 async fn start_demo(location: &Location, devices: usize) -> Result<outpost_sim::Fleet> {
     let fleet = outpost_sim::Fleet::start(outpost_sim::FleetConfig {
-        devices,
+        devices: devices + DEMO_UNMANAGED,
         first_ip: DEMO_FIRST_IP,
         ros: outpost_sim::RosMix::Mixed,
         seed: 1,
@@ -167,7 +183,7 @@ async fn start_demo(location: &Location, devices: usize) -> Result<outpost_sim::
     let (store, admin) = outpost_store::Store::open_as_operator(&location.data_dir, None).await?;
     let dir = DataDir::new(&location.data_dir);
     let mut added = 0;
-    for d in fleet.devices() {
+    for d in fleet.devices().iter().take(devices) {
         let v7 = d.version.major == outpost_sim::catalog::RosMajor::V7;
         let spec = crate::device_commands::DeviceSpec {
             tenant: TENANT.into(),
@@ -186,9 +202,31 @@ async fn start_demo(location: &Location, devices: usize) -> Result<outpost_sim::
             Err(e) => return Err(e.context(format!("adding simulated device {}", d.ip))),
         }
     }
+    let first_run = added > 0;
+    if first_run {
+        // Discovery of the whole simulated site, managed or not: the
+        // inventory shows the routers, and the unmanaged ones can be adopted
+        // with the site's credential profile.
+        let targets: Vec<String> = fleet.devices().iter().map(|d| d.ip.to_string()).collect();
+        let job = crate::discovery_commands::JobSpec {
+            tenant: TENANT.into(),
+            site: SITE.into(),
+            targets: targets.join(","),
+            ports: Some(DEMO_PORTS.into()),
+            rate: 1000,
+            interval: 600,
+            community: None,
+        };
+        crate::discovery_commands::add_job(&store, &admin, &dir, &job)
+            .await
+            .context("adding the demo site's discovery job")?;
+    }
     store.close().await;
-    if added > 0 {
-        println!("Added {added} simulated RouterOS devices to site {SITE:?}.");
+    if first_run {
+        crate::discovery_commands::profile_set(location, TENANT, SITE, "admin", DEMO_PASSWORD)
+            .await
+            .context("setting the demo site's credential profile")?;
+        println!("Added {added} simulated RouterOS devices to site {SITE:?}, and a discovery job over its routers.");
     }
     Ok(fleet)
 }

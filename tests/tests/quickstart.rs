@@ -59,6 +59,35 @@ fn quickstart_runs_enrolls_and_restarts() {
             .collect();
         (devices.len() == 20 && devices.iter().all(|d| d["state"] == "up")).then_some(())
     });
+    // Discovery of the demo site: the managed routers and the ones left for
+    // adoption, found by the local agent's scan.
+    let hosts = wait_for("the demo site in the inventory", || {
+        let out = Command::new(bin("outpost-collector"))
+            .args(["discovery", "hosts", "--json", "--data-dir"])
+            .arg(dir.path().join("collector"))
+            .output()
+            .ok()?;
+        let hosts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+        (hosts.len() == 22).then_some(hosts)
+    });
+    let out = Command::new(bin("outpost-collector"))
+        .args(["discovery", "hosts", "--adoptable", "--json", "--data-dir"])
+        .arg(dir.path().join("collector"))
+        .output()
+        .expect("discovery hosts --adoptable");
+    let adoptable: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let addresses: Vec<&str> = adoptable.iter().filter_map(|h| h["address"].as_str()).collect();
+    assert_eq!(
+        addresses,
+        ["127.0.100.21", "127.0.100.22"],
+        "only the unmanaged routers: {adoptable:#?}"
+    );
+    assert!(
+        hosts
+            .iter()
+            .all(|h| h["open_ports"].as_array().is_some_and(|p| !p.is_empty())),
+        "{hosts:#?}"
+    );
     assert!(first.interrupt(), "Ctrl-C stops cleanly: {:?}", first.log());
     first.wait_log("collector stopped");
     first.wait_log("agent stopped");

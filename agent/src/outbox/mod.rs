@@ -187,6 +187,11 @@ pub struct Record {
     pub observation: Observation,
 }
 
+/// redb's page cache. The outbox is a queue: a record is read back soon after
+/// it is written, then deleted, so a small cache serves it; redb's default
+/// (1 GiB) let an agent's memory grow with everything it ever wrote.
+const CACHE_BYTES: usize = 32 << 20;
+
 impl Outbox {
     /// Opens or creates the outbox file with default options.
     pub fn open(path: &Path, max_records: u64) -> Result<Self, OutboxError> {
@@ -196,7 +201,15 @@ impl Outbox {
     /// Opens or creates the outbox file. An interrupted renumbering is finished here.
     pub fn open_with(path: &Path, options: &OutboxOptions) -> Result<Self, OutboxError> {
         let file = path.to_owned();
-        Self::open_using(path, options, Box::new(move || redb::Builder::new().create(&file)))
+        Self::open_using(
+            path,
+            options,
+            Box::new(move || {
+                let mut builder = redb::Builder::new();
+                builder.set_cache_size(CACHE_BYTES);
+                builder.create(&file)
+            }),
+        )
     }
 
     /// Like [`Outbox::open_with`], with a custom way to open the database (tests

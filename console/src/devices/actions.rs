@@ -59,24 +59,40 @@ pub(crate) async fn delete(
     }
 }
 
+/// What a device presents that an operator may accept as its new pin.
+#[derive(Clone, Copy, Debug)]
+enum Acceptable {
+    Certificate,
+    HostKey,
+}
+
+async fn accept(state: &ConsoleState, raw_id: &str, session: &Session, what: Acceptable) -> Response {
+    let (id, scope) = match target(&state.store, session, raw_id).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    let accepted = match what {
+        Acceptable::Certificate => state.store.accept_device_certificate(&scope, id).await,
+        Acceptable::HostKey => state.store.accept_device_host_key(&scope, id).await,
+    };
+    match accepted {
+        Ok(fingerprint) => {
+            tracing::info!(device = %id, %fingerprint, user = %session.username, what = ?what, "console: presented credential accepted");
+            Redirect::to(&format!("/devices/{id}")).into_response()
+        }
+        // Nothing waiting (accepted in another tab): the page says so.
+        Err(outpost_store::StoreError::Conflict(_)) => Redirect::to(&format!("/devices/{id}")).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
 /// `POST /devices/{id}/accept-certificate`.
 pub(crate) async fn accept_certificate(
     State(state): State<ConsoleState>,
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
-        Ok(t) => t,
-        Err(res) => return res,
-    };
-    match state.store.accept_device_certificate(&scope, id).await {
-        Ok(fingerprint) => {
-            tracing::info!(device = %id, %fingerprint, user = %auth.session.username, "console: device certificate accepted");
-            Redirect::to(&format!("/devices/{id}")).into_response()
-        }
-        Err(outpost_store::StoreError::Conflict(_)) => Redirect::to(&format!("/devices/{id}")).into_response(),
-        Err(e) => page_error(e),
-    }
+    accept(&state, &raw_id, &auth.session, Acceptable::Certificate).await
 }
 
 /// `POST /devices/{id}/accept-host-key`.
@@ -85,18 +101,7 @@ pub(crate) async fn accept_host_key(
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
-        Ok(t) => t,
-        Err(res) => return res,
-    };
-    match state.store.accept_device_host_key(&scope, id).await {
-        Ok(fingerprint) => {
-            tracing::info!(device = %id, %fingerprint, user = %auth.session.username, "console: device SSH host key accepted");
-            Redirect::to(&format!("/devices/{id}")).into_response()
-        }
-        Err(outpost_store::StoreError::Conflict(_)) => Redirect::to(&format!("/devices/{id}")).into_response(),
-        Err(e) => page_error(e),
-    }
+    accept(&state, &raw_id, &auth.session, Acceptable::HostKey).await
 }
 
 /// `POST /devices/{id}/backup`: asks the agent polling the device for a

@@ -309,11 +309,27 @@ impl Store {
         })
     }
 
-    /// Trusts the certificate a device presented after its pin stopped
-    /// matching (an operator renewed it on the router): it becomes the pin.
+    /// Makes the API-SSL certificate `device` presents instead of its pin
+    /// the new pin; returns it. A conflict when none is waiting.
     pub async fn accept_device_certificate(&self, scope: &TenantScope, device: DeviceId) -> Result<String, StoreError> {
+        self.accept_presented(scope, device, Presented::Certificate).await
+    }
+
+    /// Makes the SSH host key `device` presents instead of its pin the new
+    /// pin; returns it. A conflict when no other key is waiting.
+    pub async fn accept_device_host_key(&self, scope: &TenantScope, device: DeviceId) -> Result<String, StoreError> {
+        self.accept_presented(scope, device, Presented::HostKey).await
+    }
+
+    async fn accept_presented(
+        &self,
+        scope: &TenantScope,
+        device: DeviceId,
+        what: Presented,
+    ) -> Result<String, StoreError> {
         let now = now_ms();
         let (tenant, id) = (scope.tenant().to_string(), device.to_string());
+        let (select, update, event, missing) = what.sql();
         on_pool!(self, pool, _Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
@@ -323,70 +339,26 @@ impl Store {
                 .bind(&tenant)
                 .execute(&mut *tx)
                 .await?;
-            let row: Option<(Option<String>,)> = sqlx::query_as(
-                "SELECT presented_tls_fingerprint FROM devices WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
-            )
-            .bind(&id)
-            .bind(&tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let row: Option<(Option<String>,)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
+                .bind(&id)
+                .bind(&tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some((presented,)) = row else {
                 return Err(StoreError::NotFound(format!("device {device}")));
             };
             let Some(presented) = presented else {
-                return Err(StoreError::Conflict("the device has not presented a different certificate".into()));
+                return Err(StoreError::Conflict(missing.into()));
             };
-            sqlx::query(
-                "UPDATE devices SET api_tls_pin = $1, presented_tls_fingerprint = NULL, updated_at_ms = $2, \
-                 state = 'pending', state_reason = 'new certificate accepted', state_since_ms = $2 WHERE id = $3",
-            )
-            .bind(&presented)
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            <_Db as reports::ApplyReports>::event(&mut tx, &tenant, &id, now, "certificate_accepted", &format!("sha256 {presented}")).await?;
-            tx.commit().await?;
-            Ok(presented)
-        })
-    }
-
-    /// Makes the SSH host key `device` presents instead of its pin the new
-    /// pin; returns it. A conflict when no other key is waiting.
-    pub async fn accept_device_host_key(&self, scope: &TenantScope, device: DeviceId) -> Result<String, StoreError> {
-        let now = now_ms();
-        let (tenant, id) = (scope.tenant().to_string(), device.to_string());
-        on_pool!(self, pool, _Db => {
-            let mut tx = pool.begin().await?;
-            // Write first (see accept_device_certificate).
-            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
-                .bind(&tenant)
+            // The assignment's version moves with updated_at_ms, so the
+            // agent gets the new pin.
+            sqlx::query(sqlx::AssertSqlSafe(update))
+                .bind(&presented)
+                .bind(now)
+                .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            let row: Option<(Option<String>,)> = sqlx::query_as(
-                "SELECT presented_ssh_host_key FROM devices WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
-            )
-            .bind(&id)
-            .bind(&tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((presented,)) = row else {
-                return Err(StoreError::NotFound(format!("device {device}")));
-            };
-            let Some(presented) = presented else {
-                return Err(StoreError::Conflict("the device has not presented a different SSH host key".into()));
-            };
-            // The assignment's version moves with updated_at_ms, so the agent
-            // gets the new pin and backs up again.
-            sqlx::query(
-                "UPDATE devices SET ssh_host_key_pin = $1, presented_ssh_host_key = NULL, updated_at_ms = $2 WHERE id = $3",
-            )
-            .bind(&presented)
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            <_Db as reports::ApplyReports>::event(&mut tx, &tenant, &id, now, "ssh_host_key_accepted", &format!("sha256 {presented}")).await?;
+            <_Db as reports::ApplyReports>::event(&mut tx, &tenant, &id, now, event, &format!("sha256 {presented}")).await?;
             tx.commit().await?;
             Ok(presented)
         })
@@ -504,3 +476,31 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// A credential a device presents that an operator may accept as its pin.
+#[derive(Clone, Copy, Debug)]
+enum Presented {
+    Certificate,
+    HostKey,
+}
+
+impl Presented {
+    /// Its select, update, event kind and the conflict's words; fixed SQL.
+    fn sql(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Self::Certificate => (
+                "SELECT presented_tls_fingerprint FROM devices WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
+                "UPDATE devices SET api_tls_pin = $1, presented_tls_fingerprint = NULL, updated_at_ms = $2, \
+                 state = 'pending', state_reason = 'new certificate accepted', state_since_ms = $2 WHERE id = $3",
+                "certificate_accepted",
+                "the device has not presented a different certificate",
+            ),
+            Self::HostKey => (
+                "SELECT presented_ssh_host_key FROM devices WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
+                "UPDATE devices SET ssh_host_key_pin = $1, presented_ssh_host_key = NULL, updated_at_ms = $2 WHERE id = $3",
+                "ssh_host_key_accepted",
+                "the device has not presented a different SSH host key",
+            ),
+        }
+    }
+}

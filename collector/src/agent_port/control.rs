@@ -6,13 +6,12 @@
 //! another tenant's device is "not found".
 use std::sync::Arc;
 
-use outpost_certs::AgentId;
 use outpost_certs::SiteId;
 use outpost_console::agent_control::{AgentControl, RequestFuture, WatchFuture};
 use outpost_proto::agent_v1::{BackupNow, Command, command};
 use outpost_store::devices::DeviceId;
 use outpost_store::inventory::{JobId, ScanId};
-use outpost_store::{Store, StoreError, TenantScope};
+use outpost_store::{Store, TenantScope};
 
 use super::live::LiveSessions;
 use super::scan_progress::{ScanProgressHub, ScanProgressView};
@@ -61,18 +60,8 @@ impl Control {
         self.progress.get(scope, scan)
     }
 
-    /// The agent polling `device`, or why there is none to ask.
-    pub(super) async fn agent_of(store: &Store, scope: &TenantScope, device: DeviceId) -> Result<AgentId, String> {
-        match store.device_agent(scope, device).await {
-            Ok(Some(agent)) => Ok(agent),
-            Ok(None) => Err("no agent polls this device yet".into()),
-            Err(StoreError::NotFound(_)) => Err("device not found".into()),
-            Err(e) => Err(format!("looking up the device failed: {e}")),
-        }
-    }
-
     async fn send_backup_now(&self, scope: TenantScope, device: DeviceId) -> Result<(), String> {
-        let agent = Self::agent_of(&self.store, &scope, device).await?;
+        let agent = super::devices::agent_of(&self.store, &scope, device).await?;
         let command = Command {
             command_id: uuid::Uuid::new_v4().to_string(),
             kind: Some(command::Kind::BackupNow(BackupNow {

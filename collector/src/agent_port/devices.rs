@@ -2,9 +2,11 @@
 //! list of devices it polls, with passwords opened from the vault (they
 //! travel only inside this mTLS stream; the agent keeps them in memory), on
 //! connect and again whenever the list changes.
+use outpost_certs::AgentId;
 use outpost_proto::agent_v1::{DeviceAssignment, ManagedDevice};
-use outpost_store::AgentScope;
 use outpost_store::devices::AssignedDevice;
+use outpost_store::devices::DeviceId;
+use outpost_store::{AgentScope, Store, StoreError, TenantScope};
 use outpost_vault::Vault;
 
 /// Default poll interval when a stored one is out of range.
@@ -51,4 +53,14 @@ pub(super) fn assignment(vault: &Vault, scope: &AgentScope, devices: &[AssignedD
         }
     }
     out
+}
+
+/// The agent polling `device`, or why there is none to ask.
+pub(super) async fn agent_of(store: &Store, scope: &TenantScope, device: DeviceId) -> Result<AgentId, String> {
+    match store.device_agent(scope, device).await {
+        Ok(Some(agent)) => Ok(agent),
+        Ok(None) => Err("no agent polls this device yet".into()),
+        Err(StoreError::NotFound(_)) => Err("device not found".into()),
+        Err(e) => Err(format!("looking up the device failed: {e}")),
+    }
 }

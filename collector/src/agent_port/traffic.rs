@@ -72,7 +72,7 @@ impl TrafficHub {
     }
 
     pub(super) async fn subscribe(self: Arc<Self>, scope: TenantScope, device: DeviceId) -> Result<LiveWatch, String> {
-        let agent = super::control::Control::agent_of(&self.store, &scope, device).await?;
+        let agent = super::devices::agent_of(&self.store, &scope, device).await?;
         let (samples, first) = {
             let mut map = self.lock();
             let entry = map.entry(device).or_insert_with(|| Watched {

@@ -45,6 +45,8 @@ pub enum DeviceRequest {
 pub struct DeviceTask {
     pub(super) device: Arc<ManagedDevice>,
     pub(super) permits: Arc<Semaphore>,
+    /// Backups in flight, fleet-wide (see [`super::fleet::BACKUP_CONCURRENCY`]).
+    pub(super) backup_permits: Arc<Semaphore>,
     pub(super) sink: ReportSink,
     pub(super) requests: mpsc::Receiver<DeviceRequest>,
     pub(super) live: super::live::LiveSender,
@@ -277,10 +279,12 @@ impl DeviceTask {
         let mut opts = BackupOptions::new(VersionHint::from_major(state.ros_major));
         opts.trigger = trigger;
         opts.learnt_pin = ssh.learnt;
-        let result = {
-            let _permit = self.permits.acquire().await;
-            backup::take_backup_with(&self.device, &opts).await
+        // All backup slots busy (the storm after a start): it stays due and
+        // is tried again after the next poll, which must not wait for it.
+        let Ok(_permit) = self.backup_permits.try_acquire() else {
+            return true;
         };
+        let result = backup::take_backup_with(&self.device, &opts).await;
         match result {
             Ok(taken) => {
                 ssh.retry_at = None;
@@ -451,6 +455,7 @@ mod tests {
         let task = DeviceTask {
             device: Arc::new(device),
             permits: Arc::new(Semaphore::new(1)),
+            backup_permits: Arc::new(Semaphore::new(1)),
             sink,
             requests: requests_rx,
             live,

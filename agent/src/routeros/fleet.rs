@@ -39,11 +39,18 @@ struct Running {
     stop: CancellationToken,
 }
 
+/// Configuration backups (SSH sessions and whole exports in memory) taken at
+/// once at most, apart from the polling bound: after a start every device is
+/// due for its first backup, and that storm must neither crowd out polls nor
+/// hold hundreds of sessions' buffers at the same time.
+pub const BACKUP_CONCURRENCY: usize = 16;
+
 /// The fleet's settings and state.
 pub struct Fleet {
     sink: ReportSink,
     live: LiveSender,
     permits: Arc<Semaphore>,
+    backup_permits: Arc<Semaphore>,
     concurrency: usize,
     running: HashMap<String, Running>,
     stop: CancellationToken,
@@ -57,6 +64,7 @@ impl Fleet {
             sink,
             live,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            backup_permits: Arc::new(Semaphore::new(BACKUP_CONCURRENCY.min(concurrency.max(1)))),
             concurrency: concurrency.max(1),
             running: HashMap::new(),
             stop,
@@ -129,6 +137,7 @@ impl Fleet {
             let task = DeviceTask {
                 device: device.clone(),
                 permits: self.permits.clone(),
+                backup_permits: self.backup_permits.clone(),
                 sink: self.sink.clone(),
                 requests: rx,
                 live: self.live.clone(),

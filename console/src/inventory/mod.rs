@@ -96,6 +96,10 @@ pub(crate) fn or_dash(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod test_seed;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_isolation;
 #[cfg(test)]
 mod tests_site;

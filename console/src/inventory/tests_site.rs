@@ -1,80 +1,22 @@
-//! A site's discovery page through the router (an administrator's session)
-//! and its handlers called with a tenant's session, on SQLite and, when
-//! `OUTPOST_TEST_DATABASE_URL` is set, PostgreSQL: discovery jobs with a
-//! sealed SNMP community, the credential profile, "scan now" through a
-//! recording [`AgentControl`], the scan's page and its progress JSON, and
-//! tenant isolation of all of it.
-use std::sync::{Arc, Mutex};
-
-use axum::extract::{Path, Query, State};
+//! A site's discovery page through the router (an administrator's session),
+//! on SQLite and, when `OUTPOST_TEST_DATABASE_URL` is set, PostgreSQL:
+//! discovery jobs with a sealed SNMP community, the credential profile,
+//! "scan now" through a recording `AgentControl`, the scan's page and its
+//! progress JSON.
 use axum::http::StatusCode;
-use outpost_certs::{AgentId, SiteId, TenantId};
+use outpost_certs::SiteId;
 use outpost_proto::agent_v1::{DiscoveryJob, snmp_credential};
-use outpost_store::devices::DeviceId;
 use outpost_store::inventory::addr::parse_targets;
 use outpost_store::inventory::records::{DiscoveryBody, DiscoveryReport, HostsChunk, ScanFinishedRow};
 use outpost_store::inventory::{JobId, ScanId};
+use outpost_store::now_ms;
 use outpost_store::scope::Viewer;
-use outpost_store::{Store, TenantScope, now_ms};
 use prost::Message as _;
 
-use super::tests::{Seeded, admin_csrf, form, seed, tenant_session};
-use crate::agent_control::{AgentControl, RequestFuture, ScanFuture, ScanProgress, WatchFuture};
+use super::test_seed::{Scans, admin_csrf, seed};
+use crate::agent_control::ScanProgress;
 use crate::devices::tests::consoles;
-use crate::session::{ApiSession, PageSession};
-use crate::tests::{Console, body, location, post_request};
-
-/// Asks for scans the way the collector does (recording the request, so the
-/// scan has its row) and answers the progress it was given.
-#[derive(Debug)]
-struct Scans {
-    store: Store,
-    /// The agent every request goes to.
-    agent: AgentId,
-    asked: Mutex<Vec<(TenantId, SiteId, Option<JobId>)>>,
-    progress: Mutex<Option<ScanProgress>>,
-}
-
-impl Scans {
-    fn new(c: &Console, s: &Seeded) -> Arc<Self> {
-        Arc::new(Self {
-            store: c.store.clone(),
-            agent: s.agent_id,
-            asked: Mutex::default(),
-            progress: Mutex::default(),
-        })
-    }
-
-    fn asked(&self) -> Vec<(TenantId, SiteId, Option<JobId>)> {
-        self.asked.lock().unwrap().clone()
-    }
-}
-
-impl AgentControl for Scans {
-    fn watch(&self, _scope: TenantScope, _device: DeviceId) -> WatchFuture<'_> {
-        Box::pin(async { Err("not in this test".to_owned()) })
-    }
-
-    fn backup_now(&self, _scope: TenantScope, _device: DeviceId) -> RequestFuture<'_> {
-        Box::pin(async { Err("not in this test".to_owned()) })
-    }
-
-    fn scan_now(&self, scope: TenantScope, site: SiteId, job: Option<JobId>) -> ScanFuture<'_> {
-        self.asked.lock().unwrap().push((scope.tenant(), site, job));
-        Box::pin(async move {
-            let scan = ScanId::random();
-            self.store
-                .record_scan_request(&scope, site, &scan, job, self.agent)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(scan)
-        })
-    }
-
-    fn scan_progress(&self, _scope: &TenantScope, _scan: &ScanId) -> Option<ScanProgress> {
-        self.progress.lock().unwrap().clone()
-    }
-}
+use crate::tests::{body, location, post_request};
 
 fn job_fields<'a>(csrf: &'a str, targets: &'a str, interval: &'a str, community: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -489,136 +431,5 @@ async fn scan_now_asks_an_agent_of_the_site_and_the_scan_page_follows_it() {
             StatusCode::NOT_FOUND
         );
         assert_eq!(c.get(&api, None).await.status(), StatusCode::UNAUTHORIZED);
-    }
-}
-
-#[tokio::test]
-async fn a_tenant_reaches_only_its_own_sites_jobs_and_scans() {
-    for c in consoles().await {
-        let acme = seed(&c, "acme").await;
-        let zeta = seed(&c, "zeta").await;
-        let scans = Scans::new(&c, &acme);
-        let c = c.with_agents(scans.clone());
-        let auth = tenant_session(&acme);
-        let state = c.state.clone();
-        let zeta_scope = zeta.agent.tenant_scope();
-        let zeta_site = zeta.agent.site().to_string();
-        let zeta_job = c
-            .store
-            .add_discovery_job(
-                &zeta_scope,
-                &outpost_store::inventory::jobs::NewJob {
-                    id: JobId::random(),
-                    site: zeta.agent.site(),
-                    targets: parse_targets("10.9.0.0/24").unwrap(),
-                    ports: Default::default(),
-                    rate_pps: 0,
-                    interval_secs: 0,
-                    snmp_sealed: None,
-                    snmp_summary: String::new(),
-                },
-            )
-            .await
-            .unwrap();
-
-        let site_page = |site: String| {
-            super::site::page(
-                State(state.clone()),
-                PageSession(auth.clone()),
-                Path(site),
-                Query(Default::default()),
-            )
-        };
-        assert_eq!(site_page(acme.agent.site().to_string()).await.status(), StatusCode::OK);
-        assert_eq!(site_page(zeta_site.clone()).await.status(), StatusCode::NOT_FOUND);
-
-        let job = serde_json::json!({ "targets": "10.9.1.0/24", "rate": "0", "interval": "0" });
-        let res = super::jobs::add(State(state.clone()), Path(zeta_site.clone()), form(&auth, job.clone())).await;
-        assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        let res = super::jobs::delete(
-            State(state.clone()),
-            Path(zeta_job.to_string()),
-            form(&auth, serde_json::json!({})),
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        let zeta_jobs = c.store.assigned_discovery_jobs(&zeta.agent).await.unwrap();
-        assert_eq!(
-            zeta_jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
-            [zeta_job],
-            "untouched"
-        );
-
-        let profile = serde_json::json!({ "username": "evil", "password": "pw" });
-        let res = super::profile::set(
-            State(state.clone()),
-            Path(zeta_site.clone()),
-            form(&auth, profile.clone()),
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        assert!(
-            c.store
-                .site_credential(&zeta_scope, zeta.agent.site())
-                .await
-                .unwrap()
-                .is_none()
-        );
-
-        let res = super::scans::scan_now(
-            State(state.clone()),
-            Path(zeta_site.clone()),
-            form(&auth, serde_json::json!({})),
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        // Nor with the other tenant's job on its own site.
-        let res = super::scans::scan_now(
-            State(state.clone()),
-            Path(acme.agent.site().to_string()),
-            form(&auth, serde_json::json!({ "job": zeta_job.to_string() })),
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        assert!(scans.asked().is_empty(), "nothing was asked");
-
-        // Another tenant's scans, agent-reported or requested, are not found.
-        let requested = ScanId::random();
-        c.store
-            .record_scan_request(&zeta_scope, zeta.agent.site(), &requested, None, zeta.agent_id)
-            .await
-            .unwrap();
-        for scan in ["zeta-s4".to_owned(), requested.to_string()] {
-            let res = super::scans::page(State(state.clone()), PageSession(auth.clone()), Path(scan.clone())).await;
-            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{scan}");
-            let res = super::scans::api(State(state.clone()), ApiSession(auth.clone()), Path(scan.clone())).await;
-            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{scan}");
-        }
-        let res = super::scans::api(State(state.clone()), ApiSession(auth.clone()), Path("acme-s4".into())).await;
-        assert_eq!(res.status(), StatusCode::OK);
-
-        // On its own site it acts.
-        let res = super::jobs::add(
-            State(state.clone()),
-            Path(acme.agent.site().to_string()),
-            form(&auth, job),
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let res = super::profile::set(
-            State(state.clone()),
-            Path(acme.agent.site().to_string()),
-            form(&auth, profile),
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let res = super::scans::scan_now(
-            State(state.clone()),
-            Path(acme.agent.site().to_string()),
-            form(&auth, serde_json::json!({})),
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        assert_eq!(scans.asked(), [(acme.agent.tenant(), acme.agent.site(), None)]);
     }
 }

@@ -466,3 +466,82 @@
     }
   });
 })();
+
+// A scan's page: while the scan runs, re-reads /api/scans/{id} every second
+// and updates the progress in place; once it has finished, reloads the page,
+// which then shows the summary the scans table keeps.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("scan");
+  if (!root || root.dataset.running !== "true") {
+    return;
+  }
+  const id = root.dataset.scanId;
+  const bar = document.getElementById("scan-bar");
+  const badge = document.getElementById("scan-state");
+  const statusLine = document.getElementById("scan-status");
+  const EVERY_MS = 1000;
+  let timer = null;
+
+  function setStatus(state, text) {
+    statusLine.dataset.state = state;
+    statusLine.textContent = text;
+  }
+
+  function field(name, value) {
+    const node = root.querySelector('[data-field="' + name + '"]');
+    if (node) {
+      node.textContent = String(value);
+    }
+  }
+
+  function update(data) {
+    badge.textContent = data.state;
+    const p = data.progress;
+    if (p) {
+      field("phase", p.phase);
+      field("done", p.done);
+      field("total", p.total);
+      field("hosts_found", p.hosts_found);
+      if (p.total > 0) {
+        bar.max = p.total;
+        bar.value = Math.min(p.done, p.total);
+      } else {
+        bar.removeAttribute("value");
+      }
+      root.dataset.progressDone = String(p.done);
+    }
+  }
+
+  async function refresh() {
+    try {
+      const res = await fetch("/api/scans/" + encodeURIComponent(id), { headers: { Accept: "application/json" } });
+      if (res.status === 401) {
+        window.location.assign("/login");
+        return;
+      }
+      if (res.status === 404) {
+        window.clearInterval(timer);
+        setStatus("stale", "This scan is no longer known.");
+        return;
+      }
+      if (!res.ok) {
+        throw new Error(res.status);
+      }
+      const data = await res.json();
+      if (!data.running) {
+        window.clearInterval(timer);
+        window.location.reload();
+        return;
+      }
+      update(data);
+      setStatus("live", "Live: refreshed " + new Date().toLocaleTimeString());
+    } catch (e) {
+      setStatus("stale", "Could not refresh; showing older progress.");
+    }
+  }
+
+  timer = window.setInterval(refresh, EVERY_MS);
+  refresh();
+})();

@@ -2,13 +2,17 @@
 //! traffic of a device for its page (the collector tells the agent polling
 //! the device to stream `monitor-traffic`, one sample a second while the page
 //! is open, and stops it when the last viewer leaves by dropping
-//! [`LiveWatch`]), and a configuration backup now.
+//! [`LiveWatch`]), a configuration backup now, and a discovery scan now with
+//! its progress while it runs.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use outpost_certs::SiteId;
 use outpost_store::TenantScope;
 use outpost_store::devices::DeviceId;
+use outpost_store::inventory::{JobId, ScanId};
+use serde::Serialize;
 use tokio::sync::broadcast;
 
 /// One interface's rates in a sample.
@@ -52,6 +56,26 @@ pub type WatchFuture<'a> = Pin<Box<dyn Future<Output = Result<LiveWatch, String>
 /// why it could not be sent.
 pub type RequestFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
+/// A future the console awaits for a scan it asked for: the scan's id to
+/// follow, or why no agent could be asked.
+pub type ScanFuture<'a> = Pin<Box<dyn Future<Output = Result<ScanId, String>> + Send + 'a>>;
+
+/// How far a running scan is, as its agent last reported (not stored: it is
+/// worth nothing once the scan ends, when the scans table has the summary).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScanProgress {
+    /// `icmp`, `tcp`, `snmp`, `names` or `done`.
+    pub phase: String,
+    /// Work done in the phase.
+    pub done: u32,
+    /// Work the phase has.
+    pub total: u32,
+    /// Hosts found so far.
+    pub hosts_found: u32,
+    /// When the collector received it (Unix ms).
+    pub updated_at_ms: i64,
+}
+
 /// Requests to the agents of this collector. The collector implements it;
 /// the scope is the viewer's, so a device of another tenant is "not found".
 pub trait AgentControl: Send + Sync + std::fmt::Debug {
@@ -61,6 +85,14 @@ pub trait AgentControl: Send + Sync + std::fmt::Debug {
 
     /// Asks the agent polling `device` for a configuration backup now.
     fn backup_now(&self, scope: TenantScope, device: DeviceId) -> RequestFuture<'_>;
+
+    /// Asks a connected agent of `site` to scan now: `job`, or the agent's
+    /// default scan of its connected networks.
+    fn scan_now(&self, scope: TenantScope, site: SiteId, job: Option<JobId>) -> ScanFuture<'_>;
+
+    /// The latest progress of a scan of the scope's tenant, while it runs
+    /// and its agent streams to this collector.
+    fn scan_progress(&self, scope: &TenantScope, scan: &ScanId) -> Option<ScanProgress>;
 }
 
 /// For a console without a collector behind it (unit tests): no agent is
@@ -74,6 +106,16 @@ impl AgentControl for NoAgents {
     }
 
     fn backup_now(&self, _scope: TenantScope, _device: DeviceId) -> RequestFuture<'_> {
-        Box::pin(async { Err("no agent is reachable from this console".to_owned()) })
+        Box::pin(async { Err(NO_AGENT.to_owned()) })
+    }
+
+    fn scan_now(&self, _scope: TenantScope, _site: SiteId, _job: Option<JobId>) -> ScanFuture<'_> {
+        Box::pin(async { Err(NO_AGENT.to_owned()) })
+    }
+
+    fn scan_progress(&self, _scope: &TenantScope, _scan: &ScanId) -> Option<ScanProgress> {
+        None
     }
 }
+
+const NO_AGENT: &str = "no agent is reachable from this console";

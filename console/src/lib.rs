@@ -1,5 +1,6 @@
 //! The Outpost web console: server-rendered pages (sites & agents, devices,
-//! topology), their JSON, and Server-Sent Events streams that keep the
+//! topology, the discovery inventory with its scans, jobs and credential
+//! profiles), their JSON, and Server-Sent Events streams that keep the
 //! overview and a device's live traffic current.
 //!
 //! Authentication is a session cookie from [`Store::open_session`], after a
@@ -23,6 +24,7 @@ mod devices;
 mod error;
 mod feed;
 mod hashing;
+pub mod inventory;
 mod layout;
 mod overview;
 mod overview_data;
@@ -82,6 +84,22 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/api/devices", get(devices::list::api))
         .route("/api/devices/{id}/metrics", get(devices::metrics::api))
         .route("/topology", get(devices::topology::page))
+        .route("/inventory", get(inventory::list::page))
+        .route("/api/inventory", get(inventory::list::api))
+        .route("/inventory/changes", get(inventory::changes::page))
+        .route("/inventory/hosts/{id}", get(inventory::host::page))
+        .route("/inventory/hosts/{id}/adopt", post(inventory::actions::adopt))
+        .route(
+            "/inventory/hosts/{id}/clear-conflict",
+            post(inventory::actions::clear_conflict),
+        )
+        .route("/inventory/sites/{site}", get(inventory::site::page))
+        .route("/inventory/sites/{site}/scan", post(inventory::scans::scan_now))
+        .route("/inventory/sites/{site}/jobs", post(inventory::jobs::add))
+        .route("/inventory/sites/{site}/profile", post(inventory::profile::set))
+        .route("/inventory/jobs/{id}/delete", post(inventory::jobs::delete))
+        .route("/inventory/scans/{id}", get(inventory::scans::page))
+        .route("/api/scans/{id}", get(inventory::scans::api))
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
         .route("/assets/uplot.css", get(assets::uplot_css))

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use outpost_certs::SiteId;
-use outpost_console::agent_control::{AgentControl, RequestFuture, WatchFuture};
+use outpost_console::agent_control::{AgentControl, RequestFuture, ScanFuture, ScanProgress, WatchFuture};
 use outpost_proto::agent_v1::{BackupNow, Command, command};
 use outpost_store::devices::DeviceId;
 use outpost_store::inventory::{JobId, ScanId};
@@ -84,5 +84,73 @@ impl AgentControl for Control {
 
     fn backup_now(&self, scope: TenantScope, device: DeviceId) -> RequestFuture<'_> {
         Box::pin(self.send_backup_now(scope, device))
+    }
+
+    fn scan_now(&self, scope: TenantScope, site: SiteId, job: Option<JobId>) -> ScanFuture<'_> {
+        Box::pin(Control::scan_now(self, scope, site, job))
+    }
+
+    fn scan_progress(&self, scope: &TenantScope, scan: &ScanId) -> Option<ScanProgress> {
+        Control::scan_progress(self, scope, scan).map(|p| ScanProgress {
+            phase: p.phase,
+            done: p.done,
+            total: p.total,
+            hosts_found: p.hosts_found,
+            updated_at_ms: p.updated_at_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use outpost_certs::{AgentCertificate, AgentIdentity};
+    use outpost_proto::agent_v1::ScanProgress as WireProgress;
+    use outpost_store::AgentScope;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_console_reaches_scan_now_and_progress_through_its_trait() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (store, admin) = Store::open_as_operator(tmp.path(), None).await.expect("store");
+        let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
+        let sessions: Arc<LiveSessions> = Arc::default();
+        let progress: Arc<ScanProgressHub> = Arc::default();
+        let traffic = Arc::new(TrafficHub::new(store.clone(), sessions.clone()));
+        let control: Arc<dyn AgentControl> = Arc::new(Control::new(store.clone(), traffic, sessions, progress.clone()));
+        let scope = admin.tenant_scope(site.tenant);
+
+        let err = control.scan_now(scope, site.site, None).await.expect_err("no agent");
+        assert!(err.contains("no agent of this site is connected"), "{err}");
+
+        let agent = AgentScope::from_certificate(&AgentCertificate {
+            identity: AgentIdentity {
+                tenant: site.tenant,
+                site: site.site,
+                agent: AgentId::random(),
+            },
+            serial: String::new(),
+            not_before: 0,
+            not_after: 0,
+        });
+        progress.record(
+            &agent,
+            &WireProgress {
+                scan_id: "s1".into(),
+                phase: "snmp".into(),
+                done: 7,
+                total: 9,
+                hosts_found: 4,
+            },
+        );
+        let id: ScanId = "s1".parse().expect("scan id");
+        let seen = control.scan_progress(&scope, &id).expect("progress");
+        assert_eq!(
+            (seen.phase.as_str(), seen.done, seen.total, seen.hosts_found),
+            ("snmp", 7, 9, 4)
+        );
+        let other = admin.tenant_scope(outpost_certs::TenantId::random());
+        assert_eq!(control.scan_progress(&other, &id), None, "another tenant's scan");
+        store.close().await;
     }
 }

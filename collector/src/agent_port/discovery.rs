@@ -181,4 +181,16 @@ mod tests {
         assert_eq!(snmp_summary(&[community("a"), community("b")]), "2 communities");
         assert_eq!(snmp_summary(&[]), "");
     }
+
+    #[test]
+    fn a_community_the_console_sealed_opens_here_with_the_same_summary() {
+        use outpost_console::inventory::snmp::{ONE_COMMUNITY, seal_community};
+        let vault = Vault::generate().expect("vault");
+        let tenant = vault.tenant("t");
+        let job = JobId::random();
+        let sealed = seal_community(&tenant, job, "n0t-public").expect("seal");
+        let opened = open_snmp(&tenant, job, &sealed).expect("open");
+        assert_eq!(opened, [community("n0t-public")]);
+        assert_eq!(snmp_summary(&opened), ONE_COMMUNITY);
+    }
 }

@@ -64,4 +64,4 @@ pub(crate) fn api_error(e: StoreError) -> Response {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -30,7 +30,7 @@ const DIFF: &str =
     "--- a\n+++ b\n@@ -1,1 +1,1 @@\n-add name=branch password=old\n+add name=branch password=hunter2 service=l2tp\n";
 
 /// One console per engine.
-async fn consoles() -> Vec<Console> {
+pub(crate) async fn consoles() -> Vec<Console> {
     let mut all = vec![Console::on(TempDir::new().unwrap(), None, false).await];
     if let Ok(url) = std::env::var("OUTPOST_TEST_DATABASE_URL") {
         let name = format!("outpost_c_{}", uuid_like());
@@ -580,6 +580,23 @@ impl crate::agent_control::AgentControl for Requests {
     ) -> crate::agent_control::RequestFuture<'_> {
         self.0.lock().unwrap().push((scope.tenant().to_string(), device));
         Box::pin(async { Ok(()) })
+    }
+
+    fn scan_now(
+        &self,
+        _scope: outpost_store::TenantScope,
+        _site: outpost_certs::SiteId,
+        _job: Option<outpost_store::inventory::JobId>,
+    ) -> crate::agent_control::ScanFuture<'_> {
+        Box::pin(async { Err("not in this test".to_owned()) })
+    }
+
+    fn scan_progress(
+        &self,
+        _scope: &outpost_store::TenantScope,
+        _scan: &outpost_store::inventory::ScanId,
+    ) -> Option<crate::agent_control::ScanProgress> {
+        None
     }
 }
 

@@ -75,11 +75,19 @@ fn open_family(kind: ICMP) -> (Option<Client>, IcmpMode, Option<std::io::Error>)
 }
 
 /// What to grant for ICMP, in words.
+#[cfg(windows)]
+fn advice(error: &std::io::Error) -> String {
+    format!(
+        "ICMP echo is not permitted ({error}): run the agent as its Windows service or as an administrator; \
+         hosts are found with TCP probes and the neighbour table instead"
+    )
+}
+
+/// What to grant for ICMP, in words.
+#[cfg(not(windows))]
 fn advice(error: &std::io::Error) -> String {
     #[cfg(unix)]
     let gid = nix::unistd::getgid().as_raw();
-    #[cfg(not(unix))]
-    let gid = 0;
     format!(
         "ICMP echo is not permitted ({error}): grant the agent CAP_NET_RAW \
          (AmbientCapabilities=CAP_NET_RAW in its systemd unit, or `setcap cap_net_raw+ep` on the binary) \

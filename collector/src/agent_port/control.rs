@@ -103,7 +103,7 @@ impl AgentControl for Control {
 
 #[cfg(test)]
 mod tests {
-    use outpost_certs::{AgentCertificate, AgentIdentity};
+    use outpost_certs::{AgentCertificate, AgentId, AgentIdentity};
     use outpost_proto::agent_v1::ScanProgress as WireProgress;
     use outpost_store::AgentScope;
 

@@ -7,6 +7,11 @@ use outpost_agent::dial::CollectorAddr;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// Thousands of device tasks allocate and free on every thread; glibc's
+/// per-thread arenas kept much of that memory (bench/results.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Outpost site agent.
 #[derive(Debug, Parser)]
 #[command(name = "outpost-agent", version, about)]

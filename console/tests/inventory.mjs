@@ -28,76 +28,15 @@
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import { chromium } from "playwright-core";
+import { checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const TOTAL_MS = 150_000; // the whole run
 
-class TestFailure extends Error {}
-
-function fail(message) {
-  throw new TestFailure(message);
-}
-
-function log(message) {
-  process.stderr.write(`inventory: ${message}\n`);
-}
-
-function say(line) {
-  process.stdout.write(`${line}\n`);
-}
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    fail(`environment variable ${name} is not set`);
-  }
-  return value;
-}
-
-function isLoopback(url) {
-  let host;
-  try {
-    host = new URL(url).hostname;
-  } catch (_) {
-    return false;
-  }
-  return host === "127.0.0.1" || host === "localhost" || host === "[::1]";
-}
+named("inventory");
 
 function same(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-// Markup the console's Content-Security-Policy would refuse.
-async function inlineCode(page) {
-  return page.evaluate(() => {
-    const found = [];
-    for (const s of document.querySelectorAll("script")) {
-      if (!s.src) {
-        found.push(`inline <script>: ${s.textContent.trim().slice(0, 60)}`);
-      }
-    }
-    for (const s of document.querySelectorAll("style")) {
-      found.push(`inline <style>: ${s.textContent.trim().slice(0, 60)}`);
-    }
-    for (const node of document.querySelectorAll("*")) {
-      for (const attr of node.attributes) {
-        const name = attr.name.toLowerCase();
-        if (name.startsWith("on")) {
-          found.push(`<${node.localName} ${name}=...> event handler`);
-        } else if ((name === "href" || name === "src" || name === "action") && /^\s*javascript:/i.test(attr.value)) {
-          found.push(`<${node.localName} ${name}="javascript:...">`);
-        }
-      }
-    }
-    return found;
-  });
-}
-
-function checkErrors(state, when) {
-  if (state.errors.length > 0) {
-    fail(`problems in the page ${when}:\n  ${state.errors.join("\n  ")}`);
-  }
 }
 
 function where(page) {
@@ -443,43 +382,4 @@ async function run(state) {
   say("DONE");
 }
 
-async function main() {
-  const state = { browser: null, page: null, errors: [] };
-  let code = 0;
-  const watchdog = setTimeout(() => {
-    log(`FAILED: the whole run exceeded ${TOTAL_MS / 1000} s`);
-    setTimeout(() => process.exit(1), 5_000).unref();
-    Promise.resolve(state.browser && state.browser.close())
-      .catch(() => {})
-      .finally(() => process.exit(1));
-  }, TOTAL_MS);
-  try {
-    await run(state);
-  } catch (err) {
-    code = 1;
-    log(`FAILED: ${err instanceof TestFailure ? err.message : err.stack || err}`);
-    if (state.errors.length > 0) {
-      log(`page problems seen:\n  ${state.errors.join("\n  ")}`);
-    }
-    const shot = process.env.SCREENSHOT;
-    if (shot && state.page) {
-      try {
-        await state.page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
-        log(`screenshot saved to ${shot}`);
-      } catch (e) {
-        log(`could not save a screenshot: ${e.message}`);
-      }
-    }
-  } finally {
-    if (state.browser) {
-      await Promise.race([
-        state.browser.close().catch(() => {}),
-        new Promise((resolve) => setTimeout(resolve, 10_000)),
-      ]);
-    }
-    clearTimeout(watchdog);
-  }
-  process.exit(code);
-}
-
-main();
+runMain(run, TOTAL_MS);

@@ -1,0 +1,121 @@
+// What the console's browser scripts share: failing with a message, logging
+// under the script's name, the checks every page must pass (no inline code,
+// no problems seen), and running a script under a watchdog that closes the
+// browser and exits non-zero on failure (with a screenshot when SCREENSHOT
+// names a file).
+
+export class TestFailure extends Error {}
+
+let name = "browser";
+
+/// Names the script in its log lines.
+export function named(script) {
+  name = script;
+}
+
+export function fail(message) {
+  throw new TestFailure(message);
+}
+
+export function log(message) {
+  process.stderr.write(`${name}: ${message}\n`);
+}
+
+export function say(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+export function env(name) {
+  const value = process.env[name];
+  if (!value) {
+    fail(`environment variable ${name} is not set`);
+  }
+  return value;
+}
+
+export function isLoopback(url) {
+  let host;
+  try {
+    host = new URL(url).hostname;
+  } catch (_) {
+    return false;
+  }
+  return host === "127.0.0.1" || host === "localhost" || host === "[::1]";
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Markup the console's Content-Security-Policy would refuse.
+export async function inlineCode(page) {
+  return page.evaluate(() => {
+    const found = [];
+    for (const s of document.querySelectorAll("script")) {
+      if (!s.src) {
+        found.push(`inline <script>: ${s.textContent.trim().slice(0, 60)}`);
+      }
+    }
+    for (const s of document.querySelectorAll("style")) {
+      found.push(`inline <style>: ${s.textContent.trim().slice(0, 60)}`);
+    }
+    for (const node of document.querySelectorAll("*")) {
+      for (const attr of node.attributes) {
+        const name = attr.name.toLowerCase();
+        if (name.startsWith("on")) {
+          found.push(`<${node.localName} ${name}=...> event handler`);
+        } else if ((name === "href" || name === "src" || name === "action") && /^\s*javascript:/i.test(attr.value)) {
+          found.push(`<${node.localName} ${name}="javascript:...">`);
+        }
+      }
+    }
+    return found;
+  });
+}
+
+export function checkErrors(state, when) {
+  if (state.errors.length > 0) {
+    fail(`problems in the page ${when}:\n  ${state.errors.join("\n  ")}`);
+  }
+}
+
+/// Runs `run(state)` within `totalMs`; exits 0 when it returns, 1 otherwise.
+export async function runMain(run, totalMs) {
+  const state = { browser: null, page: null, errors: [] };
+  let code = 0;
+  const watchdog = setTimeout(() => {
+    log(`FAILED: the whole run exceeded ${totalMs / 1000} s`);
+    setTimeout(() => process.exit(1), 5_000).unref();
+    Promise.resolve(state.browser && state.browser.close())
+      .catch(() => {})
+      .finally(() => process.exit(1));
+  }, totalMs);
+  try {
+    await run(state);
+  } catch (err) {
+    code = 1;
+    log(`FAILED: ${err instanceof TestFailure ? err.message : err.stack || err}`);
+    if (state.errors.length > 0) {
+      log(`page problems seen:\n  ${state.errors.join("\n  ")}`);
+    }
+    const shot = process.env.SCREENSHOT;
+    if (shot && state.page) {
+      try {
+        await state.page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
+        log(`screenshot saved to ${shot}`);
+      } catch (e) {
+        log(`could not save a screenshot: ${e.message}`);
+      }
+    }
+  } finally {
+    if (state.browser) {
+      await Promise.race([
+        state.browser.close().catch(() => {}),
+        new Promise((resolve) => setTimeout(resolve, 10_000)),
+      ]);
+    }
+    clearTimeout(watchdog);
+  }
+  process.exit(code);
+}
+

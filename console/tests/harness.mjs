@@ -79,9 +79,10 @@ export function checkErrors(state, when) {
   }
 }
 
-/// Runs `run(state)` within `totalMs`; exits 0 when it returns, 1 otherwise.
-export async function runMain(run, totalMs) {
-  const state = { browser: null, page: null, errors: [] };
+/// Runs `run(state)` within `totalMs` (`more` adds fields to the state);
+/// exits 0 when it returns, 1 otherwise, also with stdin still open.
+export async function runMain(run, totalMs, more = {}) {
+  const state = { browser: null, page: null, errors: [], ...more };
   let code = 0;
   const watchdog = setTimeout(() => {
     log(`FAILED: the whole run exceeded ${totalMs / 1000} s`);

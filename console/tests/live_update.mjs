@@ -18,38 +18,13 @@
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { TestFailure, env, fail, isLoopback, log, named, runMain } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const STDIN_MS = 120_000; // for the driver to start the second agent
 const TOTAL_MS = 180_000; // the whole run
 
-class TestFailure extends Error {}
-
-function fail(message) {
-  throw new TestFailure(message);
-}
-
-function log(message) {
-  process.stderr.write(`live_update: ${message}\n`);
-}
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    fail(`environment variable ${name} is not set`);
-  }
-  return value;
-}
-
-function isLoopback(url) {
-  let host;
-  try {
-    host = new URL(url).hostname;
-  } catch (_) {
-    return false;
-  }
-  return host === "127.0.0.1" || host === "localhost" || host === "[::1]";
-}
+named("live_update");
 
 function rowStatus(agentId) {
   return `tr[data-agent-id="${agentId}"] td.status`;
@@ -282,45 +257,4 @@ async function run(state) {
   process.stdout.write("UPDATED\n");
 }
 
-async function main() {
-  const state = { browser: null, page: null, errors: [], navigations: [] };
-  let code = 0;
-  const watchdog = setTimeout(() => {
-    log(`FAILED: the whole run exceeded ${TOTAL_MS / 1000} s`);
-    // Give closing the browser a moment, then leave regardless.
-    setTimeout(() => process.exit(1), 5_000).unref();
-    Promise.resolve(state.browser && state.browser.close())
-      .catch(() => {})
-      .finally(() => process.exit(1));
-  }, TOTAL_MS);
-  try {
-    await run(state);
-  } catch (err) {
-    code = 1;
-    log(`FAILED: ${err instanceof TestFailure ? err.message : err.stack || err}`);
-    if (state.errors.length > 0) {
-      log(`page problems seen:\n  ${state.errors.join("\n  ")}`);
-    }
-    const shot = process.env.SCREENSHOT;
-    if (shot && state.page) {
-      try {
-        await state.page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
-        log(`screenshot saved to ${shot}`);
-      } catch (e) {
-        log(`could not save a screenshot: ${e.message}`);
-      }
-    }
-  } finally {
-    if (state.browser) {
-      await Promise.race([
-        state.browser.close().catch(() => {}),
-        new Promise((resolve) => setTimeout(resolve, 10_000)),
-      ]);
-    }
-    clearTimeout(watchdog);
-  }
-  // stdin may still be open: exit explicitly.
-  process.exit(code);
-}
-
-main();
+runMain(run, TOTAL_MS, { navigations: [] });

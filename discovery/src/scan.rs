@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use crate::banner::{self, Banner};
 pub use crate::host::{Host, Service, SnmpSummary};
-use crate::icmp::{IcmpMode, Pinger};
+use crate::icmp::Pinger;
 use crate::neighbours;
 use crate::rate::RateLimiter;
 use crate::targets::{self, Targets};
@@ -573,13 +573,6 @@ async fn tcp_ping(addr: IpAddr, limits: &ConnectLimits) -> bool {
         }
     }
     false
-}
-
-impl IcmpMode {
-    /// Whether echoes can be sent at all.
-    pub fn available(self) -> bool {
-        self != IcmpMode::None
-    }
 }
 
 #[cfg(test)]

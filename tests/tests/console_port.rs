@@ -52,7 +52,8 @@ fn curl_speaks_https_with_http1_and_http2() {
     )
     .ok()
     .stdout_text();
-    assert_eq!(by_name, "1.1 200");
+    // (curl asks for h2 over HTTPS unless told otherwise.)
+    assert_eq!(by_name, "2 200");
 
     // Without the collector CA, curl refuses the certificate.
     let untrusted = Command::new("curl")
@@ -123,7 +124,7 @@ fn an_operator_certificate_is_reloaded_when_its_files_change() {
     ];
     c.start();
     let url = format!("{}/login", c.console().url());
-    assert_eq!(curl(&first_ca, &url, &[]).ok().stdout_text(), "1.1 200");
+    assert_eq!(curl(&first_ca, &url, &[]).ok().stdout_text(), "2 200");
     // Not the collector CA's certificate.
     assert_eq!(curl(&c.ca_file(), &url, &[]).status.code(), Some(60));
 
@@ -133,7 +134,7 @@ fn an_operator_certificate_is_reloaded_when_its_files_change() {
         "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
     );
     c.server().wait_log("the changed console certificate is not usable");
-    assert_eq!(curl(&first_ca, &url, &[]).ok().stdout_text(), "1.1 200");
+    assert_eq!(curl(&first_ca, &url, &[]).ok().stdout_text(), "2 200");
 
     // A good one from another CA: new connections see it.
     let second_ca = operator_certificate(files.path(), &cert, &key);

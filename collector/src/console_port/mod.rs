@@ -160,6 +160,7 @@ pub async fn serve(
     let total = Arc::new(tokio::sync::Semaphore::new(limits.total));
     tokio::spawn(summarize(shared.clone(), shutdown.clone()));
     let mut accept_errors = 0u64;
+    let mut last_logged = None;
     loop {
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -173,11 +174,14 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    if accept_errors % 1000 == 0 {
-                        tracing::warn!(%error, failures = accept_errors + 1, "accepting a console connection failed");
-                    }
+                    // EMFILE and friends: back off instead of spinning, and
+                    // log once a minute, not once per failure.
                     accept_errors += 1;
+                    if last_logged.is_none_or(|t: tokio::time::Instant| t.elapsed() >= SUMMARY_EVERY) {
+                        tracing::warn!(%error, failures = accept_errors, "accepting a console connection failed");
+                        last_logged = Some(tokio::time::Instant::now());
+                        accept_errors = 0;
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

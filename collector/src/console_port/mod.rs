@@ -20,6 +20,9 @@ mod connection;
 pub mod limits;
 pub mod tls;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -19,6 +19,9 @@ use crate::data_dir::DataDir;
 /// `agent revoke` from another process (or another collector sharing
 /// PostgreSQL) takes effect.
 const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
+/// A console request's body (a form of a few hundred bytes) must arrive within
+/// this time of its head, so a client trickling it cannot hold a connection.
+const CONSOLE_BODY_DEADLINE: Duration = Duration::from_secs(30);
 /// How long open connections get to close after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -192,7 +195,7 @@ pub async fn serve(
     let console_state =
         ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies).with_agent_control(traffic);
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
-    let app = outpost_console::router(console_state);
+    let app = outpost_console::router(console_state).layer(console_port::body_deadline::layer(CONSOLE_BODY_DEADLINE));
     let console_cert_watcher = console_cert.map(|cert| tokio::spawn(cert.watch(shutdown.clone())));
     let console_task = tokio::spawn(console_port::serve(
         console_listener,

@@ -12,9 +12,10 @@
 //! Plain HTTP is served only when asked for ([`Transport::PlainHttp`]), for a
 //! TLS-terminating reverse proxy on the same host; [`client_addr`] then
 //! reads the client's address from `X-Forwarded-For` of trusted proxies.
-//! Request limits (body sizes) belong to each router, so services mounted
-//! side by side keep their own.
+//! Request limits (body sizes, [`body_deadline`]) belong to each router, so
+//! services mounted side by side keep their own.
 mod admission;
+pub mod body_deadline;
 pub mod client_addr;
 mod connection;
 pub mod limits;

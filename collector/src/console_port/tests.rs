@@ -18,8 +18,15 @@ const IDLE: Duration = Duration::from_millis(600);
 const TICKS: usize = 8;
 const TICK: Duration = Duration::from_millis(250);
 
+/// How long the test router gives a request body.
+const BODY_DEADLINE: Duration = Duration::from_millis(500);
+
 fn app() -> Router {
     Router::new()
+        .route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body }).layer(super::body_deadline::layer(BODY_DEADLINE)),
+        )
         .route(
             "/stream",
             get(|| async {
@@ -95,6 +102,33 @@ async fn a_streaming_response_outlives_the_idle_timeout_and_idleness_closes() {
         assert!(body.contains(&format!("tick {n}\n")), "tick {n} missing from {body:?}");
     }
     assert!(closed, "the connection stayed open after its response");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_at_the_routers_deadline() {
+    let (addr, shutdown) = start(TrustedProxies::default()).await;
+    let mut whole = TcpStream::connect(addr).await.expect("connect");
+    whole
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .expect("write");
+    let (answer, _) = read_until_closed(&mut whole, Duration::from_secs(10)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"),
+        "{answer:?}"
+    );
+
+    // A body announced at 100 bytes of which 10 arrive: a request is in
+    // progress, so only the deadline ends it, with an error answer and the
+    // connection closed (well before the idle watchdog would matter again).
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .expect("write");
+    let (answer, closed) = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "an error status: {answer:?}");
+    assert!(closed, "the connection was closed");
     shutdown.cancel();
 }
 

@@ -74,6 +74,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Stats {
     too_many_from_source: AtomicU64,
+    /// Times accepting had to wait for a connection to close.
+    total_full: AtomicU64,
     handshake_timed_out: AtomicU64,
     handshake_failed: AtomicU64,
     idle_closed: AtomicU64,
@@ -83,6 +85,14 @@ impl Stats {
     /// Logs one line with what was counted since the last call, if anything.
     fn summarize(&self) {
         let take = |n: &AtomicU64| n.swap(0, Ordering::Relaxed);
+        let full = take(&self.total_full);
+        if full > 0 {
+            tracing::warn!(
+                total_full = full,
+                "console port: every connection slot was in use {full} times in the last minute; \
+                 new connections waited for one to close"
+            );
+        }
         let (refused, timed_out, failed, idle) = (
             take(&self.too_many_from_source),
             take(&self.handshake_timed_out),
@@ -166,6 +176,9 @@ pub async fn serve(
     let mut accept_errors = 0u64;
     let mut last_logged = None;
     loop {
+        if total.available_permits() == 0 {
+            shared.stats.total_full.fetch_add(1, Ordering::Relaxed);
+        }
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
             p = total.clone().acquire_owned() => match p {

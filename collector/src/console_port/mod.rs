@@ -109,7 +109,8 @@ impl Stats {
                  {timed_out} TLS handshakes timed out in the last minute"
             );
         } else if failed + idle > 0 {
-            tracing::info!(
+            // Browsers leave idle keep-alive connections behind all the time.
+            tracing::debug!(
                 handshake_failed = failed,
                 closed_without_request = idle,
                 "console port: {failed} TLS handshakes failed and {idle} idle connections closed in the last minute"

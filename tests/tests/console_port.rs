@@ -55,6 +55,19 @@ fn curl_speaks_https_with_http1_and_http2() {
     // (curl asks for h2 over HTTPS unless told otherwise.)
     assert_eq!(by_name, "2 200");
 
+    // `cert renew` with a new name: the running console serves the renewed
+    // certificate (shared with the agent port), which the old one did not cover.
+    let renewed = format!("https://renewed.example:{port}/login");
+    let resolve = format!("renewed.example:{port}:127.0.0.1");
+    assert_eq!(curl(&ca, &renewed, &["--resolve", &resolve]).status.code(), Some(60));
+    c.cli(&["cert", "renew", "--san", "renewed.example"]).ok();
+    wait_for("the renewed certificate on the console", || {
+        curl(&ca, &renewed, &["--resolve", &resolve])
+            .status
+            .success()
+            .then_some(())
+    });
+
     // Without the collector CA, curl refuses the certificate.
     let untrusted = Command::new("curl")
         .args(["--silent", "--max-time", "20", "--output", "/dev/null", &url])

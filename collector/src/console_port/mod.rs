@@ -22,6 +22,8 @@ pub mod limits;
 pub mod tls;
 
 #[cfg(test)]
+mod grpc_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

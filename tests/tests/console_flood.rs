@@ -221,9 +221,14 @@ async fn the_console_survives_a_flood_of_half_open_requests() {
         "{open_now} of {flood_size} flood connections open after {:?}",
         flooded_at - started
     );
-    assert!(
-        open_now > flood_size / 2,
-        "the flood is held open for a while: {open_now}"
+    // The server holds them until a deadline rather than refusing them: the
+    // HTTP/2 ones, which only the idle timeout closes, are all still open.
+    let h2_open = held[1].open() + held[2].open();
+    assert_eq!(
+        h2_open,
+        SOURCES.count() * (H2_HEADERS_PER_SOURCE + H2_SILENT_PER_SOURCE),
+        "HTTP/2 flood connections closed before the idle timeout (opening took {:?})",
+        flooded_at - started
     );
 
     // And one that never starts TLS: the handshake timeout closes it.

@@ -20,6 +20,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub mod agents;
+pub mod audit;
 pub mod devices;
 pub mod ingest;
 pub mod inventory;

@@ -2,12 +2,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use outpost_collector::cli::{
-    AdminCommand, AgentCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand, DiscoveryJobCommand,
+    AdminCommand, AgentCommand, AuditCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand, DiscoveryJobCommand,
     DiscoveryProfileCommand, SiteCommand, TokenCommand,
 };
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, serve};
-use outpost_collector::{commands, device_commands, device_import, discovery_commands, logging};
+use outpost_collector::{audit_commands, commands, device_commands, device_import, discovery_commands, logging};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -45,6 +45,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     console_addr: args.console_addr,
                     agent_cert_lifetime: args.agent_cert_lifetime,
                     secure_cookies,
+                    metrics_token: args.metrics_token,
                 },
                 shutdown,
                 None,
@@ -116,6 +117,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::ResetPassword { location, username },
         } => commands::admin_reset_password(&location, &username).await.map(drop),
+        Command::Audit { command } => match command {
+            AuditCommand::Verify { location } => audit_commands::verify(&location).await,
+            AuditCommand::Export {
+                location,
+                from,
+                to,
+                tenant,
+            } => audit_commands::export(&location, &from, &to, tenant.as_deref()).await,
+        },
         #[cfg(feature = "quickstart")]
         Command::Quickstart {
             data_dir,

@@ -56,6 +56,7 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
         console_addr,
         agent_cert_lifetime: outpost_certs::ca::DEFAULT_AGENT_CERT_LIFETIME,
         secure_cookies: true,
+        metrics_token: None,
     };
     let collector = tokio::spawn(serve(opts, shutdown.clone(), Some(ready_tx)));
     let bound = match ready_rx.await {

@@ -53,6 +53,7 @@ use outpost_certs::TenantId;
 use sha2::{Digest, Sha256};
 
 mod append;
+mod csv;
 mod read;
 mod verify;
 
@@ -60,6 +61,7 @@ mod verify;
 mod tests;
 
 pub(crate) use append::AppendAudit;
+pub use csv::{CSV_HEADER, csv_line, rfc3339};
 pub use read::{AuditQuery, AuditRecord};
 pub use verify::{ChainBreak, ChainReport};
 
@@ -208,6 +210,12 @@ impl AuditEvent {
     /// With `details`.
     pub fn with(mut self, details: Details) -> Self {
         self.details = details;
+        self
+    }
+
+    /// With one more text detail.
+    pub fn with_detail(mut self, key: &str, value: &str) -> Self {
+        self.details = self.details.text(key, value);
         self
     }
 }

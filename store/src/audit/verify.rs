@@ -64,10 +64,7 @@ impl ChainBreak {
 impl fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Edited { seq } => write!(
-                f,
-                "record {seq} was edited: its stored content does not match its hash"
-            ),
+            Self::Edited { seq } => write!(f, "record {seq} was edited: its stored content does not match its hash"),
             Self::Missing { from, to } if from == to => write!(f, "record {from} is missing (deleted)"),
             Self::Missing { from, to } => write!(f, "records {from} to {to} are missing (deleted)"),
             Self::Reordered { seq, follows } => write!(
@@ -80,10 +77,9 @@ impl fmt::Display for ChainBreak {
                 f,
                 "record {seq} was rewritten: it names a previous hash no record has and its own hash does not fit"
             ),
-            Self::HeadMismatch { head, last } => write!(
-                f,
-                "the log's head ({head}) does not match its newest record ({last})"
-            ),
+            Self::HeadMismatch { head, last } => {
+                write!(f, "the log's head ({head}) does not match its newest record ({last})")
+            }
         }
     }
 }
@@ -122,7 +118,10 @@ impl Store {
         let (head_seq, head_hash): (i64, String) = on_pool!(self, pool, _Db => {
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?
         });
-        let head = Head { seq: head_seq, hash: head_hash };
+        let head = Head {
+            seq: head_seq,
+            hash: head_hash,
+        };
         let mut expected = 1_i64;
         let mut running = GENESIS_HASH.to_owned();
         let mut checked = 0_i64;
@@ -143,7 +142,10 @@ impl Store {
             };
             for (seq, at_ms, tenant, actor, source, action, object, outcome, details, prev_hash, hash) in &rows {
                 if *seq != expected {
-                    break 'walk Some(ChainBreak::Missing { from: expected, to: seq - 1 });
+                    break 'walk Some(ChainBreak::Missing {
+                        from: expected,
+                        to: seq - 1,
+                    });
                 }
                 let fields = Fields {
                     seq: *seq,
@@ -175,11 +177,20 @@ impl Store {
             }
         };
         let broken = broken.or_else(|| {
-            let last = Head { seq: expected - 1, hash: running };
+            let last = Head {
+                seq: expected - 1,
+                hash: running,
+            };
             if last.seq < head.seq {
-                Some(ChainBreak::Missing { from: expected, to: head.seq })
+                Some(ChainBreak::Missing {
+                    from: expected,
+                    to: head.seq,
+                })
             } else if last != head {
-                Some(ChainBreak::HeadMismatch { head: head.clone(), last })
+                Some(ChainBreak::HeadMismatch {
+                    head: head.clone(),
+                    last,
+                })
             } else {
                 None
             }

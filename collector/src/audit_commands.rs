@@ -103,8 +103,14 @@ mod tests {
 
     #[test]
     fn times_are_rfc_3339() {
-        assert_eq!(parse_rfc3339("--from", "2023-11-14T22:13:20Z").ok(), Some(1_700_000_000_000));
-        assert_eq!(parse_rfc3339("--from", "2023-11-14T23:13:20.5+01:00").ok(), Some(1_700_000_000_500));
+        assert_eq!(
+            parse_rfc3339("--from", "2023-11-14T22:13:20Z").ok(),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("--from", "2023-11-14T23:13:20.5+01:00").ok(),
+            Some(1_700_000_000_500)
+        );
         let e = parse_rfc3339("--to", "yesterday").expect_err("not a time");
         assert!(e.to_string().contains("--to"), "{e}");
     }

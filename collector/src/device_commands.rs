@@ -1,7 +1,7 @@
 //! The `device` sub-commands: add, list, delete, accept a new certificate.
 use anyhow::{Context, Result, bail};
-use outpost_store::devices::{DeviceId, NewDevice, validate_new};
 use outpost_store::audit::Actor;
+use outpost_store::devices::{DeviceId, NewDevice, validate_new};
 use outpost_store::scope::Viewer;
 use outpost_store::{AdminScope, Store, StoreError};
 
@@ -71,7 +71,8 @@ pub async fn add(
     };
     match store
         .add_device(&admin.tenant_scope(tenant), &device, &Actor::local_operator())
-        .await {
+        .await
+    {
         Ok(id) => Ok(id),
         Err(StoreError::Conflict(why)) => bail!("{why}"),
         Err(e) => Err(e.into()),
@@ -223,7 +224,11 @@ async fn accept(location: &Location, id: &str, what: Acceptable) -> Result<()> {
         let tenant = tenant_of(&store, &admin, id).await?;
         let scope = admin.tenant_scope(tenant);
         let accepted = match what {
-            Acceptable::Certificate => store.accept_device_certificate(&scope, id, &Actor::local_operator()).await,
+            Acceptable::Certificate => {
+                store
+                    .accept_device_certificate(&scope, id, &Actor::local_operator())
+                    .await
+            }
             Acceptable::HostKey => store.accept_device_host_key(&scope, id, &Actor::local_operator()).await,
         };
         match accepted {

@@ -2,8 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use outpost_collector::cli::{
-    AdminCommand, AgentCommand, AuditCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand, DiscoveryJobCommand,
-    DiscoveryProfileCommand, SiteCommand, TokenCommand,
+    AdminCommand, AgentCommand, AuditCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand,
+    DiscoveryJobCommand, DiscoveryProfileCommand, SiteCommand, TokenCommand,
 };
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, serve};

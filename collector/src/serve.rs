@@ -154,7 +154,10 @@ pub async fn serve(
     let agent_port_up = outpost_console::AgentPortUp::default();
     agent_port_up.set(true);
     let agent_task = tokio::spawn({
-        let (up, serving) = (agent_port_up.clone(), agent_port::serve(agent_listener, tls, service, shutdown.clone()));
+        let (up, serving) = (
+            agent_port_up.clone(),
+            agent_port::serve(agent_listener, tls, service, shutdown.clone()),
+        );
         async move {
             let result = serving.await;
             up.set(false);

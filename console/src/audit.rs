@@ -188,7 +188,10 @@ pub(crate) async fn csv(
     tracing::info!(user = %auth.session.username, from, to, records = written, "console: audit log downloaded");
     let mut res = body.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     h.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"outpost-audit.csv\""),
@@ -210,9 +213,15 @@ mod tests {
             to: Some("2023-11-14T22:13:20Z".into()),
         };
         assert_eq!(range(&both, now), Ok((1_699_999_200_000, now)));
-        let backwards = RangeParams { from: both.to.clone(), to: both.from.clone() };
+        let backwards = RangeParams {
+            from: both.to.clone(),
+            to: both.from.clone(),
+        };
         assert!(range(&backwards, now).is_err());
-        let bad = RangeParams { from: Some("last week".into()), to: None };
+        let bad = RangeParams {
+            from: Some("last week".into()),
+            to: None,
+        };
         assert!(range(&bad, now).is_err_and(|e| e.contains("from")));
     }
 }

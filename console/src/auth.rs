@@ -209,8 +209,8 @@ pub(crate) async fn logout(
 async fn audit_failure(state: &ConsoleState, username: &str, ip: Option<std::net::IpAddr>, reason: &str) {
     state.metrics.login_failed();
     let name: String = username.chars().take(MAX_USERNAME_LEN).collect();
-    let event = AuditEvent::failure(None, "console.login", format!("user {name}"))
-        .with(Details::new().text("reason", reason));
+    let event =
+        AuditEvent::failure(None, "console.login", format!("user {name}")).with(Details::new().text("reason", reason));
     if let Err(error) = state.store.record_audit(&Actor::user(&name, ip), event).await {
         tracing::error!(%error, client = ?ip, "recording a refused sign-in in the audit log failed");
     }

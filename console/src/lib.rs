@@ -17,17 +17,18 @@
 
 pub mod agent_control;
 mod assets;
+mod audit;
 mod auth;
 mod cookies;
 mod csrf;
 mod devices;
 mod error;
 mod feed;
-mod audit;
 mod hashing;
 pub mod inventory;
 mod layout;
-pub mod operability;
+pub mod metrics;
+mod operability;
 mod overview;
 mod overview_data;
 mod rate_limit;
@@ -38,6 +39,8 @@ mod state;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_operability;
 
 use std::time::Duration;
 
@@ -51,7 +54,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-pub use self::operability::{AgentPortUp, Metrics};
+pub use self::metrics::{AgentPortUp, Metrics};
 pub use self::state::ConsoleState;
 
 /// Forms here are a few hundred bytes; anything larger is not a console request.

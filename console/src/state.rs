@@ -5,7 +5,7 @@ use outpost_store::{AdminScope, Store};
 
 use super::feed::{FEED_INTERVAL, Feed};
 use super::hashing::HashGate;
-use super::operability::{AgentPortUp, Metrics};
+use super::metrics::{AgentPortUp, Metrics};
 use super::rate_limit::LoginLimiter;
 
 /// Shared state of the console handlers.

@@ -55,7 +55,11 @@ pub(crate) async fn delete(
         Ok(t) => t,
         Err(res) => return res,
     };
-    match state.store.delete_device(&scope, id, &Actor::user(&auth.session.username, ip)).await {
+    match state
+        .store
+        .delete_device(&scope, id, &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(()) => {
             tracing::info!(device = %id, user = %auth.session.username, "console: device deleted");
             Redirect::to("/devices").into_response()
@@ -71,7 +75,13 @@ enum Acceptable {
     HostKey,
 }
 
-async fn accept(state: &ConsoleState, raw_id: &str, session: &Session, ip: Option<IpAddr>, what: Acceptable) -> Response {
+async fn accept(
+    state: &ConsoleState,
+    raw_id: &str,
+    session: &Session,
+    ip: Option<IpAddr>,
+    what: Acceptable,
+) -> Response {
     let (id, scope) = match target(&state.store, session, raw_id).await {
         Ok(t) => t,
         Err(res) => return res,

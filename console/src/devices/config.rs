@@ -2,12 +2,12 @@
 //! before, opened with the vault. Secret values are masked ([`super::mask`])
 //! unless the viewer posts "reveal", which records a `config_revealed` event
 //! naming them.
-use outpost_store::audit::{Actor, AuditEvent, Details};
 use crate::rate_limit::ClientIp;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use outpost_store::audit::{Actor, AuditEvent, Details};
 
 use outpost_store::devices::DeviceId;
 use outpost_store::devices::details::{ConfigVersion, SealedConfig};
@@ -169,7 +169,13 @@ pub(crate) async fn reveal(
         .with(Details::new().number("taken_at_ms", taken_at_ms));
     if let Err(e) = state
         .store
-        .record_device_event(&scope, id, "config_revealed", &detail, (&Actor::user(&auth.session.username, ip), audit))
+        .record_device_event(
+            &scope,
+            id,
+            "config_revealed",
+            &detail,
+            (&Actor::user(&auth.session.username, ip), audit),
+        )
         .await
     {
         return page_error(e);

@@ -120,6 +120,15 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 /// Logs in to the console as `user`; returns the session cookie header value.
 pub fn login(addr: SocketAddr, user: &str, password: &str) -> String {
+    let r = try_login(addr, user, password);
+    assert_eq!(r.status, 303, "login: {r:?}");
+    let session = r.cookie("outpost_session").expect("session cookie");
+    format!("outpost_session={session}")
+}
+
+/// Submits the console's login form as `user` (a fresh form and its CSRF
+/// cookie first) and returns the answer, whatever it is.
+pub fn try_login(addr: SocketAddr, user: &str, password: &str) -> Response {
     let page = request(addr, "GET", "/login", &[], "");
     assert_eq!(page.status, 200, "login page: {page:?}");
     let csrf = page.cookie("outpost_login_csrf").expect("login CSRF cookie");
@@ -130,7 +139,7 @@ pub fn login(addr: SocketAddr, user: &str, password: &str) -> String {
         form_encode(&csrf)
     );
     let cookie = format!("outpost_login_csrf={csrf}");
-    let r = request(
+    request(
         addr,
         "POST",
         "/login",
@@ -139,8 +148,5 @@ pub fn login(addr: SocketAddr, user: &str, password: &str) -> String {
             ("Cookie", &cookie),
         ],
         &body,
-    );
-    assert_eq!(r.status, 303, "login: {r:?}");
-    let session = r.cookie("outpost_session").expect("session cookie");
-    format!("outpost_session={session}")
+    )
 }

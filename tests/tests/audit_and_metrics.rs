@@ -94,7 +94,7 @@ fn real_actions_are_exported_and_a_tampered_record_is_named() {
 
     let refused = http::try_login(console, "admin", "not the password");
     assert_eq!(refused.status, 401, "{refused:?}");
-    http::login(console, "admin", &c.admin_password);
+    let session = http::login(console, "admin", &c.admin_password);
 
     let token = c.token("acme", "hq");
     let agent = Agent::new();
@@ -155,6 +155,37 @@ fn real_actions_are_exported_and_a_tampered_record_is_named() {
     for r in &records {
         assert_eq!(r["hash"].len(), 64, "{r:?}");
     }
+
+    // The console shows the same records and downloads the same CSV.
+    let cookie = [("Cookie", session.as_str())];
+    let page = http::request(console, "GET", "/audit", &cookie, "");
+    assert_eq!(page.status, 200, "{page:?}");
+    for r in &records {
+        assert!(
+            page.body.contains(&format!("data-seq=\"{}\"", r["seq"])),
+            "{}",
+            page.body
+        );
+    }
+    let csv = http::request(
+        console,
+        "GET",
+        "/audit.csv?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
+        &cookie,
+        "",
+    );
+    assert_eq!(csv.status, 200, "{csv:?}");
+    let downloaded = parse_csv(&csv.body);
+    assert_eq!(
+        downloaded.len(),
+        records.len() + 1,
+        "header and the same records: {}",
+        csv.body
+    );
+    assert_eq!(
+        downloaded.last().map(|r| r[10].as_str()),
+        records.last().map(|r| r["hash"].as_str())
+    );
 
     // One tenant's records: the token, the enrollment, the revocation.
     let acme = export(&c, Some("acme"));

@@ -3,7 +3,9 @@
 //! export`; an edit made directly in the SQLite file is named by `audit
 //! verify`; `/metrics` parses with Prometheus' own OpenMetrics parser (from
 //! the venv `scripts/python-deps` makes, at `$OUTPOST_PYVENV` or
-//! `target/pyvenv`) after an agent has streamed.
+//! `target/pyvenv`) after an agent has streamed; on PostgreSQL, `/readyz`
+//! answers 503 while the collector's database refuses connections and 200
+//! again once it takes them.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -372,5 +374,72 @@ fn metrics_parse_as_openmetrics_after_an_agent_streamed() {
     assert_eq!(sample(&families, "outpost_agent_streams", "outpost_agent_streams"), 1.0);
     assert!(!text.body.contains("_total_total"));
     agent.kill9();
+    c.kill9();
+}
+
+/// Runs statements on the test server's administrative URL (the role that
+/// created the collector's database owns it).
+fn on_test_server(statements: Vec<String>) {
+    let url = std::env::var("OUTPOST_TEST_DATABASE_URL").expect("test server URL");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            use sqlx::Connection as _;
+            let mut db = sqlx::PgConnection::connect(&url)
+                .await
+                .expect("connect to the test server");
+            for sql in statements {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(&mut db)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        })
+    })
+    .join()
+    .expect("admin thread");
+}
+
+#[test]
+fn readiness_follows_the_database_on_postgresql() {
+    let Some(url) = outpost_tests::postgres_url() else {
+        return;
+    };
+    let db = url.rsplit('/').next().expect("database name").to_owned();
+    let mut c = Collector::init_with(Some(url));
+    c.start();
+    let console = c.console_addr.expect("console address");
+    let ready = |status: u16| {
+        wait_for(&format!("/readyz to answer {status}"), || {
+            let r = http::request(console, "GET", "/readyz", &[], "");
+            (r.status == status).then_some(r)
+        })
+    };
+    ready(200);
+
+    // The collector's database stops taking connections and loses the ones it has.
+    on_test_server(vec![
+        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"),
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"),
+    ]);
+    let down = ready(503);
+    assert!(down.body.contains("database"), "{down:?}");
+    let health = http::request(console, "GET", "/healthz", &[], "");
+    assert_eq!(health.status, 200, "the process still runs");
+    let metrics = http::request(console, "GET", "/metrics", &[], "");
+    let errors: f64 = metrics
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("outpost_database_errors_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("database error counter");
+    assert!(errors > 0.0, "{}", metrics.body);
+
+    // Back: ready again, without a restart.
+    on_test_server(vec![format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true")]);
+    ready(200);
     c.kill9();
 }

@@ -93,7 +93,8 @@ pub(crate) async fn login(
     let attempt_at = Instant::now();
     if let Err(wait) = state.limiter.try_begin(ip, &form.username, attempt_at) {
         tracing::warn!(username = ?form.username, client = ?ip, "console sign-in refused: too many failures");
-        audit_failure(&state, &form.username, ip, "too many failed attempts").await;
+        // Counted, not recorded: refusals past the limit cost no write each.
+        state.metrics.login_failed();
         let message = format!(
             "Too many failed sign-in attempts. Try again in {}.",
             describe_wait(wait)
@@ -204,8 +205,9 @@ pub(crate) async fn logout(
 }
 
 /// Records a refused sign-in (`console.login`, failure) right after the
-/// refusal; sign-ins are rate limited per client, so this is too. The name
-/// is recorded as typed, cut to the longest name that can exist.
+/// refusal. Only attempts the rate limiter let through get here, so the
+/// writes are bounded the same way. The name is recorded as typed, cut to
+/// 256 characters.
 async fn audit_failure(state: &ConsoleState, username: &str, ip: Option<std::net::IpAddr>, reason: &str) {
     state.metrics.login_failed();
     let name: String = username.chars().take(MAX_USERNAME_LEN).collect();

@@ -76,6 +76,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The audit log: verify its hash chain, export records.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     #[cfg(feature = "quickstart")]
     /// Set up and run a collector on SQLite with one local agent enrolled through
     /// the real enrollment path; prints the console URL and credentials.
@@ -136,6 +141,10 @@ pub struct ServeArgs {
     /// How long 1-hour metric summaries are kept.
     #[arg(long, default_value = "365d", value_parser = parse_duration)]
     pub metrics_1h_retention: Duration,
+    /// Bearer token `/metrics` requires (`Authorization: Bearer TOKEN`); without
+    /// it `/metrics` is open like `/healthz`, for a scraper on a trusted network.
+    #[arg(long, env = "OUTPOST_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -441,6 +450,31 @@ pub enum AdminCommand {
         /// User name.
         #[arg(long, default_value = "admin")]
         username: String,
+    },
+}
+
+/// `audit` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole hash chain; name the first broken record and exit
+    /// non-zero, or print the head (seq and hash) to keep elsewhere.
+    Verify {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Write the records of a time range as CSV (RFC 4180) to standard output.
+    Export {
+        #[command(flatten)]
+        location: Location,
+        /// Start of the range, RFC 3339 (e.g. 2025-01-31T00:00:00Z), inclusive.
+        #[arg(long)]
+        from: String,
+        /// End of the range, RFC 3339, exclusive.
+        #[arg(long)]
+        to: String,
+        /// Only this tenant's records (by name).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 

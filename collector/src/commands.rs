@@ -4,6 +4,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use outpost_certs::AgentId;
 use outpost_certs::token::EnrollmentToken;
+use outpost_store::audit::Actor;
 use outpost_store::scope::Viewer;
 use outpost_store::tenants::validate_name;
 use outpost_store::{AdminScope, Store, StoreError};
@@ -38,7 +39,9 @@ pub async fn init(location: &Location, sans: &[String]) -> Result<String> {
     let ca = dir.init(&names)?;
     let (store, admin) = open(location).await?;
     let password = random_password();
-    store.set_admin_password(&admin, ADMIN_USER, &password).await?;
+    store
+        .set_admin_password(&admin, ADMIN_USER, &password, &Actor::local_operator())
+        .await?;
     store.close().await;
     println!("Initialised collector in {}", dir.root().display());
     println!("  CA fingerprint (sha256): {}", ca.fingerprint());
@@ -85,7 +88,9 @@ pub async fn token_create(location: &Location, tenant: &str, site: &str, ttl: Du
         println!("Created site {site:?} ({}) in tenant {tenant:?}", ensured.site);
     }
     let token = EnrollmentToken::generate(ca.fingerprint());
-    let expires_ms = store.create_token(&admin, &ensured, &token, ttl).await?;
+    let expires_ms = store
+        .create_token(&admin, &ensured, &token, ttl, &Actor::local_operator())
+        .await?;
     store.close().await;
     let expires = time::OffsetDateTime::from_unix_timestamp(expires_ms / 1000)
         .map(|t| {
@@ -193,7 +198,7 @@ pub async fn agent_list(location: &Location, json: bool) -> Result<()> {
 pub async fn agent_revoke(location: &Location, id: &str) -> Result<()> {
     let agent: AgentId = id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (store, admin) = open(location).await?;
-    let result = store.revoke_agent(&admin, agent).await;
+    let result = store.revoke_agent(&admin, agent, &Actor::local_operator()).await;
     store.close().await;
     match result {
         Ok(true) => println!("Revoked agent {agent}; it is refused at the TLS handshake from now on."),
@@ -207,7 +212,7 @@ pub async fn agent_revoke(location: &Location, id: &str) -> Result<()> {
 /// `site delete`.
 pub async fn site_delete(location: &Location, tenant: &str, site: &str) -> Result<()> {
     let (store, admin) = open(location).await?;
-    let result = store.delete_site(&admin, tenant, site).await;
+    let result = store.delete_site(&admin, tenant, site, &Actor::local_operator()).await;
     store.close().await;
     match result {
         Ok((id, revoked)) => println!(
@@ -248,7 +253,9 @@ pub async fn admin_reset_password(location: &Location, username: &str) -> Result
     validate_name("user", username).map_err(anyhow::Error::msg)?;
     let (store, admin) = open(location).await?;
     let password = random_password();
-    store.set_admin_password(&admin, username, &password).await?;
+    store
+        .set_admin_password(&admin, username, &password, &Actor::local_operator())
+        .await?;
     store.close().await;
     println!("New password for {username:?} (shown once): {password}");
     Ok(password)

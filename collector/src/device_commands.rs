@@ -1,5 +1,6 @@
 //! The `device` sub-commands: add, list, delete, accept a new certificate.
 use anyhow::{Context, Result, bail};
+use outpost_store::audit::Actor;
 use outpost_store::devices::{DeviceId, NewDevice, validate_new};
 use outpost_store::scope::Viewer;
 use outpost_store::{AdminScope, Store, StoreError};
@@ -68,7 +69,10 @@ pub async fn add(
         password_sealed: sealed,
         poll_interval_secs: spec.interval,
     };
-    match store.add_device(&admin.tenant_scope(tenant), &device).await {
+    match store
+        .add_device(&admin.tenant_scope(tenant), &device, &Actor::local_operator())
+        .await
+    {
         Ok(id) => Ok(id),
         Err(StoreError::Conflict(why)) => bail!("{why}"),
         Err(e) => Err(e.into()),
@@ -184,7 +188,9 @@ pub async fn device_delete(location: &Location, id: &str) -> Result<()> {
     let (store, admin) = open(location).await?;
     let result = async {
         let tenant = tenant_of(&store, &admin, id).await?;
-        store.delete_device(&admin.tenant_scope(tenant), id).await?;
+        store
+            .delete_device(&admin.tenant_scope(tenant), id, &Actor::local_operator())
+            .await?;
         anyhow::Ok(())
     }
     .await;
@@ -218,8 +224,12 @@ async fn accept(location: &Location, id: &str, what: Acceptable) -> Result<()> {
         let tenant = tenant_of(&store, &admin, id).await?;
         let scope = admin.tenant_scope(tenant);
         let accepted = match what {
-            Acceptable::Certificate => store.accept_device_certificate(&scope, id).await,
-            Acceptable::HostKey => store.accept_device_host_key(&scope, id).await,
+            Acceptable::Certificate => {
+                store
+                    .accept_device_certificate(&scope, id, &Actor::local_operator())
+                    .await
+            }
+            Acceptable::HostKey => store.accept_device_host_key(&scope, id, &Actor::local_operator()).await,
         };
         match accepted {
             Ok(fp) => Ok(fp),

@@ -308,7 +308,13 @@ pub async fn import(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let outcome = store.add_devices(&admin.tenant_scope(tenant), &devices).await?;
+    let outcome = store
+        .add_devices(
+            &admin.tenant_scope(tenant),
+            &devices,
+            &outpost_store::audit::Actor::local_operator(),
+        )
+        .await?;
     Ok(Imported {
         added: outcome.added,
         skipped_lines: outcome.skipped.iter().map(|&n| rows[n].line).collect(),

@@ -413,10 +413,15 @@ pub async fn adopt_host(
     let vault = vault(store, admin, dir).await?;
     let key = vault.tenant(&row.tenant.to_string());
     let adopted = store
-        .adopt_host(&admin.tenant_scope(row.tenant), host, |r| {
-            key.reseal_site_password_for_device(&r.site.to_string(), &r.device.to_string(), r.sealed)
-                .map_err(|e| format!("the site's profile password cannot be used: {e}"))
-        })
+        .adopt_host(
+            &admin.tenant_scope(row.tenant),
+            host,
+            &outpost_store::audit::Actor::local_operator(),
+            |r| {
+                key.reseal_site_password_for_device(&r.site.to_string(), &r.device.to_string(), r.sealed)
+                    .map_err(|e| format!("the site's profile password cannot be used: {e}"))
+            },
+        )
         .await;
     match adopted {
         Ok(id) => Ok(id),

@@ -38,7 +38,13 @@ async fn enrolled(
     let s = store.ensure_site(admin, tenant, site).await.expect("site");
     let token = EnrollmentToken::generate(ca.fingerprint());
     store
-        .create_token(admin, &s, &token, Duration::from_secs(60))
+        .create_token(
+            admin,
+            &s,
+            &token,
+            Duration::from_secs(60),
+            &outpost_store::audit::Actor::local_operator(),
+        )
         .await
         .expect("token");
     let ask = EnrollAsk {
@@ -48,7 +54,7 @@ async fn enrolled(
         previous: None,
     };
     let e = store
-        .enroll(&token, &ask, |id| {
+        .enroll(&token, &ask, None, |id| {
             let req = generate_key_and_csr("test").map_err(|e| e.to_string())?;
             ca.sign_agent_csr(&req.csr_der, id, Validity::starting_now(Duration::from_secs(3600)))
                 .map_err(|e| e.to_string())

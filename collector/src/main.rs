@@ -2,12 +2,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use outpost_collector::cli::{
-    AdminCommand, AgentCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand, DiscoveryJobCommand,
-    DiscoveryProfileCommand, SiteCommand, TokenCommand,
+    AdminCommand, AgentCommand, AuditCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand,
+    DiscoveryJobCommand, DiscoveryProfileCommand, SiteCommand, TokenCommand,
 };
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, check_console_transport, serve};
-use outpost_collector::{commands, device_commands, device_import, discovery_commands, logging};
+use outpost_collector::{audit_commands, commands, device_commands, device_import, discovery_commands, logging};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     secure_cookies,
                     console_transport,
                     trusted_proxies: args.trusted_proxies,
+                    metrics_token: args.metrics_token,
                 },
                 shutdown,
                 None,
@@ -141,6 +142,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::ResetPassword { location, username },
         } => commands::admin_reset_password(&location, &username).await.map(drop),
+        Command::Audit { command } => match command {
+            AuditCommand::Verify { location } => audit_commands::verify(&location).await,
+            AuditCommand::Export {
+                location,
+                from,
+                to,
+                tenant,
+            } => audit_commands::export(&location, &from, &to, tenant.as_deref()).await,
+        },
         #[cfg(feature = "quickstart")]
         Command::Quickstart {
             data_dir,

@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub trusted_proxies: Vec<IpAddr>,
     /// How long metric samples and their rollups are kept.
     pub metrics_retention: outpost_store::metrics::Retention,
+    /// When set, `/metrics` requires `Authorization: Bearer` with it.
+    pub metrics_token: Option<String>,
 }
 
 /// The console port's transport and certificate.
@@ -156,6 +158,7 @@ pub async fn serve(
     );
     tracing::info!(fingerprint = %ca.fingerprint(), "collector CA fingerprint");
 
+    let metrics = Arc::new(outpost_console::Metrics::new(opts.metrics_token.clone()));
     let service = AgentPortService::new(
         store.clone(),
         ca.clone(),
@@ -163,7 +166,8 @@ pub async fn serve(
         opts.agent_cert_lifetime,
         shutdown.clone(),
         vault.clone(),
-    );
+    )
+    .with_metrics(metrics.clone());
     let rollups = tokio::spawn(roll_up_metrics(
         store.clone(),
         opts.metrics_retention.clone(),
@@ -191,9 +195,23 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let traffic = Arc::new(service.control());
-    let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
-    let console_state =
-        ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies).with_agent_control(traffic);
+    // `/readyz` answers 503 once the agent port stops serving.
+    let agent_port_up = outpost_console::AgentPortUp::default();
+    agent_port_up.set(true);
+    let agent_task = tokio::spawn({
+        let (up, serving) = (
+            agent_port_up.clone(),
+            agent_port::serve(agent_listener, tls, service, shutdown.clone()),
+        );
+        async move {
+            let result = serving.await;
+            up.set(false);
+            result
+        }
+    });
+    let console_state = ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies)
+        .with_agent_control(traffic)
+        .with_operability(metrics, agent_port_up);
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
     let app = outpost_console::router(console_state).layer(console_port::body_deadline::layer(CONSOLE_BODY_DEADLINE));
     let console_cert_watcher = console_cert.map(|cert| tokio::spawn(cert.watch(shutdown.clone())));

@@ -93,6 +93,11 @@ pub trait AgentControl: Send + Sync + std::fmt::Debug {
     /// The latest progress of a scan of the scope's tenant, while it runs
     /// and its agent streams to this collector.
     fn scan_progress(&self, scope: &TenantScope, scan: &ScanId) -> Option<ScanProgress>;
+
+    /// Agents streaming to this collector now (for `/metrics`).
+    fn streaming_agents(&self) -> usize {
+        0
+    }
 }
 
 /// For a console without a collector behind it (unit tests): no agent is

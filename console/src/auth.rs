@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use outpost_store::audit::{Actor, AuditEvent, Details};
 use outpost_store::users::{SESSION_TTL_MS, random_token};
 
 use super::cookies;
@@ -92,6 +93,8 @@ pub(crate) async fn login(
     let attempt_at = Instant::now();
     if let Err(wait) = state.limiter.try_begin(ip, &form.username, attempt_at) {
         tracing::warn!(username = ?form.username, client = ?ip, "console sign-in refused: too many failures");
+        // Counted, not recorded: refusals past the limit cost no write each.
+        state.metrics.login_failed();
         let message = format!(
             "Too many failed sign-in attempts. Try again in {}.",
             describe_wait(wait)
@@ -139,6 +142,7 @@ pub(crate) async fn login(
     };
     let Some(user) = user else {
         tracing::info!(username = ?form.username, client = ?ip, "console sign-in failed");
+        audit_failure(&state, &form.username, ip, "invalid username or password").await;
         return login_page(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -147,7 +151,7 @@ pub(crate) async fn login(
             Some(INVALID_CREDENTIALS),
         );
     };
-    let session = state.store.open_session(user).await?;
+    let session = state.store.open_session(user, &Actor::user(&form.username, ip)).await?;
     state.limiter.succeeded(ip, &form.username);
     tracing::info!(username = ?form.username, client = ?ip, "console sign-in");
 
@@ -184,9 +188,13 @@ impl CsrfProtected for LogoutForm {
 /// `POST /logout`.
 pub(crate) async fn logout(
     State(state): State<ConsoleState>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form: _ }: CsrfForm<LogoutForm>,
 ) -> Result<Response, PageError> {
-    state.store.logout(&auth.token).await?;
+    state
+        .store
+        .logout(&auth.token, &Actor::user(&auth.session.username, ip))
+        .await?;
     tracing::info!(username = ?auth.session.username, "console sign-out");
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().append(
@@ -194,6 +202,20 @@ pub(crate) async fn logout(
         cookie(cookies::clear(cookies::SESSION, state.secure_cookies))?,
     );
     Ok(res)
+}
+
+/// Records a refused sign-in (`console.login`, failure) right after the
+/// refusal. Only attempts the rate limiter let through get here, so the
+/// writes are bounded the same way. The name is recorded as typed, cut to
+/// 256 characters.
+async fn audit_failure(state: &ConsoleState, username: &str, ip: Option<std::net::IpAddr>, reason: &str) {
+    state.metrics.login_failed();
+    let name: String = username.chars().take(MAX_USERNAME_LEN).collect();
+    let event =
+        AuditEvent::failure(None, "console.login", format!("user {name}")).with(Details::new().text("reason", reason));
+    if let Err(error) = state.store.record_audit(&Actor::user(&name, ip), event).await {
+        tracing::error!(%error, client = ?ip, "recording a refused sign-in in the audit log failed");
+    }
 }
 
 /// The login page with a (re)issued token cookie.

@@ -184,6 +184,15 @@ impl Feed {
         rx
     }
 
+    /// Streams subscribed to the feed now (open `/events` streams).
+    pub(crate) fn streams(&self) -> usize {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |tx| tx.receiver_count())
+    }
+
     /// How many times the feed has read the database.
     #[cfg(test)]
     pub(crate) fn refreshes(&self) -> u64 {

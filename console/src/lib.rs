@@ -17,6 +17,7 @@
 
 pub mod agent_control;
 mod assets;
+mod audit;
 mod auth;
 mod cookies;
 mod csrf;
@@ -26,6 +27,8 @@ mod feed;
 mod hashing;
 pub mod inventory;
 mod layout;
+pub mod metrics;
+mod operability;
 mod overview;
 mod overview_data;
 mod rate_limit;
@@ -36,6 +39,8 @@ mod state;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_operability;
 
 use std::time::Duration;
 
@@ -49,6 +54,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+pub use self::metrics::{AgentPortUp, Metrics};
 pub use self::state::ConsoleState;
 
 /// Forms here are a few hundred bytes; anything larger is not a console request.
@@ -105,6 +111,13 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/assets/console.js", get(assets::js))
         .route("/assets/uplot.css", get(assets::uplot_css))
         .route("/assets/uplot.js", get(assets::uplot_js))
+        // Operability: no session (see `operability`).
+        .route("/healthz", get(operability::healthz))
+        .route("/readyz", get(operability::readyz))
+        .route("/metrics", get(operability::metrics))
+        // The audit log.
+        .route("/audit", get(audit::page))
+        .route("/audit.csv", get(audit::csv))
         // Browsers ask for it on every visit; an empty answer keeps their consoles clean.
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .fallback(not_found)

@@ -5,6 +5,7 @@ use outpost_store::{AdminScope, Store};
 
 use super::feed::{FEED_INTERVAL, Feed};
 use super::hashing::HashGate;
+use super::metrics::{AgentPortUp, Metrics};
 use super::rate_limit::LoginLimiter;
 
 /// Shared state of the console handlers.
@@ -25,6 +26,10 @@ pub struct ConsoleState {
     pub vault: Arc<outpost_vault::Vault>,
     /// Requests to agents: live traffic, backups.
     pub agents: Arc<dyn crate::agent_control::AgentControl>,
+    /// The collector's metrics, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Whether the agent port listens, for `/readyz`.
+    pub agent_port: AgentPortUp,
 }
 
 impl ConsoleState {
@@ -41,7 +46,17 @@ impl ConsoleState {
             hashing: Arc::new(HashGate::for_this_machine()),
             vault,
             agents: Arc::new(crate::agent_control::NoAgents),
+            metrics: Arc::default(),
+            agent_port: AgentPortUp::default(),
         }
+    }
+
+    /// Serves `metrics` (shared with the collector's agent port) and reports
+    /// readiness with `agent_port`.
+    pub fn with_operability(mut self, metrics: Arc<Metrics>, agent_port: AgentPortUp) -> Self {
+        self.metrics = metrics;
+        self.agent_port = agent_port;
+        self
     }
 
     /// Reaches agents through `agents` (the collector's).

@@ -33,7 +33,7 @@ pub(crate) struct Console {
 }
 
 impl Console {
-    async fn new(secure_cookies: bool) -> Self {
+    pub(crate) async fn new(secure_cookies: bool) -> Self {
         let dir = TempDir::new().unwrap();
         Self::on(dir, None, secure_cookies).await
     }
@@ -41,7 +41,10 @@ impl Console {
     /// A console on the database at `url` (SQLite in `dir` without one).
     pub(crate) async fn on(dir: TempDir, url: Option<&str>, secure_cookies: bool) -> Self {
         let (store, admin) = Store::open_as_operator(dir.path(), url).await.unwrap();
-        store.set_admin_password(&admin, USER, PASSWORD).await.unwrap();
+        store
+            .set_admin_password(&admin, USER, PASSWORD, &outpost_store::audit::Actor::local_operator())
+            .await
+            .unwrap();
         let state = ConsoleState::new(
             store.clone(),
             admin,
@@ -62,6 +65,12 @@ impl Console {
         self.state = self.state.with_agent_control(agents);
         self.app = router(self.state.clone());
         self
+    }
+
+    /// Serves `state` from now on.
+    pub(crate) fn set_state(&mut self, state: ConsoleState) {
+        self.state = state;
+        self.app = router(self.state.clone());
     }
 
     pub(crate) async fn send(&self, req: Request<Body>) -> Response<Body> {
@@ -91,7 +100,12 @@ impl Console {
         cookie
     }
 
-    async fn login_from(&self, client: Option<SocketAddr>, username: &str, password: &str) -> Response<Body> {
+    pub(crate) async fn login_from(
+        &self,
+        client: Option<SocketAddr>,
+        username: &str,
+        password: &str,
+    ) -> Response<Body> {
         let token = self.login_token().await;
         let req = post_request(
             "/login",
@@ -104,7 +118,7 @@ impl Console {
         }
     }
 
-    async fn login(&self, username: &str, password: &str) -> Response<Body> {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> Response<Body> {
         self.login_from(None, username, password).await
     }
 
@@ -192,7 +206,13 @@ pub(crate) async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) 
     let ca = CertificateAuthority::generate("console test CA").unwrap();
     let token = EnrollmentToken::generate(ca.fingerprint());
     store
-        .create_token(&admin, &ensured, &token, Duration::from_secs(600))
+        .create_token(
+            &admin,
+            &ensured,
+            &token,
+            Duration::from_secs(600),
+            &outpost_store::audit::Actor::local_operator(),
+        )
         .await
         .unwrap();
     let key = generate_key_and_csr(host).unwrap();
@@ -205,6 +225,7 @@ pub(crate) async fn enroll(store: &Store, tenant: &str, site: &str, host: &str) 
                 csr_key_sha256: String::new(),
                 previous: None,
             },
+            None,
             |id| {
                 ca.sign_agent_csr(&key.csr_der, id, Validity::starting_now(Duration::from_secs(3600)))
                     .map_err(|e| e.to_string())
@@ -518,7 +539,10 @@ async fn events_stream_the_overview_until_sign_out() {
     assert!(second.starts_with("event: overview\n"), "{second}");
 
     c.store
-        .logout(session.trim_start_matches("outpost_session="))
+        .logout(
+            session.trim_start_matches("outpost_session="),
+            &outpost_store::audit::Actor::local_operator(),
+        )
         .await
         .unwrap();
     let last = next_event(&mut stream, &mut buf, Duration::from_secs(5))

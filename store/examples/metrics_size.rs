@@ -121,7 +121,13 @@ async fn agent(store: &Store, admin: &outpost_store::AdminScope) -> Result<(Agen
     let ca = CertificateAuthority::generate("bench")?;
     let token = EnrollmentToken::generate(ca.fingerprint());
     store
-        .create_token(admin, &site, &token, Duration::from_secs(60))
+        .create_token(
+            admin,
+            &site,
+            &token,
+            Duration::from_secs(60),
+            &outpost_store::audit::Actor::local_operator(),
+        )
         .await?;
     let ask = EnrollAsk {
         hostname: "bench",
@@ -130,7 +136,7 @@ async fn agent(store: &Store, admin: &outpost_store::AdminScope) -> Result<(Agen
         previous: None,
     };
     let enrolled = store
-        .enroll(&token, &ask, |id| {
+        .enroll(&token, &ask, None, |id| {
             let req = generate_key_and_csr("bench").map_err(|e| e.to_string())?;
             ca.sign_agent_csr(&req.csr_der, id, Validity::starting_now(Duration::from_secs(3_600)))
                 .map_err(|e| e.to_string())

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use outpost_certs::ca::IssuedCertificate;
 use outpost_certs::{AgentId, SiteId, TenantId};
 
+use super::audit::{Actor, AppendAudit, AuditEvent};
 use super::scope::Viewer;
 use super::{AdminScope, AgentScope, Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -135,7 +136,7 @@ pub enum ConnectRefused {
 
 impl From<sqlx::Error> for ConnectRefused {
     fn from(e: sqlx::Error) -> Self {
-        Self::Store(StoreError::Database(e))
+        Self::Store(StoreError::from(e))
     }
 }
 
@@ -229,25 +230,34 @@ impl Store {
         rows.into_iter().map(|(id,)| parse_id("agent", &id)).collect()
     }
 
-    /// Revokes an agent. Returns false if it was already revoked.
-    pub async fn revoke_agent(&self, _admin: &AdminScope, agent: AgentId) -> Result<bool, StoreError> {
-        on_pool!(self, pool, _Db => {
-            let exists: Option<(Option<i64>,)> = sqlx::query_as("SELECT revoked_at_ms FROM agents WHERE id = $1")
-                .bind(agent.to_string())
-                .fetch_optional(pool)
-                .await?;
-            match exists {
-                None => Err(StoreError::NotFound(format!("agent {agent}"))),
-                Some((Some(_),)) => Ok(false),
-                Some((None,)) => {
-                    sqlx::query("UPDATE agents SET revoked_at_ms = $1, connected_since_ms = NULL WHERE id = $2 AND revoked_at_ms IS NULL")
-                        .bind(now_ms())
-                        .bind(agent.to_string())
-                        .execute(pool)
-                        .await?;
-                    Ok(true)
-                }
-            }
+    /// Revokes an agent, recorded in the audit log (`agent.revoke`) in the
+    /// same transaction. Returns false if it was already revoked.
+    pub async fn revoke_agent(&self, _admin: &AdminScope, agent: AgentId, actor: &Actor) -> Result<bool, StoreError> {
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            // Write first (SQLite takes its write lock here, waiting for others).
+            let revoked: Option<(String,)> = sqlx::query_as(
+                "UPDATE agents SET revoked_at_ms = $1, connected_since_ms = NULL \
+                 WHERE id = $2 AND revoked_at_ms IS NULL RETURNING tenant_id",
+            )
+            .bind(now_ms())
+            .bind(agent.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((tenant,)) = revoked else {
+                let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM agents WHERE id = $1")
+                    .bind(agent.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return match exists {
+                    None => Err(StoreError::NotFound(format!("agent {agent}"))),
+                    Some(_) => Ok(false),
+                };
+            };
+            let event = AuditEvent::success(Some(parse_id("tenant", &tenant)?), "agent.revoke", format!("agent {agent}"));
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

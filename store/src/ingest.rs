@@ -75,6 +75,13 @@ pub struct IngestBatch {
     pub outbox_depth: i64,
 }
 
+impl IngestBatch {
+    /// How many observations the batch carries.
+    pub fn observations(&self) -> usize {
+        self.metrics.len() + self.host_facts.len() + self.devices.len() + self.discovery.len()
+    }
+}
+
 /// What a committed batch did.
 #[derive(Debug)]
 pub struct IngestOutcome {

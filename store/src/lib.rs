@@ -21,7 +21,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub mod agents;
 pub mod api_tokens;
+pub mod audit;
 pub mod devices;
+pub mod health;
 pub mod ingest;
 pub mod inventory;
 pub mod metrics;
@@ -41,7 +43,7 @@ pub const SQLITE_FILE: &str = "outpost.db";
 pub enum StoreError {
     /// The database refused or failed a query.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -58,6 +60,23 @@ pub enum StoreError {
     /// is not the one it was sealed with), explained.
     #[error("{0}")]
     Vault(String),
+}
+
+/// Database errors since the process started, every store counted together:
+/// each becomes a [`StoreError`] through this one conversion.
+static DATABASE_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        DATABASE_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::Database(e)
+    }
+}
+
+/// How many queries the database refused or failed in this process (for
+/// the `outpost_database_errors` metric).
+pub fn database_errors() -> u64 {
+    DATABASE_ERRORS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[derive(Clone)]

@@ -1,6 +1,7 @@
 //! Tenants and sites.
 use outpost_certs::{SiteId, TenantId};
 
+use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::{AdminScope, Store, StoreError, now_ms, on_pool, parse_id};
 
 /// The result of [`Store::ensure_site`].
@@ -100,39 +101,52 @@ impl Store {
 
     /// Marks a site deleted: its unused enrollment tokens stop working and its
     /// agents are revoked (refused at the handshake, their connections closed
-    /// by the revocation refresh), in one transaction. Returns the site and how
-    /// many agents were revoked.
+    /// by the revocation refresh), in one transaction, with audit records of
+    /// the deletion (`site.delete`) and of each revocation (`agent.revoke`).
+    /// Returns the site and how many agents were revoked.
     pub async fn delete_site(
         &self,
         _admin: &AdminScope,
         tenant_name: &str,
         site_name: &str,
+        actor: &Actor,
     ) -> Result<(SiteId, u64), StoreError> {
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
-            let row: Option<(String,)> = sqlx::query_as(
+            let row: Option<(String, String)> = sqlx::query_as(
                 "UPDATE sites SET deleted_at_ms = $1 WHERE deleted_at_ms IS NULL AND name = $2 \
-                 AND tenant_id = (SELECT id FROM tenants WHERE name = $3) RETURNING id",
+                 AND tenant_id = (SELECT id FROM tenants WHERE name = $3) RETURNING id, tenant_id",
             )
             .bind(now)
             .bind(site_name)
             .bind(tenant_name)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((id,)) = row else {
+            let Some((id, tenant)) = row else {
                 return Err(StoreError::NotFound(format!("site {site_name:?} of tenant {tenant_name:?}")));
             };
-            let revoked = sqlx::query(
-                "UPDATE agents SET revoked_at_ms = $1, connected_since_ms = NULL WHERE site_id = $2 AND revoked_at_ms IS NULL",
+            let revoked: Vec<(String,)> = sqlx::query_as(
+                "UPDATE agents SET revoked_at_ms = $1, connected_since_ms = NULL WHERE site_id = $2 AND revoked_at_ms IS NULL \
+                 RETURNING id",
             )
             .bind(now)
             .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .fetch_all(&mut *tx)
+            .await?;
+            let tenant_id: TenantId = parse_id("tenant", &tenant)?;
+            let mut events = vec![AuditEvent::success(Some(tenant_id), "site.delete", format!("site {id}")).with(
+                Details::new()
+                    .text("site_name", site_name)
+                    .number("agents_revoked", i64::try_from(revoked.len()).unwrap_or(i64::MAX)),
+            )];
+            events.extend(revoked.iter().map(|(agent,)| {
+                AuditEvent::success(Some(tenant_id), "agent.revoke", format!("agent {agent}"))
+                    .with(Details::new().text("because", "site deleted"))
+            }));
+            <Db as AppendAudit>::append(&mut tx, actor, &events).await?;
             tx.commit().await?;
-            Ok((parse_id("site", &id)?, revoked))
+            Ok((parse_id("site", &id)?, revoked.len() as u64))
         })
     }
 

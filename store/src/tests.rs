@@ -83,10 +83,16 @@ pub(crate) async fn enrolled(
     let s = store.ensure_site(&admin, tenant, site).await.expect("site");
     let token = EnrollmentToken::generate(ca.fingerprint());
     store
-        .create_token(&admin, &s, &token, Duration::from_secs(60))
+        .create_token(
+            &admin,
+            &s,
+            &token,
+            Duration::from_secs(60),
+            &crate::audit::Actor::local_operator(),
+        )
         .await
         .expect("token");
-    let e = store.enroll(&token, &ask(), sign_with(ca)).await.expect("enroll");
+    let e = store.enroll(&token, &ask(), None, sign_with(ca)).await.expect("enroll");
     (AgentScope::verified(e.identity), e.certificate.serial)
 }
 
@@ -158,46 +164,76 @@ async fn tokens_are_single_use_expiring_and_site_bound() {
 
         let token = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .create_token(
+                &admin,
+                &site,
+                &token,
+                Duration::from_secs(60),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
-        store.enroll(&token, &ask(), sign_with(&ca)).await.expect("first use");
-        let again = store.enroll(&token, &ask(), sign_with(&ca)).await;
+        store
+            .enroll(&token, &ask(), None, sign_with(&ca))
+            .await
+            .expect("first use");
+        let again = store.enroll(&token, &ask(), None, sign_with(&ca)).await;
         assert!(matches!(again, Err(EnrollError::AlreadyUsed)), "{store:?}: {again:?}");
 
         let forged = EnrollmentToken::generate(ca.fingerprint());
-        let unknown = store.enroll(&forged, &ask(), sign_with(&ca)).await;
+        let unknown = store.enroll(&forged, &ask(), None, sign_with(&ca)).await;
         assert!(matches!(unknown, Err(EnrollError::UnknownToken)), "{unknown:?}");
 
         let expiring = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &site, &expiring, Duration::from_millis(1))
+            .create_token(
+                &admin,
+                &site,
+                &expiring,
+                Duration::from_millis(1),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let expired = store.enroll(&expiring, &ask(), sign_with(&ca)).await;
+        let expired = store.enroll(&expiring, &ask(), None, sign_with(&ca)).await;
         assert!(matches!(expired, Err(EnrollError::Expired)), "{expired:?}");
 
         let doomed = store.ensure_site(&admin, "acme", "closing").await.expect("site");
         let orphan = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &doomed, &orphan, Duration::from_secs(60))
+            .create_token(
+                &admin,
+                &doomed,
+                &orphan,
+                Duration::from_secs(60),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
-        store.delete_site(&admin, "acme", "closing").await.expect("delete");
-        let deleted = store.enroll(&orphan, &ask(), sign_with(&ca)).await;
+        store
+            .delete_site(&admin, "acme", "closing", &crate::audit::Actor::local_operator())
+            .await
+            .expect("delete");
+        let deleted = store.enroll(&orphan, &ask(), None, sign_with(&ca)).await;
         assert!(matches!(deleted, Err(EnrollError::SiteDeleted)), "{deleted:?}");
 
         // A failed signature leaves the token unused.
         let fragile = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &site, &fragile, Duration::from_secs(60))
+            .create_token(
+                &admin,
+                &site,
+                &fragile,
+                Duration::from_secs(60),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
-        let bad = store.enroll(&fragile, &ask(), |_| Err("bad CSR".into())).await;
+        let bad = store.enroll(&fragile, &ask(), None, |_| Err("bad CSR".into())).await;
         assert!(matches!(bad, Err(EnrollError::Certificate(_))));
         store
-            .enroll(&fragile, &ask(), sign_with(&ca))
+            .enroll(&fragile, &ask(), None, sign_with(&ca))
             .await
             .expect("token still usable");
     }
@@ -310,8 +346,18 @@ async fn revoked_agents_cannot_connect() {
         assert!(store.list_agents(&Viewer::Admin(admin)).await.expect("list")[0].online);
         store.agent_disconnected(&a, &newer).await.expect("new stream ends");
         assert!(!store.list_agents(&Viewer::Admin(admin)).await.expect("list")[0].online);
-        assert!(store.revoke_agent(&admin, a.agent()).await.expect("revoke"));
-        assert!(!store.revoke_agent(&admin, a.agent()).await.expect("revoke twice"));
+        assert!(
+            store
+                .revoke_agent(&admin, a.agent(), &crate::audit::Actor::local_operator())
+                .await
+                .expect("revoke")
+        );
+        assert!(
+            !store
+                .revoke_agent(&admin, a.agent(), &crate::audit::Actor::local_operator())
+                .await
+                .expect("revoke twice")
+        );
         assert!(store.revoked_agents().await.expect("list").contains(&a.agent()));
         assert!(!store.agent_may_renew(&a, &serial).await.expect("check"));
         assert!(matches!(
@@ -319,7 +365,13 @@ async fn revoked_agents_cannot_connect() {
             Err(agents::ConnectRefused::UnknownOrRevoked)
         ));
         assert!(matches!(
-            store.revoke_agent(&admin, outpost_certs::AgentId::random()).await,
+            store
+                .revoke_agent(
+                    &admin,
+                    outpost_certs::AgentId::random(),
+                    &crate::audit::Actor::local_operator()
+                )
+                .await,
             Err(StoreError::NotFound(_))
         ));
         let rows = store.list_agents(&Viewer::Admin(admin)).await.expect("list");
@@ -334,7 +386,12 @@ async fn login(store: &Store, username: &str, password: &str) -> Option<String> 
     let user = tokio::task::spawn_blocking(move || credential.verify(&password))
         .await
         .expect("hashing task")?;
-    Some(store.open_session(user).await.expect("open session"))
+    Some(
+        store
+            .open_session(user, &crate::audit::Actor::local_operator())
+            .await
+            .expect("open session"),
+    )
 }
 
 #[tokio::test]
@@ -344,7 +401,7 @@ async fn logins_and_sessions() {
         let admin = AdminScope::verified();
         assert!(!store.has_users().await.expect("users"));
         store
-            .set_admin_password(&admin, "admin", "correct horse")
+            .set_admin_password(&admin, "admin", "correct horse", &crate::audit::Actor::local_operator())
             .await
             .expect("set");
         assert!(login(store, "admin", "wrong").await.is_none());
@@ -355,12 +412,15 @@ async fn logins_and_sessions() {
         assert!(store.session("forged").await.expect("lookup").is_none());
         // A password change ends existing sessions.
         store
-            .set_admin_password(&admin, "admin", "new one")
+            .set_admin_password(&admin, "admin", "new one", &crate::audit::Actor::local_operator())
             .await
             .expect("reset");
         assert!(store.session(&token).await.expect("lookup").is_none());
         let token = login(store, "admin", "new one").await.expect("session");
-        store.logout(&token).await.expect("logout");
+        store
+            .logout(&token, &crate::audit::Actor::local_operator())
+            .await
+            .expect("logout");
         assert!(store.session(&token).await.expect("lookup").is_none());
     }
 }
@@ -370,7 +430,12 @@ async fn expired_sessions_are_pruned_and_live_ones_kept() {
     let e = engines().await;
     for store in &e.stores {
         store
-            .set_admin_password(&AdminScope::verified(), "admin", "correct horse")
+            .set_admin_password(
+                &AdminScope::verified(),
+                "admin",
+                "correct horse",
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("set");
         let old = login(store, "admin", "correct horse").await.expect("session");
@@ -391,14 +456,22 @@ async fn live_session_keys_are_the_sessions_that_open() {
     let e = engines().await;
     for store in &e.stores {
         store
-            .set_admin_password(&AdminScope::verified(), "admin", "correct horse")
+            .set_admin_password(
+                &AdminScope::verified(),
+                "admin",
+                "correct horse",
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("set");
         let expired = login(store, "admin", "correct horse").await.expect("session");
         store.expire_all_sessions().await.expect("expire");
         let live = login(store, "admin", "correct horse").await.expect("session");
         let ended = login(store, "admin", "correct horse").await.expect("session");
-        store.logout(&ended).await.expect("logout");
+        store
+            .logout(&ended, &crate::audit::Actor::local_operator())
+            .await
+            .expect("logout");
 
         let keys = store.live_session_keys().await.expect("keys");
         assert_eq!(keys.len(), 1, "{store:?}");
@@ -432,11 +505,17 @@ async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
         for _ in 0..15 {
             let token = EnrollmentToken::generate(ca.fingerprint());
             store
-                .create_token(&admin, &site, &token, Duration::from_secs(60))
+                .create_token(
+                    &admin,
+                    &site,
+                    &token,
+                    Duration::from_secs(60),
+                    &crate::audit::Actor::local_operator(),
+                )
                 .await
                 .expect("token");
             store
-                .enroll(&token, &ask(), sign_with(&ca))
+                .enroll(&token, &ask(), None, sign_with(&ca))
                 .await
                 .unwrap_or_else(|e| panic!("{store:?}: {e}"));
         }
@@ -444,7 +523,13 @@ async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
 
         let token = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .create_token(
+                &admin,
+                &site,
+                &token,
+                Duration::from_secs(60),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
         let racers: Vec<_> = (0..8)
@@ -453,7 +538,7 @@ async fn enrollment_succeeds_while_other_agents_write_and_a_token_wins_once() {
                 let ca_pem = (ca.cert_pem().to_owned(), ca.key_pem());
                 tokio::spawn(async move {
                     let ca = CertificateAuthority::from_pem(&ca_pem.0, &ca_pem.1).expect("ca");
-                    store.enroll(&token, &ask(), sign_with(&ca)).await
+                    store.enroll(&token, &ask(), None, sign_with(&ca)).await
                 })
             })
             .collect();
@@ -563,20 +648,26 @@ async fn enrollment_retries_get_the_same_certificate_and_nothing_else_reuses_a_t
         let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
         let token = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .create_token(
+                &admin,
+                &site,
+                &token,
+                Duration::from_secs(60),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
         let mine = ask();
-        let first = store.enroll(&token, &mine, sign_with(&ca)).await.expect("enroll");
+        let first = store.enroll(&token, &mine, None, sign_with(&ca)).await.expect("enroll");
         let retry = store
-            .enroll(&token, &mine, |_| Err("must not sign again".into()))
+            .enroll(&token, &mine, None, |_| Err("must not sign again".into()))
             .await
             .expect("retry");
         assert!(retry.retried && !first.retried);
         assert_eq!(retry.certificate.der, first.certificate.der);
         assert_eq!(retry.identity, first.identity);
         // Another key with the same token is refused.
-        let other = store.enroll(&token, &ask(), sign_with(&ca)).await;
+        let other = store.enroll(&token, &ask(), None, sign_with(&ca)).await;
         assert!(matches!(other, Err(EnrollError::AlreadyUsed)), "{other:?}");
         // So is the same key once the window has passed.
         on_pool!(store, pool, _Db => {
@@ -587,7 +678,7 @@ async fn enrollment_retries_get_the_same_certificate_and_nothing_else_reuses_a_t
                 .await
                 .expect("age the token");
         });
-        let late = store.enroll(&token, &mine, sign_with(&ca)).await;
+        let late = store.enroll(&token, &mine, None, sign_with(&ca)).await;
         assert!(matches!(late, Err(EnrollError::AlreadyUsed)), "{late:?}");
         assert_eq!(store.list_agents(&Viewer::Admin(admin)).await.expect("list").len(), 1);
     }
@@ -605,7 +696,13 @@ async fn re_enrollment_keeps_the_id_only_for_a_live_agent_of_the_same_site() {
             let s = store.ensure_site(&admin, tenant, site).await.expect("site");
             let t = EnrollmentToken::generate(ca.fingerprint());
             store
-                .create_token(&admin, &s, &t, Duration::from_secs(60))
+                .create_token(
+                    &admin,
+                    &s,
+                    &t,
+                    Duration::from_secs(60),
+                    &crate::audit::Actor::local_operator(),
+                )
                 .await
                 .expect("token");
             t
@@ -616,7 +713,7 @@ async fn re_enrollment_keeps_the_id_only_for_a_live_agent_of_the_same_site() {
         };
         // Same tenant and site: same id, and the old certificate stops working.
         let same = store
-            .enroll(&token_for("acme", "hq").await, &proving, sign_with(ca))
+            .enroll(&token_for("acme", "hq").await, &proving, None, sign_with(ca))
             .await
             .expect("re-enroll");
         assert!(same.kept_id);
@@ -631,16 +728,19 @@ async fn re_enrollment_keeps_the_id_only_for_a_live_agent_of_the_same_site() {
         // Another site of the same tenant, or another tenant: a new id.
         for (tenant, site) in [("acme", "branch"), ("globex", "hq")] {
             let moved = store
-                .enroll(&token_for(tenant, site).await, &proving, sign_with(ca))
+                .enroll(&token_for(tenant, site).await, &proving, None, sign_with(ca))
                 .await
                 .expect("enroll elsewhere");
             assert!(!moved.kept_id);
             assert_ne!(moved.identity.agent, a.agent());
         }
         // A revoked agent cannot come back under its id.
-        store.revoke_agent(&admin, a.agent()).await.expect("revoke");
+        store
+            .revoke_agent(&admin, a.agent(), &crate::audit::Actor::local_operator())
+            .await
+            .expect("revoke");
         let back = store
-            .enroll(&token_for("acme", "hq").await, &proving, sign_with(ca))
+            .enroll(&token_for("acme", "hq").await, &proving, None, sign_with(ca))
             .await
             .expect("enroll after revocation");
         assert!(!back.kept_id);
@@ -656,7 +756,10 @@ async fn deleting_a_site_revokes_its_agents() {
         let admin = AdminScope::verified();
         let (a, serial) = enrolled(store, &ca, "acme", "closing").await;
         let (b, _) = enrolled(store, &ca, "acme", "staying").await;
-        let (_, revoked) = store.delete_site(&admin, "acme", "closing").await.expect("delete");
+        let (_, revoked) = store
+            .delete_site(&admin, "acme", "closing", &crate::audit::Actor::local_operator())
+            .await
+            .expect("delete");
         assert_eq!(revoked, 1);
         let set = store.revoked_agents().await.expect("revoked");
         assert!(set.contains(&a.agent()) && !set.contains(&b.agent()));
@@ -705,7 +808,13 @@ async fn tokens_are_checked_with_a_read_before_redemption() {
         let site = store.ensure_site(&admin, "acme", "hq").await.expect("site");
         let token = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &site, &token, Duration::from_secs(60))
+            .create_token(
+                &admin,
+                &site,
+                &token,
+                Duration::from_secs(60),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
 
@@ -740,7 +849,7 @@ async fn tokens_are_checked_with_a_read_before_redemption() {
 
         // Checking did not use the token up; redeeming does.
         let mine = ask();
-        store.enroll(&token, &mine, sign_with(&ca)).await.expect("redeem");
+        store.enroll(&token, &mine, None, sign_with(&ca)).await.expect("redeem");
         let used = store.check_enrollment_token(&token, "").await;
         assert!(matches!(used, Err(EnrollError::AlreadyUsed)), "{used:?}");
         // A retry with the redeeming key passes the check (and gets its
@@ -752,7 +861,13 @@ async fn tokens_are_checked_with_a_read_before_redemption() {
 
         let expiring = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &site, &expiring, Duration::from_millis(1))
+            .create_token(
+                &admin,
+                &site,
+                &expiring,
+                Duration::from_millis(1),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -762,11 +877,20 @@ async fn tokens_are_checked_with_a_read_before_redemption() {
         let doomed = store.ensure_site(&admin, "acme", "closing").await.expect("site");
         let orphan = EnrollmentToken::generate(ca.fingerprint());
         store
-            .create_token(&admin, &doomed, &orphan, Duration::from_secs(60))
+            .create_token(
+                &admin,
+                &doomed,
+                &orphan,
+                Duration::from_secs(60),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("token");
         store.check_enrollment_token(&orphan, "").await.expect("live site");
-        store.delete_site(&admin, "acme", "closing").await.expect("delete");
+        store
+            .delete_site(&admin, "acme", "closing", &crate::audit::Actor::local_operator())
+            .await
+            .expect("delete");
         let deleted = store.check_enrollment_token(&orphan, "").await;
         assert!(matches!(deleted, Err(EnrollError::SiteDeleted)), "{deleted:?}");
     }

@@ -5,6 +5,7 @@ use outpost_certs::ca::IssuedCertificate;
 use outpost_certs::token::EnrollmentToken;
 use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
 
+use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::tenants::EnsuredSite;
 use super::{AdminScope, Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -34,7 +35,7 @@ pub enum EnrollError {
 
 impl From<sqlx::Error> for EnrollError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Store(StoreError::Database(e))
+        Self::Store(StoreError::from(e))
     }
 }
 
@@ -100,10 +101,17 @@ impl Store {
         site: &EnsuredSite,
         token: &EnrollmentToken,
         ttl: Duration,
+        actor: &Actor,
     ) -> Result<i64, StoreError> {
         let now = now_ms();
         let expires = now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
-        on_pool!(self, pool, _Db => {
+        let audit = AuditEvent::success(Some(site.tenant), "token.create", format!("token {}", token.id())).with(
+            Details::new()
+                .text("site", site.site.to_string())
+                .number("expires_at_ms", expires),
+        );
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO enrollment_tokens (id, secret_hash, tenant_id, site_id, created_at_ms, expires_at_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -114,8 +122,10 @@ impl Store {
             .bind(site.site.to_string())
             .bind(now)
             .bind(expires)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
         });
         Ok(expires)
     }
@@ -130,14 +140,19 @@ impl Store {
     /// * A retry with the same token and the same key within
     ///   [`RETRY_WINDOW_MS`] gets the certificate already issued; any other use
     ///   of a redeemed token is refused.
+    ///
+    /// An enrollment is recorded in the audit log (`agent.enroll`, the agent
+    /// as actor, `source` its peer address) in the same transaction; a retry
+    /// changes nothing and records nothing.
     pub async fn enroll(
         &self,
         token: &EnrollmentToken,
         ask: &EnrollAsk<'_>,
+        source: Option<std::net::SocketAddr>,
         sign: impl FnOnce(&AgentIdentity) -> Result<IssuedCertificate, String>,
     ) -> Result<Enrolled, EnrollError> {
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             // Claim first: a write as the transaction's first statement takes
             // SQLite's write lock up front (waiting out other writers) instead of
@@ -261,6 +276,18 @@ impl Store {
                 .bind(token.id())
                 .execute(&mut *tx)
                 .await?;
+            let actor = Actor::agent(&format!("agent {}", identity.agent), source);
+            let audit = AuditEvent::success(Some(identity.tenant), "agent.enroll", format!("agent {}", identity.agent))
+                .with(
+                    Details::new()
+                        .text("token", token.id())
+                        .text("site", identity.site.to_string())
+                        .text("hostname", ask.hostname)
+                        .text("version", ask.version)
+                        .text("cert_serial", certificate.serial.clone())
+                        .flag("kept_id", kept.is_some()),
+                );
+            <Db as AppendAudit>::append(&mut tx, &actor, std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(Enrolled { identity, certificate, tenant_name, site_name, kept_id: kept.is_some(), retried: false })
         })

@@ -10,6 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::audit::{Actor, AppendAudit, AuditEvent};
 use super::scope::Viewer;
 use super::{AdminScope, Store, StoreError, now_ms, on_pool};
 
@@ -110,18 +111,21 @@ pub struct VerifiedUser {
 }
 
 impl Store {
-    /// Creates or replaces an MSP-wide administrator.
+    /// Creates or replaces an MSP-wide administrator; recorded in the audit
+    /// log (`user.set_password`) in the same transaction.
     pub async fn set_admin_password(
         &self,
         _admin: &AdminScope,
         username: &str,
         password: &str,
+        actor: &Actor,
     ) -> Result<(), StoreError> {
         let password = password.to_owned();
         let hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
             .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))??;
-        on_pool!(self, pool, _Db => {
+        let event = AuditEvent::success(None, "user.set_password", format!("user {username}"));
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO users (id, username, password_hash, is_msp_admin, created_at_ms) VALUES ($1, $2, $3, 1, $4) \
@@ -138,6 +142,7 @@ impl Store {
                 .bind(username)
                 .execute(&mut *tx)
                 .await?;
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -175,11 +180,14 @@ impl Store {
     }
 
     /// Opens a session for a user whose password was just checked and returns
-    /// its cookie value.
-    pub async fn open_session(&self, user: VerifiedUser) -> Result<String, StoreError> {
+    /// its cookie value. The sign-in is recorded in the audit log
+    /// (`console.login`, done by `actor`) in the same transaction.
+    pub async fn open_session(&self, user: VerifiedUser, actor: &Actor) -> Result<String, StoreError> {
         let token = random_token();
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        let event = AuditEvent::success(None, "console.login", format!("user {}", actor.name()));
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -188,8 +196,10 @@ impl Store {
             .bind(random_token())
             .bind(now)
             .bind(now + SESSION_TTL_MS)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
         });
         Ok(token)
     }
@@ -246,14 +256,27 @@ impl Store {
         Ok(rows.into_iter().map(|(hash,)| SessionKey(hash)).collect())
     }
 
-    /// Ends a session.
-    pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
-            sqlx::query("DELETE FROM sessions WHERE id_hash = $1 OR expires_at_ms <= $2")
+    /// Ends a session, recorded in the audit log (`console.logout`, done by
+    /// `actor`) in the same transaction when it was still open.
+    pub async fn logout(&self, token: &str, actor: &Actor) -> Result<(), StoreError> {
+        let now = now_ms();
+        let event = AuditEvent::success(None, "console.logout", format!("user {}", actor.name()));
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let ended = sqlx::query("DELETE FROM sessions WHERE id_hash = $1 AND expires_at_ms > $2")
                 .bind(token_hash(token))
-                .bind(now_ms())
-                .execute(pool)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
+            if ended > 0 {
+                <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }

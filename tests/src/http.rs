@@ -240,6 +240,15 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 /// Logs in to the console as `user`; returns the session cookie header value.
 pub fn login(console: &Console, user: &str, password: &str) -> String {
+    let r = try_login(console, user, password);
+    assert_eq!(r.status, 303, "login: {r:?}");
+    let session = r.cookie("outpost_session").expect("session cookie");
+    format!("outpost_session={session}")
+}
+
+/// Submits the console's login form as `user` (a fresh form and its CSRF
+/// cookie first) and returns the answer, whatever it is.
+pub fn try_login(console: &Console, user: &str, password: &str) -> Response {
     let page = request(console, "GET", "/login", &[], "");
     assert_eq!(page.status, 200, "login page: {page:?}");
     let csrf = page.cookie("outpost_login_csrf").expect("login CSRF cookie");
@@ -250,7 +259,7 @@ pub fn login(console: &Console, user: &str, password: &str) -> String {
         form_encode(&csrf)
     );
     let cookie = format!("outpost_login_csrf={csrf}");
-    let r = request(
+    request(
         console,
         "POST",
         "/login",
@@ -259,8 +268,5 @@ pub fn login(console: &Console, user: &str, password: &str) -> String {
             ("Cookie", &cookie),
         ],
         &body,
-    );
-    assert_eq!(r.status, 303, "login: {r:?}");
-    let session = r.cookie("outpost_session").expect("session cookie");
-    format!("outpost_session={session}")
+    )
 }

@@ -78,6 +78,10 @@ impl Control {
 }
 
 impl AgentControl for Control {
+    fn streaming_agents(&self) -> usize {
+        self.sessions.len()
+    }
+
     fn watch(&self, scope: TenantScope, device: DeviceId) -> WatchFuture<'_> {
         Box::pin(self.traffic.clone().subscribe(scope, device))
     }

@@ -9,6 +9,7 @@ use outpost_certs::AgentCertificate;
 use outpost_certs::ca::{Validity, certificate_public_key, csr_public_key};
 use outpost_certs::token::EnrollmentToken;
 use outpost_proto::agent_v1::{EnrollRequest, EnrollResponse};
+use outpost_store::audit::{Actor, AuditEvent, Details};
 use outpost_store::tokens::{EnrollAsk, EnrollError};
 use sha2::{Digest as _, Sha256};
 use tonic::{Request, Response, Status};
@@ -43,6 +44,7 @@ pub(super) async fn enroll(
     // the database's write lock, which `Store::enroll` takes up front.
     if let Err(e) = svc.store.check_enrollment_token(&token, &csr_key_sha256).await {
         tracing::warn!(%remote, token = token.id(), error = %e, "enrollment refused");
+        audit_refusal(svc, &token, remote, &e).await;
         return Err(match e {
             EnrollError::Store(ref s) => store_status(s),
             other => Status::permission_denied(other.to_string()),
@@ -59,20 +61,24 @@ pub(super) async fn enroll(
     let validity = Validity::starting_now(svc.cert_lifetime);
     let enrolled = svc
         .store
-        .enroll(&token, &ask, |identity| {
+        .enroll(&token, &ask, Some(remote), |identity| {
             svc.ca
                 .sign_agent_csr(&req.csr_der, identity, validity)
                 .map_err(|e| e.to_string())
         })
-        .await
-        .map_err(|e| {
+        .await;
+    let enrolled = match enrolled {
+        Ok(enrolled) => enrolled,
+        Err(e) => {
             tracing::warn!(%remote, token = token.id(), error = %e, "enrollment refused");
-            match e {
+            audit_refusal(svc, &token, remote, &e).await;
+            return Err(match e {
                 EnrollError::Store(ref s) => store_status(s),
                 EnrollError::Certificate(m) => Status::invalid_argument(m),
                 other => Status::permission_denied(other.to_string()),
-            }
-        })?;
+            });
+        }
+    };
     tracing::info!(
         %remote,
         agent = %enrolled.identity.agent,
@@ -91,6 +97,25 @@ pub(super) async fn enroll(
         ca_certificate_der: svc.ca.cert_der().to_vec(),
     }))
 }
+
+/// Records a refused token (`enroll.refused`) in the audit log, after the
+/// refusal: nothing else changed, so there is no transaction to share. Calls
+/// are bounded by the `Enroll` rate limit per source. A database failure is
+/// not a refusal of the token and is not recorded.
+async fn audit_refusal(svc: &AgentPortService, token: &EnrollmentToken, remote: std::net::SocketAddr, e: &EnrollError) {
+    if matches!(e, EnrollError::Store(_)) {
+        return;
+    }
+    let actor = Actor::agent(UNENROLLED, Some(remote));
+    let event = AuditEvent::failure(None, "enroll.refused", format!("token {}", token.id()))
+        .with(Details::new().text("reason", e.to_string()));
+    if let Err(error) = svc.store.record_audit(&actor, event).await {
+        tracing::error!(%remote, token = token.id(), %error, "recording a refused enrollment in the audit log failed");
+    }
+}
+
+/// The actor of a refused enrollment: no agent identity exists yet.
+const UNENROLLED: &str = "agent (not enrolled)";
 
 /// The identity the agent proves it held: a certificate this CA issued, whose
 /// key signed the CSR. Anything short of that is logged and ignored (the agent

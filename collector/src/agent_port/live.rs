@@ -55,6 +55,16 @@ impl LiveSessions {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many agents stream to this collector now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no agent streams to this collector.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// The instance streaming for `agent` on this collector, if any.
     pub fn instance_of(&self, agent: &AgentId) -> Option<String> {
         self.lock().get(agent).map(|e| e.instance.clone())

@@ -415,8 +415,15 @@ impl Session {
                     reason,
                 });
             }
+            let started = std::time::Instant::now();
             let outcome = match self.svc.store.ingest(&self.scope, &validated.batch).await {
-                Ok(o) => o,
+                Ok(o) => {
+                    let m = &self.svc.metrics;
+                    m.batch_commit_seconds.observe(started.elapsed().as_secs_f64());
+                    m.observations_ingested
+                        .inc_by(u64::try_from(validated.batch.observations()).unwrap_or(0));
+                    o
+                }
                 Err(e) => {
                     // Nothing was acknowledged; the agent resends after reconnecting.
                     self.send(Err(store_status(&e))).await;

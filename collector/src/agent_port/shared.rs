@@ -40,6 +40,8 @@ pub struct AgentPortService {
     pub(super) traffic: Arc<super::traffic::TrafficHub>,
     /// How far the agents' running scans are.
     pub(super) scan_progress: Arc<super::scan_progress::ScanProgressHub>,
+    /// Ingest counters and timings, served on the console's `/metrics`.
+    pub(super) metrics: Arc<outpost_console::Metrics>,
 }
 
 impl AgentPortService {
@@ -82,7 +84,14 @@ impl AgentPortService {
             live,
             revocations: Arc::new(watch::Sender::new(0)),
             scan_progress: Arc::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts ingest into `metrics` (the ones the console serves).
+    pub fn with_metrics(mut self, metrics: Arc<outpost_console::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Applies a freshly loaded revocation list: the TLS verifier refuses the

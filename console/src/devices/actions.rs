@@ -1,11 +1,14 @@
 //! Buttons on the device page: delete the device, accept the certificate or
 //! SSH host key it now presents, back it up now. Each is a CSRF-protected
 //! POST that redirects back.
+use std::net::IpAddr;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use outpost_store::audit::Actor;
 use outpost_store::devices::DeviceId;
 use outpost_store::users::Session;
 use outpost_store::{Store, TenantScope};
@@ -13,6 +16,7 @@ use outpost_store::{Store, TenantScope};
 use super::{device_not_found, page_error, parse_id, tenant_scope};
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::error::status_page;
+use crate::rate_limit::ClientIp;
 use crate::state::ConsoleState;
 
 /// A form carrying nothing but its token.
@@ -44,13 +48,18 @@ pub(crate) async fn target(
 pub(crate) async fn delete(
     State(state): State<ConsoleState>,
     Path(raw_id): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
     let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };
-    match state.store.delete_device(&scope, id).await {
+    match state
+        .store
+        .delete_device(&scope, id, &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(()) => {
             tracing::info!(device = %id, user = %auth.session.username, "console: device deleted");
             Redirect::to("/devices").into_response()
@@ -66,14 +75,21 @@ enum Acceptable {
     HostKey,
 }
 
-async fn accept(state: &ConsoleState, raw_id: &str, session: &Session, what: Acceptable) -> Response {
+async fn accept(
+    state: &ConsoleState,
+    raw_id: &str,
+    session: &Session,
+    ip: Option<IpAddr>,
+    what: Acceptable,
+) -> Response {
     let (id, scope) = match target(&state.store, session, raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };
+    let actor = Actor::user(&session.username, ip);
     let accepted = match what {
-        Acceptable::Certificate => state.store.accept_device_certificate(&scope, id).await,
-        Acceptable::HostKey => state.store.accept_device_host_key(&scope, id).await,
+        Acceptable::Certificate => state.store.accept_device_certificate(&scope, id, &actor).await,
+        Acceptable::HostKey => state.store.accept_device_host_key(&scope, id, &actor).await,
     };
     match accepted {
         Ok(fingerprint) => {
@@ -90,18 +106,20 @@ async fn accept(state: &ConsoleState, raw_id: &str, session: &Session, what: Acc
 pub(crate) async fn accept_certificate(
     State(state): State<ConsoleState>,
     Path(raw_id): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    accept(&state, &raw_id, &auth.session, Acceptable::Certificate).await
+    accept(&state, &raw_id, &auth.session, ip, Acceptable::Certificate).await
 }
 
 /// `POST /devices/{id}/accept-host-key`.
 pub(crate) async fn accept_host_key(
     State(state): State<ConsoleState>,
     Path(raw_id): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    accept(&state, &raw_id, &auth.session, Acceptable::HostKey).await
+    accept(&state, &raw_id, &auth.session, ip, Acceptable::HostKey).await
 }
 
 /// `POST /devices/{id}/backup`: asks the agent polling the device for a

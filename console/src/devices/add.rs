@@ -2,10 +2,12 @@
 //! it, seals the password with the tenant's vault key and stores the device.
 //! A refused form comes back with the message naming the field and every
 //! value but the password.
+use crate::rate_limit::ClientIp;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use outpost_store::audit::Actor;
 use serde::Deserialize;
 
 use outpost_store::devices::{DeviceId, NewDevice, validate_new};
@@ -213,7 +215,11 @@ fn check(form: &AddForm, sites: &[SiteRow]) -> Result<Checked, FieldError> {
 }
 
 /// `POST /devices`.
-pub(crate) async fn add(State(state): State<ConsoleState>, CsrfForm { auth, form }: CsrfForm<AddForm>) -> Response {
+pub(crate) async fn add(
+    State(state): State<ConsoleState>,
+    ClientIp(ip): ClientIp,
+    CsrfForm { auth, form }: CsrfForm<AddForm>,
+) -> Response {
     let session = &auth.session;
     let sites = match sites(&state.store, session).await {
         Ok(s) => s,
@@ -260,7 +266,11 @@ pub(crate) async fn add(State(state): State<ConsoleState>, CsrfForm { auth, form
         password_sealed: sealed,
         poll_interval_secs: checked.interval,
     };
-    match state.store.add_device(&scope, &device).await {
+    match state
+        .store
+        .add_device(&scope, &device, &Actor::user(&session.username, ip))
+        .await
+    {
         Ok(id) => {
             tracing::info!(device = %id, address = %device.address, user = %session.username, "console: device added");
             Redirect::to(&format!("/devices/{id}")).into_response()

@@ -2,10 +2,12 @@
 //! before, opened with the vault. Secret values are masked ([`super::mask`])
 //! unless the viewer posts "reveal", which records a `config_revealed` event
 //! naming them.
+use crate::rate_limit::ClientIp;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use outpost_store::audit::{Actor, AuditEvent, Details};
 
 use outpost_store::devices::DeviceId;
 use outpost_store::devices::details::{ConfigVersion, SealedConfig};
@@ -144,6 +146,7 @@ pub(crate) async fn page(
 pub(crate) async fn reveal(
     State(state): State<ConsoleState>,
     Path((raw_id, taken)): Path<(String, String)>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
     let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
@@ -162,9 +165,17 @@ pub(crate) async fn reveal(
         auth.session.username,
         format::utc(Some(taken_at_ms))
     );
+    let audit = AuditEvent::success(Some(scope.tenant()), "device.config_reveal", format!("device {id}"))
+        .with(Details::new().number("taken_at_ms", taken_at_ms));
     if let Err(e) = state
         .store
-        .record_device_event(&scope, id, "config_revealed", &detail)
+        .record_device_event(
+            &scope,
+            id,
+            "config_revealed",
+            &detail,
+            (&Actor::user(&auth.session.username, ip), audit),
+        )
         .await
     {
         return page_error(e);

@@ -88,6 +88,7 @@ async fn fleet(c: &Console, tenant: &str) -> Fleet {
                 password_sealed: vault.seal_device_password(&device.to_string(), "pw").unwrap(),
                 poll_interval_secs: 60,
             },
+            &outpost_store::audit::Actor::local_operator(),
         )
         .await
         .unwrap();

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use outpost_certs::TenantId;
+use outpost_store::audit::Actor;
 use outpost_store::inventory::HostId;
 use outpost_store::users::Session;
 use outpost_store::{Store, StoreError, TenantScope};
@@ -16,6 +17,7 @@ use crate::csrf::CsrfForm;
 use crate::devices::actions::ActionForm;
 use crate::devices::tenant_scope;
 use crate::error::status_page;
+use crate::rate_limit::ClientIp;
 use crate::state::ConsoleState;
 
 /// The host, its tenant and the scope to act on it with, or the 404 page.
@@ -34,6 +36,7 @@ async fn target(store: &Store, session: &Session, raw_id: &str) -> Result<(HostI
 pub(crate) async fn adopt(
     State(state): State<ConsoleState>,
     Path(raw_id): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
     let (id, tenant, scope) = match target(&state.store, &auth.session, &raw_id).await {
@@ -43,7 +46,7 @@ pub(crate) async fn adopt(
     let key = state.vault.tenant(&tenant.to_string());
     let adopted = state
         .store
-        .adopt_host(&scope, id, |r| {
+        .adopt_host(&scope, id, &Actor::user(&auth.session.username, ip), |r| {
             key.reseal_site_password_for_device(&r.site.to_string(), &r.device.to_string(), r.sealed)
                 .map_err(|e| format!("the site's credential profile password cannot be opened: {e}"))
         })

@@ -66,7 +66,7 @@ pub(crate) struct ChangesPage {
 }
 
 /// `2025-01-31T14:05` (a `datetime-local` value) or with seconds, as UTC.
-fn parse_datetime(s: &str) -> Option<i64> {
+pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
     let (date, clock) = s.split_once('T')?;
     let mut d = date.splitn(3, '-').map(str::parse::<i64>);
     let (y, mo, da) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
@@ -83,7 +83,7 @@ fn parse_datetime(s: &str) -> Option<i64> {
 }
 
 /// The `datetime-local` value of `ms` (UTC, to the minute).
-fn datetime_input(ms: i64) -> String {
+pub(crate) fn datetime_input(ms: i64) -> String {
     crate::overview_data::utc_strings(ms)
         .map(|(iso, _)| iso.chars().take(16).collect())
         .unwrap_or_default()

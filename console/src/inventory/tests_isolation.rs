@@ -91,6 +91,7 @@ async fn a_tenant_sees_and_acts_on_only_its_own_hosts() {
         let res = super::actions::adopt(
             State(state.clone()),
             Path(zeta.router.to_string()),
+            crate::rate_limit::ClientIp(None),
             form(&auth, serde_json::json!({})),
         )
         .await;

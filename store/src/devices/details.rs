@@ -10,6 +10,7 @@ use outpost_certs::TenantId;
 
 use super::DeviceId;
 use super::reports::{AddressRow, HealthRow, InterfaceRow, LeaseRow, LogRow, NeighborRow, WirelessRow};
+use crate::audit::{Actor, AppendAudit, AuditEvent};
 use crate::scope::{TenantScope, Viewer};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -386,18 +387,21 @@ impl Store {
     }
 
     /// Appends an event to one of the tenant's devices (e.g. `config_revealed`
-    /// with who looked).
+    /// with who looked), and `audit` done by `actor` to the audit log, in one
+    /// transaction.
     pub async fn record_device_event(
         &self,
         scope: &TenantScope,
         id: DeviceId,
         kind: &str,
         detail: &str,
+        (actor, audit): (&Actor, AuditEvent),
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant().to_string();
         let device = id.to_string();
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "INSERT INTO device_events (tenant_id, device_id, at_ms, kind, detail) \
                  SELECT tenant_id, id, $1, $2, $3 FROM devices WHERE id = $4 AND tenant_id = $5 AND deleted_at_ms IS NULL",
@@ -407,12 +411,14 @@ impl Store {
             .bind(detail)
             .bind(&device)
             .bind(&tenant)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 0 {
                 return Err(StoreError::NotFound(format!("device {id}")));
             }
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
             Ok(())
         })
     }

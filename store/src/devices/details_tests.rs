@@ -26,6 +26,7 @@ async fn polled_device(store: &Store, ca: &CertificateAuthority, tenant: &str) -
                 password_sealed: vec![1, 2, 3],
                 poll_interval_secs: 60,
             },
+            &crate::audit::Actor::local_operator(),
         )
         .await
         .expect("add device");
@@ -148,7 +149,16 @@ async fn device_pages_read_only_their_tenants_devices() {
         ));
         assert!(matches!(
             store
-                .record_device_event(&acme.tenant_scope(), zeta_device, "config_revealed", "x")
+                .record_device_event(
+                    &acme.tenant_scope(),
+                    zeta_device,
+                    "config_revealed",
+                    "x",
+                    (
+                        &crate::audit::Actor::local_operator(),
+                        crate::audit::AuditEvent::success(None, "test.event", "test")
+                    )
+                )
                 .await,
             Err(StoreError::NotFound(_))
         ));
@@ -164,7 +174,16 @@ async fn device_pages_read_only_their_tenants_devices() {
         assert_eq!(all.neighbors.len(), 2);
 
         store
-            .record_device_event(&zeta.tenant_scope(), zeta_device, "config_revealed", "by alice")
+            .record_device_event(
+                &zeta.tenant_scope(),
+                zeta_device,
+                "config_revealed",
+                "by alice",
+                (
+                    &crate::audit::Actor::local_operator(),
+                    crate::audit::AuditEvent::success(None, "test.event", "test"),
+                ),
+            )
             .await
             .expect("event");
         let d = store

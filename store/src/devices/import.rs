@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{DeviceId, NewDevice};
+use crate::audit::{Actor, AppendAudit, AuditEvent};
 use crate::scope::TenantScope;
 use crate::{Store, StoreError, now_ms, on_pool};
 
@@ -27,8 +28,14 @@ impl Store {
     /// already has a device at the same address and API port is skipped
     /// (see [`ImportOutcome::skipped`]). Fails with `NotFound` when a site is
     /// not one of the tenant's live sites. Each added device gets an `added`
-    /// event, as with [`Store::add_device`].
-    pub async fn add_devices(&self, scope: &TenantScope, devices: &[NewDevice]) -> Result<ImportOutcome, StoreError> {
+    /// event and a `device.add` audit record (in the same transaction), as with
+    /// [`Store::add_device`].
+    pub async fn add_devices(
+        &self,
+        scope: &TenantScope,
+        devices: &[NewDevice],
+        actor: &Actor,
+    ) -> Result<ImportOutcome, StoreError> {
         let now = now_ms();
         let tenant = scope.tenant().to_string();
         let mut sites: Vec<String> = devices.iter().map(|d| d.site.to_string()).collect();
@@ -123,6 +130,11 @@ impl Store {
                 });
                 qb.build().execute(&mut *tx).await?;
             }
+            let events: Vec<AuditEvent> = fresh
+                .iter()
+                .map(|d| super::added_event(scope, d).with_detail("via", "import"))
+                .collect();
+            <Db as AppendAudit>::append(&mut tx, actor, &events).await?;
             tx.commit().await?;
             Ok(outcome)
         })
@@ -168,7 +180,11 @@ mod tests {
             let scope = admin.tenant_scope(hq.tenant);
             let tenant = hq.tenant.to_string();
             store
-                .add_device(&scope, &device(hq.site, "10.0.0.1", 8728))
+                .add_device(
+                    &scope,
+                    &device(hq.site, "10.0.0.1", 8728),
+                    &crate::audit::Actor::local_operator(),
+                )
                 .await
                 .expect("one device");
 
@@ -179,7 +195,10 @@ mod tests {
                 .collect();
             batch.push(device(hq.site, "10.0.0.2", 8728));
             batch.push(device(hq.site, "10.0.0.2", 8729));
-            let outcome = store.add_devices(&scope, &batch).await.expect("import");
+            let outcome = store
+                .add_devices(&scope, &batch, &crate::audit::Actor::local_operator())
+                .await
+                .expect("import");
             assert_eq!(outcome.skipped, vec![0, 1_200], "{store:?}");
             assert_eq!(outcome.added.len(), 1_200);
             assert_eq!(outcome.added[0], batch[1].id);
@@ -187,14 +206,17 @@ mod tests {
 
             // The same file again adds nothing.
             let again: Vec<NewDevice> = batch.iter().map(|d| device(d.site, &d.address, d.api_port)).collect();
-            let outcome = store.add_devices(&scope, &again).await.expect("import again");
+            let outcome = store
+                .add_devices(&scope, &again, &crate::audit::Actor::local_operator())
+                .await
+                .expect("import again");
             assert!(outcome.added.is_empty());
             assert_eq!(outcome.skipped.len(), again.len());
 
             // A site of another tenant: not found, and nothing of the batch is added.
             let mixed = vec![device(hq.site, "10.9.0.1", 8728), device(other.site, "10.9.0.2", 8728)];
             let err = store
-                .add_devices(&scope, &mixed)
+                .add_devices(&scope, &mixed, &crate::audit::Actor::local_operator())
                 .await
                 .expect_err("other tenant's site");
             assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");

@@ -18,6 +18,7 @@ use std::str::FromStr;
 use outpost_certs::{AgentId, SiteId, TenantId};
 use uuid::Uuid;
 
+use crate::audit::{Actor, AppendAudit, AuditEvent, Details};
 use crate::scope::{AdminScope, AgentScope, TenantScope};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -239,6 +240,16 @@ fn assigned(row: AssignedRow) -> Result<AssignedDevice, StoreError> {
     })
 }
 
+/// The audit record of a device added by an operator.
+pub(crate) fn added_event(scope: &TenantScope, device: &NewDevice) -> AuditEvent {
+    AuditEvent::success(Some(scope.tenant()), "device.add", format!("device {}", device.id)).with(
+        Details::new()
+            .text("site", device.site.to_string())
+            .text("address", device.address.clone())
+            .number("api_port", i64::from(device.api_port)),
+    )
+}
+
 /// A cheap fingerprint of an agent's assignment: when it changes, the agent
 /// must be sent its device list again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -270,8 +281,14 @@ impl Store {
 
     /// Adds a device to a live site of the scope's tenant. Fails with
     /// `NotFound` for a site of another tenant, and with a message when the
-    /// site already has a device at that address and port.
-    pub async fn add_device(&self, scope: &TenantScope, device: &NewDevice) -> Result<DeviceId, StoreError> {
+    /// site already has a device at that address and port. Recorded in the
+    /// audit log (`device.add`) in the same transaction.
+    pub async fn add_device(
+        &self,
+        scope: &TenantScope,
+        device: &NewDevice,
+        actor: &Actor,
+    ) -> Result<DeviceId, StoreError> {
         let now = now_ms();
         let tenant = scope.tenant().to_string();
         on_pool!(self, pool, Db => {
@@ -284,41 +301,61 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             <Db as insert::InsertDevice>::insert(&mut tx, &tenant, device, now).await?;
+            let event = added_event(scope, device);
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
             tx.commit().await?;
             Ok(device.id)
         })
     }
 
     /// Deletes a device of the scope's tenant; its agent stops polling it.
-    pub async fn delete_device(&self, scope: &TenantScope, device: DeviceId) -> Result<(), StoreError> {
+    /// Recorded in the audit log (`device.delete`) in the same transaction.
+    pub async fn delete_device(&self, scope: &TenantScope, device: DeviceId, actor: &Actor) -> Result<(), StoreError> {
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE devices SET deleted_at_ms = $1, updated_at_ms = $1 WHERE id = $2 AND tenant_id = $3 AND deleted_at_ms IS NULL",
             )
             .bind(now)
             .bind(device.to_string())
             .bind(scope.tenant().to_string())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 0 {
                 return Err(StoreError::NotFound(format!("device {device}")));
             }
+            let event = AuditEvent::success(Some(scope.tenant()), "device.delete", format!("device {device}"));
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
 
     /// Makes the API-SSL certificate `device` presents instead of its pin
-    /// the new pin; returns it. A conflict when none is waiting.
-    pub async fn accept_device_certificate(&self, scope: &TenantScope, device: DeviceId) -> Result<String, StoreError> {
-        self.accept_presented(scope, device, Presented::Certificate).await
+    /// the new pin; returns it. A conflict when none is waiting. Recorded in
+    /// the audit log (`device.accept_certificate`) in the same transaction.
+    pub async fn accept_device_certificate(
+        &self,
+        scope: &TenantScope,
+        device: DeviceId,
+        actor: &Actor,
+    ) -> Result<String, StoreError> {
+        self.accept_presented(scope, device, Presented::Certificate, actor)
+            .await
     }
 
     /// Makes the SSH host key `device` presents instead of its pin the new
-    /// pin; returns it. A conflict when no other key is waiting.
-    pub async fn accept_device_host_key(&self, scope: &TenantScope, device: DeviceId) -> Result<String, StoreError> {
-        self.accept_presented(scope, device, Presented::HostKey).await
+    /// pin; returns it. A conflict when no other key is waiting. Recorded in
+    /// the audit log (`device.accept_host_key`) in the same transaction.
+    pub async fn accept_device_host_key(
+        &self,
+        scope: &TenantScope,
+        device: DeviceId,
+        actor: &Actor,
+    ) -> Result<String, StoreError> {
+        self.accept_presented(scope, device, Presented::HostKey, actor).await
     }
 
     async fn accept_presented(
@@ -326,11 +363,16 @@ impl Store {
         scope: &TenantScope,
         device: DeviceId,
         what: Presented,
+        actor: &Actor,
     ) -> Result<String, StoreError> {
         let now = now_ms();
         let (tenant, id) = (scope.tenant().to_string(), device.to_string());
         let (select, update, event, missing) = what.sql();
-        on_pool!(self, pool, _Db => {
+        let action = match what {
+            Presented::Certificate => "device.accept_certificate",
+            Presented::HostKey => "device.accept_host_key",
+        };
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -358,7 +400,10 @@ impl Store {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            <_Db as reports::ApplyReports>::event(&mut tx, &tenant, &id, now, event, &format!("sha256 {presented}")).await?;
+            <Db as reports::ApplyReports>::event(&mut tx, &tenant, &id, now, event, &format!("sha256 {presented}")).await?;
+            let audit = AuditEvent::success(Some(scope.tenant()), action, format!("device {device}"))
+                .with(Details::new().text("sha256", presented.clone()));
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(presented)
         })

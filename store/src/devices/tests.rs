@@ -92,7 +92,11 @@ async fn device_reports_are_stored_once_and_only_for_the_agents_own_site() {
         let (other_site, _) = enrolled(store, &ca, "acme", "branch").await;
         let (other_tenant, _) = enrolled(store, &ca, "globex", "hq").await;
         let device = store
-            .add_device(&agent.tenant_scope(), &new_device(agent.site(), "192.0.2.1"))
+            .add_device(
+                &agent.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.1"),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("add");
 
@@ -168,13 +172,15 @@ async fn device_reports_are_stored_once_and_only_for_the_agents_own_site() {
                 .is_empty()
         );
         assert!(matches!(
-            store.delete_device(&globex, device).await,
+            store
+                .delete_device(&globex, device, &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::NotFound(_))
         ));
 
         // A deleted device's reports are refused.
         store
-            .delete_device(&agent.tenant_scope(), device)
+            .delete_device(&agent.tenant_scope(), device, &crate::audit::Actor::local_operator())
             .await
             .expect("delete");
         let out = store
@@ -207,7 +213,10 @@ async fn a_certificate_is_pinned_on_first_use_and_a_change_waits_for_an_operator
         let (agent, _) = enrolled(store, &ca, "acme", "hq").await;
         let mut d = new_device(agent.site(), "192.0.2.9");
         d.api_tls = true;
-        let device = store.add_device(&agent.tenant_scope(), &d).await.expect("add");
+        let device = store
+            .add_device(&agent.tenant_scope(), &d, &crate::audit::Actor::local_operator())
+            .await
+            .expect("add");
         let viewer = Viewer::Tenant(agent.tenant_scope());
         let (a, b) = ("aa".repeat(32), "bb".repeat(32));
 
@@ -239,7 +248,7 @@ async fn a_certificate_is_pinned_on_first_use_and_a_change_waits_for_an_operator
         // Until an operator accepts it.
         assert_eq!(
             store
-                .accept_device_certificate(&agent.tenant_scope(), device)
+                .accept_device_certificate(&agent.tenant_scope(), device, &crate::audit::Actor::local_operator())
                 .await
                 .expect("accept"),
             b
@@ -250,7 +259,9 @@ async fn a_certificate_is_pinned_on_first_use_and_a_change_waits_for_an_operator
             (Some(b.as_str()), None)
         );
         assert!(matches!(
-            store.accept_device_certificate(&agent.tenant_scope(), device).await,
+            store
+                .accept_device_certificate(&agent.tenant_scope(), device, &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::Conflict(_))
         ));
         let events = count(
@@ -278,7 +289,11 @@ async fn backup_problems_are_recorded_and_a_new_host_key_waits_for_an_operator()
     for store in &engines().await.stores {
         let (agent, serial) = enrolled(store, &ca, "acme", "hq").await;
         let device = store
-            .add_device(&agent.tenant_scope(), &new_device(agent.site(), "192.0.2.10"))
+            .add_device(
+                &agent.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.10"),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("add");
         store
@@ -338,13 +353,15 @@ async fn backup_problems_are_recorded_and_a_new_host_key_waits_for_an_operator()
         // Another tenant cannot accept it.
         let (other, _) = enrolled(store, &ca, "globex", "hq").await;
         assert!(matches!(
-            store.accept_device_host_key(&other.tenant_scope(), device).await,
+            store
+                .accept_device_host_key(&other.tenant_scope(), device, &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::NotFound(_))
         ));
         let version = store.assignment_version(&agent).await.expect("version");
         assert_eq!(
             store
-                .accept_device_host_key(&agent.tenant_scope(), device)
+                .accept_device_host_key(&agent.tenant_scope(), device, &crate::audit::Actor::local_operator())
                 .await
                 .expect("accept"),
             b
@@ -360,7 +377,9 @@ async fn backup_problems_are_recorded_and_a_new_host_key_waits_for_an_operator()
             (Some(b.as_str()), None)
         );
         assert!(matches!(
-            store.accept_device_host_key(&agent.tenant_scope(), device).await,
+            store
+                .accept_device_host_key(&agent.tenant_scope(), device, &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::Conflict(_))
         ));
 
@@ -390,7 +409,11 @@ async fn devices_go_to_a_connected_agent_of_their_site_and_changes_are_noticed()
         let (peer, _) = enrolled(store, &ca, "acme", "hq").await;
         // Added while no agent is connected: nobody polls it yet.
         let first = store
-            .add_device(&agent.tenant_scope(), &new_device(agent.site(), "192.0.2.1"))
+            .add_device(
+                &agent.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.1"),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("add");
         assert_eq!(
@@ -416,7 +439,11 @@ async fn devices_go_to_a_connected_agent_of_their_site_and_changes_are_noticed()
 
         // Added while it is connected: it gets it straight away.
         let second = store
-            .add_device(&agent.tenant_scope(), &new_device(agent.site(), "192.0.2.2"))
+            .add_device(
+                &agent.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.2"),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("add");
         assert_eq!(
@@ -424,20 +451,31 @@ async fn devices_go_to_a_connected_agent_of_their_site_and_changes_are_noticed()
             Some(agent.agent())
         );
         let duplicate = store
-            .add_device(&agent.tenant_scope(), &new_device(agent.site(), "192.0.2.2"))
+            .add_device(
+                &agent.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.2"),
+                &crate::audit::Actor::local_operator(),
+            )
             .await;
         assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
         let v2 = store.assignment_version(&agent).await.expect("version");
         assert_ne!(v2, v1);
 
-        store.delete_device(&agent.tenant_scope(), first).await.expect("delete");
+        store
+            .delete_device(&agent.tenant_scope(), first, &crate::audit::Actor::local_operator())
+            .await
+            .expect("delete");
         assert_ne!(store.assignment_version(&agent).await.expect("version"), v2);
         assert_eq!(store.assigned_devices(&agent).await.expect("assigned").len(), 1);
 
         // Another tenant's site is not a place to add devices.
         let (globex, _) = enrolled(store, &ca, "globex", "hq").await;
         let foreign = store
-            .add_device(&globex.tenant_scope(), &new_device(agent.site(), "192.0.2.3"))
+            .add_device(
+                &globex.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.3"),
+                &crate::audit::Actor::local_operator(),
+            )
             .await;
         assert!(matches!(foreign, Err(StoreError::NotFound(_))), "{foreign:?}");
     }
@@ -449,7 +487,11 @@ async fn an_unchanged_configuration_is_not_a_new_version() {
     for store in &engines().await.stores {
         let (agent, _) = enrolled(store, &ca, "acme", "hq").await;
         let device = store
-            .add_device(&agent.tenant_scope(), &new_device(agent.site(), "192.0.2.1"))
+            .add_device(
+                &agent.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.1"),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("add");
         let backup = |seq: i64, hmac: &str| DeviceReport {

@@ -11,6 +11,7 @@ use outpost_certs::SiteId;
 
 use super::views::{HOST_COLUMNS, HOST_FROM, HostRow, attach_ports, host_row};
 use super::{ApplyDiscovery, ChangeKind, HostId};
+use crate::audit::{Actor, AppendAudit, AuditEvent, Details};
 use crate::devices::insert::InsertDevice;
 use crate::devices::{DeviceId, NewDevice};
 use crate::scope::{TenantScope, Viewer};
@@ -144,7 +145,14 @@ impl Store {
     /// it, and an `adopted` change recorded. `NotFound` for a host of another
     /// tenant (or a gone one); `Conflict`, explained, when the host is already
     /// managed, does not look like RouterOS, or its site has no profile.
-    pub async fn adopt_host<F>(&self, scope: &TenantScope, host: HostId, reseal: F) -> Result<DeviceId, StoreError>
+    /// Recorded in the audit log (`discovery.adopt`) in the same transaction.
+    pub async fn adopt_host<F>(
+        &self,
+        scope: &TenantScope,
+        host: HostId,
+        actor: &Actor,
+        reseal: F,
+    ) -> Result<DeviceId, StoreError>
     where
         F: FnOnce(&Resealing<'_>) -> Result<Vec<u8>, String> + Send,
     {
@@ -248,6 +256,14 @@ impl Store {
                 &mut tx, &tenant, &site.to_string(), &host_id, now, ChangeKind::Adopted, &detail, "",
             )
             .await?;
+            let event = AuditEvent::success(Some(scope.tenant()), "discovery.adopt", format!("host {host}")).with(
+                Details::new()
+                    .text("device", id.to_string())
+                    .text("site", site.to_string())
+                    .text("address", device.address.clone())
+                    .number("api_port", i64::from(api_port)),
+            );
+            <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
             tx.commit().await?;
             Ok(id)
         })

@@ -150,6 +150,7 @@ async fn routers_are_adopted_once_with_the_site_profile() {
                     password_sealed: vec![1],
                     poll_interval_secs: 60,
                 },
+                &crate::audit::Actor::local_operator(),
             )
             .await
             .expect("device");
@@ -180,7 +181,7 @@ async fn routers_are_adopted_once_with_the_site_profile() {
 
         // No profile yet.
         let err = store
-            .adopt_host(&tenant, router, reseal_ok)
+            .adopt_host(&tenant, router, &crate::audit::Actor::local_operator(), reseal_ok)
             .await
             .expect_err("no profile");
         assert!(
@@ -208,27 +209,44 @@ async fn routers_are_adopted_once_with_the_site_profile() {
 
         // Another tenant cannot adopt it; a host that is not a router is refused.
         assert!(matches!(
-            store.adopt_host(&globex.tenant_scope(), router, reseal_ok).await,
+            store
+                .adopt_host(
+                    &globex.tenant_scope(),
+                    router,
+                    &crate::audit::Actor::local_operator(),
+                    reseal_ok
+                )
+                .await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            store.adopt_host(&tenant, plain, reseal_ok).await,
+            store
+                .adopt_host(&tenant, plain, &crate::audit::Actor::local_operator(), reseal_ok)
+                .await,
             Err(StoreError::Conflict(_))
         ));
         // A vault that cannot reseal adopts nothing.
         let refused = store
-            .adopt_host(&tenant, router, |_| Err("wrong vault key".into()))
+            .adopt_host(&tenant, router, &crate::audit::Actor::local_operator(), |_| {
+                Err("wrong vault key".into())
+            })
             .await
             .expect_err("reseal failed");
         assert!(matches!(refused, StoreError::Vault(_)), "{refused:?}");
 
-        let device = store.adopt_host(&tenant, router, reseal_ok).await.expect("adopt");
+        let device = store
+            .adopt_host(&tenant, router, &crate::audit::Actor::local_operator(), reseal_ok)
+            .await
+            .expect("adopt");
         let d = store.device(&Viewer::Tenant(tenant), device).await.expect("device");
         assert_eq!((d.address.as_str(), d.api_port, d.api_tls), ("10.0.0.1", 8729, true));
         let detail = store.host(&Viewer::Tenant(tenant), router).await.expect("host");
         assert_eq!(detail.host.device, Some(device));
         assert_eq!(detail.changes[0].kind, ChangeKind::Adopted);
-        let again = store.adopt_host(&tenant, router, reseal_ok).await.expect_err("twice");
+        let again = store
+            .adopt_host(&tenant, router, &crate::audit::Actor::local_operator(), reseal_ok)
+            .await
+            .expect_err("twice");
         assert!(
             matches!(&again, StoreError::Conflict(m) if m.contains("already managed")),
             "{again:?}"

@@ -5,7 +5,12 @@ use super::{AdminScope, Store};
 
 async fn user_id(store: &Store, name: &str) -> String {
     store
-        .set_admin_password(&AdminScope::verified(), name, "correct horse battery")
+        .set_admin_password(
+            &AdminScope::verified(),
+            name,
+            "correct horse battery",
+            &super::audit::Actor::local_operator(),
+        )
         .await
         .expect("user");
     sqlx_user_id(store, name).await

@@ -92,7 +92,7 @@ fn tamper(c: &Collector, sql: &str) {
 fn real_actions_are_exported_and_a_tampered_record_is_named() {
     let mut c = Collector::init();
     c.start();
-    let console = c.console_addr.expect("console address");
+    let console = &c.console();
 
     let refused = http::try_login(console, "admin", "not the password");
     assert_eq!(refused.status, 401, "{refused:?}");
@@ -295,7 +295,7 @@ fn sample(families: &serde_json::Value, family: &str, sample: &str) -> f64 {
 fn metrics_parse_as_openmetrics_after_an_agent_streamed() {
     let (mut c, mut agent) = collector_with_agent("acme", "hq");
     agent.start();
-    let console = c.console_addr.expect("console address");
+    let console = &c.console();
     assert_eq!(http::try_login(console, "admin", "wrong").status, 401);
 
     let health = http::request(console, "GET", "/healthz", &[], "");
@@ -411,7 +411,7 @@ fn readiness_follows_the_database_on_postgresql() {
     let db = url.rsplit('/').next().expect("database name").to_owned();
     let mut c = Collector::init_with(Some(url));
     c.start();
-    let console = c.console_addr.expect("console address");
+    let console = &c.console();
     let ready = |status: u16| {
         wait_for(&format!("/readyz to answer {status}"), || {
             let r = http::request(console, "GET", "/readyz", &[], "");

@@ -23,7 +23,9 @@ pub mod agents;
 pub mod devices;
 pub mod ingest;
 pub mod inventory;
+pub mod members;
 pub mod metrics;
+pub mod second_factor;
 pub mod scope;
 pub mod tenants;
 pub mod tokens;
@@ -57,6 +59,12 @@ pub enum StoreError {
     /// is not the one it was sealed with), explained.
     #[error("{0}")]
     Vault(String),
+    /// Input that cannot be stored as given, explained.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller's role does not allow this, explained.
+    #[error("permission denied: {0}")]
+    Forbidden(String),
 }
 
 #[derive(Clone)]

@@ -10,6 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::members::Principal;
 use super::scope::Viewer;
 use super::{AdminScope, Store, StoreError, now_ms, on_pool};
 
@@ -25,6 +26,8 @@ pub struct Session {
     pub csrf_token: String,
     /// What the user may see.
     pub viewer: Viewer,
+    /// Who the user is and their roles.
+    pub principal: Principal,
 }
 
 /// 256 random bits, base64url.
@@ -34,6 +37,14 @@ pub fn random_token() -> String {
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A session row to insert: see [`Store::new_session_row`].
+pub(crate) struct NewSessionRow {
+    pub(crate) id_hash: String,
+    pub(crate) csrf_token: String,
+    pub(crate) created_at_ms: i64,
+    pub(crate) expires_at_ms: i64,
 }
 
 /// Names a session without being able to open one: the hash the database
@@ -75,7 +86,7 @@ const DUMMY_HASH: &str =
 /// A user's stored password hash (or a dummy one for an unknown name), from
 /// [`Store::credential`].
 pub struct Credential {
-    /// User id and whether they are an MSP administrator; `None` for an unknown name.
+    /// User id and whether they may sign in (not disabled); `None` for an unknown name.
     user: Option<(String, bool)>,
     hash: String,
 }
@@ -91,8 +102,7 @@ impl std::fmt::Debug for Credential {
 
 impl Credential {
     /// Checks `password` with argon2id: slow on purpose, so run it off the
-    /// async threads. Only MSP administrators may sign in so far; anyone else,
-    /// and unknown names, fail after the same work.
+    /// async threads. Disabled users and unknown names fail after the same work.
     pub fn verify(self, password: &str) -> Option<VerifiedUser> {
         let ok = verify_password(password, &self.hash);
         match self.user {
@@ -106,7 +116,14 @@ impl Credential {
 /// one, so no session opens without a checked password.
 #[derive(Debug)]
 pub struct VerifiedUser {
-    user_id: String,
+    pub(crate) user_id: String,
+}
+
+impl VerifiedUser {
+    /// The user's id.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
 }
 
 impl Store {
@@ -156,15 +173,15 @@ impl Store {
     /// how many run at once). Unknown users get a credential too, so timing
     /// does not tell which user names exist.
     pub async fn credential(&self, username: &str) -> Result<Credential, StoreError> {
-        let row: Option<(String, String, i64)> = on_pool!(self, pool, _Db => {
-            sqlx::query_as("SELECT id, password_hash, is_msp_admin FROM users WHERE username = $1")
+        let row: Option<(String, String, Option<i64>)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT id, password_hash, disabled_at_ms FROM users WHERE username = $1")
                 .bind(username)
                 .fetch_optional(pool)
                 .await?
         });
         Ok(match row {
-            Some((user_id, hash, is_admin)) => Credential {
-                user: Some((user_id, is_admin != 0)),
+            Some((user_id, hash, disabled)) => Credential {
+                user: Some((user_id, disabled.is_none())),
                 hash,
             },
             None => Credential {
@@ -194,25 +211,42 @@ impl Store {
         Ok(token)
     }
 
+    /// A new session's cookie value and the row to insert for it, for
+    /// callers that open a session inside their own transaction.
+    pub(crate) fn new_session_row() -> (String, NewSessionRow) {
+        let token = random_token();
+        let now = now_ms();
+        let row = NewSessionRow {
+            id_hash: token_hash(&token),
+            csrf_token: random_token(),
+            created_at_ms: now,
+            expires_at_ms: now + SESSION_TTL_MS,
+        };
+        (token, row)
+    }
+
     /// The live session for a cookie value, if any.
     pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let row: Option<(String, String, i64)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String, String, String, i64)> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
-                "SELECT u.username, s.csrf_token, u.is_msp_admin FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.id_hash = $1 AND s.expires_at_ms > $2",
+                "SELECT u.id, u.username, s.csrf_token, u.is_msp_admin FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.id_hash = $1 AND s.expires_at_ms > $2 AND u.disabled_at_ms IS NULL",
             )
             .bind(token_hash(token))
             .bind(now_ms())
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.and_then(|(username, csrf_token, is_admin)| {
-            // Only MSP-wide administrators exist so far; anyone else sees nothing.
-            (is_admin != 0).then(|| Session {
-                username,
-                csrf_token,
-                viewer: Viewer::Admin(AdminScope::verified()),
-            })
+        let Some((user_id, username, csrf_token, is_admin)) = row else {
+            return Ok(None);
+        };
+        let roles = if is_admin != 0 { Vec::new() } else { self.roles_of(&user_id).await? };
+        let principal = Principal::verified(user_id, username.clone(), is_admin != 0, roles);
+        Ok(Some(Session {
+            username,
+            csrf_token,
+            viewer: principal.viewer(),
+            principal,
         }))
     }
 
@@ -237,7 +271,7 @@ impl Store {
             // The same conditions as `session`, so both agree on who is signed in.
             sqlx::query_as(
                 "SELECT s.id_hash FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.expires_at_ms > $1 AND u.is_msp_admin <> 0",
+                 WHERE s.expires_at_ms > $1 AND u.disabled_at_ms IS NULL",
             )
             .bind(now_ms())
             .fetch_all(pool)

@@ -16,6 +16,8 @@ pub struct ConsoleState {
     /// loopback, because browsers then never send them over plain HTTP.
     pub secure_cookies: bool,
     pub(crate) limiter: Arc<LoginLimiter>,
+    /// Second-factor code attempts, per user name and per address.
+    pub(crate) code_limiter: Arc<LoginLimiter>,
     /// Every password check of this collector goes through it.
     pub(crate) hashing: Arc<HashGate>,
     /// The one live-update feed behind every `/events` stream.
@@ -25,6 +27,9 @@ pub struct ConsoleState {
     pub vault: Arc<outpost_vault::Vault>,
     /// Requests to agents: live traffic, backups.
     pub agents: Arc<dyn crate::agent_control::AgentControl>,
+    /// The collector CA's fingerprint, which enrollment tokens carry; without
+    /// it the console issues none.
+    pub ca_fingerprint: Option<outpost_certs::Fingerprint>,
 }
 
 impl ConsoleState {
@@ -38,10 +43,18 @@ impl ConsoleState {
             store,
             secure_cookies,
             limiter: Arc::new(LoginLimiter::default()),
+            code_limiter: Arc::new(LoginLimiter::default()),
             hashing: Arc::new(HashGate::for_this_machine()),
             vault,
             agents: Arc::new(crate::agent_control::NoAgents),
+            ca_fingerprint: None,
         }
+    }
+
+    /// Issues enrollment tokens for the CA with this fingerprint.
+    pub fn with_ca_fingerprint(mut self, fingerprint: outpost_certs::Fingerprint) -> Self {
+        self.ca_fingerprint = Some(fingerprint);
+        self
     }
 
     /// Reaches agents through `agents` (the collector's).

@@ -578,3 +578,178 @@ impl Store {
         }
     }
 }
+
+/// An enrollment token as the console lists it (never its secret).
+#[derive(Clone, Debug)]
+pub struct TokenRow {
+    /// Public id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Tenant name.
+    pub tenant_name: String,
+    /// Site name.
+    pub site_name: String,
+    /// Created, Unix ms.
+    pub created_at_ms: i64,
+    /// Expires, Unix ms.
+    pub expires_at_ms: i64,
+    /// Used, Unix ms.
+    pub used_at_ms: Option<i64>,
+}
+
+impl Store {
+    /// Creates a live site in the scope's tenant.
+    pub async fn create_site(&self, scope: &TenantScope, name: &str) -> Result<outpost_certs::SiteId, StoreError> {
+        super::tenants::validate_name("site", name).map_err(StoreError::Invalid)?;
+        let id = outpost_certs::SiteId::random();
+        let n = on_pool!(self, pool, _Db => {
+            sqlx::query(
+                "INSERT INTO sites (id, tenant_id, name, created_at_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, name) WHERE deleted_at_ms IS NULL DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(scope.tenant().to_string())
+            .bind(name)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("a site named {name:?} exists in this tenant")));
+        }
+        Ok(id)
+    }
+
+    /// Deletes a site of the scope's tenant, as [`Store::delete_site`] does
+    /// (tokens stop working, agents revoked); returns how many agents were revoked.
+    pub async fn delete_site_in(&self, scope: &TenantScope, site: outpost_certs::SiteId) -> Result<u64, StoreError> {
+        let names: Option<(String, String)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT t.name, s.name FROM sites s JOIN tenants t ON t.id = s.tenant_id \
+                 WHERE s.id = $1 AND s.tenant_id = $2 AND s.deleted_at_ms IS NULL",
+            )
+            .bind(site.to_string())
+            .bind(scope.tenant().to_string())
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some((tenant, name)) = names else {
+            return Err(StoreError::NotFound(format!("site {site}")));
+        };
+        Ok(self.delete_site(&AdminScope::verified(), &tenant, &name).await?.1)
+    }
+
+    /// Stores a new enrollment token for a live site of the scope's tenant;
+    /// returns its expiry in Unix ms.
+    pub async fn create_site_token(
+        &self,
+        scope: &TenantScope,
+        site: outpost_certs::SiteId,
+        token: &outpost_certs::token::EnrollmentToken,
+        ttl: std::time::Duration,
+    ) -> Result<i64, StoreError> {
+        let live: Option<(String,)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL")
+                .bind(site.to_string())
+                .bind(scope.tenant().to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        if live.is_none() {
+            return Err(StoreError::NotFound(format!("site {site}")));
+        }
+        let ensured = super::tenants::EnsuredSite {
+            tenant: scope.tenant(),
+            site,
+            tenant_created: false,
+            site_created: false,
+        };
+        self.create_token(&AdminScope::verified(), &ensured, token, ttl).await
+    }
+
+    /// Enrollment tokens of the viewer's tenants, newest first.
+    pub async fn list_tokens(&self, viewer: &Viewer) -> Result<Vec<TokenRow>, StoreError> {
+        let rows: Vec<(String, String, String, String, i64, i64, Option<i64>)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT e.id, e.tenant_id, t.name, s.name, e.created_at_ms, e.expires_at_ms, e.used_at_ms \
+                 FROM enrollment_tokens e JOIN tenants t ON t.id = e.tenant_id JOIN sites s ON s.id = e.site_id \
+                 WHERE ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || e.tenant_id || ',%')) \
+                 ORDER BY e.created_at_ms DESC, e.id",
+            )
+            .bind(viewer.tenant_filter())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, t, tenant_name, site_name, created_at_ms, expires_at_ms, used_at_ms)| {
+                Ok(TokenRow {
+                    id,
+                    tenant: parse_id("tenant", &t)?,
+                    tenant_name,
+                    site_name,
+                    created_at_ms,
+                    expires_at_ms,
+                    used_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// The tenant of an enrollment token the viewer may see.
+    pub async fn token_tenant(&self, viewer: &Viewer, id: &str) -> Result<TenantId, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT tenant_id FROM enrollment_tokens WHERE id = $1 \
+                 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%'))",
+            )
+            .bind(id)
+            .bind(viewer.tenant_filter())
+            .fetch_optional(pool)
+            .await?
+        });
+        let (t,) = row.ok_or_else(|| StoreError::NotFound(format!("enrollment token {id}")))?;
+        parse_id("tenant", &t)
+    }
+
+    /// Revokes an unused token of the scope's tenant (it is deleted: nothing
+    /// refers to an unused token). `Conflict` if it was used.
+    pub async fn revoke_token(&self, scope: &TenantScope, id: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool, _Db => {
+            let row: Option<(Option<i64>,)> = sqlx::query_as(
+                "SELECT used_at_ms FROM enrollment_tokens WHERE id = $1 AND tenant_id = $2",
+            )
+            .bind(id)
+            .bind(scope.tenant().to_string())
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => return Err(StoreError::NotFound(format!("enrollment token {id}"))),
+                Some((Some(_),)) => return Err(StoreError::Conflict("the token was already used".into())),
+                Some((None,)) => {}
+            }
+            sqlx::query("DELETE FROM enrollment_tokens WHERE id = $1 AND tenant_id = $2 AND used_at_ms IS NULL")
+                .bind(id)
+                .bind(scope.tenant().to_string())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Revokes an agent of the scope's tenant. Returns false if it was already revoked.
+    pub async fn revoke_agent_in(&self, scope: &TenantScope, agent: outpost_certs::AgentId) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT id FROM agents WHERE id = $1 AND tenant_id = $2")
+                .bind(agent.to_string())
+                .bind(scope.tenant().to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        if row.is_none() {
+            return Err(StoreError::NotFound(format!("agent {agent}")));
+        }
+        self.revoke_agent(&AdminScope::verified(), agent).await
+    }
+}

@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use outpost_store::devices::DeviceId;
-use outpost_store::users::Session;
 use outpost_store::{Store, TenantScope};
 
-use super::{device_not_found, page_error, parse_id, tenant_scope};
+use super::{device_not_found, page_error, parse_id};
+use crate::access::page_denied;
 use crate::csrf::{CsrfForm, CsrfProtected};
+use crate::session::Authenticated;
 use crate::error::status_page;
 use crate::state::ConsoleState;
 
@@ -31,12 +32,12 @@ impl CsrfProtected for ActionForm {
 /// The device and the scope to act on it with, or the 404 page.
 pub(crate) async fn target(
     store: &Store,
-    session: &Session,
+    auth: &Authenticated,
     raw_id: &str,
 ) -> Result<(DeviceId, TenantScope), Response> {
     let id = parse_id(raw_id).ok_or_else(device_not_found)?;
-    let row = store.device(&session.viewer, id).await.map_err(page_error)?;
-    let scope = tenant_scope(&session.viewer, row.tenant).ok_or_else(device_not_found)?;
+    let row = store.device(&auth.session.viewer, id).await.map_err(page_error)?;
+    let scope = auth.scope_for(row.tenant).map_err(|d| page_denied(d, device_not_found))?;
     Ok((id, scope))
 }
 
@@ -46,7 +47,7 @@ pub(crate) async fn delete(
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };
@@ -66,8 +67,9 @@ enum Acceptable {
     HostKey,
 }
 
-async fn accept(state: &ConsoleState, raw_id: &str, session: &Session, what: Acceptable) -> Response {
-    let (id, scope) = match target(&state.store, session, raw_id).await {
+async fn accept(state: &ConsoleState, raw_id: &str, auth: &Authenticated, what: Acceptable) -> Response {
+    let session = &auth.session;
+    let (id, scope) = match target(&state.store, auth, raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };
@@ -92,7 +94,7 @@ pub(crate) async fn accept_certificate(
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    accept(&state, &raw_id, &auth.session, Acceptable::Certificate).await
+    accept(&state, &raw_id, &auth, Acceptable::Certificate).await
 }
 
 /// `POST /devices/{id}/accept-host-key`.
@@ -101,7 +103,7 @@ pub(crate) async fn accept_host_key(
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    accept(&state, &raw_id, &auth.session, Acceptable::HostKey).await
+    accept(&state, &raw_id, &auth, Acceptable::HostKey).await
 }
 
 /// `POST /devices/{id}/backup`: asks the agent polling the device for a
@@ -111,7 +113,7 @@ pub(crate) async fn backup_now(
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };

@@ -146,7 +146,7 @@ pub(crate) async fn reveal(
     Path((raw_id, taken)): Path<(String, String)>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };

@@ -1,0 +1,78 @@
+//! `/admin/agents`: the agents of the tenants the user administers; revoking
+//! one refuses it at its next handshake and closes its connection.
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use outpost_certs::AgentId;
+use outpost_store::agents::AgentRow;
+
+use super::{require_some_admin, store_error};
+use crate::access::page_denied;
+use crate::csrf::CsrfForm;
+use crate::devices::actions::ActionForm;
+use crate::error::status_page;
+use crate::layout::{Layout, render};
+use crate::session::PageSession;
+use crate::state::ConsoleState;
+
+#[derive(Template)]
+#[template(path = "admin/agents.html")]
+struct AgentsPage {
+    layout: Layout,
+    csrf: String,
+    agents: Vec<AgentRow>,
+}
+
+fn missing() -> Response {
+    status_page(StatusCode::NOT_FOUND, "Agent not found", "There is no such agent.")
+}
+
+/// `GET /admin/agents`.
+pub(crate) async fn page(State(state): State<ConsoleState>, PageSession(auth): PageSession) -> Response {
+    if let Err(res) = require_some_admin(&auth) {
+        return res;
+    }
+    let agents = match state.store.list_agents(&auth.session.viewer).await {
+        Ok(a) => a,
+        Err(e) => return store_error(e),
+    };
+    render(
+        StatusCode::OK,
+        &AgentsPage {
+            layout: Layout::signed_in(&auth.session),
+            csrf: auth.session.csrf_token.clone(),
+            agents: agents.into_iter().filter(|a| auth.scope_for(a.tenant).is_ok()).collect(),
+        },
+    )
+}
+
+/// `POST /admin/agents/{id}/revoke`.
+pub(crate) async fn revoke(
+    State(state): State<ConsoleState>,
+    Path(raw): Path<String>,
+    CsrfForm { auth, .. }: CsrfForm<ActionForm>,
+) -> Response {
+    let Ok(agent) = raw.parse::<AgentId>() else {
+        return missing();
+    };
+    let agents = match state.store.list_agents(&auth.session.viewer).await {
+        Ok(a) => a,
+        Err(e) => return store_error(e),
+    };
+    let Some(row) = agents.into_iter().find(|a| a.agent == agent) else {
+        return missing();
+    };
+    let scope = match auth.scope_for(row.tenant) {
+        Ok(s) => s,
+        Err(d) => return page_denied(d, missing),
+    };
+    match state.store.revoke_agent_in(&scope, agent).await {
+        Ok(_) => {
+            tracing::info!(%agent, user = %auth.session.username, "console: agent revoked");
+            Redirect::to("/admin/agents").into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}

@@ -147,10 +147,9 @@ pub async fn serve(
     ));
     let traffic = Arc::new(service.control());
     let agent_task = tokio::spawn(agent_port::serve(agent_listener, tls, service, shutdown.clone()));
-    let console_state =
-        ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies)
-            .with_agent_control(traffic)
-            .with_ca_fingerprint(ca.fingerprint());
+    let console_state = ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies)
+        .with_agent_control(traffic)
+        .with_ca_fingerprint(ca.fingerprint());
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
     let app = outpost_console::router(console_state);
     let console_shutdown = shutdown.clone();

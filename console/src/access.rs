@@ -5,8 +5,8 @@
 //! table cannot drift from what is served. The need travels to the handler as
 //! a request extension; the session extractors refuse a route missing from
 //! the table (fail closed) and an MSP-only route to anyone else, and hand the
-//! handler an [`Authenticated`](crate::session::Authenticated) whose
-//! `scope_for(tenant)` is the one place a tenant scope comes from:
+//! handler an `Authenticated` session whose `scope_for(tenant)` is the one
+//! place a tenant scope comes from:
 //! another tenant's object is "not found" (404), too low a role in one's own
 //! tenant "permission denied" (403).
 use axum::Extension;
@@ -102,7 +102,9 @@ pub(crate) fn denied(d: Denied, api: bool) -> Response {
     match (d, api) {
         (Denied::NotFound, true) => json_error(StatusCode::NOT_FOUND, "not found"),
         (Denied::Forbidden, true) => json_error(StatusCode::FORBIDDEN, "permission denied"),
-        (Denied::NotFound, false) => status_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address."),
+        (Denied::NotFound, false) => {
+            status_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.")
+        }
         (Denied::Forbidden, false) => forbidden_page(),
     }
 }

@@ -39,7 +39,13 @@ pub(crate) struct Done {
     done: String,
 }
 
-async fn show(state: &ConsoleState, auth: &Authenticated, status: StatusCode, notice: Option<&str>, error: Option<&str>) -> Result<Response, PageError> {
+async fn show(
+    state: &ConsoleState,
+    auth: &Authenticated,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
     let p = &auth.session.principal;
     let tfa = state.store.totp_state(p.user_id()).await?;
     let names = state.store.list_tenants(p).await?;
@@ -47,7 +53,10 @@ async fn show(state: &ConsoleState, auth: &Authenticated, status: StatusCode, no
         .memberships()
         .iter()
         .map(|(t, r)| {
-            let name = names.iter().find(|n| n.id == *t).map_or_else(|| t.to_string(), |n| n.name.clone());
+            let name = names
+                .iter()
+                .find(|n| n.id == *t)
+                .map_or_else(|| t.to_string(), |n| n.name.clone());
             (name, r.to_string())
         })
         .collect();
@@ -97,26 +106,39 @@ fn enrol_page(auth: &Authenticated, secret: &[u8], status: StatusCode, error: Op
 }
 
 /// `GET /account/totp`.
-pub(crate) async fn enrol_form(State(state): State<ConsoleState>, PageSession(auth): PageSession) -> Result<Response, PageError> {
+pub(crate) async fn enrol_form(
+    State(state): State<ConsoleState>,
+    PageSession(auth): PageSession,
+) -> Result<Response, PageError> {
     let (_, secret) = pending_secret(&state, auth.session.principal.user_id()).await?;
     Ok(enrol_page(&auth, &secret, StatusCode::OK, None))
 }
 
 /// `GET /account/totp/qr.svg`.
-pub(crate) async fn enrol_qr(State(state): State<ConsoleState>, PageSession(auth): PageSession) -> Result<Response, PageError> {
+pub(crate) async fn enrol_qr(
+    State(state): State<ConsoleState>,
+    PageSession(auth): PageSession,
+) -> Result<Response, PageError> {
     let p = &auth.session.principal;
     qr_response(&state, p.user_id(), p.username()).await
 }
 
 /// Counts a code attempt against the user's and the address's limits.
 fn limited(state: &ConsoleState, ip: Option<std::net::IpAddr>, username: &str) -> Option<Response> {
-    state.code_limiter.try_begin(ip, username, Instant::now()).err().map(|wait| {
-        super::error::status_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            &format!("Too many wrong codes. Try again in {}.", super::rate_limit::describe_wait(wait)),
-        )
-    })
+    state
+        .code_limiter
+        .try_begin(ip, username, Instant::now())
+        .err()
+        .map(|wait| {
+            super::error::status_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                &format!(
+                    "Too many wrong codes. Try again in {}.",
+                    super::rate_limit::describe_wait(wait)
+                ),
+            )
+        })
 }
 
 /// `POST /account/totp`: confirms the shown secret with a first code.
@@ -135,6 +157,7 @@ pub(crate) async fn enrol(
         None => None,
     };
     let Some(codes) = codes else {
+        state.code_limiter.failed(p.username(), Instant::now());
         return Ok(enrol_page(
             &auth,
             &secret,
@@ -178,13 +201,28 @@ pub(crate) async fn disable(
 ) -> Result<Response, PageError> {
     let p = &auth.session.principal;
     if state.store.totp_required().await? {
-        return show(&state, &auth, StatusCode::FORBIDDEN, None, Some("This console requires TOTP; it cannot be turned off.")).await;
+        return show(
+            &state,
+            &auth,
+            StatusCode::FORBIDDEN,
+            None,
+            Some("This console requires TOTP; it cannot be turned off."),
+        )
+        .await;
     }
     if let Some(res) = limited(&state, ip, p.username()) {
         return Ok(res);
     }
     if !reconfirm(&state, &auth, &form.code).await? {
-        return show(&state, &auth, StatusCode::UNPROCESSABLE_ENTITY, None, Some("That code is not valid.")).await;
+        state.code_limiter.failed(p.username(), Instant::now());
+        return show(
+            &state,
+            &auth,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("That code is not valid."),
+        )
+        .await;
     }
     state.code_limiter.succeeded(ip, p.username());
     state.store.clear_totp(p.user_id()).await?;
@@ -203,7 +241,15 @@ pub(crate) async fn regenerate(
         return Ok(res);
     }
     if !reconfirm(&state, &auth, &form.code).await? {
-        return show(&state, &auth, StatusCode::UNPROCESSABLE_ENTITY, None, Some("That code is not valid.")).await;
+        state.code_limiter.failed(p.username(), Instant::now());
+        return show(
+            &state,
+            &auth,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("That code is not valid."),
+        )
+        .await;
     }
     state.code_limiter.succeeded(ip, p.username());
     let codes = state.store.regenerate_recovery_codes(p.user_id()).await?;

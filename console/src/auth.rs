@@ -139,6 +139,7 @@ pub(crate) async fn login(
         }
     };
     let Some(user) = user else {
+        state.limiter.failed(&form.username, Instant::now());
         tracing::info!(username = ?form.username, client = ?ip, "console sign-in failed");
         return login_page(
             &state,

@@ -44,7 +44,9 @@ impl Layout {
             user: Some(NavUser {
                 username: session.username.clone(),
                 csrf: session.csrf_token.clone(),
-                admin: session.principal.has_role_somewhere(outpost_store::members::Role::Admin),
+                admin: session
+                    .principal
+                    .has_role_somewhere(outpost_store::members::Role::Admin),
             }),
             asset_version: assets::version(),
         }

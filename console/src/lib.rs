@@ -15,10 +15,10 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unreachable_pub)]
 
-pub mod agent_control;
 mod access;
 mod account;
 mod admin;
+pub mod agent_control;
 mod assets;
 mod auth;
 mod cookies;
@@ -87,8 +87,8 @@ pub fn route_table() -> Vec<RouteSpec> {
 }
 
 fn routes() -> Routes {
-    use outpost_store::members::Role::{Admin, Operator, Viewer};
     use Need::{MspAdmin, Public, Signed, Tenant};
+    use outpost_store::members::Role::{Admin, Operator, Viewer};
     Routes::new()
         .get("/", Tenant(Viewer), overview::page)
         .get("/login", Public, auth::login_form)
@@ -117,11 +117,19 @@ fn routes() -> Routes {
             Tenant(Operator),
             devices::actions::accept_certificate,
         )
-        .post("/devices/{id}/accept-host-key", Tenant(Operator), devices::actions::accept_host_key)
+        .post(
+            "/devices/{id}/accept-host-key",
+            Tenant(Operator),
+            devices::actions::accept_host_key,
+        )
         .post("/devices/{id}/backup", Tenant(Operator), devices::actions::backup_now)
         .get("/devices/{id}/config/{taken}", Tenant(Viewer), devices::config::page)
         // Secrets of a backup: tenant admins only.
-        .post("/devices/{id}/config/{taken}/reveal", Tenant(Admin), devices::config::reveal)
+        .post(
+            "/devices/{id}/config/{taken}/reveal",
+            Tenant(Admin),
+            devices::config::reveal,
+        )
         .get("/devices/{id}/live", Tenant(Viewer), devices::live::events)
         .get("/api/devices", Tenant(Viewer), devices::list::api)
         .get("/api/devices/{id}/metrics", Tenant(Viewer), devices::metrics::api)
@@ -130,16 +138,28 @@ fn routes() -> Routes {
         .get("/api/inventory", Tenant(Viewer), inventory::list::api)
         .get("/inventory/changes", Tenant(Viewer), inventory::changes::page)
         .get("/inventory/hosts/{id}", Tenant(Viewer), inventory::host::page)
-        .post("/inventory/hosts/{id}/adopt", Tenant(Operator), inventory::actions::adopt)
+        .post(
+            "/inventory/hosts/{id}/adopt",
+            Tenant(Operator),
+            inventory::actions::adopt,
+        )
         .post(
             "/inventory/hosts/{id}/clear-conflict",
             Tenant(Operator),
             inventory::actions::clear_conflict,
         )
         .get("/inventory/sites/{site}", Tenant(Viewer), inventory::site::page)
-        .post("/inventory/sites/{site}/scan", Tenant(Operator), inventory::scans::scan_now)
+        .post(
+            "/inventory/sites/{site}/scan",
+            Tenant(Operator),
+            inventory::scans::scan_now,
+        )
         .post("/inventory/sites/{site}/jobs", Tenant(Operator), inventory::jobs::add)
-        .post("/inventory/sites/{site}/profile", Tenant(Operator), inventory::profile::set)
+        .post(
+            "/inventory/sites/{site}/profile",
+            Tenant(Operator),
+            inventory::profile::set,
+        )
         .post("/inventory/jobs/{id}/delete", Tenant(Operator), inventory::jobs::delete)
         .get("/inventory/scans/{id}", Tenant(Viewer), inventory::scans::page)
         .get("/api/scans/{id}", Tenant(Viewer), inventory::scans::api)
@@ -153,7 +173,11 @@ fn routes() -> Routes {
         .post("/admin/users", Tenant(Admin), admin::users::create)
         .post("/admin/users/{id}/role", Tenant(Admin), admin::users::set_role)
         .post("/admin/users/{id}/msp-admin", MspAdmin, admin::users::set_msp_admin)
-        .post("/admin/users/{id}/password", Tenant(Admin), admin::users::reset_password)
+        .post(
+            "/admin/users/{id}/password",
+            Tenant(Admin),
+            admin::users::reset_password,
+        )
         .post("/admin/users/{id}/disable", Tenant(Admin), admin::users::disable)
         .post("/admin/users/{id}/enable", Tenant(Admin), admin::users::enable)
         .post("/admin/users/{id}/delete", Tenant(Admin), admin::users::delete)

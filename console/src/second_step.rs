@@ -76,7 +76,11 @@ pub(crate) fn start(state: &ConsoleState, token: &str, purpose: Purpose) -> Resu
 }
 
 /// The live challenge of `purpose` the request's half-way cookie names.
-async fn challenge(state: &ConsoleState, headers: &HeaderMap, purpose: Purpose) -> Result<Option<(String, Challenge)>, PageError> {
+async fn challenge(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    purpose: Purpose,
+) -> Result<Option<(String, Challenge)>, PageError> {
     let Some(token) = cookies::get(headers, cookies::LOGIN_STEP) else {
         return Ok(None);
     };
@@ -93,7 +97,12 @@ async fn challenge(state: &ConsoleState, headers: &HeaderMap, purpose: Purpose) 
 fn signed_in(state: &ConsoleState, mut res: Response, session: &str) -> Result<Response, PageError> {
     let set = res.headers_mut();
     for value in [
-        cookies::set(cookies::SESSION, session, state.secure_cookies, Some(SESSION_TTL_MS / 1000)),
+        cookies::set(
+            cookies::SESSION,
+            session,
+            state.secure_cookies,
+            Some(SESSION_TTL_MS / 1000),
+        ),
         cookies::clear(cookies::LOGIN_STEP, state.secure_cookies),
     ] {
         let value = value.ok_or_else(|| PageError::internal("building a cookie failed", &"invalid value"))?;
@@ -183,6 +192,7 @@ pub(crate) async fn code(
         }
     };
     let Some(session) = session else {
+        state.code_limiter.failed(&c.username, Instant::now());
         tracing::info!(username = ?c.username, client = ?ip, "console second factor failed");
         // A used-up challenge (a recovery code attempt consumes nothing, but
         // a vanished one) sends the user back to the password.
@@ -300,6 +310,7 @@ pub(crate) async fn enrol(
         None => None,
     };
     let Some((session, codes)) = done else {
+        state.code_limiter.failed(&c.username, Instant::now());
         return Ok(render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &EnrolPage {

@@ -25,8 +25,8 @@ pub mod ingest;
 pub mod inventory;
 pub mod members;
 pub mod metrics;
-pub mod second_factor;
 pub mod scope;
+pub mod second_factor;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -259,6 +259,8 @@ pub(crate) fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError>
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_members;
 
 #[cfg(test)]
 mod url_tests {

@@ -43,7 +43,10 @@ pub(crate) async fn page(State(state): State<ConsoleState>, PageSession(auth): P
         &AgentsPage {
             layout: Layout::signed_in(&auth.session),
             csrf: auth.session.csrf_token.clone(),
-            agents: agents.into_iter().filter(|a| auth.scope_for(a.tenant).is_ok()).collect(),
+            agents: agents
+                .into_iter()
+                .filter(|a| auth.scope_for(a.tenant).is_ok())
+                .collect(),
         },
     )
 }

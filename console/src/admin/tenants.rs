@@ -40,7 +40,11 @@ fn tenant_missing() -> Response {
 }
 
 fn site_missing() -> Response {
-    status_page(StatusCode::NOT_FOUND, "Site not found", "There is no such site, or it was deleted.")
+    status_page(
+        StatusCode::NOT_FOUND,
+        "Site not found",
+        "There is no such site, or it was deleted.",
+    )
 }
 
 /// `GET /admin/tenants`.
@@ -183,7 +187,10 @@ impl CsrfProtected for SettingsForm {
 }
 
 /// `POST /admin/settings` (MSP administrators): require TOTP or not.
-pub(crate) async fn settings(State(state): State<ConsoleState>, CsrfForm { auth, form }: CsrfForm<SettingsForm>) -> Response {
+pub(crate) async fn settings(
+    State(state): State<ConsoleState>,
+    CsrfForm { auth, form }: CsrfForm<SettingsForm>,
+) -> Response {
     let Some(admin) = auth.session.principal.admin_scope() else {
         return crate::access::forbidden_page();
     };

@@ -111,7 +111,10 @@ impl CsrfProtected for CreateForm {
 }
 
 /// `POST /admin/tokens`: the page again, with the new token shown once.
-pub(crate) async fn create(State(state): State<ConsoleState>, CsrfForm { auth, form }: CsrfForm<CreateForm>) -> Response {
+pub(crate) async fn create(
+    State(state): State<ConsoleState>,
+    CsrfForm { auth, form }: CsrfForm<CreateForm>,
+) -> Response {
     let Some(ca) = state.ca_fingerprint else {
         return status_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -124,7 +127,13 @@ pub(crate) async fn create(State(state): State<ConsoleState>, CsrfForm { auth, f
     };
     let hours = match form.hours.trim().parse::<u64>() {
         Ok(h @ 1..=720) => h,
-        _ => return status_page(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", "hours: a whole number from 1 to 720"),
+        _ => {
+            return status_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not saved",
+                "hours: a whole number from 1 to 720",
+            );
+        }
     };
     let sites = match state.store.sites(&auth.session.viewer).await {
         Ok(s) => s,

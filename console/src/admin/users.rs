@@ -45,7 +45,11 @@ fn back(done: &str) -> Response {
 }
 
 /// `GET /admin/users`.
-pub(crate) async fn page(State(state): State<ConsoleState>, PageSession(auth): PageSession, Query(q): Query<Done>) -> Response {
+pub(crate) async fn page(
+    State(state): State<ConsoleState>,
+    PageSession(auth): PageSession,
+    Query(q): Query<Done>,
+) -> Response {
     if let Err(res) = require_some_admin(&auth) {
         return res;
     }
@@ -110,7 +114,10 @@ fn parse_role(raw: &str) -> Result<Role, Response> {
 }
 
 /// `POST /admin/users`.
-pub(crate) async fn create(State(state): State<ConsoleState>, CsrfForm { auth, form }: CsrfForm<CreateForm>) -> Response {
+pub(crate) async fn create(
+    State(state): State<ConsoleState>,
+    CsrfForm { auth, form }: CsrfForm<CreateForm>,
+) -> Response {
     let kind = if form.tenant.is_empty() {
         NewUser::MspAdmin
     } else {

@@ -12,8 +12,8 @@ use outpost_store::{Store, TenantScope};
 use super::{device_not_found, page_error, parse_id};
 use crate::access::page_denied;
 use crate::csrf::{CsrfForm, CsrfProtected};
-use crate::session::Authenticated;
 use crate::error::status_page;
+use crate::session::Authenticated;
 use crate::state::ConsoleState;
 
 /// A form carrying nothing but its token.
@@ -37,7 +37,9 @@ pub(crate) async fn target(
 ) -> Result<(DeviceId, TenantScope), Response> {
     let id = parse_id(raw_id).ok_or_else(device_not_found)?;
     let row = store.device(&auth.session.viewer, id).await.map_err(page_error)?;
-    let scope = auth.scope_for(row.tenant).map_err(|d| page_denied(d, device_not_found))?;
+    let scope = auth
+        .scope_for(row.tenant)
+        .map_err(|d| page_denied(d, device_not_found))?;
     Ok((id, scope))
 }
 

@@ -13,12 +13,16 @@ use super::host::parse_host;
 use super::{host_not_found, page_error};
 use crate::csrf::CsrfForm;
 use crate::devices::actions::ActionForm;
-use crate::session::Authenticated;
 use crate::error::status_page;
+use crate::session::Authenticated;
 use crate::state::ConsoleState;
 
 /// The host, its tenant and the scope to act on it with, or the 404 page.
-async fn target(store: &Store, auth: &Authenticated, raw_id: &str) -> Result<(HostId, TenantId, TenantScope), Response> {
+async fn target(
+    store: &Store,
+    auth: &Authenticated,
+    raw_id: &str,
+) -> Result<(HostId, TenantId, TenantScope), Response> {
     let id = parse_host(raw_id).ok_or_else(host_not_found)?;
     let host = store
         .host(&auth.session.viewer, id)

@@ -16,10 +16,10 @@ use outpost_store::{Store, StoreError};
 use super::list::ports_text;
 use super::{host_not_found, or_dash, page_error};
 use crate::devices::format;
-use outpost_store::members::{Principal, Role};
 use crate::layout::{Layout, render};
 use crate::session::PageSession;
 use crate::state::ConsoleState;
+use outpost_store::members::{Principal, Role};
 
 /// An address the host answers at, in words.
 #[derive(Clone, Debug)]

@@ -27,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use outpost_store::tenants::SiteRow;
 use outpost_store::{Store, StoreError, TenantScope};
 
-use crate::session::Authenticated;
 use crate::error::{ApiError, PageError, json_error, status_page};
+use crate::session::Authenticated;
 
 /// The page for a host that does not exist for this viewer.
 pub(crate) fn host_not_found() -> Response {

@@ -18,9 +18,9 @@ use super::site::{ScanItem, running};
 use super::{api_error, job_not_found, page_error, scan_not_found, site_of};
 use crate::agent_control::ScanProgress;
 use crate::csrf::{CsrfForm, CsrfProtected};
-use crate::session::Authenticated;
 use crate::error::{PageError, json_error, status_page};
 use crate::layout::{Layout, render};
+use crate::session::Authenticated;
 use crate::session::{ApiSession, PageSession};
 use crate::state::ConsoleState;
 

@@ -23,9 +23,10 @@ use super::hashing::HashGate;
 use super::{ConsoleState, router, spawn_maintenance_every};
 
 mod roles;
+mod second_factor;
 
-const USER: &str = "admin";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const USER: &str = "admin";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 pub(crate) struct Console {
     _dir: TempDir,

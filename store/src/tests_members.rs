@@ -302,6 +302,37 @@ async fn recovery_codes_work_once_and_regenerating_voids_them() {
 }
 
 #[tokio::test]
+async fn a_password_reset_grants_no_role() {
+    let e = engines().await;
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let a = store.create_tenant(&admin, "Acme").await.expect("tenant");
+        store
+            .create_user(
+                &Principal::local_operator(&admin),
+                "vera",
+                "password-v",
+                NewUser::Member(a, Role::Viewer),
+            )
+            .await
+            .expect("vera");
+        store
+            .set_admin_password(&admin, "vera", "another-password")
+            .await
+            .expect("reset");
+        let p = principal_of(store, "vera", "another-password").await;
+        assert!(!p.is_msp_admin());
+        assert_eq!(p.role_in(a), Some(Role::Viewer));
+        // A new name is created as an MSP administrator, as `init` does.
+        store
+            .set_admin_password(&admin, "root", "root-password")
+            .await
+            .expect("new");
+        assert!(principal_of(store, "root", "root-password").await.is_msp_admin());
+    }
+}
+
+#[tokio::test]
 async fn totp_requirement_is_a_stored_setting() {
     let e = engines().await;
     for store in &e.stores {

@@ -127,7 +127,9 @@ impl VerifiedUser {
 }
 
 impl Store {
-    /// Creates or replaces an MSP-wide administrator.
+    /// Sets the password of `username`, creating them as an MSP-wide
+    /// administrator if there is no such user (an existing user keeps their
+    /// roles: a password reset grants nothing), and ends their sessions.
     pub async fn set_admin_password(
         &self,
         _admin: &AdminScope,
@@ -142,7 +144,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO users (id, username, password_hash, is_msp_admin, created_at_ms) VALUES ($1, $2, $3, 1, $4) \
-                 ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, is_msp_admin = 1",
+                 ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
             )
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(username)
@@ -152,6 +154,10 @@ impl Store {
             .await?;
             // A new password ends every session of that user.
             sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM login_challenges WHERE user_id = (SELECT id FROM users WHERE username = $1)")
                 .bind(username)
                 .execute(&mut *tx)
                 .await?;

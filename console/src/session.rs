@@ -46,23 +46,37 @@ pub(crate) async fn authenticate(headers: &HeaderMap, store: &Store) -> Result<O
     }))
 }
 
-/// The session for a route of the table: `Err` with the answer when the route
-/// is not in the table (fail closed) or is for MSP administrators and the
-/// user is not one.
-fn admit(parts: &Parts, mut auth: Authenticated, api: bool) -> Result<Authenticated, Response> {
+/// Why [`admit`] refused a request.
+enum Refused {
+    /// The route is not in the route table: fail closed.
+    OutsideTable,
+    /// For MSP administrators only.
+    MspOnly,
+}
+
+impl Refused {
+    fn answer(self, api: bool) -> Response {
+        match (self, api) {
+            (Refused::OutsideTable, true) => ApiError.into_response(),
+            (Refused::OutsideTable, false) => PageError.into_response(),
+            (Refused::MspOnly, api) => super::access::denied(Denied::Forbidden, api),
+        }
+    }
+}
+
+/// The session for a route of the table, with the role the route needs;
+/// refused when the route is not in the table or is for MSP administrators
+/// and the user is not one.
+fn admit(parts: &Parts, mut auth: Authenticated) -> Result<Authenticated, Refused> {
     let Some(need) = parts.extensions.get::<Need>().copied() else {
         tracing::error!(path = %parts.uri.path(), "console: a route outside the route table");
-        return Err(if api {
-            ApiError.into_response()
-        } else {
-            PageError.into_response()
-        });
+        return Err(Refused::OutsideTable);
     };
     match need {
         Need::Public | Need::Signed => auth.need = Role::Admin,
         Need::Tenant(role) => auth.need = role,
         Need::MspAdmin if auth.session.principal.is_msp_admin() => auth.need = Role::Admin,
-        Need::MspAdmin => return Err(super::access::denied(Denied::Forbidden, api)),
+        Need::MspAdmin => return Err(Refused::MspOnly),
     }
     Ok(auth)
 }
@@ -76,7 +90,7 @@ impl FromRequestParts<ConsoleState> for PageSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &ConsoleState) -> Result<Self, Response> {
         match authenticate(&parts.headers, &state.store).await {
-            Ok(Some(auth)) => admit(parts, auth, false).map(Self),
+            Ok(Some(auth)) => admit(parts, auth).map(Self).map_err(|r| r.answer(false)),
             Ok(None) => {
                 let mut res = Redirect::to("/login").into_response();
                 // A stale cookie would otherwise be sent, and looked up, on every request.
@@ -102,7 +116,7 @@ impl FromRequestParts<ConsoleState> for ApiSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &ConsoleState) -> Result<Self, Response> {
         match authenticate(&parts.headers, &state.store).await {
-            Ok(Some(auth)) => admit(parts, auth, true).map(Self),
+            Ok(Some(auth)) => admit(parts, auth).map(Self).map_err(|r| r.answer(true)),
             Ok(None) => Err(json_error(StatusCode::UNAUTHORIZED, "not signed in")),
             Err(e) => Err(ApiError::from(e).into_response()),
         }

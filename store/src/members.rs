@@ -707,7 +707,9 @@ impl Store {
 
     /// Enrollment tokens of the viewer's tenants, newest first.
     pub async fn list_tokens(&self, viewer: &Viewer) -> Result<Vec<TokenRow>, StoreError> {
-        let rows: Vec<(String, String, String, String, i64, i64, Option<i64>)> = on_pool!(self, pool, _Db => {
+        /// id, tenant, tenant name, site name, created, expires, used.
+        type Row = (String, String, String, String, i64, i64, Option<i64>);
+        let rows: Vec<Row> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "SELECT e.id, e.tenant_id, t.name, s.name, e.created_at_ms, e.expires_at_ms, e.used_at_ms \
                  FROM enrollment_tokens e JOIN tenants t ON t.id = e.tenant_id JOIN sites s ON s.id = e.site_id \

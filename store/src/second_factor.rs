@@ -137,7 +137,9 @@ impl Store {
 
     /// A user's second factor.
     pub async fn totp_state(&self, user_id: &str) -> Result<TotpState, StoreError> {
-        let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = on_pool!(self, pool, _Db => {
+        /// Sealed secret, sealed pending secret, unused recovery codes.
+        type Row = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+        let row: Option<Row> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "SELECT totp_sealed, totp_pending_sealed, \
                  (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at_ms IS NULL) \

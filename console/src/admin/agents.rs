@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use outpost_certs::AgentId;
 use outpost_store::agents::AgentRow;
 
-use super::{require_some_admin, store_error};
+use super::{refuse_non_admins, store_error};
 use crate::access::page_denied;
 use crate::csrf::CsrfForm;
 use crate::devices::actions::ActionForm;
@@ -31,7 +31,7 @@ fn missing() -> Response {
 
 /// `GET /admin/agents`.
 pub(crate) async fn page(State(state): State<ConsoleState>, PageSession(auth): PageSession) -> Response {
-    if let Err(res) = require_some_admin(&auth) {
+    if let Some(res) = refuse_non_admins(&auth) {
         return res;
     }
     let agents = match state.store.list_agents(&auth.session.viewer).await {

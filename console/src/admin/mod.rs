@@ -48,13 +48,9 @@ pub(crate) fn store_error(e: StoreError) -> Response {
     }
 }
 
-/// "Permission denied" unless the user administers some tenant.
-pub(crate) fn require_some_admin(auth: &Authenticated) -> Result<(), Response> {
-    if auth.session.principal.has_role_somewhere(Role::Admin) {
-        Ok(())
-    } else {
-        Err(forbidden_page())
-    }
+/// "Permission denied", unless the user administers some tenant.
+pub(crate) fn refuse_non_admins(auth: &Authenticated) -> Option<Response> {
+    (!auth.session.principal.has_role_somewhere(Role::Admin)).then(forbidden_page)
 }
 
 /// A tenant id from a URL or form; anything else names no tenant.

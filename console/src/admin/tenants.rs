@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use outpost_certs::SiteId;
 
-use super::{NameForm, parse_tenant, require_some_admin, store_error};
+use super::{NameForm, parse_tenant, refuse_non_admins, store_error};
 use crate::access::page_denied;
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::devices::actions::ActionForm;
@@ -49,7 +49,7 @@ fn site_missing() -> Response {
 
 /// `GET /admin/tenants`.
 pub(crate) async fn page(State(state): State<ConsoleState>, PageSession(auth): PageSession) -> Response {
-    if let Err(res) = require_some_admin(&auth) {
+    if let Some(res) = refuse_non_admins(&auth) {
         return res;
     }
     let p = &auth.session.principal;

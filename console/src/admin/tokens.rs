@@ -13,7 +13,7 @@ use outpost_certs::SiteId;
 use outpost_certs::token::EnrollmentToken;
 use outpost_store::now_ms;
 
-use super::{require_some_admin, store_error, when};
+use super::{refuse_non_admins, store_error, when};
 use crate::access::page_denied;
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::devices::actions::ActionForm;
@@ -48,7 +48,7 @@ fn missing() -> Response {
 }
 
 async fn show(state: &ConsoleState, auth: &Authenticated, created: Option<String>) -> Response {
-    if let Err(res) = require_some_admin(auth) {
+    if let Some(res) = refuse_non_admins(auth) {
         return res;
     }
     let viewer = &auth.session.viewer;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use outpost_store::members::{NewUser, Role, UserRow};
 
-use super::{parse_tenant, require_some_admin, store_error};
+use super::{parse_tenant, refuse_non_admins, store_error};
 use crate::access::page_denied;
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::devices::actions::ActionForm;
@@ -50,7 +50,7 @@ pub(crate) async fn page(
     PageSession(auth): PageSession,
     Query(q): Query<Done>,
 ) -> Response {
-    if let Err(res) = require_some_admin(&auth) {
+    if let Some(res) = refuse_non_admins(&auth) {
         return res;
     }
     let p = &auth.session.principal;
@@ -108,9 +108,8 @@ impl CsrfProtected for CreateForm {
     }
 }
 
-fn parse_role(raw: &str) -> Result<Role, Response> {
-    raw.parse::<Role>()
-        .map_err(|why| status_page(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &why))
+fn bad_role(why: &str) -> Response {
+    status_page(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", why)
 }
 
 /// `POST /admin/users`.
@@ -127,9 +126,9 @@ pub(crate) async fn create(
         if let Err(d) = auth.scope_for(tenant) {
             return page_denied(d, tenant_missing);
         }
-        match parse_role(&form.role) {
+        match form.role.parse::<Role>() {
             Ok(role) => NewUser::Member(tenant, role),
-            Err(res) => return res,
+            Err(why) => return bad_role(&why),
         }
     };
     let username = form.username.trim();
@@ -177,9 +176,9 @@ pub(crate) async fn set_role(
     let role = if form.role.is_empty() {
         None
     } else {
-        match parse_role(&form.role) {
+        match form.role.parse::<Role>() {
             Ok(r) => Some(r),
-            Err(res) => return res,
+            Err(why) => return bad_role(&why),
         }
     };
     match state.store.set_role(&auth.session.principal, &user, tenant, role).await {

@@ -52,6 +52,8 @@ enum Refused {
     OutsideTable,
     /// For MSP administrators only.
     MspOnly,
+    /// TOTP is required and the user has not set it up.
+    TotpDue,
 }
 
 impl Refused {
@@ -60,6 +62,8 @@ impl Refused {
             (Refused::OutsideTable, true) => ApiError.into_response(),
             (Refused::OutsideTable, false) => PageError.into_response(),
             (Refused::MspOnly, api) => super::access::denied(Denied::Forbidden, api),
+            (Refused::TotpDue, true) => json_error(StatusCode::FORBIDDEN, "set up a second factor first"),
+            (Refused::TotpDue, false) => Redirect::to("/account/totp").into_response(),
         }
     }
 }
@@ -72,6 +76,10 @@ fn admit(parts: &Parts, mut auth: Authenticated) -> Result<Authenticated, Refuse
         tracing::error!(path = %parts.uri.path(), "console: a route outside the route table");
         return Err(Refused::OutsideTable);
     };
+    // Only the account pages (to set up TOTP) and signing out, until it is done.
+    if auth.session.totp_due && need != Need::Signed {
+        return Err(Refused::TotpDue);
+    }
     match need {
         Need::Public | Need::Signed => auth.need = Role::Admin,
         Need::Tenant(role) => auth.need = role,

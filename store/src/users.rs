@@ -28,6 +28,9 @@ pub struct Session {
     pub viewer: Viewer,
     /// Who the user is and their roles.
     pub principal: Principal,
+    /// TOTP is required and the user has none yet: the console shows them
+    /// nothing but setting it up (sessions opened before it was required).
+    pub totp_due: bool,
 }
 
 /// 256 random bits, base64url.
@@ -233,9 +236,12 @@ impl Store {
 
     /// The live session for a cookie value, if any.
     pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let row: Option<(String, String, String, i64)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String, String, String, i64, bool)> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
-                "SELECT u.id, u.username, s.csrf_token, u.is_msp_admin FROM sessions s JOIN users u ON u.id = s.user_id \
+                "SELECT u.id, u.username, s.csrf_token, u.is_msp_admin, \
+                 (u.totp_sealed IS NULL AND EXISTS (SELECT 1 FROM console_settings c \
+                   WHERE c.name = 'require_totp' AND c.value = '1')) \
+                 FROM sessions s JOIN users u ON u.id = s.user_id \
                  WHERE s.id_hash = $1 AND s.expires_at_ms > $2 AND u.disabled_at_ms IS NULL",
             )
             .bind(token_hash(token))
@@ -243,7 +249,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        let Some((user_id, username, csrf_token, is_admin)) = row else {
+        let Some((user_id, username, csrf_token, is_admin, totp_due)) = row else {
             return Ok(None);
         };
         let roles = if is_admin != 0 {
@@ -257,6 +263,7 @@ impl Store {
             csrf_token,
             viewer: principal.viewer(),
             principal,
+            totp_due,
         }))
     }
 

@@ -198,6 +198,7 @@ fn tenant_session(f: &Fleet) -> Authenticated {
                 false,
                 vec![(f.agent.tenant(), outpost_store::members::Role::Admin)],
             ),
+            totp_due: false,
         },
         need: outpost_store::members::Role::Viewer,
     }

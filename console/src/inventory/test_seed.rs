@@ -284,6 +284,7 @@ pub(super) fn tenant_session(s: &Seeded) -> Authenticated {
                 false,
                 vec![(s.agent.tenant(), outpost_store::members::Role::Admin)],
             ),
+            totp_due: false,
         },
         need: outpost_store::members::Role::Viewer,
     }

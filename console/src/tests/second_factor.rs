@@ -18,6 +18,22 @@ fn code_now(secret_text: &str) -> String {
 }
 
 #[tokio::test]
+async fn sessions_from_before_the_requirement_see_only_the_set_up() {
+    let c = Console::new(false).await;
+    let session = c.session().await;
+    assert_eq!(c.get("/", Some(&session)).await.status(), StatusCode::OK);
+    c.store.set_totp_required(&AdminScope::for_tests(), true).await.unwrap();
+    let res = c.get("/devices", Some(&session)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/account/totp");
+    assert_eq!(
+        c.get("/api/overview", Some(&session)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(c.get("/account/totp", Some(&session)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn required_totp_is_enrolled_before_any_session() {
     let c = Console::new(false).await;
     c.store.set_totp_required(&AdminScope::for_tests(), true).await.unwrap();

@@ -10,6 +10,13 @@
 //! Content-Security-Policy forbids inline script and style, so all behaviour and
 //! styling live in the two embedded asset files.
 //!
+//! Users are MSP administrators or members of tenants with a role in each;
+//! every route is listed with the role it needs in one table ([`route_table`],
+//! `access.rs`), and handlers take tenant scopes only through the session's
+//! `scope_for`: another tenant's objects are 404, too low a role 403. A TOTP
+//! second factor (`second_step.rs`, `account.rs`) opens the session only after
+//! the code.
+//!
 //! The collector hands it everything it needs through [`ConsoleState::new`]:
 //! the store, and the administrative scope its live-update feed reads with.
 #![forbid(unsafe_code)]
@@ -49,7 +56,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::get;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -72,8 +78,6 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub fn router(state: ConsoleState) -> Router {
     let (routes, _) = routes().into_parts();
     routes
-        // Browsers ask for it on every visit; an empty answer keeps their consoles clean.
-        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(security_headers))
@@ -191,6 +195,12 @@ fn routes() -> Routes {
         .get("/assets/console.js", Public, assets::js)
         .get("/assets/uplot.css", Public, assets::uplot_css)
         .get("/assets/uplot.js", Public, assets::uplot_js)
+        .get("/favicon.ico", Public, favicon)
+}
+
+/// Browsers ask for it on every visit; an empty answer keeps their consoles clean.
+async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// Starts the console's background upkeep (pruning expired sessions, at once

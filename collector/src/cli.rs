@@ -71,6 +71,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// Console users and their roles.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Console administrators.
     Admin {
         #[command(subcommand)]
@@ -437,6 +442,59 @@ pub enum CertCommand {
         /// A DNS name or IP address to add to the names the current certificate covers (repeatable).
         #[arg(long = "san")]
         sans: Vec<String>,
+    },
+}
+
+/// `user` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a console user with a random password (printed once): an MSP
+    /// administrator (`--msp-admin`) or a member of one tenant.
+    Add {
+        #[command(flatten)]
+        location: Location,
+        /// User name.
+        #[arg(long)]
+        username: String,
+        /// Tenant (by name) the user joins.
+        #[arg(long, required_unless_present = "msp_admin", conflicts_with = "msp_admin")]
+        tenant: Option<String>,
+        /// Role in that tenant.
+        #[arg(long, default_value = "viewer", value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// An MSP-wide administrator instead.
+        #[arg(long)]
+        msp_admin: bool,
+    },
+    /// List users with their roles.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's role in a tenant (`none` removes them from it).
+    Role {
+        #[command(flatten)]
+        location: Location,
+        /// User name.
+        #[arg(long)]
+        username: String,
+        /// Tenant (by name).
+        #[arg(long)]
+        tenant: String,
+        /// Role.
+        #[arg(long, value_parser = ["viewer", "operator", "admin", "none"])]
+        role: String,
+    },
+    /// Delete a user (their sessions end).
+    Remove {
+        #[command(flatten)]
+        location: Location,
+        /// User name.
+        #[arg(long)]
+        username: String,
     },
 }
 

@@ -16,7 +16,7 @@ use crate::data_dir::{DataDir, default_server_names};
 pub const ADMIN_USER: &str = "admin";
 
 /// Opens the database as the local operator, who may act for every tenant.
-async fn open(location: &Location) -> Result<(Store, AdminScope)> {
+pub(crate) async fn open(location: &Location) -> Result<(Store, AdminScope)> {
     Store::open_as_operator(&location.data_dir, location.database_url.as_deref())
         .await
         .with_context(|| format!("opening the database for {}", location.data_dir.display()))

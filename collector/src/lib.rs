@@ -17,6 +17,7 @@ pub mod logging;
 #[cfg(feature = "quickstart")]
 pub mod quickstart;
 pub mod serve;
+pub mod user_commands;
 
 #[cfg(test)]
 mod discovery_tests;

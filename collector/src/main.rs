@@ -3,11 +3,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use outpost_collector::cli::{
     AdminCommand, AgentCommand, AuditCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand,
-    DiscoveryJobCommand, DiscoveryProfileCommand, SiteCommand, TokenCommand,
+    DiscoveryJobCommand, DiscoveryProfileCommand, SiteCommand, TokenCommand, UserCommand,
 };
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, check_console_transport, serve};
-use outpost_collector::{audit_commands, commands, device_commands, device_import, discovery_commands, logging};
+use outpost_collector::{
+    audit_commands, commands, device_commands, device_import, discovery_commands, logging, user_commands,
+};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -139,6 +141,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert {
             command: CertCommand::Renew { data_dir, sans },
         } => commands::cert_renew(&data_dir, &sans),
+        Command::User { command } => match command {
+            UserCommand::Add {
+                location,
+                username,
+                tenant,
+                role,
+                msp_admin,
+            } => user_commands::add(&location, &username, tenant.as_deref(), &role, msp_admin)
+                .await
+                .map(drop),
+            UserCommand::List { location, json } => user_commands::list(&location, json).await,
+            UserCommand::Role {
+                location,
+                username,
+                tenant,
+                role,
+            } => user_commands::role(&location, &username, &tenant, &role).await,
+            UserCommand::Remove { location, username } => user_commands::remove(&location, &username).await,
+        },
         Command::Admin {
             command: AdminCommand::ResetPassword { location, username },
         } => commands::admin_reset_password(&location, &username).await.map(drop),

@@ -211,7 +211,8 @@ pub async fn serve(
     });
     let console_state = ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies)
         .with_agent_control(traffic)
-        .with_operability(metrics, agent_port_up);
+        .with_operability(metrics, agent_port_up)
+        .with_ca_fingerprint(ca.fingerprint());
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
     let app = outpost_console::router(console_state).layer(console_port::body_deadline::layer(CONSOLE_BODY_DEADLINE));
     let console_cert_watcher = console_cert.map(|cert| tokio::spawn(cert.watch(shutdown.clone())));

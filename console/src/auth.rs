@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use outpost_store::audit::{Actor, AuditEvent, Details};
+use outpost_store::second_factor::Purpose;
 use outpost_store::users::{SESSION_TTL_MS, random_token};
 
 use super::cookies;
@@ -141,6 +142,7 @@ pub(crate) async fn login(
         }
     };
     let Some(user) = user else {
+        state.limiter.failed(&form.username, Instant::now());
         tracing::info!(username = ?form.username, client = ?ip, "console sign-in failed");
         audit_failure(&state, &form.username, ip, "invalid username or password").await;
         return login_page(
@@ -151,8 +153,26 @@ pub(crate) async fn login(
             Some(INVALID_CREDENTIALS),
         );
     };
-    let session = state.store.open_session(user, &Actor::user(&form.username, ip)).await?;
     state.limiter.succeeded(ip, &form.username);
+    // The password was right; a second factor, or enrolling one, may still be due.
+    let purpose = if state.store.has_totp(&user).await? {
+        Some(Purpose::Code)
+    } else if state.store.totp_required().await? {
+        Some(Purpose::Enrol)
+    } else {
+        None
+    };
+    if let Some(purpose) = purpose {
+        let challenge = state.store.begin_challenge(user, purpose).await?;
+        tracing::info!(username = ?form.username, client = ?ip, ?purpose, "console sign-in: password accepted, second step due");
+        let mut res = super::second_step::start(&state, &challenge, purpose)?;
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            cookie(cookies::clear(cookies::LOGIN_CSRF, state.secure_cookies))?,
+        );
+        return Ok(res);
+    }
+    let session = state.store.open_session(user, &Actor::user(&form.username, ip)).await?;
     tracing::info!(username = ?form.username, client = ?ip, "console sign-in");
 
     let mut res = Redirect::to("/").into_response();

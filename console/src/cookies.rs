@@ -5,6 +5,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 pub(crate) const SESSION: &str = "outpost_session";
 /// The pre-login CSRF token, echoed by the login form.
 pub(crate) const LOGIN_CSRF: &str = "outpost_login_csrf";
+/// A half-way sign-in: password checked, second factor due. Not a session.
+pub(crate) const LOGIN_STEP: &str = "outpost_login_step";
 
 /// Our tokens are 43 characters; a much longer value is not ours and is not
 /// worth hashing or comparing.

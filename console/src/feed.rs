@@ -85,18 +85,15 @@ impl Snapshot {
     }
 
     /// The overview as `viewer` may see it: every tenant for an MSP
-    /// administrator, one tenant's sites and agents for a tenant user.
+    /// administrator, their tenants' sites and agents for a tenant user.
     pub(crate) fn overview_for(&self, viewer: &Viewer) -> Overview {
         match viewer {
             Viewer::Admin(_) => Overview::build(self.sites.clone(), self.agents.clone(), self.generated_at_ms),
-            Viewer::Tenant(scope) => {
-                let tenant = scope.tenant();
-                Overview::build(
-                    self.sites.iter().filter(|s| s.tenant == tenant).cloned().collect(),
-                    self.agents.iter().filter(|a| a.tenant == tenant).cloned().collect(),
-                    self.generated_at_ms,
-                )
-            }
+            Viewer::Tenant(_) | Viewer::Tenants(_) => Overview::build(
+                self.sites.iter().filter(|s| viewer.sees(s.tenant)).cloned().collect(),
+                self.agents.iter().filter(|a| viewer.sees(a.tenant)).cloned().collect(),
+                self.generated_at_ms,
+            ),
         }
     }
 
@@ -109,7 +106,7 @@ impl Snapshot {
         };
         match viewer {
             Viewer::Admin(_) => self.everything.get_or_init(encode).clone(),
-            Viewer::Tenant(_) => encode(),
+            Viewer::Tenant(_) | Viewer::Tenants(_) => encode(),
         }
     }
 }

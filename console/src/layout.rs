@@ -27,6 +27,8 @@ pub(crate) struct NavUser {
     pub(crate) username: String,
     /// The session's CSRF token, for the sign-out form.
     pub(crate) csrf: String,
+    /// Administers something (a tenant, or every tenant): the admin links show.
+    pub(crate) admin: bool,
 }
 
 impl Layout {
@@ -42,6 +44,9 @@ impl Layout {
             user: Some(NavUser {
                 username: session.username.clone(),
                 csrf: session.csrf_token.clone(),
+                admin: session
+                    .principal
+                    .has_role_somewhere(outpost_store::members::Role::Admin),
             }),
             asset_version: assets::version(),
         }

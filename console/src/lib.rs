@@ -10,11 +10,21 @@
 //! Content-Security-Policy forbids inline script and style, so all behaviour and
 //! styling live in the two embedded asset files.
 //!
+//! Users are MSP administrators or members of tenants with a role in each;
+//! every route is listed with the role it needs in one table ([`route_table`],
+//! `access.rs`), and handlers take tenant scopes only through the session's
+//! `scope_for`: another tenant's objects are 404, too low a role 403. A TOTP
+//! second factor (`second_step.rs`, `account.rs`) opens the session only after
+//! the code.
+//!
 //! The collector hands it everything it needs through [`ConsoleState::new`]:
 //! the store, and the administrative scope its live-update feed reads with.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unreachable_pub)]
 
+mod access;
+mod account;
+mod admin;
 pub mod agent_control;
 mod assets;
 mod audit;
@@ -32,8 +42,10 @@ mod operability;
 mod overview;
 mod overview_data;
 mod rate_limit;
+mod second_step;
 mod session;
 mod state;
+mod totp;
 
 #[cfg(test)]
 mod test_support;
@@ -49,13 +61,15 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+pub use self::access::{Need, RouteSpec};
 pub use self::metrics::{AgentPortUp, Metrics};
 pub use self::state::ConsoleState;
+
+use self::access::Routes;
 
 /// Forms here are a few hundred bytes; anything larger is not a console request.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -69,61 +83,138 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// taking it from `X-Forwarded-For` of trusted proxies) so login rate limiting
 /// can tell clients apart; without it every client shares one bucket.
 pub fn router(state: ConsoleState) -> Router {
-    Router::new()
-        .route("/", get(overview::page))
-        .route("/login", get(auth::login_form).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/api/overview", get(overview::api))
-        .route("/events", get(overview::events))
-        .route("/devices", get(devices::list::page).post(devices::add::add))
-        .route("/devices/new", get(devices::add::form))
-        .route("/devices/{id}", get(devices::page::page))
-        .route("/devices/{id}/delete", post(devices::actions::delete))
-        .route(
-            "/devices/{id}/accept-certificate",
-            post(devices::actions::accept_certificate),
-        )
-        .route("/devices/{id}/accept-host-key", post(devices::actions::accept_host_key))
-        .route("/devices/{id}/backup", post(devices::actions::backup_now))
-        .route("/devices/{id}/config/{taken}", get(devices::config::page))
-        .route("/devices/{id}/config/{taken}/reveal", post(devices::config::reveal))
-        .route("/devices/{id}/live", get(devices::live::events))
-        .route("/api/devices", get(devices::list::api))
-        .route("/api/devices/{id}/metrics", get(devices::metrics::api))
-        .route("/topology", get(devices::topology::page))
-        .route("/inventory", get(inventory::list::page))
-        .route("/api/inventory", get(inventory::list::api))
-        .route("/inventory/changes", get(inventory::changes::page))
-        .route("/inventory/hosts/{id}", get(inventory::host::page))
-        .route("/inventory/hosts/{id}/adopt", post(inventory::actions::adopt))
-        .route(
-            "/inventory/hosts/{id}/clear-conflict",
-            post(inventory::actions::clear_conflict),
-        )
-        .route("/inventory/sites/{site}", get(inventory::site::page))
-        .route("/inventory/sites/{site}/scan", post(inventory::scans::scan_now))
-        .route("/inventory/sites/{site}/jobs", post(inventory::jobs::add))
-        .route("/inventory/sites/{site}/profile", post(inventory::profile::set))
-        .route("/inventory/jobs/{id}/delete", post(inventory::jobs::delete))
-        .route("/inventory/scans/{id}", get(inventory::scans::page))
-        .route("/api/scans/{id}", get(inventory::scans::api))
-        .route("/assets/console.css", get(assets::css))
-        .route("/assets/console.js", get(assets::js))
-        .route("/assets/uplot.css", get(assets::uplot_css))
-        .route("/assets/uplot.js", get(assets::uplot_js))
-        // Operability: no session (see `operability`).
-        .route("/healthz", get(operability::healthz))
-        .route("/readyz", get(operability::readyz))
-        .route("/metrics", get(operability::metrics))
-        // The audit log.
-        .route("/audit", get(audit::page))
-        .route("/audit.csv", get(audit::csv))
-        // Browsers ask for it on every visit; an empty answer keeps their consoles clean.
-        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+    let (routes, _) = routes().into_parts();
+    routes
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Every route with what it requires, as data: the same table [`router`]
+/// serves, for checks that walk every route.
+pub fn route_table() -> Vec<RouteSpec> {
+    routes().into_parts().1
+}
+
+fn routes() -> Routes {
+    use Need::{MspAdmin, Public, Signed, Tenant};
+    use outpost_store::members::Role::{Admin, Operator, Viewer};
+    Routes::new()
+        .get("/", Tenant(Viewer), overview::page)
+        .get("/login", Public, auth::login_form)
+        .post("/login", Public, auth::login)
+        .get("/login/code", Public, second_step::code_form)
+        .post("/login/code", Public, second_step::code)
+        .get("/login/enrol", Public, second_step::enrol_form)
+        .post("/login/enrol", Public, second_step::enrol)
+        .get("/login/enrol/qr.svg", Public, second_step::enrol_qr)
+        .post("/logout", Signed, auth::logout)
+        .get("/account", Signed, account::page)
+        .get("/account/totp", Signed, account::enrol_form)
+        .post("/account/totp", Signed, account::enrol)
+        .get("/account/totp/qr.svg", Signed, account::enrol_qr)
+        .post("/account/totp/disable", Signed, account::disable)
+        .post("/account/totp/recovery", Signed, account::regenerate)
+        .get("/api/overview", Tenant(Viewer), overview::api)
+        .get("/events", Tenant(Viewer), overview::events)
+        .get("/devices", Tenant(Viewer), devices::list::page)
+        .post("/devices", Tenant(Operator), devices::add::add)
+        .get("/devices/new", Tenant(Operator), devices::add::form)
+        .get("/devices/{id}", Tenant(Viewer), devices::page::page)
+        .post("/devices/{id}/delete", Tenant(Operator), devices::actions::delete)
+        .post(
+            "/devices/{id}/accept-certificate",
+            Tenant(Operator),
+            devices::actions::accept_certificate,
+        )
+        .post(
+            "/devices/{id}/accept-host-key",
+            Tenant(Operator),
+            devices::actions::accept_host_key,
+        )
+        .post("/devices/{id}/backup", Tenant(Operator), devices::actions::backup_now)
+        .get("/devices/{id}/config/{taken}", Tenant(Viewer), devices::config::page)
+        // Secrets of a backup: tenant admins only.
+        .post(
+            "/devices/{id}/config/{taken}/reveal",
+            Tenant(Admin),
+            devices::config::reveal,
+        )
+        .get("/devices/{id}/live", Tenant(Viewer), devices::live::events)
+        .get("/api/devices", Tenant(Viewer), devices::list::api)
+        .get("/api/devices/{id}/metrics", Tenant(Viewer), devices::metrics::api)
+        .get("/topology", Tenant(Viewer), devices::topology::page)
+        .get("/inventory", Tenant(Viewer), inventory::list::page)
+        .get("/api/inventory", Tenant(Viewer), inventory::list::api)
+        .get("/inventory/changes", Tenant(Viewer), inventory::changes::page)
+        .get("/inventory/hosts/{id}", Tenant(Viewer), inventory::host::page)
+        .post(
+            "/inventory/hosts/{id}/adopt",
+            Tenant(Operator),
+            inventory::actions::adopt,
+        )
+        .post(
+            "/inventory/hosts/{id}/clear-conflict",
+            Tenant(Operator),
+            inventory::actions::clear_conflict,
+        )
+        .get("/inventory/sites/{site}", Tenant(Viewer), inventory::site::page)
+        .post(
+            "/inventory/sites/{site}/scan",
+            Tenant(Operator),
+            inventory::scans::scan_now,
+        )
+        .post("/inventory/sites/{site}/jobs", Tenant(Operator), inventory::jobs::add)
+        .post(
+            "/inventory/sites/{site}/profile",
+            Tenant(Operator),
+            inventory::profile::set,
+        )
+        .post("/inventory/jobs/{id}/delete", Tenant(Operator), inventory::jobs::delete)
+        .get("/inventory/scans/{id}", Tenant(Viewer), inventory::scans::page)
+        .get("/api/scans/{id}", Tenant(Viewer), inventory::scans::api)
+        .get("/admin/tenants", Tenant(Admin), admin::tenants::page)
+        .post("/admin/tenants", MspAdmin, admin::tenants::create)
+        .post("/admin/tenants/{id}/rename", MspAdmin, admin::tenants::rename)
+        .post("/admin/tenants/{id}/sites", Tenant(Admin), admin::tenants::add_site)
+        .post("/admin/sites/{id}/delete", Tenant(Admin), admin::tenants::delete_site)
+        .post("/admin/settings", MspAdmin, admin::tenants::settings)
+        .get("/admin/users", Tenant(Admin), admin::users::page)
+        .post("/admin/users", Tenant(Admin), admin::users::create)
+        .post("/admin/users/{id}/role", Tenant(Admin), admin::users::set_role)
+        .post("/admin/users/{id}/msp-admin", MspAdmin, admin::users::set_msp_admin)
+        .post(
+            "/admin/users/{id}/password",
+            Tenant(Admin),
+            admin::users::reset_password,
+        )
+        .post("/admin/users/{id}/disable", Tenant(Admin), admin::users::disable)
+        .post("/admin/users/{id}/enable", Tenant(Admin), admin::users::enable)
+        .post("/admin/users/{id}/delete", Tenant(Admin), admin::users::delete)
+        .post("/admin/users/{id}/reset-totp", Tenant(Admin), admin::users::reset_totp)
+        .get("/admin/tokens", Tenant(Admin), admin::tokens::page)
+        .post("/admin/tokens", Tenant(Admin), admin::tokens::create)
+        .post("/admin/tokens/{id}/revoke", Tenant(Admin), admin::tokens::revoke)
+        .get("/admin/agents", Tenant(Admin), admin::agents::page)
+        .post("/admin/agents/{id}/revoke", Tenant(Admin), admin::agents::revoke)
+        .get("/assets/console.css", Public, assets::css)
+        .get("/assets/console.js", Public, assets::js)
+        .get("/assets/uplot.css", Public, assets::uplot_css)
+        .get("/assets/uplot.js", Public, assets::uplot_js)
+        // Operability: no session (see `operability`).
+        .get("/healthz", Public, operability::healthz)
+        .get("/readyz", Public, operability::readyz)
+        .get("/metrics", Public, operability::metrics)
+        // The audit log: tenant admins see their tenants' records.
+        .get("/audit", Tenant(Admin), audit::page)
+        .get("/audit.csv", Tenant(Admin), audit::csv)
+        .get("/favicon.ico", Public, favicon)
+}
+
+/// Browsers ask for it on every visit; an empty answer keeps their consoles clean.
+async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// Starts the console's background upkeep (pruning expired sessions, at once

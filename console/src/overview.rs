@@ -90,6 +90,7 @@ fn overview_stream(
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     futures::stream::unfold(Some(updates), move |updates| {
         let session = session.clone();
+        let viewer = viewer.clone();
         async move {
             let mut updates = updates?;
             loop {

@@ -17,6 +17,8 @@ pub struct ConsoleState {
     /// loopback, because browsers then never send them over plain HTTP.
     pub secure_cookies: bool,
     pub(crate) limiter: Arc<LoginLimiter>,
+    /// Second-factor code attempts, per user name and per address.
+    pub(crate) code_limiter: Arc<LoginLimiter>,
     /// Every password check of this collector goes through it.
     pub(crate) hashing: Arc<HashGate>,
     /// The one live-update feed behind every `/events` stream.
@@ -30,6 +32,9 @@ pub struct ConsoleState {
     pub metrics: Arc<Metrics>,
     /// Whether the agent port listens, for `/readyz`.
     pub agent_port: AgentPortUp,
+    /// The collector CA's fingerprint, which enrollment tokens carry; without
+    /// it the console issues none.
+    pub ca_fingerprint: Option<outpost_certs::Fingerprint>,
 }
 
 impl ConsoleState {
@@ -43,11 +48,13 @@ impl ConsoleState {
             store,
             secure_cookies,
             limiter: Arc::new(LoginLimiter::default()),
+            code_limiter: Arc::new(LoginLimiter::default()),
             hashing: Arc::new(HashGate::for_this_machine()),
             vault,
             agents: Arc::new(crate::agent_control::NoAgents),
             metrics: Arc::default(),
             agent_port: AgentPortUp::default(),
+            ca_fingerprint: None,
         }
     }
 
@@ -56,6 +63,12 @@ impl ConsoleState {
     pub fn with_operability(mut self, metrics: Arc<Metrics>, agent_port: AgentPortUp) -> Self {
         self.metrics = metrics;
         self.agent_port = agent_port;
+        self
+    }
+
+    /// Issues enrollment tokens for the CA with this fingerprint.
+    pub fn with_ca_fingerprint(mut self, fingerprint: outpost_certs::Fingerprint) -> Self {
+        self.ca_fingerprint = Some(fingerprint);
         self
     }
 

@@ -208,13 +208,10 @@ fn agent_row(r: AgentDbRow, now: i64) -> Result<AgentRow, StoreError> {
 impl Store {
     /// Agents the viewer may see, by tenant, site and host name.
     pub async fn list_agents(&self, viewer: &Viewer) -> Result<Vec<AgentRow>, StoreError> {
-        let tenant_filter = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(scope) => Some(scope.tenant().to_string()),
-        };
+        let tenant_filter = viewer.tenant_filter();
         let sql = concat!(
             agent_select!(),
-            " WHERE ($1 IS NULL OR a.tenant_id = $1) ORDER BY t.name, s.name, a.hostname, a.id"
+            " WHERE ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || a.tenant_id || ',%')) ORDER BY t.name, s.name, a.hostname, a.id"
         );
         let rows: Vec<AgentDbRow> =
             on_pool!(self, pool, _Db => sqlx::query_as(sql).bind(tenant_filter).fetch_all(pool).await?);

@@ -26,8 +26,10 @@ pub mod devices;
 pub mod health;
 pub mod ingest;
 pub mod inventory;
+pub mod members;
 pub mod metrics;
 pub mod scope;
+pub mod second_factor;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -60,6 +62,12 @@ pub enum StoreError {
     /// is not the one it was sealed with), explained.
     #[error("{0}")]
     Vault(String),
+    /// Input that cannot be stored as given, explained.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller's role does not allow this, explained.
+    #[error("permission denied: {0}")]
+    Forbidden(String),
 }
 
 /// Database errors since the process started, every store counted together:
@@ -273,6 +281,8 @@ pub(crate) fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError>
 mod api_tokens_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_members;
 
 #[cfg(test)]
 mod url_tests {

@@ -6,7 +6,10 @@
 //!   client certificate the TLS handshake verified (an [`AgentIdentity`] alone,
 //!   which is also what a message's `Source` claim becomes, is not enough);
 //! * [`TenantScope`]: [`AgentScope::tenant_scope`], and the session check
-//!   (`users.rs`), from a session cookie;
+//!   (`users.rs`), from a session cookie, through
+//!   [`Principal::authorize`](crate::members::Principal::authorize), which
+//!   hands one out only for a tenant the user is a member of with a high
+//!   enough role;
 //! * [`AdminScope`]: the session check for MSP-wide administrators, and
 //!   [`Store::open_as_operator`](crate::Store::open_as_operator): whoever opens
 //!   the database directly (the collector's `serve`, whose console feed reads
@@ -27,6 +30,10 @@ pub struct TenantScope {
 }
 
 impl TenantScope {
+    pub(crate) fn verified(tenant: TenantId) -> Self {
+        Self { tenant }
+    }
+
     /// The tenant.
     pub fn tenant(&self) -> TenantId {
         self.tenant
@@ -111,11 +118,59 @@ impl AdminScope {
     }
 }
 
+/// The tenants a signed-in user is a member of, from the session check.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TenantSet(Vec<TenantId>);
+
+impl TenantSet {
+    pub(crate) fn verified(mut tenants: Vec<TenantId>) -> Self {
+        tenants.sort_unstable_by_key(|t| t.to_string());
+        tenants.dedup();
+        Self(tenants)
+    }
+
+    /// Whether `tenant` is one of them.
+    pub fn contains(&self, tenant: TenantId) -> bool {
+        self.0.contains(&tenant)
+    }
+
+    /// The tenants.
+    pub fn tenants(&self) -> &[TenantId] {
+        &self.0
+    }
+}
+
 /// What a console viewer may see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Viewer {
     /// Every tenant.
     Admin(AdminScope),
     /// One tenant.
     Tenant(TenantScope),
+    /// The tenants a user is a member of (possibly none).
+    Tenants(TenantSet),
+}
+
+impl Viewer {
+    /// Whether the viewer may see `tenant`'s data.
+    pub fn sees(&self, tenant: TenantId) -> bool {
+        match self {
+            Viewer::Admin(_) => true,
+            Viewer::Tenant(t) => t.tenant() == tenant,
+            Viewer::Tenants(set) => set.contains(tenant),
+        }
+    }
+
+    /// The value to bind for the SQL condition "`col` is one of the viewer's
+    /// tenants", written `($n IS NULL OR (',' || $n || ',') LIKE ('%,' || col || ',%'))`
+    /// (the same text runs on SQLite and PostgreSQL): `None` lets every
+    /// tenant through, else the tenant ids joined by commas (empty: none;
+    /// UUIDs hold neither commas nor `LIKE` wildcards).
+    pub fn tenant_filter(&self) -> Option<String> {
+        match self {
+            Viewer::Admin(_) => None,
+            Viewer::Tenant(t) => Some(t.tenant().to_string()),
+            Viewer::Tenants(set) => Some(set.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+        }
+    }
 }

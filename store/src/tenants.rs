@@ -152,14 +152,11 @@ impl Store {
 
     /// Every live site with its tenant, ordered by tenant then site name.
     pub async fn sites(&self, viewer: &super::scope::Viewer) -> Result<Vec<SiteRow>, StoreError> {
-        let tenant_filter = match viewer {
-            super::scope::Viewer::Admin(_) => None,
-            super::scope::Viewer::Tenant(scope) => Some(scope.tenant().to_string()),
-        };
+        let tenant_filter = viewer.tenant_filter();
         let rows: Vec<(String, String, String, String)> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "SELECT t.id, t.name, s.id, s.name FROM sites s JOIN tenants t ON t.id = s.tenant_id \
-                 WHERE s.deleted_at_ms IS NULL AND ($1 IS NULL OR t.id = $1) ORDER BY t.name, s.name",
+                 WHERE s.deleted_at_ms IS NULL AND ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || t.id || ',%')) ORDER BY t.name, s.name",
             )
             .bind(tenant_filter)
             .fetch_all(pool)

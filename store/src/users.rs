@@ -11,6 +11,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::audit::{Actor, AppendAudit, AuditEvent};
+use super::members::Principal;
 use super::scope::Viewer;
 use super::{AdminScope, Store, StoreError, now_ms, on_pool};
 
@@ -26,6 +27,11 @@ pub struct Session {
     pub csrf_token: String,
     /// What the user may see.
     pub viewer: Viewer,
+    /// Who the user is and their roles.
+    pub principal: Principal,
+    /// TOTP is required and the user has none yet: the console shows them
+    /// nothing but setting it up (sessions opened before it was required).
+    pub totp_due: bool,
 }
 
 /// 256 random bits, base64url.
@@ -35,6 +41,14 @@ pub fn random_token() -> String {
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A session row to insert: see [`Store::new_session_row`].
+pub(crate) struct NewSessionRow {
+    pub(crate) id_hash: String,
+    pub(crate) csrf_token: String,
+    pub(crate) created_at_ms: i64,
+    pub(crate) expires_at_ms: i64,
 }
 
 /// Names a session without being able to open one: the hash the database
@@ -76,7 +90,7 @@ const DUMMY_HASH: &str =
 /// A user's stored password hash (or a dummy one for an unknown name), from
 /// [`Store::credential`].
 pub struct Credential {
-    /// User id and whether they are an MSP administrator; `None` for an unknown name.
+    /// User id and whether they may sign in (not disabled); `None` for an unknown name.
     user: Option<(String, bool)>,
     hash: String,
 }
@@ -92,8 +106,7 @@ impl std::fmt::Debug for Credential {
 
 impl Credential {
     /// Checks `password` with argon2id: slow on purpose, so run it off the
-    /// async threads. Only MSP administrators may sign in so far; anyone else,
-    /// and unknown names, fail after the same work.
+    /// async threads. Disabled users and unknown names fail after the same work.
     pub fn verify(self, password: &str) -> Option<VerifiedUser> {
         let ok = verify_password(password, &self.hash);
         match self.user {
@@ -107,12 +120,21 @@ impl Credential {
 /// one, so no session opens without a checked password.
 #[derive(Debug)]
 pub struct VerifiedUser {
-    user_id: String,
+    pub(crate) user_id: String,
+}
+
+impl VerifiedUser {
+    /// The user's id.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
 }
 
 impl Store {
-    /// Creates or replaces an MSP-wide administrator; recorded in the audit
-    /// log (`user.set_password`) in the same transaction.
+    /// Sets the password of `username`, creating them as an MSP-wide
+    /// administrator if there is no such user (an existing user keeps their
+    /// roles: a password reset grants nothing), and ends their sessions;
+    /// recorded in the audit log (`user.set_password`) in the same transaction.
     pub async fn set_admin_password(
         &self,
         _admin: &AdminScope,
@@ -129,7 +151,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO users (id, username, password_hash, is_msp_admin, created_at_ms) VALUES ($1, $2, $3, 1, $4) \
-                 ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, is_msp_admin = 1",
+                 ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
             )
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(username)
@@ -139,6 +161,10 @@ impl Store {
             .await?;
             // A new password ends every session of that user.
             sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM login_challenges WHERE user_id = (SELECT id FROM users WHERE username = $1)")
                 .bind(username)
                 .execute(&mut *tx)
                 .await?;
@@ -161,15 +187,15 @@ impl Store {
     /// how many run at once). Unknown users get a credential too, so timing
     /// does not tell which user names exist.
     pub async fn credential(&self, username: &str) -> Result<Credential, StoreError> {
-        let row: Option<(String, String, i64)> = on_pool!(self, pool, _Db => {
-            sqlx::query_as("SELECT id, password_hash, is_msp_admin FROM users WHERE username = $1")
+        let row: Option<(String, String, Option<i64>)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT id, password_hash, disabled_at_ms FROM users WHERE username = $1")
                 .bind(username)
                 .fetch_optional(pool)
                 .await?
         });
         Ok(match row {
-            Some((user_id, hash, is_admin)) => Credential {
-                user: Some((user_id, is_admin != 0)),
+            Some((user_id, hash, disabled)) => Credential {
+                user: Some((user_id, disabled.is_none())),
                 hash,
             },
             None => Credential {
@@ -204,25 +230,50 @@ impl Store {
         Ok(token)
     }
 
+    /// A new session's cookie value and the row to insert for it, for
+    /// callers that open a session inside their own transaction.
+    pub(crate) fn new_session_row() -> (String, NewSessionRow) {
+        let token = random_token();
+        let now = now_ms();
+        let row = NewSessionRow {
+            id_hash: token_hash(&token),
+            csrf_token: random_token(),
+            created_at_ms: now,
+            expires_at_ms: now + SESSION_TTL_MS,
+        };
+        (token, row)
+    }
+
     /// The live session for a cookie value, if any.
     pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let row: Option<(String, String, i64)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String, String, String, i64, bool)> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
-                "SELECT u.username, s.csrf_token, u.is_msp_admin FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.id_hash = $1 AND s.expires_at_ms > $2",
+                "SELECT u.id, u.username, s.csrf_token, u.is_msp_admin, \
+                 (u.totp_sealed IS NULL AND EXISTS (SELECT 1 FROM console_settings c \
+                   WHERE c.name = 'require_totp' AND c.value = '1')) \
+                 FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.id_hash = $1 AND s.expires_at_ms > $2 AND u.disabled_at_ms IS NULL",
             )
             .bind(token_hash(token))
             .bind(now_ms())
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.and_then(|(username, csrf_token, is_admin)| {
-            // Only MSP-wide administrators exist so far; anyone else sees nothing.
-            (is_admin != 0).then(|| Session {
-                username,
-                csrf_token,
-                viewer: Viewer::Admin(AdminScope::verified()),
-            })
+        let Some((user_id, username, csrf_token, is_admin, totp_due)) = row else {
+            return Ok(None);
+        };
+        let roles = if is_admin != 0 {
+            Vec::new()
+        } else {
+            self.roles_of(&user_id).await?
+        };
+        let principal = Principal::verified(user_id, username.clone(), is_admin != 0, roles);
+        Ok(Some(Session {
+            username,
+            csrf_token,
+            viewer: principal.viewer(),
+            principal,
+            totp_due,
         }))
     }
 
@@ -247,7 +298,7 @@ impl Store {
             // The same conditions as `session`, so both agree on who is signed in.
             sqlx::query_as(
                 "SELECT s.id_hash FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.expires_at_ms > $1 AND u.is_msp_admin <> 0",
+                 WHERE s.expires_at_ms > $1 AND u.disabled_at_ms IS NULL",
             )
             .bind(now_ms())
             .fetch_all(pool)

@@ -212,6 +212,21 @@ impl Vault {
         hex::encode(&self.master.derive("outpost vault v1 key check").as_bytes()[..16])
     }
 
+    /// Seals a console user's TOTP secret, bound to the user's id, under a
+    /// key of its own (users are not tenant data: a user may belong to many).
+    pub fn seal_totp_secret(&self, user_id: &str, secret: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.users_key().seal(&format!("totp-secret:{user_id}"), secret)
+    }
+
+    /// Opens what [`Vault::seal_totp_secret`] sealed for the same user.
+    pub fn open_totp_secret(&self, user_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        self.users_key().open(&format!("totp-secret:{user_id}"), sealed)
+    }
+
+    fn users_key(&self) -> Key {
+        self.master.derive("outpost vault v1 console users")
+    }
+
     /// The key of one tenant.
     pub fn tenant(&self, tenant_id: &str) -> TenantKey {
         TenantKey(self.master.derive(&format!("outpost vault v1 tenant {tenant_id}")))

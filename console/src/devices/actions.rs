@@ -10,13 +10,14 @@ use serde::Deserialize;
 
 use outpost_store::audit::Actor;
 use outpost_store::devices::DeviceId;
-use outpost_store::users::Session;
 use outpost_store::{Store, TenantScope};
 
-use super::{device_not_found, page_error, parse_id, tenant_scope};
+use super::{device_not_found, page_error, parse_id};
+use crate::access::page_denied;
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::error::status_page;
 use crate::rate_limit::ClientIp;
+use crate::session::Authenticated;
 use crate::state::ConsoleState;
 
 /// A form carrying nothing but its token.
@@ -35,12 +36,14 @@ impl CsrfProtected for ActionForm {
 /// The device and the scope to act on it with, or the 404 page.
 pub(crate) async fn target(
     store: &Store,
-    session: &Session,
+    auth: &Authenticated,
     raw_id: &str,
 ) -> Result<(DeviceId, TenantScope), Response> {
     let id = parse_id(raw_id).ok_or_else(device_not_found)?;
-    let row = store.device(&session.viewer, id).await.map_err(page_error)?;
-    let scope = tenant_scope(&session.viewer, row.tenant).ok_or_else(device_not_found)?;
+    let row = store.device(&auth.session.viewer, id).await.map_err(page_error)?;
+    let scope = auth
+        .scope_for(row.tenant)
+        .map_err(|d| page_denied(d, device_not_found))?;
     Ok((id, scope))
 }
 
@@ -51,7 +54,7 @@ pub(crate) async fn delete(
     ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };
@@ -78,11 +81,12 @@ enum Acceptable {
 async fn accept(
     state: &ConsoleState,
     raw_id: &str,
-    session: &Session,
+    auth: &Authenticated,
     ip: Option<IpAddr>,
     what: Acceptable,
 ) -> Response {
-    let (id, scope) = match target(&state.store, session, raw_id).await {
+    let session = &auth.session;
+    let (id, scope) = match target(&state.store, auth, raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };
@@ -109,7 +113,7 @@ pub(crate) async fn accept_certificate(
     ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    accept(&state, &raw_id, &auth.session, ip, Acceptable::Certificate).await
+    accept(&state, &raw_id, &auth, ip, Acceptable::Certificate).await
 }
 
 /// `POST /devices/{id}/accept-host-key`.
@@ -119,7 +123,7 @@ pub(crate) async fn accept_host_key(
     ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    accept(&state, &raw_id, &auth.session, ip, Acceptable::HostKey).await
+    accept(&state, &raw_id, &auth, ip, Acceptable::HostKey).await
 }
 
 /// `POST /devices/{id}/backup`: asks the agent polling the device for a
@@ -129,7 +133,7 @@ pub(crate) async fn backup_now(
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };

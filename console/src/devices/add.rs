@@ -15,7 +15,6 @@ use outpost_store::tenants::SiteRow;
 use outpost_store::users::Session;
 use outpost_store::{Store, StoreError};
 
-use super::tenant_scope;
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::error::PageError;
 use crate::layout::{Layout, render};
@@ -142,10 +141,17 @@ fn form_page(session: &Session, sites: &[SiteRow], values: Values, error: Option
     )
 }
 
-/// `GET /devices/new`.
+/// `GET /devices/new`: the sites of the tenants where the user may add
+/// devices; "permission denied" for a user who may add none.
 pub(crate) async fn form(State(state): State<ConsoleState>, PageSession(auth): PageSession) -> Response {
+    if !auth.session.principal.has_role_somewhere(auth.need) {
+        return crate::access::forbidden_page();
+    }
     match sites(&state.store, &auth.session).await {
-        Ok(sites) => form_page(&auth.session, &sites, Values::default(), None),
+        Ok(sites) => {
+            let sites: Vec<SiteRow> = sites.into_iter().filter(|s| auth.scope_for(s.tenant).is_ok()).collect();
+            form_page(&auth.session, &sites, Values::default(), None)
+        }
         Err(e) => PageError::from(e).into_response(),
     }
 }
@@ -238,13 +244,9 @@ pub(crate) async fn add(
         Ok(c) => c,
         Err(error) => return form_page(session, &sites, values, Some(error)),
     };
-    let Some(scope) = tenant_scope(&session.viewer, checked.site.tenant) else {
-        return form_page(
-            session,
-            &sites,
-            values,
-            Some(refuse("site", "site: choose one of the listed sites")),
-        );
+    let scope = match auth.scope_for(checked.site.tenant) {
+        Ok(scope) => scope,
+        Err(d) => return crate::access::denied(d, false),
     };
     let id = DeviceId::random();
     let sealed = match state

@@ -149,7 +149,7 @@ pub(crate) async fn reveal(
     ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };

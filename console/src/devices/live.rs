@@ -13,7 +13,7 @@ use futures::Stream;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{api_error, parse_id, tenant_scope};
+use super::{api_error, parse_id};
 use crate::agent_control::{LiveSample, LiveWatch};
 use crate::error::json_error;
 use crate::session::ApiSession;
@@ -104,8 +104,9 @@ pub(crate) async fn events(
         Ok(r) => r,
         Err(e) => return api_error(e),
     };
-    let Some(scope) = tenant_scope(viewer, row.tenant) else {
-        return json_error(StatusCode::NOT_FOUND, "device not found");
+    let scope = match auth.scope_for(row.tenant) {
+        Ok(scope) => scope,
+        Err(d) => return crate::access::api_denied(d, "device"),
     };
     match state.agents.watch(scope, id).await {
         Ok(watch) => sse(sample_stream(watch)),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use outpost_store::now_ms;
 
-use super::{api_error, parse_id, tenant_scope};
+use super::{api_error, parse_id};
 use crate::error::json_error;
 use crate::session::ApiSession;
 use crate::state::ConsoleState;
@@ -88,8 +88,9 @@ pub(crate) async fn api(
         Ok(r) => r,
         Err(e) => return api_error(e),
     };
-    let Some(scope) = tenant_scope(viewer, row.tenant) else {
-        return json_error(StatusCode::NOT_FOUND, "device not found");
+    let scope = match auth.scope_for(row.tenant) {
+        Ok(scope) => scope,
+        Err(d) => return crate::access::api_denied(d, "device"),
     };
     let to_ms = now_ms();
     let from_ms = to_ms - span;

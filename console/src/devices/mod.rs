@@ -18,20 +18,10 @@ pub(crate) mod topology;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use outpost_certs::TenantId;
+use outpost_store::StoreError;
 use outpost_store::devices::DeviceId;
-use outpost_store::scope::Viewer;
-use outpost_store::{StoreError, TenantScope};
 
 use crate::error::{ApiError, PageError, json_error, status_page};
-
-/// The scope to act on a device of `tenant` with, if the viewer may.
-pub(crate) fn tenant_scope(viewer: &Viewer, tenant: TenantId) -> Option<TenantScope> {
-    match viewer {
-        Viewer::Admin(admin) => Some(admin.tenant_scope(tenant)),
-        Viewer::Tenant(t) => (t.tenant() == tenant).then_some(*t),
-    }
-}
 
 /// A device id from a URL; anything else names no device.
 pub(crate) fn parse_id(raw: &str) -> Option<DeviceId> {

@@ -53,12 +53,12 @@ fn uuid_like() -> String {
 }
 
 /// A tenant's agent and a polled device of its site, with one backup.
-struct Fleet {
-    agent: AgentScope,
-    device: DeviceId,
+pub(crate) struct Fleet {
+    pub(crate) agent: AgentScope,
+    pub(crate) device: DeviceId,
 }
 
-async fn fleet(c: &Console, tenant: &str) -> Fleet {
+pub(crate) async fn fleet(c: &Console, tenant: &str) -> Fleet {
     let store = &c.store;
     let site = store.ensure_site(&AdminScope::for_tests(), tenant, "hq").await.unwrap();
     let agent_id = enroll(store, tenant, "hq", &format!("{tenant}-pc")).await;
@@ -194,7 +194,14 @@ fn tenant_session(f: &Fleet) -> Authenticated {
             username: "tenant-user".into(),
             csrf_token: "t".repeat(43),
             viewer: Viewer::Tenant(f.agent.tenant_scope()),
+            principal: outpost_store::members::Principal::for_tests(
+                "tenant-user",
+                false,
+                vec![(f.agent.tenant(), outpost_store::members::Role::Admin)],
+            ),
+            totp_due: false,
         },
+        need: outpost_store::members::Role::Viewer,
     }
 }
 

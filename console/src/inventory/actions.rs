@@ -8,27 +8,32 @@ use axum::response::{IntoResponse, Redirect, Response};
 use outpost_certs::TenantId;
 use outpost_store::audit::Actor;
 use outpost_store::inventory::HostId;
-use outpost_store::users::Session;
 use outpost_store::{Store, StoreError, TenantScope};
 
 use super::host::parse_host;
 use super::{host_not_found, page_error};
 use crate::csrf::CsrfForm;
 use crate::devices::actions::ActionForm;
-use crate::devices::tenant_scope;
 use crate::error::status_page;
 use crate::rate_limit::ClientIp;
+use crate::session::Authenticated;
 use crate::state::ConsoleState;
 
 /// The host, its tenant and the scope to act on it with, or the 404 page.
-async fn target(store: &Store, session: &Session, raw_id: &str) -> Result<(HostId, TenantId, TenantScope), Response> {
+async fn target(
+    store: &Store,
+    auth: &Authenticated,
+    raw_id: &str,
+) -> Result<(HostId, TenantId, TenantScope), Response> {
     let id = parse_host(raw_id).ok_or_else(host_not_found)?;
     let host = store
-        .host(&session.viewer, id)
+        .host(&auth.session.viewer, id)
         .await
         .map_err(|e| page_error(e, host_not_found))?
         .host;
-    let scope = tenant_scope(&session.viewer, host.tenant).ok_or_else(host_not_found)?;
+    let scope = auth
+        .scope_for(host.tenant)
+        .map_err(|d| crate::access::page_denied(d, host_not_found))?;
     Ok((id, host.tenant, scope))
 }
 
@@ -39,7 +44,7 @@ pub(crate) async fn adopt(
     ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, tenant, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, tenant, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };
@@ -77,7 +82,7 @@ pub(crate) async fn clear_conflict(
     Path(raw_id): Path<String>,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    let (id, _, scope) = match target(&state.store, &auth.session, &raw_id).await {
+    let (id, _, scope) = match target(&state.store, &auth, &raw_id).await {
         Ok(t) => t,
         Err(res) => return res,
     };

@@ -11,15 +11,15 @@ use axum::response::Response;
 use outpost_store::inventory::history::HostChange;
 use outpost_store::inventory::views::HostDetail;
 use outpost_store::inventory::{ChangeKind, HostId};
-use outpost_store::scope::Viewer;
 use outpost_store::{Store, StoreError};
 
 use super::list::ports_text;
 use super::{host_not_found, or_dash, page_error};
-use crate::devices::{format, tenant_scope};
+use crate::devices::format;
 use crate::layout::{Layout, render};
 use crate::session::PageSession;
 use crate::state::ConsoleState;
+use outpost_store::members::{Principal, Role};
 
 /// An address the host answers at, in words.
 #[derive(Clone, Debug)]
@@ -140,8 +140,10 @@ pub(crate) fn parse_host(raw: &str) -> Option<HostId> {
     raw.parse().ok()
 }
 
-/// The host, and whether and how it can be adopted, read as `viewer`.
-async fn load(store: &Store, viewer: &Viewer, id: HostId) -> Result<(HostDetail, Option<Adoption>), StoreError> {
+/// The host, and whether and how it can be adopted, read as `principal`
+/// (adoption is offered to operators).
+async fn load(store: &Store, principal: &Principal, id: HostId) -> Result<(HostDetail, Option<Adoption>), StoreError> {
+    let viewer = &principal.viewer();
     let detail = store.host(viewer, id).await?;
     let host = &detail.host;
     let candidate = store
@@ -149,8 +151,8 @@ async fn load(store: &Store, viewer: &Viewer, id: HostId) -> Result<(HostDetail,
         .await?
         .into_iter()
         .find(|c| c.host.id == id);
-    let adoption = match (candidate, tenant_scope(viewer, host.tenant)) {
-        (Some(c), Some(scope)) => Some(Adoption {
+    let adoption = match (candidate, principal.authorize(host.tenant, Role::Operator)) {
+        (Some(c), Ok(scope)) => Some(Adoption {
             why: c.why.join(", "),
             api: format!("{} on port {}", if c.api_tls { "API-SSL" } else { "API" }, c.api_port),
             profile_user: store.site_credential(&scope, host.site).await?.map(|p| p.username),
@@ -173,7 +175,7 @@ pub(crate) async fn page(
     let Some(id) = parse_host(&raw_id) else {
         return host_not_found();
     };
-    let (d, adoption) = match load(&state.store, &auth.session.viewer, id).await {
+    let (d, adoption) = match load(&state.store, &auth.session.principal, id).await {
         Ok(loaded) => loaded,
         Err(e) => return page_error(e, host_not_found),
     };

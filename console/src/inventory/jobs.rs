@@ -19,7 +19,6 @@ use super::{job_not_found, page_error, site_not_found, site_of};
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::devices::actions::ActionForm;
 use crate::devices::add::FieldError;
-use crate::devices::tenant_scope;
 use crate::error::PageError;
 use crate::state::ConsoleState;
 
@@ -113,7 +112,7 @@ pub(crate) async fn add(
     CsrfForm { auth, form }: CsrfForm<JobForm>,
 ) -> Response {
     let session = &auth.session;
-    let (site, scope) = match site_of(&state.store, &session.viewer, &raw_site).await {
+    let (site, scope) = match site_of(&state.store, &auth, &raw_site).await {
         Ok(s) => s,
         Err(res) => return res,
     };
@@ -201,8 +200,9 @@ pub(crate) async fn delete(
         Ok(j) => j,
         Err(e) => return page_error(e, job_not_found),
     };
-    let Some(scope) = tenant_scope(viewer, job.tenant) else {
-        return job_not_found();
+    let scope = match auth.scope_for(job.tenant) {
+        Ok(scope) => scope,
+        Err(d) => return crate::access::page_denied(d, job_not_found),
     };
     match state.store.delete_discovery_job(&scope, id).await {
         Ok(()) => {

@@ -24,12 +24,11 @@ pub mod snmp;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use outpost_store::scope::Viewer;
 use outpost_store::tenants::SiteRow;
 use outpost_store::{Store, StoreError, TenantScope};
 
-use crate::devices::tenant_scope;
 use crate::error::{ApiError, PageError, json_error, status_page};
+use crate::session::Authenticated;
 
 /// The page for a host that does not exist for this viewer.
 pub(crate) fn host_not_found() -> Response {
@@ -77,16 +76,22 @@ pub(crate) fn api_error(e: StoreError, what: &str) -> Response {
 
 /// A live site of the viewer's tenants named by `raw` (its id), and the scope
 /// to act on it with; the 404 page for anything else.
-pub(crate) async fn site_of(store: &Store, viewer: &Viewer, raw: &str) -> Result<(SiteRow, TenantScope), Response> {
+pub(crate) async fn site_of(
+    store: &Store,
+    auth: &Authenticated,
+    raw: &str,
+) -> Result<(SiteRow, TenantScope), Response> {
     let sites = store
-        .sites(viewer)
+        .sites(&auth.session.viewer)
         .await
         .map_err(|e| PageError::from(e).into_response())?;
     let site = sites
         .into_iter()
         .find(|s| s.site.to_string() == raw)
         .ok_or_else(site_not_found)?;
-    let scope = tenant_scope(viewer, site.tenant).ok_or_else(site_not_found)?;
+    let scope = auth
+        .scope_for(site.tenant)
+        .map_err(|d| crate::access::page_denied(d, site_not_found))?;
     Ok((site, scope))
 }
 

@@ -60,7 +60,7 @@ pub(crate) async fn set(
     CsrfForm { auth, form }: CsrfForm<ProfileForm>,
 ) -> Response {
     let session = &auth.session;
-    let (site, scope) = match site_of(&state.store, &session.viewer, &raw_site).await {
+    let (site, scope) = match site_of(&state.store, &auth, &raw_site).await {
         Ok(s) => s,
         Err(res) => return res,
     };

@@ -12,16 +12,15 @@ use serde::{Deserialize, Serialize};
 
 use outpost_store::inventory::scans::ScanRow;
 use outpost_store::inventory::{JobId, ScanId};
-use outpost_store::scope::Viewer;
 use outpost_store::{StoreError, TenantScope};
 
 use super::site::{ScanItem, running};
 use super::{api_error, job_not_found, page_error, scan_not_found, site_of};
 use crate::agent_control::ScanProgress;
 use crate::csrf::{CsrfForm, CsrfProtected};
-use crate::devices::tenant_scope;
 use crate::error::{PageError, json_error, status_page};
 use crate::layout::{Layout, render};
+use crate::session::Authenticated;
 use crate::session::{ApiSession, PageSession};
 use crate::state::ConsoleState;
 
@@ -48,7 +47,7 @@ pub(crate) async fn scan_now(
     CsrfForm { auth, form }: CsrfForm<ScanForm>,
 ) -> Response {
     let viewer = &auth.session.viewer;
-    let (site, scope) = match site_of(&state.store, viewer, &raw_site).await {
+    let (site, scope) = match site_of(&state.store, &auth, &raw_site).await {
         Ok(s) => s,
         Err(res) => return res,
     };
@@ -79,12 +78,13 @@ fn parse_scan(raw: &str) -> Option<ScanId> {
     raw.parse().ok()
 }
 
-/// The scan, and the scope of its tenant, read as `viewer`.
-async fn load(state: &ConsoleState, viewer: &Viewer, raw: &str) -> Result<(ScanRow, TenantScope), StoreError> {
+/// The scan, and the scope of its tenant, read as the signed-in user.
+async fn load(state: &ConsoleState, auth: &Authenticated, raw: &str) -> Result<(ScanRow, TenantScope), StoreError> {
     let missing = || StoreError::NotFound("scan".into());
     let id = parse_scan(raw).ok_or_else(missing)?;
-    let scan = state.store.scan(viewer, &id).await?;
-    let scope = tenant_scope(viewer, scan.tenant).ok_or_else(missing)?;
+    let scan = state.store.scan(&auth.session.viewer, &id).await?;
+    // Reading needs only membership, which seeing the scan proves.
+    let scope = auth.scope_for(scan.tenant).map_err(|_| missing())?;
     Ok((scan, scope))
 }
 
@@ -148,11 +148,11 @@ pub(crate) async fn page(
     Path(raw_id): Path<String>,
 ) -> Response {
     let viewer = &auth.session.viewer;
-    let (scan, scope) = match load(&state, viewer, &raw_id).await {
+    let (scan, scope) = match load(&state, &auth, &raw_id).await {
         Ok(s) => s,
         Err(e) => return page_error(e, scan_not_found),
     };
-    let (site, _) = match site_of(&state.store, viewer, &scan.site.to_string()).await {
+    let (site, _) = match site_of(&state.store, &auth, &scan.site.to_string()).await {
         Ok(s) => s,
         Err(res) => return res,
     };
@@ -193,7 +193,7 @@ pub(crate) async fn api(
     ApiSession(auth): ApiSession,
     Path(raw_id): Path<String>,
 ) -> Response {
-    match load(&state, &auth.session.viewer, &raw_id).await {
+    match load(&state, &auth, &raw_id).await {
         Ok((scan, scope)) => Json(status_of(&state, &scan, &scope)).into_response(),
         Err(StoreError::NotFound(_)) => json_error(StatusCode::NOT_FOUND, "scan not found"),
         Err(e) => api_error(e, "scan"),

@@ -284,7 +284,7 @@ pub(crate) async fn page(
     Path(raw_site): Path<String>,
     Query(query): Query<SiteQuery>,
 ) -> Response {
-    let (site, scope) = match site_of(&state.store, &auth.session.viewer, &raw_site).await {
+    let (site, scope) = match site_of(&state.store, &auth, &raw_site).await {
         Ok(s) => s,
         Err(res) => return res,
     };

@@ -279,7 +279,14 @@ pub(super) fn tenant_session(s: &Seeded) -> Authenticated {
             username: "tenant-user".into(),
             csrf_token: "t".repeat(43),
             viewer: Viewer::Tenant(s.agent.tenant_scope()),
+            principal: outpost_store::members::Principal::for_tests(
+                "tenant-user",
+                false,
+                vec![(s.agent.tenant(), outpost_store::members::Role::Admin)],
+            ),
+            totp_due: false,
         },
+        need: outpost_store::members::Role::Viewer,
     }
 }
 

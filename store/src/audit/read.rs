@@ -55,19 +55,22 @@ impl Store {
     /// Records the viewer may see: an MSP-wide viewer every record (or one
     /// tenant's, with `query.tenant`), a tenant's viewer only that tenant's.
     pub async fn audit_records(&self, viewer: &Viewer, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => query.tenant.map(|t| t.to_string()),
-            Viewer::Tenant(scope) => Some(scope.tenant().to_string()),
+        // `$3`: the tenants whose records to show, comma-separated (none: all).
+        let tenant = match (viewer, query.tenant) {
+            (Viewer::Admin(_), asked) => asked.map(|t| t.to_string()),
+            (_, Some(asked)) if !viewer.sees(asked) => return Ok(Vec::new()),
+            (_, Some(asked)) => Some(asked.to_string()),
+            (_, None) => viewer.tenant_filter(),
         };
         let sql = if query.newest_first {
             "SELECT l.seq, l.at_ms, l.tenant_id, t.name AS tenant_name, l.actor, l.source, l.action, l.object, \
              l.outcome, l.details, l.hash FROM audit_log l LEFT JOIN tenants t ON t.id = l.tenant_id \
-             WHERE l.at_ms >= $1 AND l.at_ms < $2 AND ($3 IS NULL OR l.tenant_id = $3) AND l.seq > $4 \
+             WHERE l.at_ms >= $1 AND l.at_ms < $2 AND ($3 IS NULL OR (',' || $3 || ',') LIKE ('%,' || l.tenant_id || ',%')) AND l.seq > $4 \
              ORDER BY l.seq DESC LIMIT $5"
         } else {
             "SELECT l.seq, l.at_ms, l.tenant_id, t.name AS tenant_name, l.actor, l.source, l.action, l.object, \
              l.outcome, l.details, l.hash FROM audit_log l LEFT JOIN tenants t ON t.id = l.tenant_id \
-             WHERE l.at_ms >= $1 AND l.at_ms < $2 AND ($3 IS NULL OR l.tenant_id = $3) AND l.seq > $4 \
+             WHERE l.at_ms >= $1 AND l.at_ms < $2 AND ($3 IS NULL OR (',' || $3 || ',') LIKE ('%,' || l.tenant_id || ',%')) AND l.seq > $4 \
              ORDER BY l.seq LIMIT $5"
         };
         let rows = on_pool!(self, pool, _Db => {

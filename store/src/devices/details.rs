@@ -132,13 +132,11 @@ pub struct TopologyRows {
     pub addresses: Vec<(DeviceId, String)>,
 }
 
-/// The tenant a query is restricted to; empty (never a tenant id) for an
-/// administrator, whom the SQL lets through with `$n = ''`.
+/// The tenants a query is restricted to (see [`Viewer::tenant_filter`]);
+/// `*` (never a tenant id) for an administrator, whom the SQL lets through
+/// with `$n = '*'`.
 fn tenant_filter(viewer: &Viewer) -> String {
-    match viewer {
-        Viewer::Admin(_) => String::new(),
-        Viewer::Tenant(t) => t.tenant().to_string(),
-    }
+    viewer.tenant_filter().unwrap_or_else(|| "*".to_owned())
 }
 
 type FactsRow = (
@@ -211,7 +209,7 @@ impl Store {
                 "SELECT serial_number, architecture, free_hdd, total_hdd, ssh_port, username, poll_interval_secs, \
                  last_poll_duration_ms, last_config_change, ssh_host_key_pin, presented_ssh_host_key, backup_problem, \
                  created_at_ms FROM devices \
-                 WHERE id = $1 AND ($2 = '' OR tenant_id = $2) AND deleted_at_ms IS NULL",
+                 WHERE id = $1 AND ($2 = '*' OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%')) AND deleted_at_ms IS NULL",
             )
             .bind(&device)
             .bind(&tenant)
@@ -270,7 +268,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
             let events: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT at_ms, kind, detail FROM device_events WHERE device_id = $1 AND ($2 = '' OR tenant_id = $2) \
+                "SELECT at_ms, kind, detail FROM device_events WHERE device_id = $1 AND ($2 = '*' OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%')) \
                  ORDER BY at_ms DESC LIMIT $3",
             )
             .bind(&device)
@@ -338,7 +336,7 @@ impl Store {
             let rows: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
                 "SELECT c.taken_at_ms, c.ros_version, c.lines_added, c.lines_removed, c.trigger_reason \
                  FROM config_versions c JOIN devices d ON d.id = c.device_id \
-                 WHERE c.device_id = $1 AND ($2 = '' OR d.tenant_id = $2) AND d.deleted_at_ms IS NULL \
+                 WHERE c.device_id = $1 AND ($2 = '*' OR (',' || $2 || ',') LIKE ('%,' || d.tenant_id || ',%')) AND d.deleted_at_ms IS NULL \
                  ORDER BY c.taken_at_ms DESC",
             )
             .bind(id.to_string())
@@ -366,7 +364,7 @@ impl Store {
             let row: Option<SealedSql> = sqlx::query_as(
                 "SELECT d.tenant_id, c.taken_at_ms, c.ros_version, c.lines_added, c.lines_removed, c.trigger_reason, \
                  c.sealed_export, c.sealed_diff FROM config_versions c JOIN devices d ON d.id = c.device_id \
-                 WHERE c.device_id = $1 AND c.taken_at_ms = $2 AND ($3 = '' OR d.tenant_id = $3) \
+                 WHERE c.device_id = $1 AND c.taken_at_ms = $2 AND ($3 = '*' OR (',' || $3 || ',') LIKE ('%,' || d.tenant_id || ',%')) \
                  AND d.deleted_at_ms IS NULL",
             )
             .bind(id.to_string())
@@ -430,7 +428,7 @@ impl Store {
             let neighbors: Vec<EdgeSql> = sqlx::query_as(
                 "SELECT n.device_id, n.interface, n.address, n.mac_address, n.identity, n.platform, n.version, n.board, \
                  n.discovered_by FROM device_neighbors n JOIN devices d ON d.id = n.device_id \
-                 WHERE d.deleted_at_ms IS NULL AND ($1 = '' OR d.tenant_id = $1) \
+                 WHERE d.deleted_at_ms IS NULL AND ($1 = '*' OR (',' || $1 || ',') LIKE ('%,' || d.tenant_id || ',%')) \
                  ORDER BY n.device_id, n.interface, n.identity, n.address",
             )
             .bind(&tenant)
@@ -438,7 +436,7 @@ impl Store {
             .await?;
             let addresses: Vec<(String, String)> = sqlx::query_as(
                 "SELECT a.device_id, a.address FROM device_addresses a JOIN devices d ON d.id = a.device_id \
-                 WHERE d.deleted_at_ms IS NULL AND ($1 = '' OR d.tenant_id = $1) ORDER BY a.device_id, a.address",
+                 WHERE d.deleted_at_ms IS NULL AND ($1 = '*' OR (',' || $1 || ',') LIKE ('%,' || d.tenant_id || ',%')) ORDER BY a.device_id, a.address",
             )
             .bind(&tenant)
             .fetch_all(pool)

@@ -305,6 +305,7 @@ async fn backup_problems_are_recorded_and_a_new_host_key_waits_for_an_operator()
         let (a, b) = ("aa".repeat(32), "bb".repeat(32));
         let facts = |store: &Store| {
             let store = store.clone();
+            let viewer = viewer.clone();
             async move { store.device_details(&viewer, device).await.expect("details").facts }
         };
 

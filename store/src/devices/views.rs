@@ -116,12 +116,12 @@ impl Store {
                     WHERE d.deleted_at_ms IS NULL";
         let order = "ORDER BY t.name, s.name, d.address, d.api_port";
         // Built from this module's constants only; the tenant is bound.
-        let (sql, tenant) = match viewer {
-            Viewer::Admin(_) => (format!("SELECT {COLUMNS} {from} {order}"), None),
-            Viewer::Tenant(t) => (
-                format!("SELECT {COLUMNS} {from} AND d.tenant_id = $1 {order}"),
-                Some(t.tenant().to_string()),
-            ),
+        let tenant = viewer.tenant_filter();
+        let sql = match tenant {
+            None => format!("SELECT {COLUMNS} {from} {order}"),
+            Some(_) => {
+                format!("SELECT {COLUMNS} {from} AND (',' || $1 || ',') LIKE ('%,' || d.tenant_id || ',%') {order}")
+            }
         };
         on_pool!(self, pool, _Db => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -137,12 +137,10 @@ impl Store {
     pub async fn device(&self, viewer: &Viewer, id: DeviceId) -> Result<DeviceRow, StoreError> {
         let from = "FROM devices d JOIN tenants t ON t.id = d.tenant_id JOIN sites s ON s.id = d.site_id \
                     WHERE d.deleted_at_ms IS NULL AND d.id = $1";
-        let (sql, tenant) = match viewer {
-            Viewer::Admin(_) => (format!("SELECT {COLUMNS} {from}"), None),
-            Viewer::Tenant(t) => (
-                format!("SELECT {COLUMNS} {from} AND d.tenant_id = $2"),
-                Some(t.tenant().to_string()),
-            ),
+        let tenant = viewer.tenant_filter();
+        let sql = match tenant {
+            None => format!("SELECT {COLUMNS} {from}"),
+            Some(_) => format!("SELECT {COLUMNS} {from} AND (',' || $2 || ',') LIKE ('%,' || d.tenant_id || ',%')"),
         };
         on_pool!(self, pool, _Db => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string());

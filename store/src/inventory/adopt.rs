@@ -93,14 +93,11 @@ impl Store {
         viewer: &Viewer,
         site: Option<SiteId>,
     ) -> Result<Vec<AdoptionCandidate>, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
+        let tenant = viewer.tenant_filter();
         let sql = format!(
             "SELECT {HOST_COLUMNS} {HOST_FROM} \
              WHERE h.gone_at_ms IS NULL AND s.deleted_at_ms IS NULL \
-             AND ($1 IS NULL OR h.tenant_id = $1) AND ($2 IS NULL OR h.site_id = $2) \
+             AND ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || h.tenant_id || ',%')) AND ($2 IS NULL OR h.site_id = $2) \
              AND (h.mndp IS NOT NULL OR h.snmp_object_id = $3 OR h.snmp_object_id LIKE $4 \
                OR EXISTS (SELECT 1 FROM host_ports p WHERE p.host_id = h.id AND p.protocol = 'tcp' \
                  AND p.port IN (8728, 8729))) \

@@ -60,15 +60,12 @@ impl Store {
         since_ms: i64,
         limit: u32,
     ) -> Result<Vec<HostChange>, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
+        let tenant = viewer.tenant_filter();
         let rows: Vec<ChangeTuple> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "SELECT c.id, c.tenant_id, c.site_id, c.host_id, h.address, h.name, c.at_ms, c.kind, c.detail, c.scan_id \
                  FROM host_changes c JOIN hosts h ON h.id = c.host_id \
-                 WHERE c.at_ms >= $1 AND ($2 IS NULL OR c.tenant_id = $2) AND ($3 IS NULL OR c.site_id = $3) \
+                 WHERE c.at_ms >= $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || c.tenant_id || ',%')) AND ($3 IS NULL OR c.site_id = $3) \
                  ORDER BY c.at_ms DESC, c.id DESC LIMIT $4",
             )
             .bind(since_ms)
@@ -83,15 +80,12 @@ impl Store {
 
     /// One host's changes, newest first; empty for another tenant's host.
     pub async fn host_history(&self, viewer: &Viewer, host: HostId) -> Result<Vec<HostChange>, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
+        let tenant = viewer.tenant_filter();
         let rows: Vec<ChangeTuple> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "SELECT c.id, c.tenant_id, c.site_id, c.host_id, h.address, h.name, c.at_ms, c.kind, c.detail, c.scan_id \
                  FROM host_changes c JOIN hosts h ON h.id = c.host_id \
-                 WHERE c.host_id = $1 AND ($2 IS NULL OR c.tenant_id = $2) ORDER BY c.id DESC",
+                 WHERE c.host_id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || c.tenant_id || ',%')) ORDER BY c.id DESC",
             )
             .bind(host.to_string())
             .bind(tenant)

@@ -268,16 +268,13 @@ impl Store {
     /// The live jobs the viewer may see, optionally of one site, by tenant,
     /// site and creation.
     pub async fn list_discovery_jobs(&self, viewer: &Viewer, site: Option<SiteId>) -> Result<Vec<JobRow>, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
+        let tenant = viewer.tenant_filter();
         let rows: Vec<JobTuple> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "SELECT j.id, j.tenant_id, t.name, j.site_id, s.name, j.targets, j.ports, j.rate_pps, j.interval_secs, \
                  j.snmp_summary, j.created_at_ms FROM discovery_jobs j JOIN tenants t ON t.id = j.tenant_id \
                  JOIN sites s ON s.id = j.site_id WHERE j.deleted_at_ms IS NULL \
-                 AND ($1 IS NULL OR j.tenant_id = $1) AND ($2 IS NULL OR j.site_id = $2) \
+                 AND ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || j.tenant_id || ',%')) AND ($2 IS NULL OR j.site_id = $2) \
                  ORDER BY t.name, s.name, j.created_at_ms, j.id",
             )
             .bind(tenant)

@@ -230,12 +230,9 @@ impl Store {
         site: Option<SiteId>,
         limit: u32,
     ) -> Result<Vec<ScanRow>, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
+        let tenant = viewer.tenant_filter();
         let sql = format!(
-            "SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE ($1 IS NULL OR tenant_id = $1) \
+            "SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || tenant_id || ',%')) \
              AND ($2 IS NULL OR site_id = $2) ORDER BY created_at_ms DESC, id LIMIT $3"
         );
         on_pool!(self, pool, _Db => {
@@ -252,12 +249,10 @@ impl Store {
 
     /// One scan of the viewer's tenants; `NotFound` for another tenant's.
     pub async fn scan(&self, viewer: &Viewer, scan: &ScanId) -> Result<ScanRow, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
-        let sql =
-            format!("SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)");
+        let tenant = viewer.tenant_filter();
+        let sql = format!(
+            "SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%'))"
+        );
         on_pool!(self, pool, _Db => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(scan.as_str())

@@ -142,7 +142,7 @@ pub(crate) async fn attach_ports(store: &Store, hosts: &mut [HostRow], tenant: O
                 "SELECT p.host_id, p.protocol, p.port FROM host_ports p JOIN hosts h ON h.id = p.host_id WHERE ",
             );
             if let Some(t) = tenant {
-                qb.push("h.tenant_id = ").push_bind(t.to_owned()).push(" AND ");
+                qb.push("(',' || ").push_bind(t.to_owned()).push(" || ',') LIKE ('%,' || h.tenant_id || ',%') AND ");
             }
             qb.push("p.host_id IN (");
             let mut ids = qb.separated(", ");
@@ -342,10 +342,7 @@ type PortTuple = (String, i64, String, String, String, String, i64, i64);
 impl Store {
     /// The viewer's hosts matching `query`.
     pub async fn list_hosts(&self, viewer: &Viewer, query: &HostQuery) -> Result<Vec<HostRow>, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
+        let tenant = viewer.tenant_filter();
         let filter = query.filter.trim().to_lowercase();
         let prefix = format!("{}%", like_escaped(&filter));
         let inside = format!("%{}%", like_escaped(&filter));
@@ -357,7 +354,7 @@ impl Store {
         // Built from this module's constants only; values are bound.
         let sql = format!(
             "SELECT {HOST_COLUMNS} {HOST_FROM} WHERE s.deleted_at_ms IS NULL {gone} \
-             AND ($1 IS NULL OR h.tenant_id = $1) AND ($2 IS NULL OR h.site_id = $2) \
+             AND ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || h.tenant_id || ',%')) AND ($2 IS NULL OR h.site_id = $2) \
              AND ($3 = '' OR LOWER(h.mac) LIKE $5 ESCAPE '\\' OR LOWER(h.names) LIKE $5 ESCAPE '\\' \
                OR LOWER(h.name) LIKE $5 ESCAPE '\\' OR LOWER(h.vendor) LIKE $5 ESCAPE '\\' \
                OR EXISTS (SELECT 1 FROM host_addresses a WHERE a.host_id = h.id AND LOWER(a.address) LIKE $4 ESCAPE '\\')) \
@@ -384,11 +381,10 @@ impl Store {
     /// One host of the viewer's tenants, with its addresses, ports, facts
     /// and history; `NotFound` for another tenant's.
     pub async fn host(&self, viewer: &Viewer, id: HostId) -> Result<HostDetail, StoreError> {
-        let tenant = match viewer {
-            Viewer::Admin(_) => None,
-            Viewer::Tenant(t) => Some(t.tenant().to_string()),
-        };
-        let sql = format!("SELECT {HOST_COLUMNS} {HOST_FROM} WHERE h.id = $1 AND ($2 IS NULL OR h.tenant_id = $2)");
+        let tenant = viewer.tenant_filter();
+        let sql = format!(
+            "SELECT {HOST_COLUMNS} {HOST_FROM} WHERE h.id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || h.tenant_id || ',%'))"
+        );
         let host = on_pool!(self, pool, _Db => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.to_string())

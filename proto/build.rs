@@ -9,7 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The generated `connect` constructor would clash with the `Connect` RPC;
         // clients are built from a channel anyway.
         .build_transport(false)
-        .compile_protos(&["proto/outpost/agent/v1/agent.proto"], &["proto"])?;
+        .compile_protos(
+            &["proto/outpost/agent/v1/agent.proto", "proto/outpost/api/v1/api.proto"],
+            &["proto"],
+        )?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! The Outpost agent <-> collector protocol, generated from `proto/outpost/agent/v1/agent.proto`.
+//! The Outpost agent <-> collector protocol, generated from
+//! `proto/outpost/agent/v1/agent.proto`, and the public API, from
+//! `proto/outpost/api/v1/api.proto`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unreachable_pub)]
 
@@ -6,6 +8,12 @@
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod agent_v1 {
     tonic::include_proto!("outpost.agent.v1");
+}
+
+/// Package `outpost.api.v1`: the public API (`proto/outpost/api/v1/api.proto`).
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod api_v1 {
+    tonic::include_proto!("outpost.api.v1");
 }
 
 /// The protocol version this build speaks.

@@ -20,6 +20,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub mod agents;
+pub mod api_tokens;
 pub mod devices;
 pub mod ingest;
 pub mod inventory;
@@ -257,6 +258,8 @@ pub(crate) fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError>
     s.parse().map_err(|_| StoreError::Corrupt(format!("{what} id {s:?}")))
 }
 
+#[cfg(test)]
+mod api_tokens_tests;
 #[cfg(test)]
 mod tests;
 

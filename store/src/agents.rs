@@ -228,11 +228,23 @@ impl Store {
 
     /// Revokes an agent. Returns false if it was already revoked.
     pub async fn revoke_agent(&self, _admin: &AdminScope, agent: AgentId) -> Result<bool, StoreError> {
+        self.revoke(agent, None).await
+    }
+
+    /// Revokes one of `scope`'s agents (a tenant admin's request); another
+    /// tenant's agent is "not found". Returns false if it was already revoked.
+    pub async fn revoke_tenant_agent(&self, scope: &super::TenantScope, agent: AgentId) -> Result<bool, StoreError> {
+        self.revoke(agent, Some(scope.tenant())).await
+    }
+
+    async fn revoke(&self, agent: AgentId, tenant: Option<TenantId>) -> Result<bool, StoreError> {
         on_pool!(self, pool, _Db => {
-            let exists: Option<(Option<i64>,)> = sqlx::query_as("SELECT revoked_at_ms FROM agents WHERE id = $1")
-                .bind(agent.to_string())
-                .fetch_optional(pool)
-                .await?;
+            let exists: Option<(Option<i64>,)> =
+                sqlx::query_as("SELECT revoked_at_ms FROM agents WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)")
+                    .bind(agent.to_string())
+                    .bind(tenant.map(|t| t.to_string()))
+                    .fetch_optional(pool)
+                    .await?;
             match exists {
                 None => Err(StoreError::NotFound(format!("agent {agent}"))),
                 Some((Some(_),)) => Ok(false),

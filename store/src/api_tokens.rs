@@ -17,6 +17,7 @@ use outpost_certs::TenantId;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::members::{Principal, Role};
 use super::{AdminScope, Store, StoreError, TenantScope, now_ms, on_pool, parse_id};
 
 /// What every token starts with.
@@ -66,6 +67,17 @@ impl std::str::FromStr for TokenScope {
             "operate" => Ok(Self::Operate),
             "admin" => Ok(Self::Admin),
             other => Err(format!("unknown token scope {other:?} (read, operate or admin)")),
+        }
+    }
+}
+
+impl TokenScope {
+    /// The highest role a token of this scope acts with.
+    pub fn role(self) -> Role {
+        match self {
+            Self::Read => Role::Viewer,
+            Self::Operate => Role::Operator,
+            Self::Admin => Role::Admin,
         }
     }
 }
@@ -444,6 +456,56 @@ impl Store {
 }
 
 /// Lets the engine tests forge tokens of the right shape.
+impl Store {
+    /// Checks a presented token and returns who it acts as: its creator, as
+    /// they are now, cut down to the token's tenant and capped by its scope.
+    /// A creator who was disabled or deleted takes their tokens with them; a
+    /// creator who lost a role takes it from their tokens too.
+    pub async fn api_token_principal(&self, token: &str) -> Result<(Principal, VerifiedApiToken), TokenCheckError> {
+        let verified = self.verify_api_token(token).await?;
+        let owner: Option<(String, i64)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT username, is_msp_admin FROM users WHERE id = $1 AND disabled_at_ms IS NULL")
+                .bind(&verified.user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((username, msp_admin)) = owner else {
+            return Err(TokenRefused::Unknown.into());
+        };
+        let cap = verified.scope.role();
+        let label = format!("{username} (token {})", verified.id);
+        let principal = match (verified.tenant, msp_admin != 0) {
+            (None, true) if cap == Role::Admin => {
+                Principal::verified(verified.user_id.clone(), label, true, Vec::new())
+            }
+            (None, true) => {
+                let tenants: Vec<String> = on_pool!(self, pool, _Db => {
+                    sqlx::query_scalar("SELECT id FROM tenants").fetch_all(pool).await?
+                });
+                let roles = tenants
+                    .iter()
+                    .map(|t| Ok((parse_id("tenant", t)?, cap)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Principal::verified(verified.user_id.clone(), label, false, roles)
+            }
+            (bound, owner_is_admin) => {
+                let roles = if owner_is_admin {
+                    bound.map(|t| vec![(t, Role::Admin)]).unwrap_or_default()
+                } else {
+                    self.roles_of(&verified.user_id).await?
+                };
+                let roles = roles
+                    .into_iter()
+                    .filter(|(t, _)| bound.is_none_or(|b| b == *t))
+                    .map(|(t, r)| (t, r.min(cap)))
+                    .collect();
+                Principal::verified(verified.user_id.clone(), label, false, roles)
+            }
+        };
+        Ok((principal, verified))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     pub(crate) fn check(body: &str) -> String {

@@ -82,7 +82,12 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub(crate) fn verified(user_id: String, username: String, msp_admin: bool, mut roles: Vec<(TenantId, Role)>) -> Self {
+    pub(crate) fn verified(
+        user_id: String,
+        username: String,
+        msp_admin: bool,
+        mut roles: Vec<(TenantId, Role)>,
+    ) -> Self {
         roles.sort_unstable();
         Self {
             user_id,
@@ -276,7 +281,9 @@ impl Store {
             return Err(StoreError::NotFound(format!("user {user_id}")));
         }
         if msp != 0 || !roles.iter().all(|(t, _)| admin_of(*t)) {
-            return Err(StoreError::Forbidden(format!("user {user_id} belongs to other tenants too")));
+            return Err(StoreError::Forbidden(format!(
+                "user {user_id} belongs to other tenants too"
+            )));
         }
         Ok(())
     }
@@ -294,7 +301,9 @@ impl Store {
         validate_password(password)?;
         match kind {
             NewUser::MspAdmin if !actor.is_msp_admin() => {
-                return Err(StoreError::Forbidden("only MSP administrators create MSP administrators".into()));
+                return Err(StoreError::Forbidden(
+                    "only MSP administrators create MSP administrators".into(),
+                ));
             }
             NewUser::MspAdmin => {}
             NewUser::Member(tenant, _) => {
@@ -340,7 +349,8 @@ impl Store {
         let row: Option<(String,)> = on_pool!(self, pool, _Db => {
             sqlx::query_as("SELECT id FROM users WHERE username = $1").bind(username).fetch_optional(pool).await?
         });
-        row.map(|(id,)| id).ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))
+        row.map(|(id,)| id)
+            .ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))
     }
 
     /// The users `actor` administers: everyone for an MSP administrator, else
@@ -348,7 +358,16 @@ impl Store {
     /// memberships), by name.
     pub async fn list_users(&self, actor: &Principal) -> Result<Vec<UserRow>, StoreError> {
         let filter = actor.admin_viewer().tenant_filter();
-        type Row = (String, String, i64, Option<i64>, bool, Option<String>, Option<String>, Option<String>);
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<i64>,
+            bool,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
         let rows: Vec<Row> = on_pool!(self, pool, _Db => {
             sqlx::query_as(
                 "SELECT u.id, u.username, u.is_msp_admin, u.disabled_at_ms, u.totp_sealed IS NOT NULL, \
@@ -445,7 +464,9 @@ impl Store {
             return Err(StoreError::Forbidden("only MSP administrators".into()));
         }
         if !on && actor.user_id() == user_id {
-            return Err(StoreError::Forbidden("you cannot remove your own MSP administrator role".into()));
+            return Err(StoreError::Forbidden(
+                "you cannot remove your own MSP administrator role".into(),
+            ));
         }
         let n = on_pool!(self, pool, _Db => {
             sqlx::query("UPDATE users SET is_msp_admin = $1 WHERE id = $2")
@@ -534,7 +555,12 @@ impl Store {
             .await?
         });
         rows.into_iter()
-            .map(|(id, name)| Ok(TenantRow { id: parse_id("tenant", &id)?, name }))
+            .map(|(id, name)| {
+                Ok(TenantRow {
+                    id: parse_id("tenant", &id)?,
+                    name,
+                })
+            })
             .collect()
     }
 

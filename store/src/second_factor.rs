@@ -47,7 +47,11 @@ fn new_recovery_codes() -> Vec<String> {
             let chars: Vec<char> = (0..16)
                 .map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char)
                 .collect();
-            chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+            chars
+                .chunks(4)
+                .map(|c| c.iter().collect::<String>())
+                .collect::<Vec<_>>()
+                .join("-")
         })
         .collect()
 }
@@ -169,7 +173,12 @@ impl Store {
     /// `step` as the last accepted step, and returns fresh recovery codes
     /// (shown once; earlier ones are void). `None` if the pending secret
     /// changed meanwhile.
-    pub async fn confirm_totp(&self, user_id: &str, pending: &[u8], step: i64) -> Result<Option<Vec<String>>, StoreError> {
+    pub async fn confirm_totp(
+        &self,
+        user_id: &str,
+        pending: &[u8],
+        step: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
         let codes = new_recovery_codes();
         on_pool!(self, pool, _Db => {
             let mut tx = pool.begin().await?;
@@ -289,7 +298,11 @@ impl Store {
         Ok(row.map(|(user_id, username, purpose, csrf_token)| Challenge {
             user_id,
             username,
-            purpose: if purpose == "enrol" { Purpose::Enrol } else { Purpose::Code },
+            purpose: if purpose == "enrol" {
+                Purpose::Enrol
+            } else {
+                Purpose::Code
+            },
             csrf_token,
         }))
     }

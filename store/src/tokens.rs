@@ -101,6 +101,43 @@ impl Store {
         token: &EnrollmentToken,
         ttl: Duration,
     ) -> Result<i64, StoreError> {
+        self.insert_token(site, token, ttl).await
+    }
+
+    /// Stores a new token for one of `scope`'s live sites (a tenant admin's
+    /// request); another tenant's or a deleted site is "not found".
+    pub async fn create_site_token(
+        &self,
+        scope: &super::TenantScope,
+        site: SiteId,
+        token: &EnrollmentToken,
+        ttl: Duration,
+    ) -> Result<i64, StoreError> {
+        let live: Option<(String,)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL")
+                .bind(site.to_string())
+                .bind(scope.tenant().to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        if live.is_none() {
+            return Err(StoreError::NotFound(format!("site {site}")));
+        }
+        let site = EnsuredSite {
+            tenant: scope.tenant(),
+            site,
+            tenant_created: false,
+            site_created: false,
+        };
+        self.insert_token(&site, token, ttl).await
+    }
+
+    async fn insert_token(
+        &self,
+        site: &EnsuredSite,
+        token: &EnrollmentToken,
+        ttl: Duration,
+    ) -> Result<i64, StoreError> {
         let now = now_ms();
         let expires = now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
         on_pool!(self, pool, _Db => {

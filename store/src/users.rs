@@ -240,7 +240,11 @@ impl Store {
         let Some((user_id, username, csrf_token, is_admin)) = row else {
             return Ok(None);
         };
-        let roles = if is_admin != 0 { Vec::new() } else { self.roles_of(&user_id).await? };
+        let roles = if is_admin != 0 {
+            Vec::new()
+        } else {
+            self.roles_of(&user_id).await?
+        };
         let principal = Principal::verified(user_id, username.clone(), is_admin != 0, roles);
         Ok(Some(Session {
             username,

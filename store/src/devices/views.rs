@@ -119,7 +119,9 @@ impl Store {
         let tenant = viewer.tenant_filter();
         let sql = match tenant {
             None => format!("SELECT {COLUMNS} {from} {order}"),
-            Some(_) => format!("SELECT {COLUMNS} {from} AND (',' || $1 || ',') LIKE ('%,' || d.tenant_id || ',%') {order}"),
+            Some(_) => {
+                format!("SELECT {COLUMNS} {from} AND (',' || $1 || ',') LIKE ('%,' || d.tenant_id || ',%') {order}")
+            }
         };
         on_pool!(self, pool, _Db => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -250,8 +250,9 @@ impl Store {
     /// One scan of the viewer's tenants; `NotFound` for another tenant's.
     pub async fn scan(&self, viewer: &Viewer, scan: &ScanId) -> Result<ScanRow, StoreError> {
         let tenant = viewer.tenant_filter();
-        let sql =
-            format!("SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%'))");
+        let sql = format!(
+            "SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%'))"
+        );
         on_pool!(self, pool, _Db => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(scan.as_str())

@@ -382,7 +382,9 @@ impl Store {
     /// and history; `NotFound` for another tenant's.
     pub async fn host(&self, viewer: &Viewer, id: HostId) -> Result<HostDetail, StoreError> {
         let tenant = viewer.tenant_filter();
-        let sql = format!("SELECT {HOST_COLUMNS} {HOST_FROM} WHERE h.id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || h.tenant_id || ',%'))");
+        let sql = format!(
+            "SELECT {HOST_COLUMNS} {HOST_FROM} WHERE h.id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || h.tenant_id || ',%'))"
+        );
         let host = on_pool!(self, pool, _Db => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.to_string())

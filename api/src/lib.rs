@@ -15,6 +15,7 @@ mod agents;
 mod auth;
 mod convert;
 mod devices;
+mod events;
 mod inventory;
 mod session;
 mod status;
@@ -25,6 +26,7 @@ use outpost_certs::Fingerprint;
 use outpost_proto::api_v1::agent_service_server::AgentServiceServer;
 use outpost_proto::api_v1::api_token_service_server::ApiTokenServiceServer;
 use outpost_proto::api_v1::device_service_server::DeviceServiceServer;
+use outpost_proto::api_v1::event_service_server::EventServiceServer;
 use outpost_proto::api_v1::inventory_service_server::InventoryServiceServer;
 use outpost_proto::api_v1::session_service_server::SessionServiceServer;
 use outpost_proto::api_v1::tenant_service_server::TenantServiceServer;
@@ -54,5 +56,9 @@ pub fn routes(state: ApiState) -> Routes {
         .add_service(AgentServiceServer::new(agents::Agents(state.clone())).max_decoding_message_size(limit))
         .add_service(ApiTokenServiceServer::new(tokens::Tokens(state.clone())).max_decoding_message_size(limit))
         .add_service(DeviceServiceServer::new(devices::Devices(state.clone())).max_decoding_message_size(limit))
-        .add_service(InventoryServiceServer::new(inventory::Inventory(state)).max_decoding_message_size(limit))
+        .add_service(InventoryServiceServer::new(inventory::Inventory(state.clone())).max_decoding_message_size(limit))
+        .add_service(EventServiceServer::new(events::Events {
+            state,
+            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
+        }))
 }

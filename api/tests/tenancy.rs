@@ -483,3 +483,66 @@ async fn an_msp_wide_read_token_sees_every_tenant_and_changes_nothing() {
         assert!(me.memberships.iter().all(|m| m.role == pb::Role::Viewer as i32));
     }
 }
+
+#[tokio::test]
+async fn the_event_stream_shows_only_the_callers_tenant_and_ends_with_the_token() {
+    use outpost_proto::api_v1::event_service_client::EventServiceClient;
+    for w in worlds().await {
+        let owner = w.user("acme-admin", NewUser::Member(w.acme.id, Role::Admin)).await;
+        let token = w
+            .token(
+                &owner,
+                TokenBinding::Tenant(w.admin.tenant_scope(w.acme.id)),
+                TokenScope::Read,
+            )
+            .await;
+        let mut events = EventServiceClient::new(w.channel.clone());
+        let mut stream = events
+            .subscribe(with(
+                &token,
+                pb::SubscribeRequest {
+                    kinds: vec!["agent".into()],
+                },
+            ))
+            .await
+            .expect("subscribe")
+            .into_inner();
+        // Let the stream take its first look before anything changes.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        w.store
+            .revoke_agent(&w.admin, w.globex.agent)
+            .await
+            .expect("revoke globex");
+        w.store.revoke_agent(&w.admin, w.acme.agent).await.expect("revoke acme");
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event within a few polls")
+            .expect("stream ok")
+            .expect("an event");
+        let Some(pb::event::Event::Agent(a)) = event.event else {
+            panic!("not an agent event: {event:?}")
+        };
+        assert_eq!(a.change, "revoked");
+        assert_eq!(
+            a.agent.expect("agent").id,
+            w.acme.agent.to_string(),
+            "never another tenant's agent"
+        );
+
+        let id = w
+            .store
+            .tenant_api_tokens(&w.admin.tenant_scope(w.acme.id))
+            .await
+            .expect("tokens")[0]
+            .id
+            .clone();
+        w.store
+            .revoke_api_token(TokenBinding::MspWide(w.admin), &id)
+            .await
+            .expect("revoke token");
+        let end = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("the stream ends within a few polls");
+        assert_eq!(end.expect_err("ends with a status").code(), Code::Unauthenticated);
+    }
+}

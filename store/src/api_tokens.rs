@@ -463,6 +463,47 @@ impl Store {
     /// creator who lost a role takes it from their tokens too.
     pub async fn api_token_principal(&self, token: &str) -> Result<(Principal, VerifiedApiToken), TokenCheckError> {
         let verified = self.verify_api_token(token).await?;
+        match self.token_principal(&verified).await? {
+            Some(principal) => Ok((principal, verified)),
+            None => Err(TokenRefused::Unknown.into()),
+        }
+    }
+
+    /// A token checked before, by its id, for a call that outlives one
+    /// request (a live stream): who it acts as now, or `None` once it was
+    /// revoked, expired or lost its creator.
+    pub async fn api_token_principal_by_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Principal, VerifiedApiToken)>, StoreError> {
+        type Row = (String, Option<String>, String, i64, Option<i64>);
+        let row: Option<Row> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT scope, tenant_id, created_by, expires_at_ms, revoked_at_ms FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((scope, tenant, user_id, expires_at_ms, revoked_at_ms)) = row else {
+            return Ok(None);
+        };
+        if revoked_at_ms.is_some() || now_ms() >= expires_at_ms {
+            return Ok(None);
+        }
+        let verified = VerifiedApiToken {
+            id: id.to_owned(),
+            scope: scope
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("API token {id} scope {scope:?}")))?,
+            tenant: tenant.map(|t| parse_id("tenant", &t)).transpose()?,
+            user_id,
+            expires_at_ms,
+        };
+        Ok(self.token_principal(&verified).await?.map(|p| (p, verified)))
+    }
+
+    /// The principal a verified token acts as; `None` when its creator is
+    /// disabled or gone.
+    async fn token_principal(&self, verified: &VerifiedApiToken) -> Result<Option<Principal>, StoreError> {
         let owner: Option<(String, i64)> = on_pool!(self, pool, _Db => {
             sqlx::query_as("SELECT username, is_msp_admin FROM users WHERE id = $1 AND disabled_at_ms IS NULL")
                 .bind(&verified.user_id)
@@ -470,7 +511,7 @@ impl Store {
                 .await?
         });
         let Some((username, msp_admin)) = owner else {
-            return Err(TokenRefused::Unknown.into());
+            return Ok(None);
         };
         let cap = verified.scope.role();
         let label = format!("{username} (token {})", verified.id);
@@ -502,7 +543,7 @@ impl Store {
                 Principal::verified(verified.user_id.clone(), label, false, roles)
             }
         };
-        Ok((principal, verified))
+        Ok(Some(principal))
     }
 }
 

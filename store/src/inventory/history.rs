@@ -104,6 +104,15 @@ impl Store {
         rows.into_iter().map(change_row).collect()
     }
 
+    /// The id of the newest change recorded (0 for none): where a live
+    /// follower of [`Self::host_changes_after`] starts.
+    pub async fn host_change_cursor(&self) -> Result<i64, StoreError> {
+        let max: Option<i64> = on_pool!(self, pool, _Db => {
+            sqlx::query_scalar("SELECT MAX(id) FROM host_changes").fetch_one(pool).await?
+        });
+        Ok(max.unwrap_or(0))
+    }
+
     /// One host's changes, newest first; empty for another tenant's host.
     pub async fn host_history(&self, viewer: &Viewer, host: HostId) -> Result<Vec<HostChange>, StoreError> {
         let tenant = viewer.tenant_filter();

@@ -1,6 +1,7 @@
 //! `DeviceService`: managed devices, their metrics and configuration history.
 use outpost_proto::api_v1 as pb;
 use outpost_proto::api_v1::device_service_server::DeviceService;
+use outpost_routeros::export_mask::mask_text;
 use outpost_store::devices::DeviceId;
 use outpost_store::members::Role;
 use tonic::{Request, Response, Status};
@@ -111,10 +112,47 @@ impl DeviceService for Devices {
         request: Request<pb::GetConfigVersionRequest>,
     ) -> Result<Response<pb::ConfigVersionText>, Status> {
         let who = caller(&self.0, &request).await?;
-        let _id: DeviceId = required_id("device_id", &request.get_ref().device_id)?;
-        drop(who);
-        Err(Status::unimplemented(
-            "configuration texts are not served by the API of this collector yet; use the console",
-        ))
+        let req = request.get_ref();
+        let id: DeviceId = required_id("device_id", &req.device_id)?;
+        let viewer = who.principal.viewer();
+        let sealed = self
+            .0
+            .store
+            .config_version(&viewer, id, req.taken_at_ms)
+            .await
+            .map_err(store)?;
+        let (export, diff) = outpost_vault::open_config_version(
+            &self.0.vault,
+            &sealed.tenant.to_string(),
+            &id.to_string(),
+            &sealed.sealed_export,
+            sealed.sealed_diff.as_deref(),
+        )
+        .map_err(|e| crate::status::internal("opening a configuration backup", &e))?;
+        let (export, diff) = if req.reveal_secrets {
+            let scope = who
+                .principal
+                .authorize(sealed.tenant, Role::Admin)
+                .map_err(|d| denied(d, "revealing configuration secrets needs the tenant's admin role"))?;
+            let detail = format!(
+                "{} revealed the secrets of the configuration taken at {} (through the API)",
+                who.principal.username(),
+                req.taken_at_ms
+            );
+            self.0
+                .store
+                .record_device_event(&scope, id, "config_revealed", &detail)
+                .await
+                .map_err(store)?;
+            tracing::info!(device = %id, taken_at_ms = req.taken_at_ms, user = who.principal.username(), "API: configuration secrets revealed");
+            (export, diff)
+        } else {
+            (mask_text(&export).0, diff.map(|d| mask_text(&d).0))
+        };
+        Ok(Response::new(pb::ConfigVersionText {
+            version: Some(convert::config_version(sealed.version)),
+            export,
+            diff: diff.unwrap_or_default(),
+        }))
     }
 }

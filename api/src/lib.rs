@@ -22,6 +22,8 @@ mod status;
 mod tenants;
 mod tokens;
 
+use std::sync::Arc;
+
 use outpost_certs::Fingerprint;
 use outpost_proto::api_v1::agent_service_server::AgentServiceServer;
 use outpost_proto::api_v1::api_token_service_server::ApiTokenServiceServer;
@@ -31,6 +33,7 @@ use outpost_proto::api_v1::inventory_service_server::InventoryServiceServer;
 use outpost_proto::api_v1::session_service_server::SessionServiceServer;
 use outpost_proto::api_v1::tenant_service_server::TenantServiceServer;
 use outpost_store::Store;
+use outpost_vault::Vault;
 use tonic::service::Routes;
 
 /// What the API's services share.
@@ -38,12 +41,18 @@ use tonic::service::Routes;
 pub struct ApiState {
     store: Store,
     ca_fingerprint: Fingerprint,
+    vault: Arc<Vault>,
 }
 
 impl ApiState {
-    /// The API over `store`; `ca_fingerprint` goes into the enrollment tokens it makes.
-    pub fn new(store: Store, ca_fingerprint: Fingerprint) -> Self {
-        Self { store, ca_fingerprint }
+    /// The API over `store`; `ca_fingerprint` goes into the enrollment tokens
+    /// it makes, `vault` opens configuration backups.
+    pub fn new(store: Store, ca_fingerprint: Fingerprint, vault: Arc<Vault>) -> Self {
+        Self {
+            store,
+            ca_fingerprint,
+            vault,
+        }
     }
 }
 

@@ -29,11 +29,13 @@ struct Tenant {
     id: TenantId,
     site: SiteId,
     agent: AgentId,
+    agent_scope: outpost_store::AgentScope,
     device: DeviceId,
 }
 
 struct World {
     store: Store,
+    vault: std::sync::Arc<outpost_vault::Vault>,
     admin: AdminScope,
     acme: Tenant,
     globex: Tenant,
@@ -107,18 +109,20 @@ async fn tenant(store: &Store, admin: &AdminScope, ca: &CertificateAuthority, na
         )
         .await
         .expect("device");
+    let cert = outpost_certs::AgentCertificate::parse(&enrolled.certificate.der).expect("agent certificate");
     Tenant {
         id: site.tenant,
         site: site.site,
         agent: enrolled.identity.agent,
+        agent_scope: outpost_store::AgentScope::from_certificate(&cert),
         device,
     }
 }
 
-async fn serve(store: Store, ca: &CertificateAuthority) -> Channel {
+async fn serve(store: Store, ca: &CertificateAuthority, vault: std::sync::Arc<outpost_vault::Vault>) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("addr");
-    let routes = outpost_api::routes(outpost_api::ApiState::new(store, ca.fingerprint()));
+    let routes = outpost_api::routes(outpost_api::ApiState::new(store, ca.fingerprint(), vault));
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_routes(routes)
@@ -137,9 +141,11 @@ async fn worlds() -> Vec<World> {
     for (store, admin, dir) in stores().await {
         let acme = tenant(&store, &admin, &ca, "acme").await;
         let globex = tenant(&store, &admin, &ca, "globex").await;
-        let channel = serve(store.clone(), &ca).await;
+        let vault = std::sync::Arc::new(outpost_vault::Vault::generate().expect("vault"));
+        let channel = serve(store.clone(), &ca, vault.clone()).await;
         out.push(World {
             store,
+            vault,
             admin,
             acme,
             globex,
@@ -544,5 +550,95 @@ async fn the_event_stream_shows_only_the_callers_tenant_and_ends_with_the_token(
             .await
             .expect("the stream ends within a few polls");
         assert_eq!(end.expect_err("ends with a status").code(), Code::Unauthenticated);
+    }
+}
+
+#[tokio::test]
+async fn configuration_secrets_stay_masked_unless_a_tenant_admin_reveals_them() {
+    use outpost_store::devices::reports::{BackupRow, DeviceReport, ReportBody};
+    use outpost_store::ingest::IngestBatch;
+    for w in worlds().await {
+        let export = "# by RouterOS 7.18.2\n/ppp secret\nadd name=vpn password=hunter2\n";
+        let device = w.acme.device.to_string();
+        let key = w.vault.tenant(&w.acme.id.to_string()).backup_key(&device);
+        let sealed = key
+            .seal(&outpost_vault::backup_context(&device), export.as_bytes())
+            .expect("seal");
+        let batch = IngestBatch {
+            metrics: vec![],
+            host_facts: vec![],
+            devices: vec![DeviceReport {
+                seq: 1,
+                observed_at_ms: 1_700_000_000_000,
+                device: w.acme.device,
+                body: ReportBody::Backup(BackupRow {
+                    ros_version: "7.18.2".into(),
+                    normalized_hmac: "00".into(),
+                    sealed_export: sealed,
+                    sealed_diff: None,
+                    lines_added: 3,
+                    lines_removed: 0,
+                    trigger: "first".into(),
+                }),
+            }],
+            discovery: vec![],
+            through_seq: 1,
+            outbox_depth: 0,
+        };
+        w.store.ingest(&w.acme.agent_scope, &batch).await.expect("ingest");
+
+        let admin = w.user("acme-admin", NewUser::Member(w.acme.id, Role::Admin)).await;
+        let viewer = w.user("acme-viewer", NewUser::Member(w.acme.id, Role::Viewer)).await;
+        let scope = TokenBinding::Tenant(w.admin.tenant_scope(w.acme.id));
+        let admin_token = w.token(&admin, scope, TokenScope::Admin).await;
+        let viewer_token = w.token(&viewer, scope, TokenScope::Admin).await;
+        let mut devices = DeviceServiceClient::new(w.channel.clone());
+        let versions = devices
+            .list_config_versions(with(
+                &viewer_token,
+                pb::ListConfigVersionsRequest {
+                    device_id: device.clone(),
+                },
+            ))
+            .await
+            .expect("versions")
+            .into_inner()
+            .versions;
+        assert_eq!(versions.len(), 1);
+        let ask = |reveal: bool| pb::GetConfigVersionRequest {
+            device_id: device.clone(),
+            taken_at_ms: versions[0].taken_at_ms,
+            reveal_secrets: reveal,
+        };
+        let masked = devices
+            .get_config_version(with(&viewer_token, ask(false)))
+            .await
+            .expect("masked")
+            .into_inner();
+        assert!(
+            masked.export.contains("add name=vpn password=********"),
+            "{}",
+            masked.export
+        );
+        assert!(!masked.export.contains("hunter2"));
+        // A viewer's token is capped by the viewer's role, whatever scope it was given.
+        assert_eq!(
+            code(devices.get_config_version(with(&viewer_token, ask(true))).await),
+            Code::PermissionDenied
+        );
+        let revealed = devices
+            .get_config_version(with(&admin_token, ask(true)))
+            .await
+            .expect("revealed")
+            .into_inner();
+        assert!(revealed.export.contains("password=hunter2"));
+        let other = pb::GetConfigVersionRequest {
+            device_id: w.globex.device.to_string(),
+            ..ask(false)
+        };
+        assert_eq!(
+            code(devices.get_config_version(with(&admin_token, other)).await),
+            Code::NotFound
+        );
     }
 }

@@ -12,7 +12,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-
 /// How long a TCP connect plus TLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 

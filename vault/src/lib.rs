@@ -443,4 +443,3 @@ mod tests {
         assert!(matches!(Vault::load(&path), Err(VaultError::BadKeyFile { .. })));
     }
 }
-

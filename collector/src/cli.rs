@@ -1,5 +1,5 @@
 //! Command-line interface of `outpost-collector`.
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -106,9 +106,24 @@ pub struct ServeArgs {
     /// Address of the agent port.
     #[arg(long, env = "OUTPOST_AGENT_ADDR", default_value = "0.0.0.0:7443")]
     pub agent_addr: SocketAddr,
-    /// Address of the web console.
+    /// Address of the web console (HTTPS unless --console-plain-http).
     #[arg(long, env = "OUTPOST_CONSOLE_ADDR", default_value = "127.0.0.1:8080")]
     pub console_addr: SocketAddr,
+    /// The console's certificate chain (PEM, leaf first) instead of the one the
+    /// collector CA issued; re-read when the file changes.
+    #[arg(long, env = "OUTPOST_CONSOLE_CERT", requires = "console_key", value_name = "FILE")]
+    pub console_cert: Option<PathBuf>,
+    /// The private key (PEM) of --console-cert; re-read when the file changes.
+    #[arg(long, env = "OUTPOST_CONSOLE_KEY", requires = "console_cert", value_name = "FILE")]
+    pub console_key: Option<PathBuf>,
+    /// Serve the console as plain HTTP, for a TLS-terminating reverse proxy on
+    /// the same host; only allowed on a loopback --console-addr.
+    #[arg(long, conflicts_with_all = ["console_cert", "console_key"])]
+    pub console_plain_http: bool,
+    /// A reverse proxy whose X-Forwarded-For header names the console's client
+    /// (an IP address; repeatable). Other peers' headers are ignored.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<IpAddr>,
     /// Lifetime of agent certificates (e.g. 30d, 12h; at least 60s).
     #[arg(long, default_value = "30d", value_parser = parse_cert_lifetime)]
     pub agent_cert_lifetime: Duration,
@@ -124,6 +139,19 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The console transport these options ask for.
+    pub fn console_transport(&self) -> crate::serve::ConsoleTransport {
+        use crate::serve::ConsoleTransport;
+        match (&self.console_cert, &self.console_key) {
+            _ if self.console_plain_http => ConsoleTransport::PlainHttp,
+            (Some(cert), Some(key)) => ConsoleTransport::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => ConsoleTransport::CollectorCertificate,
+        }
+    }
+
     /// The metric retention these options ask for.
     pub fn metrics_retention(&self) -> outpost_store::metrics::Retention {
         outpost_store::metrics::Retention {

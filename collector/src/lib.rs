@@ -7,6 +7,7 @@
 pub mod agent_port;
 pub mod cli;
 pub mod commands;
+pub mod console_port;
 pub mod data_dir;
 pub mod device_commands;
 pub mod device_import;

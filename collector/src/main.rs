@@ -6,7 +6,7 @@ use outpost_collector::cli::{
     DiscoveryProfileCommand, SiteCommand, TokenCommand,
 };
 use outpost_collector::data_dir::DataDir;
-use outpost_collector::serve::{ServeOptions, serve};
+use outpost_collector::serve::{ServeOptions, check_console_transport, serve};
 use outpost_collector::{commands, device_commands, device_import, discovery_commands, logging};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(USAGE_EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -29,10 +33,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The exit code of a command line that cannot work, as clap uses for its own.
+const USAGE_EXIT_CODE: u8 = 2;
+
+/// Options that parse but do not go together.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init { location, sans } => commands::init(&location, &sans).await.map(drop),
         Command::Serve(args) => {
+            let console_transport = args.console_transport();
+            if let Err(message) = check_console_transport(&console_transport, args.console_addr) {
+                return Err(UsageError(message).into());
+            }
             let shutdown = CancellationToken::new();
             logging::cancel_on_signal(shutdown.clone());
             let secure_cookies = true;
@@ -45,6 +68,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     console_addr: args.console_addr,
                     agent_cert_lifetime: args.agent_cert_lifetime,
                     secure_cookies,
+                    console_transport,
+                    trusted_proxies: args.trusted_proxies,
                 },
                 shutdown,
                 None,

@@ -56,6 +56,8 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
         console_addr,
         agent_cert_lifetime: outpost_certs::ca::DEFAULT_AGENT_CERT_LIFETIME,
         secure_cookies: true,
+        console_transport: Default::default(),
+        trusted_proxies: Vec::new(),
     };
     let collector = tokio::spawn(serve(opts, shutdown.clone(), Some(ready_tx)));
     let bound = match ready_rx.await {
@@ -128,7 +130,11 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
 
     println!();
     println!("Outpost is running.");
-    println!("  console:    http://{}/", bound.console);
+    println!("  console:    https://{}/", bound.console);
+    println!(
+        "              (its certificate is issued by the collector CA {}: browsers warn until it is trusted)",
+        location.data_dir.join("ca.crt").display()
+    );
     println!("  agent port: {}", bound.agent);
     match password {
         Some(p) => println!("  login:      admin / {p}"),

@@ -1,5 +1,6 @@
 //! `outpost-collector serve`: the agent port and the console, until shutdown.
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +12,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_port::{self, AgentPortService};
+use crate::console_port::{self, Limits, Transport, TrustedProxies};
 use crate::data_dir::DataDir;
 
 /// How often the revocation list is reloaded from the database, so a
 /// `agent revoke` from another process (or another collector sharing
 /// PostgreSQL) takes effect.
 const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
+/// A console request's body (a form of a few hundred bytes) must arrive within
+/// this time of its head, so a client trickling it cannot hold a connection.
+const CONSOLE_BODY_DEADLINE: Duration = Duration::from_secs(30);
 /// How long open connections get to close after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -33,10 +38,46 @@ pub struct ServeOptions {
     pub console_addr: SocketAddr,
     /// Lifetime of agent certificates.
     pub agent_cert_lifetime: Duration,
-    /// Mark console cookies `Secure` (on unless the console is plain HTTP on a non-loopback address).
+    /// Mark console cookies `Secure`. Browsers send those over HTTPS and to
+    /// loopback addresses, the only places the console is served.
     pub secure_cookies: bool,
+    /// How the console port speaks.
+    pub console_transport: ConsoleTransport,
+    /// Peers whose `X-Forwarded-For` names the console's client.
+    pub trusted_proxies: Vec<IpAddr>,
     /// How long metric samples and their rollups are kept.
     pub metrics_retention: outpost_store::metrics::Retention,
+}
+
+/// The console port's transport and certificate.
+#[derive(Clone, Debug, Default)]
+pub enum ConsoleTransport {
+    /// HTTPS with the agent port's server certificate, issued by the
+    /// collector CA and renewed with it (`cert renew`).
+    #[default]
+    CollectorCertificate,
+    /// HTTPS with an operator's PEM files, reloaded when they change.
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Plain HTTP, on a loopback address only (behind a reverse proxy).
+    PlainHttp,
+}
+
+/// Refuses plain HTTP on anything but a loopback address: session cookies and
+/// passwords would cross the network in the clear.
+pub fn check_console_transport(transport: &ConsoleTransport, addr: SocketAddr) -> Result<(), String> {
+    if matches!(transport, ConsoleTransport::PlainHttp) && !addr.ip().is_loopback() {
+        return Err(format!(
+            "--console-plain-http serves the console without TLS, so it may only listen on a loopback address \
+             (127.0.0.1, ::1) behind a reverse proxy on the same host; {addr} is not one. \
+             Drop --console-plain-http to serve HTTPS on {addr}."
+        ));
+    }
+    Ok(())
 }
 
 /// Where [`serve`] ended up listening.
@@ -55,7 +96,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<()> {
-    agent_port::raise_open_file_limit();
+    check_console_transport(&opts.console_transport, opts.console_addr).map_err(anyhow::Error::msg)?;
+    let open_files = agent_port::raise_open_file_limit();
     let ca = Arc::new(opts.data_dir.load_ca()?);
     let (chain, key) = opts.data_dir.load_server_credentials()?;
     let server_cert = Arc::new(
@@ -90,6 +132,8 @@ pub async fn serve(
         revoked.clone(),
     )?);
 
+    let (transport, console_cert) = console_transport(&opts.console_transport, &server_cert)?;
+
     let agent_listener = bind(opts.agent_addr)
         .await
         .with_context(|| format!("binding the agent port {}", opts.agent_addr))?;
@@ -101,15 +145,16 @@ pub async fn serve(
         console: console_listener.local_addr()?,
     };
     tracing::info!(addr = %bound.agent, "agent port listening on {}", bound.agent);
-    tracing::info!(url = %format!("http://{}/", bound.console), "console listening on http://{}/", bound.console);
+    let scheme = match transport {
+        Transport::Tls(_) => "https",
+        Transport::PlainHttp => "http",
+    };
+    tracing::info!(
+        url = %format!("{scheme}://{}/", bound.console),
+        "console listening on {scheme}://{}/",
+        bound.console
+    );
     tracing::info!(fingerprint = %ca.fingerprint(), "collector CA fingerprint");
-    if !bound.console.ip().is_loopback() {
-        tracing::warn!(
-            addr = %bound.console,
-            "the console serves plain HTTP on a non-loopback address; put a TLS-terminating proxy in front \
-             (session cookies are Secure and browsers only send them over HTTPS or to localhost)"
-        );
-    }
 
     let service = AgentPortService::new(
         store.clone(),
@@ -150,16 +195,16 @@ pub async fn serve(
     let console_state =
         ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies).with_agent_control(traffic);
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
-    let app = outpost_console::router(console_state);
-    let console_shutdown = shutdown.clone();
-    let console_task = tokio::spawn(async move {
-        axum::serve(
-            console_listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(console_shutdown.cancelled_owned())
-        .await
-    });
+    let app = outpost_console::router(console_state).layer(console_port::body_deadline::layer(CONSOLE_BODY_DEADLINE));
+    let console_cert_watcher = console_cert.map(|cert| tokio::spawn(cert.watch(shutdown.clone())));
+    let console_task = tokio::spawn(console_port::serve(
+        console_listener,
+        transport,
+        TrustedProxies::new(&opts.trusted_proxies),
+        Limits::for_open_files(open_files),
+        app,
+        shutdown.clone(),
+    ));
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }
@@ -176,7 +221,7 @@ pub async fn serve(
         }
         r = async { console_task.as_mut().expect("present").await } => {
             console_task = None;
-            r.context("console task").and_then(|r| r.context("console"))
+            r.context("console task")
         }
     };
     shutdown.cancel();
@@ -188,9 +233,32 @@ pub async fn serve(
     let _ = refresher.await;
     let _ = rollups.await;
     let _ = cert_watcher.await;
+    if let Some(watcher) = console_cert_watcher {
+        let _ = watcher.await;
+    }
     store.close().await;
     tracing::info!("collector stopped");
     result
+}
+
+/// The console port's transport, and the operator's certificate files to
+/// watch if it serves those.
+fn console_transport(
+    wanted: &ConsoleTransport,
+    collector_cert: &Arc<outpost_certs::tls::ServerCertificate>,
+) -> Result<(Transport, Option<Arc<console_port::tls::FileCertificate>>)> {
+    let (resolver, files): (Arc<dyn rustls::server::ResolvesServerCert>, _) = match wanted {
+        ConsoleTransport::PlainHttp => return Ok((Transport::PlainHttp, None)),
+        ConsoleTransport::CollectorCertificate => (collector_cert.clone(), None),
+        ConsoleTransport::Files { cert, key } => {
+            let files = Arc::new(
+                console_port::tls::FileCertificate::load(cert, key).context("loading the console certificate")?,
+            );
+            (files.clone(), Some(files))
+        }
+    };
+    let config = console_port::tls::server_config(resolver).context("configuring the console's TLS")?;
+    Ok((Transport::Tls(Arc::new(config)), files))
 }
 
 /// Connections the kernel completes and queues for `accept`. A flood of bare

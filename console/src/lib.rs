@@ -58,8 +58,9 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// expire; pruning only bounds the table, so minutes are precise enough.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
-/// The console's routes. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so login rate limiting
+/// The console's routes. Serve it so every request carries the client's
+/// address as `ConnectInfo<SocketAddr>` (the collector's console port does,
+/// taking it from `X-Forwarded-For` of trusted proxies) so login rate limiting
 /// can tell clients apart; without it every client shares one bucket.
 pub fn router(state: ConsoleState) -> Router {
     Router::new()

@@ -25,7 +25,8 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Longer names cannot exist; cutting them keeps keys small.
 const MAX_NAME_KEY: usize = 128;
 
-/// The client's address, from [`ConnectInfo`] when the server provides it.
+/// The client's address, from [`ConnectInfo`] when the server provides it
+/// (behind a trusted reverse proxy, the server puts the forwarded client there).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 

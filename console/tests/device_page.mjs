@@ -15,7 +15,8 @@
 // Diagnostics go to stderr. Exit status 0 on success, 1 on any failure.
 //
 // Environment:
-//   CONSOLE_URL       e.g. http://127.0.0.1:8443 (loopback only)
+//   CONSOLE_URL       e.g. https://127.0.0.1:8443 (loopback only)
+//   CONSOLE_SPKI      for https: base64 SHA-256 of the console certificate's key (SPKI)
 //   CONSOLE_USER      console user name
 //   CONSOLE_PASSWORD  its password
 //   DEVICES           JSON: [{"id": ..., "identity": ..., "version": ...}]
@@ -23,7 +24,7 @@
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import { chromium } from "playwright-core";
-import { checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say, sleep } from "./harness.mjs";
+import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say, sleep } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const LIVE_MS = 15_000; // for the first live samples
@@ -113,6 +114,7 @@ async function run(state) {
       "--disable-sync",
       // Nothing but loopback resolves.
       "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+      ...certificateArgs(base),
     ],
   });
   log(`browser ${state.browser.version()}`);

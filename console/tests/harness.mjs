@@ -43,6 +43,17 @@ export function isLoopback(url) {
   return host === "127.0.0.1" || host === "localhost" || host === "[::1]";
 }
 
+// Chromium arguments that make it trust the console at `url`. Over HTTPS the
+// console's certificate comes from the collector's own CA, which the browser
+// does not know: it trusts exactly that certificate's key (CONSOLE_SPKI, the
+// base64 SHA-256 of its SubjectPublicKeyInfo), not certificate errors in general.
+export function certificateArgs(url) {
+  if (!url.startsWith("https:")) {
+    return [];
+  }
+  return [`--ignore-certificate-errors-spki-list=${env("CONSOLE_SPKI")}`];
+}
+
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -20,7 +20,8 @@
 // Diagnostics go to stderr. Exit status 0 on success, 1 on any failure.
 //
 // Environment:
-//   CONSOLE_URL       e.g. http://127.0.0.1:8443 (loopback only)
+//   CONSOLE_URL       e.g. https://127.0.0.1:8443 (loopback only)
+//   CONSOLE_SPKI      for https: base64 SHA-256 of the console certificate's key (SPKI)
 //   CONSOLE_USER      console user name
 //   CONSOLE_PASSWORD  its password
 //   HOSTS             JSON: [{"id": ..., "address": ..., "mac": ...}] of every host
@@ -28,7 +29,7 @@
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import { chromium } from "playwright-core";
-import { checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say } from "./harness.mjs";
+import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const TOTAL_MS = 150_000; // the whole run
@@ -160,6 +161,7 @@ async function run(state) {
       "--disable-sync",
       // Nothing but loopback resolves.
       "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+      ...certificateArgs(base),
     ],
   });
   log(`browser ${state.browser.version()}`);

@@ -10,7 +10,8 @@
 // Diagnostics go to stderr. Exit status 0 on success, 1 on any failure.
 //
 // Environment:
-//   CONSOLE_URL       e.g. http://127.0.0.1:8443 (loopback only)
+//   CONSOLE_URL       e.g. https://127.0.0.1:8443 (loopback only)
+//   CONSOLE_SPKI      for https: base64 SHA-256 of the console certificate's key (SPKI)
 //   CONSOLE_USER      console user name
 //   CONSOLE_PASSWORD  its password
 //   FIRST_AGENT       id of an agent that is online before the page loads
@@ -18,7 +19,7 @@
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
-import { TestFailure, env, fail, isLoopback, log, named, runMain } from "./harness.mjs";
+import { TestFailure, certificateArgs, env, fail, isLoopback, log, named, runMain } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const STDIN_MS = 120_000; // for the driver to start the second agent
@@ -126,6 +127,7 @@ async function run(state) {
       "--disable-sync",
       // Nothing but loopback resolves.
       "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+      ...certificateArgs(base),
     ],
   });
   log(`browser ${state.browser.version()}`);

@@ -20,6 +20,21 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// What Chromium pins to trust a console certificate that chains to the
+/// collector's own CA: the base64 SHA-256 of the certificate's
+/// SubjectPublicKeyInfo (`--ignore-certificate-errors-spki-list`), read from
+/// the leaf of the PEM chain in `chain_pem` (`server.pem` in a data directory).
+pub fn spki_pin(chain_pem: &Path) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use x509_parser::prelude::FromDer as _;
+    let pem = std::fs::read(chain_pem).unwrap_or_else(|e| panic!("read {}: {e}", chain_pem.display()));
+    let chain = outpost_certs::pem::certificates("console certificate", &pem).expect("certificate chain");
+    let leaf = chain.first().expect("a certificate");
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf).expect("parse certificate");
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(cert.public_key().raw))
+}
+
 /// What is missing to run a browser test, if anything.
 pub fn missing_prerequisites(root: &Path) -> Vec<String> {
     let mut missing = Vec::new();

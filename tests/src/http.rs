@@ -1,8 +1,123 @@
 //! A minimal HTTP/1.1 client for console tests: one request per connection,
 //! cookies handled by the caller, so every header the server sends is visible.
+//! It speaks TLS (rustls, trusting only the collector CA) unless the console
+//! serves plain HTTP.
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// Where a console is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Console {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// TLS settings; `None` for plain HTTP.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The local address connections come from (the OS picks when `None`).
+    source: Option<IpAddr>,
+}
+
+impl Console {
+    /// An HTTPS console whose certificate chains to the CA in `ca_pem`.
+    pub fn https(addr: SocketAddr, ca_pem: &Path) -> Self {
+        let pem = std::fs::read(ca_pem).unwrap_or_else(|e| panic!("read {}: {e}", ca_pem.display()));
+        let ca = outpost_certs::pem::certificates("CA", &pem).expect("CA certificate");
+        Self::https_trusting(addr, &ca, &[b"http/1.1"])
+    }
+
+    /// An HTTPS console trusting the certificates in `roots`, offering `alpn`.
+    pub fn https_trusting(addr: SocketAddr, roots: &[CertificateDer<'static>], alpn: &[&[u8]]) -> Self {
+        Self {
+            addr,
+            tls: Some(Arc::new(client_config(roots, alpn))),
+            source: None,
+        }
+    }
+
+    /// A plain-HTTP console.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            tls: None,
+            source: None,
+        }
+    }
+
+    /// The same console, connecting from the local address `source` (on
+    /// loopback, 127.0.0.2, 127.0.0.3, … are distinct clients to the server).
+    pub fn from_source(mut self, source: IpAddr) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The TLS client settings, if HTTPS.
+    pub fn tls(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls.clone()
+    }
+
+    /// `https://ADDR` or `http://ADDR`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// A connection: TLS over TCP, or TCP.
+    pub fn connect(&self) -> Box<dyn ReadWrite> {
+        let tcp = match self.source {
+            None => TcpStream::connect(self.addr).expect("connect to console"),
+            Some(source) => {
+                let socket = socket2::Socket::new(
+                    socket2::Domain::for_address(self.addr),
+                    socket2::Type::STREAM,
+                    Some(socket2::Protocol::TCP),
+                )
+                .expect("socket");
+                socket
+                    .bind(&SocketAddr::new(source, 0).into())
+                    .expect("bind the source address");
+                socket.connect(&self.addr.into()).expect("connect to console");
+                socket.into()
+            }
+        };
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        match &self.tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let conn =
+                    rustls::ClientConnection::new(config.clone(), server_name(self.addr.ip())).expect("TLS client");
+                Box::new(rustls::StreamOwned::new(conn, tcp))
+            }
+        }
+    }
+}
+
+/// A byte stream: a TCP or a TLS connection.
+pub trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// A rustls client configuration trusting `roots`, offering `alpn`.
+pub fn client_config(roots: &[CertificateDer<'static>], alpn: &[&[u8]]) -> rustls::ClientConfig {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).expect("trust anchor");
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(outpost_certs::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+/// The name a console at `ip` is checked against: the address itself.
+pub fn server_name(ip: IpAddr) -> ServerName<'static> {
+    ServerName::IpAddress(ip.into())
+}
 
 /// A response.
 #[derive(Debug, Clone)]
@@ -51,9 +166,9 @@ pub fn form_encode(s: &str) -> String {
 }
 
 /// Sends one request and reads the whole response.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect to console");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+pub fn request(console: &Console, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let addr = console.addr;
+    let mut s = console.connect();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -65,7 +180,12 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     req.push_str(body);
     s.write_all(req.as_bytes()).expect("send request");
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
+    match s.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A peer that closes without a TLS close_notify: what arrived is all there is.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => panic!("read response: {e}"),
+    }
     parse(&raw)
 }
 
@@ -119,8 +239,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// Logs in to the console as `user`; returns the session cookie header value.
-pub fn login(addr: SocketAddr, user: &str, password: &str) -> String {
-    let page = request(addr, "GET", "/login", &[], "");
+pub fn login(console: &Console, user: &str, password: &str) -> String {
+    let page = request(console, "GET", "/login", &[], "");
     assert_eq!(page.status, 200, "login page: {page:?}");
     let csrf = page.cookie("outpost_login_csrf").expect("login CSRF cookie");
     let body = format!(
@@ -131,7 +251,7 @@ pub fn login(addr: SocketAddr, user: &str, password: &str) -> String {
     );
     let cookie = format!("outpost_login_csrf={csrf}");
     let r = request(
-        addr,
+        console,
         "POST",
         "/login",
         &[

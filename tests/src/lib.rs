@@ -262,6 +262,8 @@ pub struct Collector {
     pub agent_addr: Option<SocketAddr>,
     /// Console address of the running server.
     pub console_addr: Option<SocketAddr>,
+    /// Whether the running server's console speaks HTTPS (it says so when it starts).
+    pub console_https: bool,
     /// Extra arguments for `serve`.
     pub serve_args: Vec<String>,
     /// Network namespace `serve` runs in (`ip netns exec`), e.g. a test
@@ -285,6 +287,7 @@ impl Collector {
             process: None,
             agent_addr: None,
             console_addr: None,
+            console_https: true,
             serve_args: Vec::new(),
             netns: None,
         };
@@ -336,10 +339,32 @@ impl Collector {
         }
         let p = Process::spawn(cmd);
         let agent_line = p.wait_log("agent port listening on ");
-        let console_line = p.wait_log("console listening on http://");
+        let console_line = p.wait_log("console listening on ");
         self.agent_addr = Some(addr_after(&agent_line, "agent port listening on "));
-        self.console_addr = Some(addr_after(&console_line, "console listening on http://"));
+        self.console_https = console_line.contains("console listening on https://");
+        let marker = if self.console_https {
+            "console listening on https://"
+        } else {
+            "console listening on http://"
+        };
+        self.console_addr = Some(addr_after(&console_line, marker));
         self.process = Some(p);
+    }
+
+    /// The collector CA certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The running server's console, reached over HTTPS trusting the collector
+    /// CA (or plain HTTP when it serves that).
+    pub fn console(&self) -> http::Console {
+        let addr = self.console_addr.expect("collector started");
+        if self.console_https {
+            http::Console::https(addr, &self.ca_file())
+        } else {
+            http::Console::plain(addr)
+        }
     }
 
     /// The running server.

@@ -33,7 +33,8 @@ fn console_overview_updates_live_in_a_browser() {
     let first_id = first.id();
     wait_online(&c, &first_id);
 
-    let url = format!("http://{}", c.console_addr.expect("console address"));
+    let url = c.console().url();
+    let pin = browser::spki_pin(&c.data_dir().join("server.pem"));
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console_browser_failure.png");
     let _ = std::fs::remove_file(&screenshot);
     let mut script = BrowserScript::spawn(
@@ -41,6 +42,7 @@ fn console_overview_updates_live_in_a_browser() {
         "live_update.mjs",
         &[
             ("CONSOLE_URL", &url),
+            ("CONSOLE_SPKI", &pin),
             ("CONSOLE_USER", "admin"),
             ("CONSOLE_PASSWORD", &c.admin_password),
             ("FIRST_AGENT", &first_id),

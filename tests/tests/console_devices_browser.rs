@@ -72,7 +72,8 @@ fn device_pages_and_live_traffic_in_a_browser() {
         { "id": tls7, "identity": v7.identity, "version": v7.ros },
     ])
     .to_string();
-    let url = format!("http://{}", c.console_addr.expect("console address"));
+    let url = c.console().url();
+    let pin = browser::spki_pin(&c.data_dir().join("server.pem"));
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console_devices_browser_failure.png");
     let _ = std::fs::remove_file(&screenshot);
     let mut script = BrowserScript::spawn(
@@ -80,6 +81,7 @@ fn device_pages_and_live_traffic_in_a_browser() {
         "device_page.mjs",
         &[
             ("CONSOLE_URL", &url),
+            ("CONSOLE_SPKI", &pin),
             ("CONSOLE_USER", "admin"),
             ("CONSOLE_PASSWORD", &c.admin_password),
             ("DEVICES", &devices),

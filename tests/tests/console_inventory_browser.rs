@@ -297,7 +297,8 @@ fn the_inventory_in_a_browser() {
         .collect();
     assert_eq!(hosts.len(), 5, "{listed}");
 
-    let url = format!("http://{}", c.console_addr.expect("console address"));
+    let url = c.console().url();
+    let pin = browser::spki_pin(&c.data_dir().join("server.pem"));
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console_inventory_browser_failure.png");
     let _ = std::fs::remove_file(&screenshot);
     let hosts = serde_json::Value::from(hosts).to_string();
@@ -306,6 +307,7 @@ fn the_inventory_in_a_browser() {
         "inventory.mjs",
         &[
             ("CONSOLE_URL", &url),
+            ("CONSOLE_SPKI", &pin),
             ("CONSOLE_USER", "admin"),
             ("CONSOLE_PASSWORD", &c.admin_password),
             ("HOSTS", &hosts),

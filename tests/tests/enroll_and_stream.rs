@@ -20,7 +20,8 @@ fn stream_and_show(database_url: Option<String>) {
         (c.count(&format!("SELECT COUNT(*) FROM host_facts WHERE agent_id = '{id}'")) >= 1).then_some(())
     });
 
-    let console = c.console_addr.expect("console");
+    let console = c.console();
+    let console = &console;
     let cookie = login(console, "admin", &c.admin_password);
     let api = request(console, "GET", "/api/overview", &[("Cookie", &cookie)], "");
     assert_eq!(api.status, 200, "{api:?}");

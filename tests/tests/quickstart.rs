@@ -4,7 +4,7 @@
 //! devices added once and polled.
 use std::process::Command;
 
-use outpost_tests::http::{login, request};
+use outpost_tests::http::{Console, login, request};
 use outpost_tests::{Process, bin, wait_for};
 
 fn quickstart(dir: &std::path::Path) -> Process {
@@ -18,6 +18,24 @@ fn quickstart(dir: &std::path::Path) -> Process {
     Process::spawn(cmd)
 }
 
+/// The console the quickstart printed, trusting the collector CA it names.
+fn console(p: &Process, dir: &std::path::Path) -> Console {
+    let url = field(p, "console:");
+    let addr: std::net::SocketAddr = url
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("the console is served over HTTPS: {url}"))
+        .trim_end_matches('/')
+        .parse()
+        .expect("console address");
+    let ca = dir.join("collector/ca.crt");
+    assert!(
+        p.logged(&format!("collector CA {}", ca.display())),
+        "the quickstart names the CA to trust: {:?}",
+        p.log()
+    );
+    Console::https(addr, &ca)
+}
+
 fn field(p: &Process, label: &str) -> String {
     let line = p.wait_log(label);
     line[line.find(label).expect("label") + label.len()..].trim().to_owned()
@@ -28,17 +46,12 @@ fn quickstart_runs_enrolls_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut first = quickstart(dir.path());
     first.wait_log("Outpost is running.");
-    let url = field(&first, "console:");
+    let addr = &console(&first, dir.path());
     let login_line = field(&first, "login:");
     let password = login_line
         .strip_prefix("admin / ")
         .expect("admin credentials printed")
         .to_owned();
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("console address");
     assert!(first.logged("Enrolled local agent"), "{:?}", first.log());
 
     let cookie = login(addr, "admin", &password);
@@ -102,12 +115,7 @@ fn quickstart_runs_enrolls_and_restarts() {
         "added once: {:?}",
         second.log()
     );
-    let url = field(&second, "console:");
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("console address");
+    let addr = &console(&second, dir.path());
     // Same credentials still work: the data directory was reused.
     let cookie = login(addr, "admin", &password);
     wait_for("the same agent online again", || {

@@ -10,6 +10,9 @@
 //!   if it never made one,
 //! * and at [`Lifetimes::max`] after the handshake whatever it is doing.
 //!
+//! The console port (`crate::console_port`) closes its idle connections with
+//! the same watchdog and its own [`Lifetimes`].
+//!
 //! No deadline but the last applies while a call is in progress. Calls are
 //! tracked by [`super::gate`] through [`Activity`]; one watchdog task per
 //! anonymous connection closes it through its [`ConnHandle`].
@@ -31,6 +34,8 @@ pub(crate) struct Lifetimes {
     pub(crate) after_enroll: Duration,
     /// In total.
     pub(crate) max: Duration,
+    /// What the connection is, in the line logged when it is closed.
+    pub(crate) label: &'static str,
 }
 
 /// The agent port's anonymous connection lifetimes. Enrolling is one call of
@@ -40,6 +45,7 @@ pub(crate) const LIFETIMES: Lifetimes = Lifetimes {
     idle: Duration::from_secs(10),
     after_enroll: Duration::from_secs(2),
     max: Duration::from_secs(60),
+    label: "agent-port connection without a client certificate",
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -151,7 +157,7 @@ async fn watchdog(conn: ConnHandle, mut state: watch::Receiver<State>, remote: S
                 // A call may have started just now; decide on the latest state.
                 let (at, reason) = close_at(&state.borrow_and_update(), &lifetimes);
                 if at <= Instant::now() {
-                    tracing::debug!(%remote, reason = reason.as_str(), "closing an agent-port connection without a client certificate");
+                    tracing::debug!(%remote, reason = reason.as_str(), "closing an {}", lifetimes.label);
                     conn.close();
                     return;
                 }
@@ -168,6 +174,7 @@ mod tests {
         idle: Duration::from_secs(10),
         after_enroll: Duration::from_secs(2),
         max: Duration::from_secs(60),
+        label: "test connection",
     };
 
     fn opened(t0: Instant) -> State {

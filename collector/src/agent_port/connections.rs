@@ -29,7 +29,7 @@ impl ConnHandle {
         self.token.is_cancelled()
     }
 
-    pub(super) fn token(&self) -> &CancellationToken {
+    pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
     }
 }

@@ -4,7 +4,7 @@
 //! be turned into an [`AgentScope`](outpost_store::AgentScope) once, per
 //! connection, and handed to every request as [`listener::PeerInfo`].
 mod admission;
-mod anonymous;
+pub(crate) mod anonymous;
 mod backups;
 pub mod connections;
 pub mod control;
@@ -23,7 +23,7 @@ pub mod scan_progress;
 pub mod service;
 mod session;
 mod shared;
-mod source;
+pub(crate) mod source;
 pub mod tenancy;
 pub mod traffic;
 pub mod validate;
@@ -115,17 +115,27 @@ async fn housekeeping(
 /// 256 anonymous connections, every agent's connection) cannot all be met.
 const WANTED_OPEN_FILES: u64 = 4096;
 
-/// Raises the process's open-file soft limit to its hard limit, and logs it:
-/// every connection is a descriptor, and the usual soft default of 1024 would
-/// run out during a flood long before the agent port's own bounds apply.
-pub fn raise_open_file_limit() {
+/// Raises the process's open-file soft limit to its hard limit, logs it, and
+/// returns the limit now in force (`None` when it cannot be read): every
+/// connection is a descriptor, and the usual soft default of 1024 would run
+/// out during a flood long before the agent port's own bounds apply.
+pub fn raise_open_file_limit() -> Option<u64> {
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) if limit < WANTED_OPEN_FILES => tracing::warn!(
-            limit,
-            wanted = WANTED_OPEN_FILES,
-            "the open file limit is low; raise the hard limit (e.g. LimitNOFILE= in the systemd unit)"
-        ),
-        Ok(limit) => tracing::info!(limit, "open file limit"),
-        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
+        Ok(limit) if limit < WANTED_OPEN_FILES => {
+            tracing::warn!(
+                limit,
+                wanted = WANTED_OPEN_FILES,
+                "the open file limit is low; raise the hard limit (e.g. LimitNOFILE= in the systemd unit)"
+            );
+            Some(limit)
+        }
+        Ok(limit) => {
+            tracing::info!(limit, "open file limit");
+            Some(limit)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open file limit");
+            None
+        }
     }
 }

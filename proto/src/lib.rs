@@ -10,6 +10,9 @@ pub mod agent_v1 {
     tonic::include_proto!("outpost.agent.v1");
 }
 
+#[cfg(feature = "dial")]
+pub mod dial;
+
 /// Package `outpost.api.v1`: the public API (`proto/outpost/api/v1/api.proto`).
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod api_v1 {

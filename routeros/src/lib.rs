@@ -46,6 +46,7 @@ pub mod client;
 pub mod command;
 pub mod connection;
 pub mod error;
+pub mod export_mask;
 pub mod fingerprint;
 pub mod frame;
 mod login;

@@ -17,6 +17,8 @@ use outpost_certs::TenantId;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::audit::{Actor, AppendAudit, AuditEvent, Details};
+use super::members::{Principal, Role};
 use super::{AdminScope, Store, StoreError, TenantScope, now_ms, on_pool, parse_id};
 
 /// What every token starts with.
@@ -66,6 +68,17 @@ impl std::str::FromStr for TokenScope {
             "operate" => Ok(Self::Operate),
             "admin" => Ok(Self::Admin),
             other => Err(format!("unknown token scope {other:?} (read, operate or admin)")),
+        }
+    }
+}
+
+impl TokenScope {
+    /// The highest role a token of this scope acts with.
+    pub fn role(self) -> Role {
+        match self {
+            Self::Read => Role::Viewer,
+            Self::Operate => Role::Operator,
+            Self::Admin => Role::Admin,
         }
     }
 }
@@ -279,7 +292,13 @@ const LIST_SQL: &str = "SELECT t.id, t.name, t.scope, t.tenant_id, t.created_by,
 impl Store {
     /// Creates a token; returns its row and the token text, which is shown
     /// once and never stored.
-    pub async fn create_api_token(&self, new: &NewApiToken<'_>) -> Result<(ApiTokenRow, String), StoreError> {
+    /// Recorded in the audit log (`api_token.create`, done by `actor`) in the
+    /// same transaction.
+    pub async fn create_api_token(
+        &self,
+        new: &NewApiToken<'_>,
+        actor: &Actor,
+    ) -> Result<(ApiTokenRow, String), StoreError> {
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(StoreError::Conflict(
@@ -302,8 +321,19 @@ impl Store {
         };
         let now = now_ms();
         let expires = now.saturating_add(new.ttl_ms);
-        let inserted = on_pool!(self, pool, _Db => {
-            sqlx::query(
+        let tenant_id: Option<TenantId> = match new.binding {
+            TokenBinding::Tenant(scope) => Some(scope.tenant()),
+            TokenBinding::MspWide(_) => None,
+        };
+        let event = AuditEvent::success(tenant_id, "api_token.create", format!("api token {id}")).with(
+            Details::new()
+                .text("name", name)
+                .text("scope", new.scope.as_str())
+                .number("expires_at_ms", expires),
+        );
+        let inserted = on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(
                 "INSERT INTO api_tokens (id, name, secret_hash, scope, tenant_id, created_by, created_at_ms, expires_at_ms) \
                  SELECT $1, $2, $3, $4, $5, u.id, $7, $8 FROM users u WHERE u.id = $6",
             )
@@ -315,9 +345,14 @@ impl Store {
             .bind(new.created_by)
             .bind(now)
             .bind(expires)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if inserted > 0 {
+                <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
+                tx.commit().await?;
+            }
+            inserted
         });
         if inserted == 0 {
             return Err(StoreError::NotFound(format!("user {}", new.created_by)));
@@ -361,17 +396,24 @@ impl Store {
     /// Revokes a token of `binding`'s reach: a tenant's own token, or (MSP
     /// administrators) any. Another tenant's token is "not found". Revoking a
     /// revoked token is a no-op.
-    pub async fn revoke_api_token(&self, binding: TokenBinding, id: &str) -> Result<ApiTokenRow, StoreError> {
+    /// Recorded in the audit log (`api_token.revoke`) in the same transaction.
+    pub async fn revoke_api_token(
+        &self,
+        binding: TokenBinding,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<ApiTokenRow, StoreError> {
         let now = now_ms();
-        let changed = on_pool!(self, pool, _Db => {
-            match binding {
+        let changed = on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let changed = match binding {
                 TokenBinding::Tenant(scope) => sqlx::query(
                     "UPDATE api_tokens SET revoked_at_ms = COALESCE(revoked_at_ms, $1) WHERE id = $2 AND tenant_id = $3",
                 )
                 .bind(now)
                 .bind(id)
                 .bind(scope.tenant().to_string())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected(),
                 TokenBinding::MspWide(_) => sqlx::query(
@@ -379,10 +421,21 @@ impl Store {
                 )
                 .bind(now)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected(),
+            };
+            if changed > 0 {
+                let tenant: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM api_tokens WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let tenant = tenant.map(|t| parse_id("tenant", &t)).transpose()?;
+                let event = AuditEvent::success(tenant, "api_token.revoke", format!("api token {id}"));
+                <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
+                tx.commit().await?;
             }
+            changed
         });
         if changed == 0 {
             return Err(StoreError::NotFound(format!("API token {id}")));
@@ -444,6 +497,97 @@ impl Store {
 }
 
 /// Lets the engine tests forge tokens of the right shape.
+impl Store {
+    /// Checks a presented token and returns who it acts as: its creator, as
+    /// they are now, cut down to the token's tenant and capped by its scope.
+    /// A creator who was disabled or deleted takes their tokens with them; a
+    /// creator who lost a role takes it from their tokens too.
+    pub async fn api_token_principal(&self, token: &str) -> Result<(Principal, VerifiedApiToken), TokenCheckError> {
+        let verified = self.verify_api_token(token).await?;
+        match self.token_principal(&verified).await? {
+            Some(principal) => Ok((principal, verified)),
+            None => Err(TokenRefused::Unknown.into()),
+        }
+    }
+
+    /// A token checked before, by its id, for a call that outlives one
+    /// request (a live stream): who it acts as now, or `None` once it was
+    /// revoked, expired or lost its creator.
+    pub async fn api_token_principal_by_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Principal, VerifiedApiToken)>, StoreError> {
+        type Row = (String, Option<String>, String, i64, Option<i64>);
+        let row: Option<Row> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT scope, tenant_id, created_by, expires_at_ms, revoked_at_ms FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((scope, tenant, user_id, expires_at_ms, revoked_at_ms)) = row else {
+            return Ok(None);
+        };
+        if revoked_at_ms.is_some() || now_ms() >= expires_at_ms {
+            return Ok(None);
+        }
+        let verified = VerifiedApiToken {
+            id: id.to_owned(),
+            scope: scope
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("API token {id} scope {scope:?}")))?,
+            tenant: tenant.map(|t| parse_id("tenant", &t)).transpose()?,
+            user_id,
+            expires_at_ms,
+        };
+        Ok(self.token_principal(&verified).await?.map(|p| (p, verified)))
+    }
+
+    /// The principal a verified token acts as; `None` when its creator is
+    /// disabled or gone.
+    async fn token_principal(&self, verified: &VerifiedApiToken) -> Result<Option<Principal>, StoreError> {
+        let owner: Option<(String, i64)> = on_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT username, is_msp_admin FROM users WHERE id = $1 AND disabled_at_ms IS NULL")
+                .bind(&verified.user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((username, msp_admin)) = owner else {
+            return Ok(None);
+        };
+        let cap = verified.scope.role();
+        let label = format!("{username} (token {})", verified.id);
+        let principal = match (verified.tenant, msp_admin != 0) {
+            (None, true) if cap == Role::Admin => {
+                Principal::verified(verified.user_id.clone(), label, true, Vec::new())
+            }
+            (None, true) => {
+                let tenants: Vec<String> = on_pool!(self, pool, _Db => {
+                    sqlx::query_scalar("SELECT id FROM tenants").fetch_all(pool).await?
+                });
+                let roles = tenants
+                    .iter()
+                    .map(|t| Ok((parse_id("tenant", t)?, cap)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Principal::verified(verified.user_id.clone(), label, false, roles)
+            }
+            (bound, owner_is_admin) => {
+                let roles = if owner_is_admin {
+                    bound.map(|t| vec![(t, Role::Admin)]).unwrap_or_default()
+                } else {
+                    self.roles_of(&verified.user_id).await?
+                };
+                let roles = roles
+                    .into_iter()
+                    .filter(|(t, _)| bound.is_none_or(|b| b == *t))
+                    .map(|(t, r)| (t, r.min(cap)))
+                    .collect();
+                Principal::verified(verified.user_id.clone(), label, false, roles)
+            }
+        };
+        Ok(Some(principal))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     pub(crate) fn check(body: &str) -> String {

@@ -41,13 +41,16 @@ async fn a_token_verifies_until_it_is_revoked_or_expires() {
         let acme = store.ensure_site(&admin, "acme", "hq").await.expect("site");
         let scope = admin.tenant_scope(acme.tenant);
         let (row, token) = store
-            .create_api_token(&NewApiToken {
-                name: "psa-sync",
-                scope: TokenScope::Read,
-                binding: TokenBinding::Tenant(scope),
-                created_by: &owner,
-                ttl_ms: DEFAULT_TTL_MS,
-            })
+            .create_api_token(
+                &NewApiToken {
+                    name: "psa-sync",
+                    scope: TokenScope::Read,
+                    binding: TokenBinding::Tenant(scope),
+                    created_by: &owner,
+                    ttl_ms: DEFAULT_TTL_MS,
+                },
+                &super::audit::Actor::local_operator(),
+            )
             .await
             .expect("create");
         assert!(token.starts_with(PREFIX));
@@ -80,7 +83,11 @@ async fn a_token_verifies_until_it_is_revoked_or_expires() {
         store.verify_api_token(&token).await.expect("valid again");
 
         store
-            .revoke_api_token(TokenBinding::Tenant(scope), &row.id)
+            .revoke_api_token(
+                TokenBinding::Tenant(scope),
+                &row.id,
+                &super::audit::Actor::local_operator(),
+            )
             .await
             .expect("revoke");
         assert!(matches!(
@@ -98,23 +105,29 @@ async fn another_tenant_cannot_see_or_revoke_a_token() {
         let acme = admin.tenant_scope(store.ensure_site(&admin, "acme", "hq").await.expect("a").tenant);
         let globex = admin.tenant_scope(store.ensure_site(&admin, "globex", "hq").await.expect("b").tenant);
         let (row, token) = store
-            .create_api_token(&NewApiToken {
-                name: "acme-sync",
-                scope: TokenScope::Operate,
-                binding: TokenBinding::Tenant(acme),
-                created_by: &owner,
-                ttl_ms: DEFAULT_TTL_MS,
-            })
+            .create_api_token(
+                &NewApiToken {
+                    name: "acme-sync",
+                    scope: TokenScope::Operate,
+                    binding: TokenBinding::Tenant(acme),
+                    created_by: &owner,
+                    ttl_ms: DEFAULT_TTL_MS,
+                },
+                &super::audit::Actor::local_operator(),
+            )
             .await
             .expect("create");
         let (msp, _) = store
-            .create_api_token(&NewApiToken {
-                name: "everything",
-                scope: TokenScope::Admin,
-                binding: TokenBinding::MspWide(admin),
-                created_by: &owner,
-                ttl_ms: DEFAULT_TTL_MS,
-            })
+            .create_api_token(
+                &NewApiToken {
+                    name: "everything",
+                    scope: TokenScope::Admin,
+                    binding: TokenBinding::MspWide(admin),
+                    created_by: &owner,
+                    ttl_ms: DEFAULT_TTL_MS,
+                },
+                &super::audit::Actor::local_operator(),
+            )
             .await
             .expect("create msp-wide");
         assert_eq!(msp.tenant, None);
@@ -126,7 +139,13 @@ async fn another_tenant_cannot_see_or_revoke_a_token() {
         );
         assert_eq!(store.all_api_tokens(&admin).await.expect("all").len(), 2);
         assert!(matches!(
-            store.revoke_api_token(TokenBinding::Tenant(globex), &row.id).await,
+            store
+                .revoke_api_token(
+                    TokenBinding::Tenant(globex),
+                    &row.id,
+                    &super::audit::Actor::local_operator()
+                )
+                .await,
             Err(super::StoreError::NotFound(_))
         ));
         store.verify_api_token(&token).await.expect("still valid");
@@ -150,7 +169,9 @@ async fn a_token_needs_a_real_creator_a_name_and_a_sane_lifetime() {
             ..base.clone()
         };
         assert!(matches!(
-            store.create_api_token(&nobody).await,
+            store
+                .create_api_token(&nobody, &super::audit::Actor::local_operator())
+                .await,
             Err(super::StoreError::NotFound(_))
         ));
         for bad in [
@@ -172,7 +193,12 @@ async fn a_token_needs_a_real_creator_a_name_and_a_sane_lifetime() {
             },
         ] {
             assert!(
-                matches!(store.create_api_token(&bad).await, Err(super::StoreError::Conflict(_))),
+                matches!(
+                    store
+                        .create_api_token(&bad, &super::audit::Actor::local_operator())
+                        .await,
+                    Err(super::StoreError::Conflict(_))
+                ),
                 "{bad:?}"
             );
         }

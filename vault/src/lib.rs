@@ -305,6 +305,22 @@ pub fn diff_context(device_id: &str) -> String {
     format!("config-diff:{device_id}")
 }
 
+/// Opens a stored configuration version of `device_id` (its export, and its
+/// diff against the version before when there is one) as text.
+pub fn open_config_version(
+    vault: &Vault,
+    tenant_id: &str,
+    device_id: &str,
+    sealed_export: &[u8],
+    sealed_diff: Option<&[u8]>,
+) -> Result<(String, Option<String>), VaultError> {
+    let key = vault.tenant(tenant_id).backup_key(device_id);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let export = key.open(&backup_context(device_id), sealed_export)?;
+    let diff = sealed_diff.map(|d| key.open(&diff_context(device_id), d)).transpose()?;
+    Ok((text(&export), diff.map(|d| text(&d))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

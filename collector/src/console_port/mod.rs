@@ -19,6 +19,7 @@ pub mod body_deadline;
 pub mod client_addr;
 mod connection;
 pub mod limits;
+pub mod split;
 pub mod tls;
 
 #[cfg(test)]

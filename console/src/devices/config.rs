@@ -1,5 +1,5 @@
 //! One configuration version: its export and its diff against the version
-//! before, opened with the vault. Secret values are masked ([`super::mask`])
+//! before, opened with the vault. Secret values are masked (`outpost_routeros::export_mask`)
 //! unless the viewer posts "reveal", which records a `config_revealed` event
 //! naming them.
 use crate::rate_limit::ClientIp;
@@ -14,13 +14,13 @@ use outpost_store::devices::details::{ConfigVersion, SealedConfig};
 use outpost_store::users::Session;
 
 use super::actions::{ActionForm, target};
-use super::mask::mask_line;
 use super::{device_not_found, format, page_error, parse_id};
 use crate::csrf::CsrfForm;
 use crate::error::PageError;
 use crate::layout::{Layout, render};
 use crate::session::PageSession;
 use crate::state::ConsoleState;
+use outpost_routeros::export_mask::mask_text as masked;
 
 /// A line of a diff, with its class (`added`, `removed`, `hunk`, or empty).
 #[derive(Clone, Debug)]
@@ -44,20 +44,6 @@ pub(crate) struct ConfigPage {
     pub(crate) has_secrets: bool,
 }
 
-/// `text` with secret values masked, and whether any were.
-fn masked(text: &str) -> (String, bool) {
-    let mut any = false;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| {
-            let (line, hid) = mask_line(l);
-            any |= hid;
-            line
-        })
-        .collect();
-    (lines.join("\n"), any)
-}
-
 fn diff_lines(diff: &str) -> Vec<DiffLine> {
     diff.lines()
         .map(|l| DiffLine {
@@ -79,22 +65,14 @@ fn diff_lines(diff: &str) -> Vec<DiffLine> {
 
 /// Opens a sealed version with the device's backup key.
 fn open(state: &ConsoleState, id: DeviceId, sealed: &SealedConfig) -> Result<(String, Option<String>), PageError> {
-    let key = state
-        .vault
-        .tenant(&sealed.tenant.to_string())
-        .backup_key(&id.to_string());
-    let device = id.to_string();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    let export = key
-        .open(&outpost_vault::backup_context(&device), &sealed.sealed_export)
-        .map_err(|e| PageError::internal("opening a configuration backup failed", &e))?;
-    let diff = sealed
-        .sealed_diff
-        .as_ref()
-        .map(|d| key.open(&outpost_vault::diff_context(&device), d))
-        .transpose()
-        .map_err(|e| PageError::internal("opening a configuration diff failed", &e))?;
-    Ok((text(&export), diff.map(|d| text(&d))))
+    outpost_vault::open_config_version(
+        &state.vault,
+        &sealed.tenant.to_string(),
+        &id.to_string(),
+        &sealed.sealed_export,
+        sealed.sealed_diff.as_deref(),
+    )
+    .map_err(|e| PageError::internal("opening a configuration backup failed", &e))
 }
 
 async fn show(state: &ConsoleState, session: &Session, id: DeviceId, taken_at_ms: i64, reveal: bool) -> Response {

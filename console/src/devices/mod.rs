@@ -11,7 +11,6 @@ pub(crate) mod config;
 pub(crate) mod format;
 pub(crate) mod list;
 pub(crate) mod live;
-pub(crate) mod mask;
 pub(crate) mod metrics;
 pub(crate) mod page;
 pub(crate) mod topology;

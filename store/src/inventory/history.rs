@@ -78,6 +78,41 @@ impl Store {
         rows.into_iter().map(change_row).collect()
     }
 
+    /// Changes of the viewer's hosts recorded after the change `after_id`,
+    /// oldest first, at most `limit`: an incremental sync's page (the last
+    /// id is the next call's cursor).
+    pub async fn host_changes_after(
+        &self,
+        viewer: &Viewer,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<HostChange>, StoreError> {
+        let tenant = viewer.tenant_filter();
+        let rows: Vec<ChangeTuple> = on_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT c.id, c.tenant_id, c.site_id, c.host_id, h.address, h.name, c.at_ms, c.kind, c.detail, c.scan_id \
+                 FROM host_changes c JOIN hosts h ON h.id = c.host_id \
+                 WHERE c.id > $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || c.tenant_id || ',%')) \
+                 ORDER BY c.id LIMIT $3",
+            )
+            .bind(after_id)
+            .bind(tenant)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(change_row).collect()
+    }
+
+    /// The id of the newest change recorded (0 for none): where a live
+    /// follower of [`Self::host_changes_after`] starts.
+    pub async fn host_change_cursor(&self) -> Result<i64, StoreError> {
+        let max: Option<i64> = on_pool!(self, pool, _Db => {
+            sqlx::query_scalar("SELECT MAX(id) FROM host_changes").fetch_one(pool).await?
+        });
+        Ok(max.unwrap_or(0))
+    }
+
     /// One host's changes, newest first; empty for another tenant's host.
     pub async fn host_history(&self, viewer: &Viewer, host: HostId) -> Result<Vec<HostChange>, StoreError> {
         let tenant = viewer.tenant_filter();

@@ -6,7 +6,7 @@
 //! attributes whose names carry secrets are replaced by [`MASK`].
 
 /// What a hidden value shows instead.
-pub(crate) const MASK: &str = "********";
+pub const MASK: &str = "********";
 
 /// Whether `name` (an attribute name) holds a secret: passwords, shared
 /// secrets, pre-shared and authentication keys, passphrases.
@@ -20,8 +20,23 @@ fn is_secret(name: &str) -> bool {
         || name.contains("psk")
 }
 
+/// `text` (an export or a diff) with secret values masked, line by line, and
+/// whether any were.
+pub fn mask_text(text: &str) -> (String, bool) {
+    let mut any = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let (line, hid) = mask_line(l);
+            any |= hid;
+            line
+        })
+        .collect();
+    (lines.join("\n"), any)
+}
+
 /// `line` with secret values masked, and whether anything was.
-pub(crate) fn mask_line(line: &str) -> (String, bool) {
+pub fn mask_line(line: &str) -> (String, bool) {
     let bytes = line.as_bytes();
     let mut out = String::with_capacity(line.len());
     let mut masked = false;

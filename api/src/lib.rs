@@ -25,6 +25,7 @@ mod tokens;
 use std::sync::Arc;
 
 use outpost_certs::Fingerprint;
+use outpost_console::sign_in::SignIn;
 use outpost_proto::api_v1::agent_service_server::AgentServiceServer;
 use outpost_proto::api_v1::api_token_service_server::ApiTokenServiceServer;
 use outpost_proto::api_v1::device_service_server::DeviceServiceServer;
@@ -42,16 +43,19 @@ pub struct ApiState {
     store: Store,
     ca_fingerprint: Fingerprint,
     vault: Arc<Vault>,
+    sign_in: SignIn,
 }
 
 impl ApiState {
     /// The API over `store`; `ca_fingerprint` goes into the enrollment tokens
-    /// it makes, `vault` opens configuration backups.
-    pub fn new(store: Store, ca_fingerprint: Fingerprint, vault: Arc<Vault>) -> Self {
+    /// it makes, `vault` opens configuration backups, `sign_in` is the
+    /// console's (its limits are shared).
+    pub fn new(store: Store, ca_fingerprint: Fingerprint, vault: Arc<Vault>, sign_in: SignIn) -> Self {
         Self {
             store,
             ca_fingerprint,
             vault,
+            sign_in,
         }
     }
 }

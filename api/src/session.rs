@@ -1,11 +1,14 @@
-//! `SessionService`: who the caller is. (Signing in with a password is the
-//! console's sign-in, shared with the command line.)
+//! `SessionService`: signing in with a password (the console's sign-in,
+//! with its limits), signing out, and who the caller is.
 use outpost_proto::api_v1 as pb;
 use outpost_proto::api_v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
 use crate::ApiState;
-use crate::auth::{Credential, caller};
+use outpost_console::sign_in::SignInError;
+use outpost_store::users::SESSION_TTL_MS;
+
+use crate::auth::{Credential, caller, source};
 use crate::convert;
 use crate::status::store;
 
@@ -13,10 +16,27 @@ pub(crate) struct Sessions(pub(crate) ApiState);
 
 #[tonic::async_trait]
 impl SessionService for Sessions {
-    async fn login(&self, _request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
-        Err(Status::unimplemented(
-            "signing in with a password through the API is not available on this collector; use an API token",
-        ))
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let ip = source(&request);
+        let req = request.into_inner();
+        match self
+            .0
+            .sign_in
+            .sign_in(ip, &req.username, req.password, &req.second_factor)
+            .await
+        {
+            Ok(session_token) => Ok(Response::new(pb::LoginResponse {
+                session_token,
+                expires_at_ms: outpost_store::now_ms() + SESSION_TTL_MS,
+            })),
+            Err(e @ SignInError::TooMany(_)) => Err(Status::resource_exhausted(e.to_string())),
+            Err(e @ SignInError::Busy) => Err(Status::unavailable(e.to_string())),
+            Err(e @ SignInError::Invalid) => Err(Status::unauthenticated(e.to_string())),
+            Err(e @ (SignInError::SecondFactorRequired | SignInError::EnrolFirst)) => {
+                Err(Status::failed_precondition(e.to_string()))
+            }
+            Err(e @ SignInError::Internal(_)) => Err(Status::unavailable(e.to_string())),
+        }
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {

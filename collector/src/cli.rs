@@ -81,6 +81,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// API tokens for programs using the public API.
+    ApiToken {
+        #[command(subcommand)]
+        command: ApiTokenCommand,
+    },
     /// The audit log: verify its hash chain, export records.
     Audit {
         #[command(subcommand)]
@@ -442,6 +447,54 @@ pub enum CertCommand {
         /// A DNS name or IP address to add to the names the current certificate covers (repeatable).
         #[arg(long = "san")]
         sans: Vec<String>,
+    },
+    /// Print the SHA-256 fingerprint of the collector's CA (what agents'
+    /// enrollment tokens and `outpost login --ca-fingerprint` pin).
+    Fingerprint {
+        /// Data directory (CA).
+        #[arg(long, env = "OUTPOST_DATA_DIR", default_value = "/var/lib/outpost-collector")]
+        data_dir: PathBuf,
+    },
+}
+
+/// `api-token` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenCommand {
+    /// Make an API token for a user (its scope is capped by that user's role
+    /// whenever it is used); printed once, on the last line.
+    Create {
+        #[command(flatten)]
+        location: Location,
+        /// The user it acts for.
+        #[arg(long)]
+        user: String,
+        /// The tenant (by name) it is bound to; every tenant when omitted.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// read, operate or admin.
+        #[arg(long, default_value = "read", value_parser = ["read", "operate", "admin"])]
+        scope: String,
+        /// A label ("psa-sync").
+        #[arg(long)]
+        name: String,
+        /// How long it stays valid (e.g. 30d); 90 days when omitted.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+    },
+    /// List every API token.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API token by its id.
+    Revoke {
+        #[command(flatten)]
+        location: Location,
+        /// The token's id.
+        id: String,
     },
 }
 

@@ -5,6 +5,7 @@
 #![deny(rust_2018_idioms, unreachable_pub)]
 
 pub mod agent_port;
+pub mod api_token_commands;
 pub mod audit_commands;
 pub mod cli;
 pub mod commands;

@@ -2,13 +2,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use outpost_collector::cli::{
-    AdminCommand, AgentCommand, AuditCommand, CertCommand, Cli, Command, DeviceCommand, DiscoveryCommand,
-    DiscoveryJobCommand, DiscoveryProfileCommand, SiteCommand, TokenCommand, UserCommand,
+    AdminCommand, AgentCommand, ApiTokenCommand, AuditCommand, CertCommand, Cli, Command, DeviceCommand,
+    DiscoveryCommand, DiscoveryJobCommand, DiscoveryProfileCommand, SiteCommand, TokenCommand, UserCommand,
 };
 use outpost_collector::data_dir::DataDir;
 use outpost_collector::serve::{ServeOptions, check_console_transport, serve};
 use outpost_collector::{
-    audit_commands, commands, device_commands, device_import, discovery_commands, logging, user_commands,
+    api_token_commands, audit_commands, commands, device_commands, device_import, discovery_commands, logging,
+    user_commands,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -141,6 +142,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert {
             command: CertCommand::Renew { data_dir, sans },
         } => commands::cert_renew(&data_dir, &sans),
+        Command::Cert {
+            command: CertCommand::Fingerprint { data_dir },
+        } => DataDir::new(data_dir)
+            .load_ca()
+            .map(|ca| println!("sha256:{}", ca.fingerprint())),
+        Command::ApiToken { command } => match command {
+            ApiTokenCommand::Create {
+                location,
+                user,
+                tenant,
+                scope,
+                name,
+                ttl,
+            } => api_token_commands::create(
+                &location,
+                &user,
+                tenant.as_deref(),
+                &scope,
+                &name,
+                ttl.map(|d| d.as_secs()),
+            )
+            .await
+            .map(drop),
+            ApiTokenCommand::List { location, json } => api_token_commands::list(&location, json).await,
+            ApiTokenCommand::Revoke { location, id } => api_token_commands::revoke(&location, &id).await,
+        },
         Command::User { command } => match command {
             UserCommand::Add {
                 location,

@@ -214,13 +214,14 @@ pub async fn serve(
         .with_operability(metrics, agent_port_up)
         .with_ca_fingerprint(ca.fingerprint());
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
-    let web = outpost_console::router(console_state).layer(console_port::body_deadline::layer(CONSOLE_BODY_DEADLINE));
     let api = outpost_api::routes(outpost_api::ApiState::new(
         store.clone(),
         ca.fingerprint(),
         vault.clone(),
+        console_state.sign_in(),
     ))
     .into_axum_router();
+    let web = outpost_console::router(console_state).layer(console_port::body_deadline::layer(CONSOLE_BODY_DEADLINE));
     let app = console_port::split::ByContentType::new(api, web).into_router();
     let console_cert_watcher = console_cert.map(|cert| tokio::spawn(cert.watch(shutdown.clone())));
     let console_task = tokio::spawn(console_port::serve(

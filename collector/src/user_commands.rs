@@ -8,7 +8,7 @@ use crate::cli::Location;
 use crate::commands::{open, random_password};
 
 /// The tenant named `name`.
-async fn tenant_by_name(store: &Store, actor: &Principal, name: &str) -> Result<outpost_certs::TenantId> {
+pub(crate) async fn tenant_by_name(store: &Store, actor: &Principal, name: &str) -> Result<outpost_certs::TenantId> {
     let tenants = store.list_tenants(actor).await?;
     match tenants.into_iter().find(|t| t.name == name) {
         Some(t) => Ok(t.id),
@@ -16,7 +16,7 @@ async fn tenant_by_name(store: &Store, actor: &Principal, name: &str) -> Result<
     }
 }
 
-fn store_error(e: StoreError) -> anyhow::Error {
+pub(crate) fn store_error(e: StoreError) -> anyhow::Error {
     match e {
         StoreError::NotFound(what) => anyhow::anyhow!("{what} not found"),
         StoreError::Invalid(why) | StoreError::Conflict(why) => anyhow::anyhow!("{why}"),

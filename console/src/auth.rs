@@ -28,8 +28,8 @@ use super::state::ConsoleState;
 
 /// Inputs this long are not credentials; refusing them early keeps oversized
 /// strings out of the password hasher.
-const MAX_USERNAME_LEN: usize = 256;
-const MAX_PASSWORD_LEN: usize = 1024;
+pub(crate) const MAX_USERNAME_LEN: usize = 256;
+pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
 
 const INVALID_CREDENTIALS: &str = "Invalid username or password.";
 
@@ -228,7 +228,7 @@ pub(crate) async fn logout(
 /// refusal. Only attempts the rate limiter let through get here, so the
 /// writes are bounded the same way. The name is recorded as typed, cut to
 /// 256 characters.
-async fn audit_failure(state: &ConsoleState, username: &str, ip: Option<std::net::IpAddr>, reason: &str) {
+pub(crate) async fn audit_failure(state: &ConsoleState, username: &str, ip: Option<std::net::IpAddr>, reason: &str) {
     state.metrics.login_failed();
     let name: String = username.chars().take(MAX_USERNAME_LEN).collect();
     let event =

@@ -44,6 +44,7 @@ mod overview_data;
 mod rate_limit;
 mod second_step;
 mod session;
+pub mod sign_in;
 mod state;
 mod totp;
 

@@ -12,6 +12,7 @@
 #![deny(rust_2018_idioms, unreachable_pub)]
 
 mod agents;
+mod audit;
 mod auth;
 mod convert;
 mod devices;
@@ -28,6 +29,7 @@ use outpost_certs::Fingerprint;
 use outpost_console::sign_in::SignIn;
 use outpost_proto::api_v1::agent_service_server::AgentServiceServer;
 use outpost_proto::api_v1::api_token_service_server::ApiTokenServiceServer;
+use outpost_proto::api_v1::audit_service_server::AuditServiceServer;
 use outpost_proto::api_v1::device_service_server::DeviceServiceServer;
 use outpost_proto::api_v1::event_service_server::EventServiceServer;
 use outpost_proto::api_v1::inventory_service_server::InventoryServiceServer;
@@ -70,6 +72,7 @@ pub fn routes(state: ApiState) -> Routes {
         .add_service(ApiTokenServiceServer::new(tokens::Tokens(state.clone())).max_decoding_message_size(limit))
         .add_service(DeviceServiceServer::new(devices::Devices(state.clone())).max_decoding_message_size(limit))
         .add_service(InventoryServiceServer::new(inventory::Inventory(state.clone())).max_decoding_message_size(limit))
+        .add_service(AuditServiceServer::new(audit::Audit(state.clone())).max_decoding_message_size(limit))
         .add_service(EventServiceServer::new(events::Events {
             state,
             streams: std::sync::Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),

@@ -456,3 +456,99 @@ pub(crate) async fn revoke_api_token(dir: &Path, id: &str) -> Result<()> {
     println!("API token {id} revoked.");
     Ok(())
 }
+
+/// Unix ms of an RFC 3339 time.
+fn parse_time(flag: &str, s: &str) -> Result<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time (e.g. 2025-01-31T00:00:00Z)"))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).with_context(|| format!("{flag} {s:?} is out of range"))
+}
+
+/// `2025-01-31T14:05:09.123Z`, as `outpost-collector audit export` writes it.
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+/// `audit export`: every record of `[from, to)` the credential may read, page
+/// by page, as the collector's own `audit export` writes them.
+pub(crate) async fn audit_export(dir: &Path, from: &str, to: Option<&str>) -> Result<()> {
+    use std::io::Write as _;
+    let from_ms = parse_time("--from", from)?;
+    let to_ms = match to {
+        Some(t) => parse_time("--to", t)?,
+        None => outpost_now_ms(),
+    };
+    if to_ms < from_ms {
+        bail!("--to is before --from");
+    }
+    let api = api(dir).await?;
+    let mut client = outpost_proto::api_v1::audit_service_client::AuditServiceClient::new(api.channel.clone());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    out.write_all(b"seq,time,tenant_id,tenant,actor,source,action,object,outcome,details,hash\r\n")?;
+    let mut after = 0;
+    loop {
+        let page = client
+            .list_audit_records(api.request(pb::ListAuditRecordsRequest {
+                from_ms,
+                to_ms,
+                after_seq: after,
+                limit: 5_000,
+            })?)
+            .await
+            .map_err(|s| status("reading the audit log", s))?
+            .into_inner()
+            .records;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for r in &page {
+            let fields = [
+                r.seq.to_string(),
+                rfc3339(r.at_ms),
+                r.tenant_id.clone(),
+                r.tenant_name.clone(),
+                r.actor.clone(),
+                r.source_address.clone(),
+                r.action.clone(),
+                r.object.clone(),
+                r.outcome.clone(),
+                r.details.clone(),
+                r.hash.clone(),
+            ];
+            let line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\r\n")?;
+        }
+    }
+    out.flush().context("writing to standard output")?;
+    Ok(())
+}
+
+fn outpost_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

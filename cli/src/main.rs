@@ -110,6 +110,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// API tokens for programs.
     ApiToken {
         #[command(subcommand)]
@@ -166,6 +171,19 @@ enum TokenCommand {
     Inspect {
         /// The token, as printed by `outpost token create`.
         token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// The records of a time range as CSV (RFC 4180) on standard output.
+    Export {
+        /// Start (RFC 3339, e.g. 2025-01-31T00:00:00Z), inclusive.
+        #[arg(long)]
+        from: String,
+        /// End (RFC 3339), exclusive; now when omitted.
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -312,6 +330,9 @@ async fn run(command: Command) -> Result<()> {
         Command::Token {
             command: TokenCommand::Create { site, ttl },
         } => commands::enrollment_token(&dir, &site, ttl).await,
+        Command::Audit {
+            command: AuditCommand::Export { from, to },
+        } => commands::audit_export(&dir, &from, to.as_deref()).await,
         Command::ApiToken { command } => match command {
             ApiTokenCommand::Create {
                 name,

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use outpost_store::audit::{AuditQuery, AuditRecord, CSV_HEADER, csv_line};
+use outpost_store::members::Role;
 use outpost_store::now_ms;
 
 use crate::error::{PageError, status_page};
@@ -113,6 +114,11 @@ pub(crate) async fn page(
     PageSession(auth): PageSession,
     Query(params): Query<RangeParams>,
 ) -> Response {
+    // The audit log is for administrators: of every tenant, or of theirs.
+    if !auth.session.principal.has_role_somewhere(Role::Admin) {
+        return crate::access::forbidden_page();
+    }
+    let viewer = auth.session.principal.admin_viewer();
     let (from, to) = match range(&params, now_ms()) {
         Ok(r) => r,
         Err(why) => return status_page(StatusCode::BAD_REQUEST, "Bad request", &why),
@@ -125,7 +131,7 @@ pub(crate) async fn page(
         limit: PAGE_LIMIT,
         newest_first: true,
     };
-    let records = match state.store.audit_records(&auth.session.viewer, &query).await {
+    let records = match state.store.audit_records(&viewer, &query).await {
         Ok(r) => r,
         Err(e) => return PageError::from(e).into_response(),
     };
@@ -141,7 +147,7 @@ pub(crate) async fn page(
         to_input,
         truncated: records.len() >= PAGE_LIMIT as usize,
         records: records.iter().map(RecordView::from).collect(),
-        all_tenants: matches!(auth.session.viewer, outpost_store::scope::Viewer::Admin(_)),
+        all_tenants: matches!(viewer, outpost_store::scope::Viewer::Admin(_)),
     };
     render(StatusCode::OK, &page)
 }
@@ -153,6 +159,11 @@ pub(crate) async fn csv(
     PageSession(auth): PageSession,
     Query(params): Query<RangeParams>,
 ) -> Response {
+    // The audit log is for administrators: of every tenant, or of theirs.
+    if !auth.session.principal.has_role_somewhere(Role::Admin) {
+        return crate::access::forbidden_page();
+    }
+    let viewer = auth.session.principal.admin_viewer();
     let (from, to) = match range(&params, now_ms()) {
         Ok(r) => r,
         Err(why) => return status_page(StatusCode::BAD_REQUEST, "Bad request", &why),
@@ -169,7 +180,7 @@ pub(crate) async fn csv(
             limit: CSV_CHUNK.min(CSV_LIMIT - written),
             newest_first: false,
         };
-        let chunk = match state.store.audit_records(&auth.session.viewer, &query).await {
+        let chunk = match state.store.audit_records(&viewer, &query).await {
             Ok(r) => r,
             Err(e) => return PageError::from(e).into_response(),
         };

@@ -167,8 +167,9 @@ impl Principal {
         }
     }
 
-    /// What the user may administer (tenants where they are admin).
-    fn admin_viewer(&self) -> Viewer {
+    /// What the user may administer (tenants where they are admin; every
+    /// tenant for an MSP administrator): the audit log's readers.
+    pub fn admin_viewer(&self) -> Viewer {
         match self.admin {
             Some(admin) => Viewer::Admin(admin),
             None => Viewer::Tenants(TenantSet::verified(

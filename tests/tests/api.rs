@@ -164,6 +164,21 @@ fn a_password_sign_in_from_the_command_line_opens_a_session_that_logout_ends() {
         text(&token.stdout)
     );
 
+    // The audit log through the API, as the collector itself exports it.
+    let range = ["--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z"];
+    let mut args = vec!["audit", "export"];
+    args.extend_from_slice(&range);
+    let ours = outpost(config.path(), &[], &args);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    let theirs = c.cli(&args).ok();
+    assert_eq!(text(&ours.stdout), theirs.stdout_text());
+    assert!(
+        text(&ours.stdout).contains(",console.login,user admin,success,"),
+        "{}",
+        text(&ours.stdout)
+    );
+    assert!(text(&ours.stdout).contains(",token.create,"), "{}", text(&ours.stdout));
+
     let saved = std::fs::read_to_string(config.path().join("credentials.toml")).expect("credentials");
     let out = outpost(config.path(), &[], &["logout"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -154,6 +154,40 @@ mod tests {
         assert!(conn.read_sentence().await.expect("clean close").is_none());
     }
 
+    /// Over TCP, the socket the agent's sessions use (an in-memory pipe
+    /// answers a read into an empty buffer at once, so it would hold one).
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_read_buffer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (a, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let mut b = accepted.expect("accept").0;
+        let mut conn = Connection::new(a.expect("connect"));
+        b.write_all(&frame::encode_sentence(&["!done", ".tag=1"]))
+            .await
+            .expect("write");
+        let first = conn.read_sentence().await.expect("read").expect("a sentence");
+        assert_eq!(first[0], b"!done");
+        assert_eq!(conn.buf.capacity(), 0, "a drained buffer is freed");
+        // Waiting for the next sentence takes no buffer either.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), conn.read_sentence()).await;
+        assert!(waited.is_err(), "nothing was sent");
+        assert_eq!(conn.buf.capacity(), 0, "no buffer while waiting");
+        // A sentence in pieces still arrives whole.
+        let bytes = frame::encode_sentence(&["!re", "=name=ether1", ".tag=2"]);
+        let (head, tail) = bytes.split_at(5);
+        b.write_all(head).await.expect("write");
+        let reading = tokio::spawn(async move {
+            let words = conn.read_sentence().await.expect("read").expect("a sentence");
+            (words, conn)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        b.write_all(tail).await.expect("write");
+        let (words, conn) = reading.await.expect("reader");
+        assert_eq!(words[1], b"=name=ether1");
+        assert_eq!(conn.buf.capacity(), 0);
+    }
+
     #[tokio::test]
     async fn a_close_in_the_middle_of_a_sentence_is_an_error() {
         let (a, mut b) = tokio::io::duplex(64);

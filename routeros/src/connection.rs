@@ -5,16 +5,20 @@
 //! peer cannot make us buffer without bound. An incomplete sentence is a normal
 //! state: we read more. End of stream between sentences is a clean close; in the
 //! middle of one it is an error.
+//!
+//! An agent keeps thousands of sessions that are idle most of the time, so a
+//! drained buffer is freed, and a new one is taken only once the stream has
+//! something to read: an idle session holds no read buffer.
+
+use std::pin::Pin;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::frame::{self, FrameError};
 
-/// Read buffer of a new connection: most replies are a few hundred bytes.
+/// Read buffer taken when bytes arrive: most replies are a few hundred bytes.
 const INITIAL_CAPACITY: usize = 1024;
-/// A buffer larger than this is replaced once it is drained.
-const IDLE_CAPACITY: usize = 16 * 1024;
 
 /// Most bytes one sentence may take on the wire.
 pub const MAX_SENTENCE_BYTES: usize = 32 * 1024 * 1024;
@@ -49,7 +53,7 @@ impl<S> Connection<S> {
     pub fn new(stream: S) -> Self {
         Self {
             stream,
-            buf: BytesMut::with_capacity(INITIAL_CAPACITY),
+            buf: BytesMut::new(),
         }
     }
 
@@ -84,15 +88,17 @@ impl<S: AsyncRead + Unpin> Connection<S> {
         loop {
             if let Some((words, used)) = frame::decode_sentence(&self.buf)? {
                 self.buf.advance(used);
-                if self.buf.is_empty() && self.buf.capacity() > IDLE_CAPACITY {
-                    // A big reply (a full log) grew the buffer; an agent holds
-                    // thousands of idle sessions, so give the memory back.
-                    self.buf = BytesMut::with_capacity(INITIAL_CAPACITY);
+                if self.buf.is_empty() {
+                    self.buf = BytesMut::new();
                 }
                 return Ok(Some(words));
             }
             if self.buf.len() >= MAX_SENTENCE_BYTES {
                 return Err(ConnectionError::SentenceTooLarge);
+            }
+            if self.buf.is_empty() {
+                self.readable().await?;
+                self.buf.reserve(INITIAL_CAPACITY);
             }
             if self.stream.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() {
@@ -102,6 +108,19 @@ impl<S: AsyncRead + Unpin> Connection<S> {
                 };
             }
         }
+    }
+}
+
+impl<S: AsyncRead + Unpin> Connection<S> {
+    /// Waits, without a buffer, until the stream may have bytes (or its end)
+    /// to read. A read into an empty buffer waits for readiness on a socket;
+    /// a stream that answers it at once just costs the buffer while it waits.
+    async fn readable(&mut self) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut none = ReadBuf::new(&mut []);
+            Pin::new(&mut self.stream).poll_read(cx, &mut none)
+        })
+        .await
     }
 }
 
@@ -133,6 +152,40 @@ mod tests {
         assert_eq!(second[0], b"!done");
         writer.await.expect("writer");
         assert!(conn.read_sentence().await.expect("clean close").is_none());
+    }
+
+    /// Over TCP, the socket the agent's sessions use (an in-memory pipe
+    /// answers a read into an empty buffer at once, so it would hold one).
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_read_buffer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (a, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let mut b = accepted.expect("accept").0;
+        let mut conn = Connection::new(a.expect("connect"));
+        b.write_all(&frame::encode_sentence(&["!done", ".tag=1"]))
+            .await
+            .expect("write");
+        let first = conn.read_sentence().await.expect("read").expect("a sentence");
+        assert_eq!(first[0], b"!done");
+        assert_eq!(conn.buf.capacity(), 0, "a drained buffer is freed");
+        // Waiting for the next sentence takes no buffer either.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), conn.read_sentence()).await;
+        assert!(waited.is_err(), "nothing was sent");
+        assert_eq!(conn.buf.capacity(), 0, "no buffer while waiting");
+        // A sentence in pieces still arrives whole.
+        let bytes = frame::encode_sentence(&["!re", "=name=ether1", ".tag=2"]);
+        let (head, tail) = bytes.split_at(5);
+        b.write_all(head).await.expect("write");
+        let reading = tokio::spawn(async move {
+            let words = conn.read_sentence().await.expect("read").expect("a sentence");
+            (words, conn)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        b.write_all(tail).await.expect("write");
+        let (words, conn) = reading.await.expect("reader");
+        assert_eq!(words[1], b"=name=ether1");
+        assert_eq!(conn.buf.capacity(), 0);
     }
 
     #[tokio::test]

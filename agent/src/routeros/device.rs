@@ -18,11 +18,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use futures::channel::mpsc as requests;
 use outpost_proto::agent_v1::observation::Body;
 use outpost_proto::agent_v1::{DeviceState, DeviceStatus, ManagedDevice};
 use outpost_routeros::{Client, ClientConfig, Error, ErrorKind, Fingerprint};
 use rand::Rng as _;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::backup::{self, BackupError, BackupOptions, HostKeyFingerprint, VersionHint};
@@ -48,7 +50,7 @@ pub struct DeviceTask {
     /// Backups in flight, fleet-wide (see [`super::fleet::BACKUP_CONCURRENCY`]).
     pub(super) backup_permits: Arc<Semaphore>,
     pub(super) sink: ReportSink,
-    pub(super) requests: mpsc::Receiver<DeviceRequest>,
+    pub(super) requests: requests::Receiver<DeviceRequest>,
     pub(super) live: super::live::LiveSender,
     pub(super) stop: CancellationToken,
     /// Devices in the fleet when this task started: the first polls of a new
@@ -151,11 +153,16 @@ impl DeviceTask {
         let mut state = PollState::default();
         let mut live = super::live::Live::default();
         let mut ssh = Ssh::default();
+        // This future lives as long as the device and is as large as what it
+        // holds across its largest await; with thousands of devices that is
+        // most of the agent's memory. So every await but the idle wait below
+        // is boxed: a poll, a connect or a backup takes its memory only
+        // while it runs.
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => break,
                 () = tokio::time::sleep_until(next) => {}
-                request = self.requests.recv() => match request {
+                request = self.requests.next() => match request {
                     None => break,
                     Some(DeviceRequest::Backup) => {
                         state.backup_requested = true;
@@ -165,17 +172,18 @@ impl DeviceTask {
                         continue;
                     }
                     Some(DeviceRequest::Live(r)) => {
-                        live.request(r, client.as_ref(), &self.device.device_id, &self.live).await;
+                        Box::pin(live.request(r, client.as_ref(), &self.device.device_id, &self.live)).await;
                         continue;
                     }
                 },
             }
             if client.as_ref().is_none_or(Client::is_closed) {
                 live.stop();
-                let connected = {
+                let connected = Box::pin(async {
                     let _permit = self.permits.acquire().await;
                     Client::connect(client_config(&self.device, learnt_pin)).await
-                };
+                })
+                .await;
                 match connected {
                     Ok((c, info)) => {
                         if learnt_pin.is_none() {
@@ -189,7 +197,7 @@ impl DeviceTask {
                             Error::PinMismatch { presented, .. } => presented.as_bytes().to_vec(),
                             _ => Vec::new(),
                         };
-                        self.report(&mut reported, state_of(&error), error.to_string(), presented, &ssh)
+                        Box::pin(self.report(&mut reported, state_of(&error), error.to_string(), presented, &ssh))
                             .await;
                         let delay = breaker.failure(rand::thread_rng().r#gen());
                         tracing::debug!(device = %self.device.device_id, %error, delay_ms = delay.as_millis() as u64, "device connection failed");
@@ -199,30 +207,28 @@ impl DeviceTask {
                 }
             }
             let Some(c) = client.as_ref() else { continue };
-            let result = {
+            let result = Box::pin(async {
                 let _permit = self.permits.acquire().await;
                 super::poll::run(c, &self.device, &mut state).await
-            };
+            })
+            .await;
             match result {
                 Ok(reports) => {
                     breaker.success();
                     let fingerprint = learnt_pin.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
-                    self.report(&mut reported, DeviceState::Up, String::new(), fingerprint.clone(), &ssh)
+                    Box::pin(self.report(&mut reported, DeviceState::Up, String::new(), fingerprint.clone(), &ssh))
                         .await;
                     let at = crate::now_ms();
                     for body in reports {
-                        if !self.sink.send(at, body).await {
+                        if !Box::pin(self.sink.send(at, body)).await {
                             return;
                         }
                     }
-                    if !self
-                        .backup_if_due(&mut state, &mut ssh, &mut reported, fingerprint)
-                        .await
-                    {
+                    if !Box::pin(self.backup_if_due(&mut state, &mut ssh, &mut reported, fingerprint)).await {
                         return;
                     }
                     live.known_interfaces.clone_from(&state.interfaces);
-                    live.resume(client.as_ref(), &self.device.device_id, &self.live).await;
+                    Box::pin(live.resume(client.as_ref(), &self.device.device_id, &self.live)).await;
                     next += interval;
                     let now = tokio::time::Instant::now();
                     if next <= now {
@@ -235,8 +241,7 @@ impl DeviceTask {
                 }
                 Err(error) => {
                     tracing::debug!(device = %self.device.device_id, %error, "poll failed");
-                    self.report(&mut reported, state_of(&error), error.to_string(), Vec::new(), &ssh)
-                        .await;
+                    Box::pin(self.report(&mut reported, state_of(&error), error.to_string(), Vec::new(), &ssh)).await;
                     if let Some(c) = client.take() {
                         c.close();
                     }
@@ -378,6 +383,7 @@ impl DeviceTask {
 mod tests {
     use super::*;
     use outpost_routeros::Transport;
+    use tokio::sync::mpsc;
 
     #[test]
     fn the_collectors_pin_wins_over_one_learnt_and_ports_default() {
@@ -449,7 +455,7 @@ mod tests {
             ..Default::default()
         };
         let (sink, mut rx) = ReportSink::for_tests();
-        let (requests, requests_rx) = mpsc::channel(8);
+        let (mut requests, requests_rx) = requests::channel(8);
         let (live, _live_rx) = mpsc::channel(8);
         let stop = CancellationToken::new();
         let task = DeviceTask {
@@ -486,14 +492,14 @@ mod tests {
 
         // Asked again with nothing changed: taken, not sent. The poll after
         // the one that ran with the request proves that round is over.
-        requests.send(DeviceRequest::Backup).await.expect("request");
+        requests.try_send(DeviceRequest::Backup).expect("request");
         next(&mut rx, poll).await;
         next(&mut rx, poll).await;
         fleet
             .control(&format!("config {} /ip dns set servers=192.0.2.53", d.ip))
             .await
             .expect("config");
-        requests.send(DeviceRequest::Backup).await.expect("request");
+        requests.try_send(DeviceRequest::Backup).expect("request");
         let changed: ConfigBackup = next(&mut rx, backup).await;
         assert_eq!(changed.trigger, "requested");
         assert_ne!(changed.normalized_hmac, first.normalized_hmac);
@@ -503,7 +509,7 @@ mod tests {
             .control(&format!("rotate-host-key {}", d.ip))
             .await
             .expect("rotate");
-        requests.send(DeviceRequest::Backup).await.expect("request");
+        requests.try_send(DeviceRequest::Backup).expect("request");
         let status = next(&mut rx, |b| match b {
             Body::DeviceStatus(s) if s.backup_problem.contains("SSH host key") => Some(s),
             Body::ConfigBackup(_) => panic!("a backup under a changed host key"),

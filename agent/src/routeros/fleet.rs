@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::channel::mpsc as requests;
 use outpost_proto::agent_v1::{BackupNow, DeviceAssignment, ManagedDevice, WatchTraffic};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -33,9 +34,15 @@ pub enum FleetCommand {
 /// Open files the agent needs besides its devices (outbox, uplink, logs).
 const BASE_FILES: u64 = 256;
 
+/// Requests waiting for one device task before more are dropped.
+const REQUESTS: usize = 8;
+
 struct Running {
     device: Arc<ManagedDevice>,
-    requests: mpsc::Sender<DeviceRequest>,
+    /// A `futures` channel rather than a tokio one: requests are rare, and a
+    /// tokio channel allocates a block of slots up front, for each of
+    /// thousands of devices.
+    requests: requests::Sender<DeviceRequest>,
     stop: CancellationToken,
 }
 
@@ -97,8 +104,8 @@ impl Fleet {
         }
     }
 
-    fn send(&self, device_id: &str, request: DeviceRequest) {
-        match self.running.get(device_id) {
+    fn send(&mut self, device_id: &str, request: DeviceRequest) {
+        match self.running.get_mut(device_id) {
             Some(r) => {
                 if r.requests.try_send(request).is_err() {
                     tracing::warn!(device = %device_id, "device task busy; request dropped");
@@ -131,7 +138,7 @@ impl Fleet {
             if self.running.contains_key(&id) {
                 continue;
             }
-            let (tx, rx) = mpsc::channel(8);
+            let (tx, rx) = requests::channel(REQUESTS);
             let stop = self.stop.child_token();
             let device = Arc::new(device);
             let task = DeviceTask {

@@ -12,12 +12,12 @@
 //!   task writing it, in queue order, so a command's `/cancel` is never
 //!   written before the command; both end when the session dies or closes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::connection::Connection;
@@ -61,17 +61,21 @@ struct Entry {
 struct Table {
     pending: HashMap<u64, Entry>,
     dead: Option<Error>,
+    /// Sentences for the writer, in order. Unbounded so that a `/cancel`
+    /// (sent from `Drop`) never blocks or fails and always follows its
+    /// command; it holds at most one command and one `/cancel` per call in
+    /// flight, which the caller bounds. A queue under the table's lock
+    /// rather than a channel: an agent keeps thousands of idle sessions, and
+    /// a tokio channel allocates a block of slots up front for each.
+    writes: VecDeque<Vec<u8>>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Session {
     table: Mutex<Table>,
     next_tag: AtomicU64,
-    /// Sentences for the writer, in order. Unbounded so that a `/cancel`
-    /// (sent from `Drop`) never blocks or fails and always follows its
-    /// command; it holds at most one command and one `/cancel` per call in
-    /// flight, which the caller bounds.
-    writes: mpsc::UnboundedSender<Vec<u8>>,
+    /// Wakes the writer: a sentence was queued or the session died.
+    written: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -80,15 +84,14 @@ impl Session {
     pub(crate) fn start(conn: Connection<Box<dyn Io>>) -> Arc<Self> {
         let (stream, buffered) = conn.into_parts();
         let (read, write) = tokio::io::split(stream);
-        let (writes, queue) = mpsc::unbounded_channel();
         let session = Arc::new(Self {
             table: Mutex::new(Table::default()),
             next_tag: AtomicU64::new(1),
-            writes,
+            written: Notify::new(),
             tasks: Mutex::new(Vec::new()),
         });
         let reader = tokio::spawn(read_loop(Arc::clone(&session), Connection::from_parts(read, buffered)));
-        let writer = tokio::spawn(write_loop(Arc::clone(&session), write, queue));
+        let writer = tokio::spawn(write_loop(Arc::clone(&session), write));
         session.tasks().extend([reader, writer]);
         session
     }
@@ -108,6 +111,7 @@ impl Session {
     pub(crate) fn send(&self, command: &crate::Command, mode: Mode) -> Result<(u64, mpsc::Receiver<Event>), Error> {
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(ROWS_PER_COMMAND);
+        let bytes = frame::encode_sentence(&command.words(Some(tag)));
         {
             let mut table = self.table();
             if let Some(reason) = &table.dead {
@@ -115,22 +119,22 @@ impl Session {
             }
             let command = command.path().to_owned();
             table.pending.insert(tag, Entry { tx, mode, command });
+            table.writes.push_back(bytes);
         }
-        let bytes = frame::encode_sentence(&command.words(Some(tag)));
-        if self.writes.send(bytes).is_err() {
-            self.forget(tag);
-            return Err(self.death());
-        }
+        self.written.notify_one();
         Ok((tag, rx))
     }
 
     /// Stops routing replies for `tag` and asks the router to stop it; what
     /// the router still sends for it is dropped.
     pub(crate) fn cancel(&self, tag: u64) {
-        if self.forget(tag) {
+        let mut table = self.table();
+        // Once the session is dead nothing is written any more.
+        if table.pending.remove(&tag).is_some() && table.dead.is_none() {
             let bytes = frame::encode_sentence(&["/cancel".to_owned(), format!("=tag={tag}")]);
-            // Fails only once the writer is gone, i.e. the session is over.
-            let _ = self.writes.send(bytes);
+            table.writes.push_back(bytes);
+            drop(table);
+            self.written.notify_one();
         }
     }
 
@@ -157,9 +161,11 @@ impl Session {
                 tracing::debug!(error = %reason, "RouterOS API session ended");
                 table.dead = Some(reason);
             }
-            std::mem::take(&mut table.pending)
+            (std::mem::take(&mut table.pending), std::mem::take(&mut table.writes))
         };
         drop(orphans);
+        // The writer sees the session dead and ends.
+        self.written.notify_one();
     }
 
     /// Kills the session and stops both tasks, which closes the socket.
@@ -204,7 +210,12 @@ impl Session {
         match entry.mode {
             Mode::Collect => {
                 // A closed channel means the caller gave up; its guard cancels.
-                let _ = entry.tx.send(event).await;
+                // Waiting for room is boxed: the reader's future lives as long
+                // as the session, and is only as large as what it holds
+                // across its awaits.
+                if let Err(mpsc::error::TrySendError::Full(event)) = entry.tx.try_send(event) {
+                    let _ = Box::pin(entry.tx.send(event)).await;
+                }
             }
             Mode::Stream => {
                 if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(event) {
@@ -234,12 +245,20 @@ async fn read_loop(session: Arc<Session>, mut conn: Connection<ReadHalf<Box<dyn 
     session.kill(reason);
 }
 
-async fn write_loop(
-    session: Arc<Session>,
-    mut write: WriteHalf<Box<dyn Io>>,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
-    while let Some(bytes) = queue.recv().await {
+async fn write_loop(session: Arc<Session>, mut write: WriteHalf<Box<dyn Io>>) {
+    loop {
+        let next = {
+            let mut table = session.table();
+            if table.dead.is_some() {
+                return;
+            }
+            table.writes.pop_front()
+        };
+        let Some(bytes) = next else {
+            // `notify_one` keeps a wake-up for a writer not yet waiting.
+            session.written.notified().await;
+            continue;
+        };
         let written = async {
             write.write_all(&bytes).await?;
             write.flush().await

@@ -172,7 +172,7 @@ impl World {
     async fn user(&self, name: &str, kind: NewUser) -> String {
         let operator = Principal::local_operator(&self.admin);
         self.store
-            .create_user(&operator, name, "correct horse battery", kind)
+            .create_user(&operator, name, "correct horse battery", kind, &Actor::local_operator())
             .await
             .expect("user")
     }
@@ -452,6 +452,7 @@ async fn an_admin_token_acts_until_its_creator_loses_the_role() {
                 &owner,
                 w.acme.id,
                 Some(Role::Viewer),
+                &Actor::local_operator(),
             )
             .await
             .expect("demote");
@@ -461,7 +462,13 @@ async fn an_admin_token_acts_until_its_creator_loses_the_role() {
         );
         // Removed from the tenant: the tenant's objects are gone for the token.
         w.store
-            .set_role(&Principal::local_operator(&w.admin), &owner, w.acme.id, None)
+            .set_role(
+                &Principal::local_operator(&w.admin),
+                &owner,
+                w.acme.id,
+                None,
+                &Actor::local_operator(),
+            )
             .await
             .expect("remove");
         assert_eq!(

@@ -43,7 +43,13 @@ pub async fn add(
         };
         let password = random_password();
         store
-            .create_user(&actor, username, &password, kind)
+            .create_user(
+                &actor,
+                username,
+                &password,
+                kind,
+                &outpost_store::audit::Actor::local_operator(),
+            )
             .await
             .map_err(store_error)?;
         Ok(password)
@@ -110,7 +116,13 @@ pub async fn role(location: &Location, username: &str, tenant: &str, role: &str)
         let tenant_id = tenant_by_name(&store, &actor, tenant).await?;
         let user = store.user_id_by_name(username).await.map_err(store_error)?;
         store
-            .set_role(&actor, &user, tenant_id, role)
+            .set_role(
+                &actor,
+                &user,
+                tenant_id,
+                role,
+                &outpost_store::audit::Actor::local_operator(),
+            )
             .await
             .map_err(store_error)
     }
@@ -130,7 +142,10 @@ pub async fn remove(location: &Location, username: &str) -> Result<()> {
     let actor = Principal::local_operator(&admin);
     let result = async {
         let user = store.user_id_by_name(username).await.map_err(store_error)?;
-        store.delete_user(&actor, &user).await.map_err(store_error)
+        store
+            .delete_user(&actor, &user, &outpost_store::audit::Actor::local_operator())
+            .await
+            .map_err(store_error)
     }
     .await;
     store.close().await;

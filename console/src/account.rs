@@ -225,7 +225,7 @@ pub(crate) async fn disable(
         .await;
     }
     state.code_limiter.succeeded(ip, p.username());
-    state.store.clear_totp(p.user_id()).await?;
+    state.store.clear_totp(p.user_id(), None).await?;
     tracing::info!(user = %p.username(), "console: TOTP turned off");
     Ok(Redirect::to("/account?done=totp-off").into_response())
 }

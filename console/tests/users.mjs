@@ -15,7 +15,8 @@
 // Diagnostics go to stderr. Exit status 0 on success, 1 on any failure.
 //
 // Environment:
-//   CONSOLE_URL       e.g. http://127.0.0.1:8443 (loopback only)
+//   CONSOLE_URL       e.g. https://127.0.0.1:8443 (loopback only)
+//   CONSOLE_SPKI      base64 SHA-256 of the console certificate's key (HTTPS only)
 //   CONSOLE_USER      an MSP administrator's name
 //   CONSOLE_PASSWORD  their password
 //   TENANT            the tenant the new user joins (by name)
@@ -25,7 +26,7 @@
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import crypto from "node:crypto";
 import { chromium } from "playwright-core";
-import { checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say, sleep } from "./harness.mjs";
+import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say, sleep } from "./harness.mjs";
 
 const STEP_MS = 30_000;
 const TOTAL_MS = 180_000;
@@ -136,6 +137,7 @@ async function run(state) {
       "--disable-component-update",
       "--disable-sync",
       "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+      ...certificateArgs(base),
     ],
   });
   log(`browser ${state.browser.version()}`);

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use outpost_certs::TenantId;
 
+use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::scope::{TenantSet, Viewer};
 use super::users::hash_password;
 use super::{AdminScope, Store, StoreError, TenantScope, now_ms, on_pool, parse_id};
@@ -305,6 +306,7 @@ impl Store {
         username: &str,
         password: &str,
         kind: NewUser,
+        by: &Actor,
     ) -> Result<String, StoreError> {
         validate_username(username)?;
         validate_password(password)?;
@@ -322,7 +324,15 @@ impl Store {
         let hash = hash(password).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        let event = match kind {
+            NewUser::MspAdmin => AuditEvent::success(None, "user.create", format!("user {username}"))
+                .with(Details::new().flag("msp_admin", true)),
+            NewUser::Member(tenant, role) => {
+                AuditEvent::success(Some(tenant), "user.create", format!("user {username}"))
+                    .with(Details::new().text("role", role.as_str()))
+            }
+        };
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO users (id, username, password_hash, is_msp_admin, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
@@ -348,6 +358,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
             tx.commit().await?;
         });
         Ok(id)
@@ -421,6 +432,7 @@ impl Store {
         user_id: &str,
         tenant: TenantId,
         role: Option<Role>,
+        by: &Actor,
     ) -> Result<(), StoreError> {
         actor.authorize(tenant, Role::Admin).map_err(|d| denied(d, "tenant"))?;
         if !actor.is_msp_admin() {
@@ -434,14 +446,15 @@ impl Store {
         if actor.user_id() == user_id && !actor.is_msp_admin() {
             return Err(StoreError::Forbidden("you cannot change your own role".into()));
         }
-        on_pool!(self, pool, _Db => {
-            let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let exists: Option<(String,)> = sqlx::query_as("SELECT username FROM users WHERE id = $1")
                 .bind(user_id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-            if exists.is_none() {
+            let Some((username,)) = exists else {
                 return Err(StoreError::NotFound(format!("user {user_id}")));
-            }
+            };
             match role {
                 Some(role) => {
                     sqlx::query(
@@ -452,23 +465,33 @@ impl Store {
                     .bind(tenant.to_string())
                     .bind(role.as_str())
                     .bind(now_ms())
-                    .execute(pool)
+                    .execute(&mut *tx)
                     .await?;
                 }
                 None => {
                     sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND tenant_id = $2")
                         .bind(user_id)
                         .bind(tenant.to_string())
-                        .execute(pool)
+                        .execute(&mut *tx)
                         .await?;
                 }
             }
+            let event = AuditEvent::success(Some(tenant), "user.role", format!("user {username}"))
+                .with(Details::new().text("role", role.map_or("none", Role::as_str)));
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
         });
         Ok(())
     }
 
     /// Makes `user_id` an MSP administrator or not. MSP administrators only.
-    pub async fn set_msp_admin(&self, actor: &Principal, user_id: &str, on: bool) -> Result<(), StoreError> {
+    pub async fn set_msp_admin(
+        &self,
+        actor: &Principal,
+        user_id: &str,
+        on: bool,
+        by: &Actor,
+    ) -> Result<(), StoreError> {
         if !actor.is_msp_admin() {
             return Err(StoreError::Forbidden("only MSP administrators".into()));
         }
@@ -477,26 +500,38 @@ impl Store {
                 "you cannot remove your own MSP administrator role".into(),
             ));
         }
-        let n = on_pool!(self, pool, _Db => {
-            sqlx::query("UPDATE users SET is_msp_admin = $1 WHERE id = $2")
+        let event = AuditEvent::success(None, "user.msp_admin", format!("user {user_id}"))
+            .with(Details::new().flag("msp_admin", on));
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("UPDATE users SET is_msp_admin = $1 WHERE id = $2")
                 .bind(i64::from(on))
                 .bind(user_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("user {user_id}")));
+            }
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
         });
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("user {user_id}")));
-        }
         Ok(())
     }
 
     /// Sets a new password for `user_id` and ends their sessions.
-    pub async fn reset_password(&self, actor: &Principal, user_id: &str, password: &str) -> Result<(), StoreError> {
+    pub async fn reset_password(
+        &self,
+        actor: &Principal,
+        user_id: &str,
+        password: &str,
+        by: &Actor,
+    ) -> Result<(), StoreError> {
         validate_password(password)?;
         self.check_manage(actor, user_id).await?;
         let hash = hash(password).await?;
-        on_pool!(self, pool, _Db => {
+        let event = AuditEvent::success(None, "user.set_password", format!("user {user_id}"));
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(&hash)
@@ -505,18 +540,30 @@ impl Store {
                 .await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM login_challenges WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
             tx.commit().await?;
         });
         Ok(())
     }
 
     /// Disables (ending their sessions) or re-enables `user_id`.
-    pub async fn set_disabled(&self, actor: &Principal, user_id: &str, disabled: bool) -> Result<(), StoreError> {
+    pub async fn set_disabled(
+        &self,
+        actor: &Principal,
+        user_id: &str,
+        disabled: bool,
+        by: &Actor,
+    ) -> Result<(), StoreError> {
         if actor.user_id() == user_id {
             return Err(StoreError::Forbidden("you cannot disable yourself".into()));
         }
         self.check_manage(actor, user_id).await?;
-        on_pool!(self, pool, _Db => {
+        let event = AuditEvent::success(
+            None,
+            if disabled { "user.disable" } else { "user.enable" },
+            format!("user {user_id}"),
+        );
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET disabled_at_ms = $1 WHERE id = $2")
                 .bind(disabled.then(now_ms))
@@ -527,28 +574,36 @@ impl Store {
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM login_challenges WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
             }
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
             tx.commit().await?;
         });
         Ok(())
     }
 
     /// Deletes `user_id` with their sessions, memberships and codes.
-    pub async fn delete_user(&self, actor: &Principal, user_id: &str) -> Result<(), StoreError> {
+    pub async fn delete_user(&self, actor: &Principal, user_id: &str, by: &Actor) -> Result<(), StoreError> {
         if actor.user_id() == user_id {
             return Err(StoreError::Forbidden("you cannot delete yourself".into()));
         }
         self.check_manage(actor, user_id).await?;
-        on_pool!(self, pool, _Db => {
-            sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(pool).await?;
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let name: Option<String> = sqlx::query_scalar("DELETE FROM users WHERE id = $1 RETURNING username")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let event = AuditEvent::success(None, "user.delete", format!("user {}", name.as_deref().unwrap_or(user_id)));
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
         });
         Ok(())
     }
 
     /// Removes `user_id`'s second factor and recovery codes: they sign in
     /// with their password alone (or enrol again, if TOTP is required).
-    pub async fn reset_second_factor(&self, actor: &Principal, user_id: &str) -> Result<(), StoreError> {
+    pub async fn reset_second_factor(&self, actor: &Principal, user_id: &str, by: &Actor) -> Result<(), StoreError> {
         self.check_manage(actor, user_id).await?;
-        self.clear_totp(user_id).await
+        self.clear_totp(user_id, Some(by)).await
     }
 
     /// The tenants `actor` may see, by name.
@@ -574,34 +629,51 @@ impl Store {
     }
 
     /// Creates a tenant. MSP administrators only.
-    pub async fn create_tenant(&self, _admin: &AdminScope, name: &str) -> Result<TenantId, StoreError> {
+    pub async fn create_tenant(&self, _admin: &AdminScope, name: &str, by: &Actor) -> Result<TenantId, StoreError> {
         super::tenants::validate_name("tenant", name).map_err(StoreError::Invalid)?;
         let id = TenantId::random();
-        let n = on_pool!(self, pool, _Db => {
-            sqlx::query("INSERT INTO tenants (id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+        let event = AuditEvent::success(Some(id), "tenant.create", format!("tenant {name}"));
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("INSERT INTO tenants (id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
                 .bind(id.to_string())
                 .bind(name)
                 .bind(now_ms())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("a tenant named {name:?} exists")));
+            }
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
         });
-        if n == 0 {
-            return Err(StoreError::Conflict(format!("a tenant named {name:?} exists")));
-        }
         Ok(id)
     }
 
     /// Renames a tenant. MSP administrators only.
-    pub async fn rename_tenant(&self, _admin: &AdminScope, tenant: TenantId, name: &str) -> Result<(), StoreError> {
+    pub async fn rename_tenant(
+        &self,
+        _admin: &AdminScope,
+        tenant: TenantId,
+        name: &str,
+        by: &Actor,
+    ) -> Result<(), StoreError> {
         super::tenants::validate_name("tenant", name).map_err(StoreError::Invalid)?;
-        let result = on_pool!(self, pool, _Db => {
-            sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
+        let event = AuditEvent::success(Some(tenant), "tenant.rename", format!("tenant {name}"));
+        let result = on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
                 .bind(name)
                 .bind(tenant.to_string())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
-                .map(|r| r.rows_affected())
+                .map(|r| r.rows_affected());
+            if let Ok(1..) = n {
+                <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+                tx.commit().await?;
+            }
+            n
         });
         match result {
             Ok(0) => Err(StoreError::NotFound(format!("tenant {tenant}"))),
@@ -635,11 +707,18 @@ pub struct TokenRow {
 
 impl Store {
     /// Creates a live site in the scope's tenant.
-    pub async fn create_site(&self, scope: &TenantScope, name: &str) -> Result<outpost_certs::SiteId, StoreError> {
+    pub async fn create_site(
+        &self,
+        scope: &TenantScope,
+        name: &str,
+        by: &Actor,
+    ) -> Result<outpost_certs::SiteId, StoreError> {
         super::tenants::validate_name("site", name).map_err(StoreError::Invalid)?;
         let id = outpost_certs::SiteId::random();
-        let n = on_pool!(self, pool, _Db => {
-            sqlx::query(
+        let event = AuditEvent::success(Some(scope.tenant()), "site.create", format!("site {name}"));
+        let n = on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
                 "INSERT INTO sites (id, tenant_id, name, created_at_ms) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (tenant_id, name) WHERE deleted_at_ms IS NULL DO NOTHING",
             )
@@ -647,9 +726,14 @@ impl Store {
             .bind(scope.tenant().to_string())
             .bind(name)
             .bind(now_ms())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if n == 1 {
+                <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+                tx.commit().await?;
+            }
+            n
         });
         if n == 0 {
             return Err(StoreError::Conflict(format!(
@@ -766,14 +850,16 @@ impl Store {
 
     /// Revokes an unused token of the scope's tenant (it is deleted: nothing
     /// refers to an unused token). `Conflict` if it was used.
-    pub async fn revoke_token(&self, scope: &TenantScope, id: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+    pub async fn revoke_token(&self, scope: &TenantScope, id: &str, by: &Actor) -> Result<(), StoreError> {
+        let event = AuditEvent::success(Some(scope.tenant()), "token.revoke", format!("token {id}"));
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
             let row: Option<(Option<i64>,)> = sqlx::query_as(
                 "SELECT used_at_ms FROM enrollment_tokens WHERE id = $1 AND tenant_id = $2",
             )
             .bind(id)
             .bind(scope.tenant().to_string())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?;
             match row {
                 None => return Err(StoreError::NotFound(format!("enrollment token {id}"))),
@@ -783,8 +869,10 @@ impl Store {
             sqlx::query("DELETE FROM enrollment_tokens WHERE id = $1 AND tenant_id = $2 AND used_at_ms IS NULL")
                 .bind(id)
                 .bind(scope.tenant().to_string())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -13,7 +13,7 @@
 //! next sign-in step, and becomes a session only when that step succeeds.
 use sha2::{Digest, Sha256};
 
-use super::audit::{Actor, AppendAudit, AuditEvent};
+use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::users::{VerifiedUser, random_token};
 use super::{AdminScope, Store, StoreError, now_ms, on_pool};
 
@@ -122,16 +122,21 @@ impl Store {
     }
 
     /// Requires (or stops requiring) a second factor of every user.
-    pub async fn set_totp_required(&self, _admin: &AdminScope, on: bool) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+    pub async fn set_totp_required(&self, _admin: &AdminScope, on: bool, by: &Actor) -> Result<(), StoreError> {
+        let event = AuditEvent::success(None, "settings.require_totp", "console settings")
+            .with(Details::new().flag("require_totp", on));
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO console_settings (name, value) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             )
             .bind(REQUIRE_TOTP)
             .bind(if on { "1" } else { "0" })
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -246,9 +251,11 @@ impl Store {
         Ok(codes)
     }
 
-    /// Removes the user's second factor and recovery codes.
-    pub async fn clear_totp(&self, user_id: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+    /// Removes the user's second factor and recovery codes; recorded in the
+    /// audit log when `by` (someone else: an administrator's reset) is given.
+    pub async fn clear_totp(&self, user_id: &str, by: Option<&Actor>) -> Result<(), StoreError> {
+        let event = AuditEvent::success(None, "user.reset_second_factor", format!("user {user_id}"));
+        on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "UPDATE users SET totp_sealed = NULL, totp_pending_sealed = NULL, totp_last_step = NULL WHERE id = $1",
@@ -257,6 +264,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            if let Some(by) = by {
+                <Db as AppendAudit>::append(&mut tx, by, std::slice::from_ref(&event)).await?;
+            }
             tx.commit().await?;
         });
         Ok(())

@@ -36,17 +36,38 @@ async fn memberships_give_roles_per_tenant_and_nothing_else() {
     for store in &e.stores {
         let admin = AdminScope::verified();
         let operator = Principal::local_operator(&admin);
-        let a = store.create_tenant(&admin, "Acme").await.expect("tenant");
-        let b = store.create_tenant(&admin, "Globex").await.expect("tenant");
-        let c = store.create_tenant(&admin, "Initech").await.expect("tenant");
+        let a = store
+            .create_tenant(&admin, "Acme", &crate::audit::Actor::local_operator())
+            .await
+            .expect("tenant");
+        let b = store
+            .create_tenant(&admin, "Globex", &crate::audit::Actor::local_operator())
+            .await
+            .expect("tenant");
+        let c = store
+            .create_tenant(&admin, "Initech", &crate::audit::Actor::local_operator())
+            .await
+            .expect("tenant");
         store.ensure_site(&admin, "Acme", "HQ").await.expect("site");
         store.ensure_site(&admin, "Globex", "Plant").await.expect("site");
         let ann = store
-            .create_user(&operator, "ann", "password-ann", NewUser::Member(a, Role::Viewer))
+            .create_user(
+                &operator,
+                "ann",
+                "password-ann",
+                NewUser::Member(a, Role::Viewer),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("ann");
         store
-            .set_role(&operator, &ann, b, Some(Role::Admin))
+            .set_role(
+                &operator,
+                &ann,
+                b,
+                Some(Role::Admin),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("role");
 
@@ -72,7 +93,10 @@ async fn memberships_give_roles_per_tenant_and_nothing_else() {
         assert_eq!(tenants, ["Acme", "Globex"]);
 
         // Removing a role takes the tenant away at the next session check.
-        store.set_role(&operator, &ann, b, None).await.expect("remove");
+        store
+            .set_role(&operator, &ann, b, None, &crate::audit::Actor::local_operator())
+            .await
+            .expect("remove");
         let p = principal_of(store, "ann", "password-ann").await;
         assert_eq!(p.role_in(b), None);
         let sites = store.sites(&p.viewer()).await.expect("sites");
@@ -80,11 +104,20 @@ async fn memberships_give_roles_per_tenant_and_nothing_else() {
 
         // A user with no membership sees nothing.
         store
-            .create_user(&operator, "nobody", "password-nobody", NewUser::Member(c, Role::Viewer))
+            .create_user(
+                &operator,
+                "nobody",
+                "password-nobody",
+                NewUser::Member(c, Role::Viewer),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("user");
         let nobody = store.user_id_by_name("nobody").await.expect("id");
-        store.set_role(&operator, &nobody, c, None).await.expect("remove");
+        store
+            .set_role(&operator, &nobody, c, None, &crate::audit::Actor::local_operator())
+            .await
+            .expect("remove");
         let p = principal_of(store, "nobody", "password-nobody").await;
         assert!(matches!(p.viewer(), Viewer::Tenants(ref set) if set.tenants().is_empty()));
         assert!(store.sites(&p.viewer()).await.expect("sites").is_empty());
@@ -98,31 +131,69 @@ async fn tenant_admins_manage_only_their_tenants() {
     for store in &e.stores {
         let admin = AdminScope::verified();
         let operator = Principal::local_operator(&admin);
-        let a = store.create_tenant(&admin, "Acme").await.expect("tenant");
-        let b = store.create_tenant(&admin, "Globex").await.expect("tenant");
+        let a = store
+            .create_tenant(&admin, "Acme", &crate::audit::Actor::local_operator())
+            .await
+            .expect("tenant");
+        let b = store
+            .create_tenant(&admin, "Globex", &crate::audit::Actor::local_operator())
+            .await
+            .expect("tenant");
         store
-            .create_user(&operator, "boss", "password-boss", NewUser::Member(a, Role::Admin))
+            .create_user(
+                &operator,
+                "boss",
+                "password-boss",
+                NewUser::Member(a, Role::Admin),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("boss");
         let boss = principal_of(store, "boss", "password-boss").await;
         // May create members of A, not of B, and no MSP administrators.
         let worker = store
-            .create_user(&boss, "worker", "password-w", NewUser::Member(a, Role::Viewer))
+            .create_user(
+                &boss,
+                "worker",
+                "password-w",
+                NewUser::Member(a, Role::Viewer),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("worker");
         assert!(matches!(
             store
-                .create_user(&boss, "spy", "password-s", NewUser::Member(b, Role::Viewer))
+                .create_user(
+                    &boss,
+                    "spy",
+                    "password-s",
+                    NewUser::Member(b, Role::Viewer),
+                    &crate::audit::Actor::local_operator()
+                )
                 .await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            store.create_user(&boss, "root", "password-r", NewUser::MspAdmin).await,
+            store
+                .create_user(
+                    &boss,
+                    "root",
+                    "password-r",
+                    NewUser::MspAdmin,
+                    &crate::audit::Actor::local_operator()
+                )
+                .await,
             Err(StoreError::Forbidden(_))
         ));
         // A user of B only is invisible to A's admin.
         let other = store
-            .create_user(&operator, "other", "password-o", NewUser::Member(b, Role::Viewer))
+            .create_user(
+                &operator,
+                "other",
+                "password-o",
+                NewUser::Member(b, Role::Viewer),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("other");
         let listed: Vec<_> = store
@@ -134,23 +205,38 @@ async fn tenant_admins_manage_only_their_tenants() {
             .collect();
         assert_eq!(listed, ["boss", "worker"]);
         assert!(matches!(
-            store.reset_password(&boss, &other, "new-password").await,
+            store
+                .reset_password(&boss, &other, "new-password", &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            store.delete_user(&boss, &other).await,
+            store
+                .delete_user(&boss, &other, &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::NotFound(_))
         ));
         // A user shared with B is visible but not A's admin's alone to manage.
         store
-            .set_role(&operator, &worker, b, Some(Role::Viewer))
+            .set_role(
+                &operator,
+                &worker,
+                b,
+                Some(Role::Viewer),
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("role");
         assert!(matches!(
-            store.reset_password(&boss, &worker, "new-password").await,
+            store
+                .reset_password(&boss, &worker, "new-password", &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::Forbidden(_))
         ));
-        store.set_role(&operator, &worker, b, None).await.expect("role");
+        store
+            .set_role(&operator, &worker, b, None, &crate::audit::Actor::local_operator())
+            .await
+            .expect("role");
         // Resetting a password ends the user's sessions.
         let user = verified(store, "worker", "password-w").await.expect("password");
         let token = store
@@ -158,21 +244,32 @@ async fn tenant_admins_manage_only_their_tenants() {
             .await
             .expect("session");
         store
-            .reset_password(&boss, &worker, "new-password")
+            .reset_password(&boss, &worker, "new-password", &crate::audit::Actor::local_operator())
             .await
             .expect("reset");
         assert!(store.session(&token).await.expect("lookup").is_none());
         // Disabled users cannot sign in.
-        store.set_disabled(&boss, &worker, true).await.expect("disable");
+        store
+            .set_disabled(&boss, &worker, true, &crate::audit::Actor::local_operator())
+            .await
+            .expect("disable");
         assert!(verified(store, "worker", "new-password").await.is_none());
-        store.set_disabled(&boss, &worker, false).await.expect("enable");
+        store
+            .set_disabled(&boss, &worker, false, &crate::audit::Actor::local_operator())
+            .await
+            .expect("enable");
         assert!(verified(store, "worker", "new-password").await.is_some());
         // Tenant admins cannot promote anyone to MSP administrator.
         assert!(matches!(
-            store.set_msp_admin(&boss, &worker, true).await,
+            store
+                .set_msp_admin(&boss, &worker, true, &crate::audit::Actor::local_operator())
+                .await,
             Err(StoreError::Forbidden(_))
         ));
-        store.delete_user(&boss, &worker).await.expect("delete");
+        store
+            .delete_user(&boss, &worker, &crate::audit::Actor::local_operator())
+            .await
+            .expect("delete");
         assert!(matches!(
             store.user_id_by_name("worker").await,
             Err(StoreError::NotFound(_))
@@ -335,7 +432,11 @@ async fn recovery_codes_work_once_and_regenerating_voids_them() {
 
         // Resetting the second factor removes secret and codes.
         store
-            .reset_second_factor(&Principal::local_operator(&admin), &id)
+            .reset_second_factor(
+                &Principal::local_operator(&admin),
+                &id,
+                &crate::audit::Actor::local_operator(),
+            )
             .await
             .expect("reset");
         let state = store.totp_state(&id).await.expect("state");
@@ -348,13 +449,17 @@ async fn a_password_reset_grants_no_role() {
     let e = engines().await;
     for store in &e.stores {
         let admin = AdminScope::verified();
-        let a = store.create_tenant(&admin, "Acme").await.expect("tenant");
+        let a = store
+            .create_tenant(&admin, "Acme", &crate::audit::Actor::local_operator())
+            .await
+            .expect("tenant");
         store
             .create_user(
                 &Principal::local_operator(&admin),
                 "vera",
                 "password-v",
                 NewUser::Member(a, Role::Viewer),
+                &crate::audit::Actor::local_operator(),
             )
             .await
             .expect("vera");
@@ -385,9 +490,103 @@ async fn totp_requirement_is_a_stored_setting() {
     for store in &e.stores {
         let admin = AdminScope::verified();
         assert!(!store.totp_required().await.expect("get"));
-        store.set_totp_required(&admin, true).await.expect("set");
+        store
+            .set_totp_required(&admin, true, &crate::audit::Actor::local_operator())
+            .await
+            .expect("set");
         assert!(store.totp_required().await.expect("get"));
-        store.set_totp_required(&admin, false).await.expect("set");
+        store
+            .set_totp_required(&admin, false, &crate::audit::Actor::local_operator())
+            .await
+            .expect("set");
         assert!(!store.totp_required().await.expect("get"));
+    }
+}
+
+#[tokio::test]
+async fn user_role_and_tenant_changes_are_in_the_audit_log_and_the_chain_holds() {
+    let e = engines().await;
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let operator = Principal::local_operator(&admin);
+        let by = crate::audit::Actor::user("ada", Some("192.0.2.7".parse().expect("ip")));
+        let acme = store.create_tenant(&admin, "Acme", &by).await.expect("tenant");
+        store
+            .rename_tenant(&admin, acme, "Acme Ltd", &by)
+            .await
+            .expect("rename");
+        store
+            .create_site(&admin.tenant_scope(acme), "hq", &by)
+            .await
+            .expect("site");
+        let vera = store
+            .create_user(
+                &operator,
+                "vera",
+                "long enough password",
+                NewUser::Member(acme, Role::Viewer),
+                &by,
+            )
+            .await
+            .expect("user");
+        store
+            .set_role(&operator, &vera, acme, Some(Role::Operator), &by)
+            .await
+            .expect("role");
+        store.set_msp_admin(&operator, &vera, true, &by).await.expect("msp");
+        store
+            .reset_password(&operator, &vera, "another long password", &by)
+            .await
+            .expect("password");
+        store.set_disabled(&operator, &vera, true, &by).await.expect("disable");
+        store
+            .reset_second_factor(&operator, &vera, &by)
+            .await
+            .expect("totp reset");
+        store.set_totp_required(&admin, true, &by).await.expect("require");
+        store.delete_user(&operator, &vera, &by).await.expect("delete");
+        // A refused change leaves no record.
+        assert!(store.create_tenant(&admin, "Acme Ltd", &by).await.is_err());
+
+        let records = store
+            .audit_records(
+                &Viewer::Admin(admin),
+                &crate::audit::AuditQuery {
+                    from_ms: 0,
+                    to_ms: i64::MAX,
+                    tenant: None,
+                    after_seq: 0,
+                    limit: 100,
+                    newest_first: false,
+                },
+            )
+            .await
+            .expect("records");
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "tenant.create",
+                "tenant.rename",
+                "site.create",
+                "user.create",
+                "user.role",
+                "user.msp_admin",
+                "user.set_password",
+                "user.disable",
+                "user.reset_second_factor",
+                "settings.require_totp",
+                "user.delete",
+            ]
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.actor == "ada" && r.source.as_deref() == Some("192.0.2.7"))
+        );
+        assert!(records[4].details.contains("operator"), "{:?}", records[4]);
+        let report = store.verify_audit_chain(&admin).await.expect("verify");
+        assert!(report.broken.is_none(), "{report:?}");
+        assert_eq!(report.checked, 11);
     }
 }

@@ -26,7 +26,6 @@ fn tenant_users_roles_and_totp() {
     c.token("globex", "plant");
     c.start();
     let console = c.console();
-    let addr = c.console_addr.expect("console address");
 
     // Bootstrapping from the command line.
     let out = c
@@ -126,7 +125,8 @@ fn tenant_users_roles_and_totp() {
             .map(|(_, p)| p.trim().to_owned())
             .expect("new admin password")
     };
-    let url = format!("http://{addr}");
+    let url = console.url();
+    let pin = browser::spki_pin(&c.data_dir().join("server.pem"));
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console_users_browser_failure.png");
     let _ = std::fs::remove_file(&screenshot);
     let mut script = BrowserScript::spawn(
@@ -134,6 +134,7 @@ fn tenant_users_roles_and_totp() {
         "users.mjs",
         &[
             ("CONSOLE_URL", &url),
+            ("CONSOLE_SPKI", &pin),
             ("CONSOLE_USER", "admin"),
             ("CONSOLE_PASSWORD", &admin_password),
             ("TENANT", "acme"),

@@ -92,11 +92,19 @@ pub(crate) async fn page(State(state): State<ConsoleState>, PageSession(auth): P
 }
 
 /// `POST /admin/tenants` (MSP administrators).
-pub(crate) async fn create(State(state): State<ConsoleState>, CsrfForm { auth, form }: CsrfForm<NameForm>) -> Response {
+pub(crate) async fn create(
+    State(state): State<ConsoleState>,
+    ClientIp(ip): ClientIp,
+    CsrfForm { auth, form }: CsrfForm<NameForm>,
+) -> Response {
     let Some(admin) = auth.session.principal.admin_scope() else {
         return crate::access::forbidden_page();
     };
-    match state.store.create_tenant(admin, form.name.trim()).await {
+    match state
+        .store
+        .create_tenant(admin, form.name.trim(), &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(id) => {
             tracing::info!(tenant = %id, user = %auth.session.username, "console: tenant created");
             Redirect::to("/admin/tenants").into_response()
@@ -109,6 +117,7 @@ pub(crate) async fn create(State(state): State<ConsoleState>, CsrfForm { auth, f
 pub(crate) async fn rename(
     State(state): State<ConsoleState>,
     Path(raw): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form }: CsrfForm<NameForm>,
 ) -> Response {
     let Some(admin) = auth.session.principal.admin_scope() else {
@@ -117,7 +126,16 @@ pub(crate) async fn rename(
     let Some(tenant) = parse_tenant(&raw) else {
         return tenant_missing();
     };
-    match state.store.rename_tenant(admin, tenant, form.name.trim()).await {
+    match state
+        .store
+        .rename_tenant(
+            admin,
+            tenant,
+            form.name.trim(),
+            &Actor::user(&auth.session.username, ip),
+        )
+        .await
+    {
         Ok(()) => Redirect::to("/admin/tenants").into_response(),
         Err(e) => store_error(e),
     }
@@ -127,6 +145,7 @@ pub(crate) async fn rename(
 pub(crate) async fn add_site(
     State(state): State<ConsoleState>,
     Path(raw): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form }: CsrfForm<NameForm>,
 ) -> Response {
     let Some(tenant) = parse_tenant(&raw) else {
@@ -136,7 +155,11 @@ pub(crate) async fn add_site(
         Ok(s) => s,
         Err(d) => return page_denied(d, tenant_missing),
     };
-    match state.store.create_site(&scope, form.name.trim()).await {
+    match state
+        .store
+        .create_site(&scope, form.name.trim(), &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(site) => {
             tracing::info!(%site, user = %auth.session.username, "console: site created");
             Redirect::to("/admin/tenants").into_response()
@@ -196,13 +219,18 @@ impl CsrfProtected for SettingsForm {
 /// `POST /admin/settings` (MSP administrators): require TOTP or not.
 pub(crate) async fn settings(
     State(state): State<ConsoleState>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form }: CsrfForm<SettingsForm>,
 ) -> Response {
     let Some(admin) = auth.session.principal.admin_scope() else {
         return crate::access::forbidden_page();
     };
     let on = form.require_totp == "1";
-    match state.store.set_totp_required(admin, on).await {
+    match state
+        .store
+        .set_totp_required(admin, on, &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(()) => {
             tracing::info!(require_totp = on, user = %auth.session.username, "console: TOTP requirement set");
             Redirect::to("/admin/tenants").into_response()

@@ -173,6 +173,7 @@ pub(crate) async fn create(
 pub(crate) async fn revoke(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
     let tenant = match state.store.token_tenant(&auth.session.viewer, &id).await {
@@ -183,7 +184,11 @@ pub(crate) async fn revoke(
         Ok(s) => s,
         Err(d) => return page_denied(d, missing),
     };
-    match state.store.revoke_token(&scope, &id).await {
+    match state
+        .store
+        .revoke_token(&scope, &id, &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(()) => {
             tracing::info!(token = %id, user = %auth.session.username, "console: enrollment token revoked");
             Redirect::to("/admin/tokens").into_response()

@@ -15,8 +15,10 @@ use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::devices::actions::ActionForm;
 use crate::error::status_page;
 use crate::layout::{Layout, render};
+use crate::rate_limit::ClientIp;
 use crate::session::PageSession;
 use crate::state::ConsoleState;
+use outpost_store::audit::Actor;
 
 #[derive(Template)]
 #[template(path = "admin/users.html")]
@@ -115,6 +117,7 @@ fn bad_role(why: &str) -> Response {
 /// `POST /admin/users`.
 pub(crate) async fn create(
     State(state): State<ConsoleState>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form }: CsrfForm<CreateForm>,
 ) -> Response {
     let kind = if form.tenant.is_empty() {
@@ -134,7 +137,13 @@ pub(crate) async fn create(
     let username = form.username.trim();
     match state
         .store
-        .create_user(&auth.session.principal, username, &form.password, kind)
+        .create_user(
+            &auth.session.principal,
+            username,
+            &form.password,
+            kind,
+            &Actor::user(&auth.session.username, ip),
+        )
         .await
     {
         Ok(_) => {
@@ -165,6 +174,7 @@ impl CsrfProtected for RoleForm {
 pub(crate) async fn set_role(
     State(state): State<ConsoleState>,
     Path(user): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form }: CsrfForm<RoleForm>,
 ) -> Response {
     let Some(tenant) = parse_tenant(&form.tenant) else {
@@ -181,7 +191,17 @@ pub(crate) async fn set_role(
             Err(why) => return bad_role(&why),
         }
     };
-    match state.store.set_role(&auth.session.principal, &user, tenant, role).await {
+    match state
+        .store
+        .set_role(
+            &auth.session.principal,
+            &user,
+            tenant,
+            role,
+            &Actor::user(&auth.session.username, ip),
+        )
+        .await
+    {
         Ok(()) => {
             tracing::info!(target_user = %user, %tenant, ?role, user = %auth.session.username, "console: role set");
             back("role")
@@ -208,11 +228,17 @@ impl CsrfProtected for OnForm {
 pub(crate) async fn set_msp_admin(
     State(state): State<ConsoleState>,
     Path(user): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form }: CsrfForm<OnForm>,
 ) -> Response {
     match state
         .store
-        .set_msp_admin(&auth.session.principal, &user, form.on == "1")
+        .set_msp_admin(
+            &auth.session.principal,
+            &user,
+            form.on == "1",
+            &Actor::user(&auth.session.username, ip),
+        )
         .await
     {
         Ok(()) => back("msp"),
@@ -239,11 +265,17 @@ impl CsrfProtected for PasswordForm {
 pub(crate) async fn reset_password(
     State(state): State<ConsoleState>,
     Path(user): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, form }: CsrfForm<PasswordForm>,
 ) -> Response {
     match state
         .store
-        .reset_password(&auth.session.principal, &user, &form.password)
+        .reset_password(
+            &auth.session.principal,
+            &user,
+            &form.password,
+            &Actor::user(&auth.session.username, ip),
+        )
         .await
     {
         Ok(()) => {
@@ -254,8 +286,15 @@ pub(crate) async fn reset_password(
     }
 }
 
-async fn disabled(state: &ConsoleState, auth: &crate::session::Authenticated, user: &str, on: bool) -> Response {
-    match state.store.set_disabled(&auth.session.principal, user, on).await {
+async fn disabled(
+    state: &ConsoleState,
+    auth: &crate::session::Authenticated,
+    ip: Option<std::net::IpAddr>,
+    user: &str,
+    on: bool,
+) -> Response {
+    let by = Actor::user(&auth.session.username, ip);
+    match state.store.set_disabled(&auth.session.principal, user, on, &by).await {
         Ok(()) => {
             tracing::info!(target_user = %user, disabled = on, user = %auth.session.username, "console: user disabled/enabled");
             back(if on { "disabled" } else { "enabled" })
@@ -268,27 +307,34 @@ async fn disabled(state: &ConsoleState, auth: &crate::session::Authenticated, us
 pub(crate) async fn disable(
     State(state): State<ConsoleState>,
     Path(user): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    disabled(&state, &auth, &user, true).await
+    disabled(&state, &auth, ip, &user, true).await
 }
 
 /// `POST /admin/users/{id}/enable`.
 pub(crate) async fn enable(
     State(state): State<ConsoleState>,
     Path(user): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    disabled(&state, &auth, &user, false).await
+    disabled(&state, &auth, ip, &user, false).await
 }
 
 /// `POST /admin/users/{id}/delete`.
 pub(crate) async fn delete(
     State(state): State<ConsoleState>,
     Path(user): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    match state.store.delete_user(&auth.session.principal, &user).await {
+    match state
+        .store
+        .delete_user(&auth.session.principal, &user, &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(()) => {
             tracing::info!(target_user = %user, user = %auth.session.username, "console: user deleted");
             back("deleted")
@@ -301,9 +347,14 @@ pub(crate) async fn delete(
 pub(crate) async fn reset_totp(
     State(state): State<ConsoleState>,
     Path(user): Path<String>,
+    ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    match state.store.reset_second_factor(&auth.session.principal, &user).await {
+    match state
+        .store
+        .reset_second_factor(&auth.session.principal, &user, &Actor::user(&auth.session.username, ip))
+        .await
+    {
         Ok(()) => {
             tracing::info!(target_user = %user, user = %auth.session.username, "console: second factor reset");
             back("totp")

@@ -18,7 +18,13 @@ const PASSWORD: &str = "password-123";
 async fn member(c: &Console, name: &str, tenant: TenantId, role: Role) -> (String, String) {
     let operator = Principal::local_operator(&AdminScope::for_tests());
     c.store
-        .create_user(&operator, name, PASSWORD, NewUser::Member(tenant, role))
+        .create_user(
+            &operator,
+            name,
+            PASSWORD,
+            NewUser::Member(tenant, role),
+            &outpost_store::audit::Actor::local_operator(),
+        )
         .await
         .unwrap();
     let res = c.login(name, PASSWORD).await;
@@ -162,10 +168,13 @@ fn every_route_is_in_the_table_with_a_need() {
     assert_eq!(find(Method::GET, "/devices/{id}"), Some(Need::Tenant(Role::Viewer)));
     assert_eq!(find(Method::POST, "/admin/tenants"), Some(Need::MspAdmin));
     assert_eq!(find(Method::GET, "/events"), Some(Need::Tenant(Role::Viewer)));
-    // Only sign-in pages and assets are public.
+    // Only sign-in pages, assets and the operability endpoints (for probes
+    // and scrapers; `/metrics` can require its own token) are public.
     for r in table.iter().filter(|r| r.need == Need::Public) {
         assert!(
-            r.path.starts_with("/login") || r.path.starts_with("/assets/") || r.path == "/favicon.ico",
+            r.path.starts_with("/login")
+                || r.path.starts_with("/assets/")
+                || ["/favicon.ico", "/healthz", "/readyz", "/metrics"].contains(&r.path),
             "{r:?}"
         );
     }

@@ -22,7 +22,14 @@ async fn sessions_from_before_the_requirement_see_only_the_set_up() {
     let c = Console::new(false).await;
     let session = c.session().await;
     assert_eq!(c.get("/", Some(&session)).await.status(), StatusCode::OK);
-    c.store.set_totp_required(&AdminScope::for_tests(), true).await.unwrap();
+    c.store
+        .set_totp_required(
+            &AdminScope::for_tests(),
+            true,
+            &outpost_store::audit::Actor::local_operator(),
+        )
+        .await
+        .unwrap();
     let res = c.get("/devices", Some(&session)).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/account/totp");
@@ -36,7 +43,14 @@ async fn sessions_from_before_the_requirement_see_only_the_set_up() {
 #[tokio::test]
 async fn required_totp_is_enrolled_before_any_session() {
     let c = Console::new(false).await;
-    c.store.set_totp_required(&AdminScope::for_tests(), true).await.unwrap();
+    c.store
+        .set_totp_required(
+            &AdminScope::for_tests(),
+            true,
+            &outpost_store::audit::Actor::local_operator(),
+        )
+        .await
+        .unwrap();
 
     let res = c.login(USER, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

@@ -197,6 +197,13 @@ fn routes() -> Routes {
         .get("/admin/tokens", Tenant(Admin), admin::tokens::page)
         .post("/admin/tokens", Tenant(Admin), admin::tokens::create)
         .post("/admin/tokens/{id}/revoke", Tenant(Admin), admin::tokens::revoke)
+        .get("/admin/api-tokens", Tenant(Admin), admin::api_tokens::page)
+        .post("/admin/api-tokens", Tenant(Admin), admin::api_tokens::create)
+        .post(
+            "/admin/api-tokens/{id}/revoke",
+            Tenant(Admin),
+            admin::api_tokens::revoke,
+        )
         .get("/admin/agents", Tenant(Admin), admin::agents::page)
         .post("/admin/agents/{id}/revoke", Tenant(Admin), admin::agents::revoke)
         .get("/assets/console.css", Public, assets::css)

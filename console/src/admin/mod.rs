@@ -5,6 +5,7 @@
 //! route table (`lib.rs`), and each handler takes its tenant scope from
 //! `Authenticated::scope_for`.
 pub(crate) mod agents;
+pub(crate) mod api_tokens;
 pub(crate) mod tenants;
 pub(crate) mod tokens;
 pub(crate) mod users;

@@ -186,3 +186,56 @@ fn every_route_is_in_the_table_with_a_need() {
         );
     }
 }
+
+#[tokio::test]
+async fn api_tokens_are_made_and_revoked_by_tenant_admins_of_their_tenant_only() {
+    let w = world().await;
+    let ada = member(&w.c, "ada", w.a.agent.tenant(), Role::Admin).await;
+    let gus = member(&w.c, "gus", w.b.agent.tenant(), Role::Admin).await;
+    let vera = member(&w.c, "vera", w.a.agent.tenant(), Role::Viewer).await;
+    assert_eq!(get(&w.c, "/admin/api-tokens", &vera).await.0, StatusCode::FORBIDDEN);
+
+    let create = |tenant: String, who: &(String, String)| {
+        post_request(
+            "/admin/api-tokens",
+            Some(&who.0),
+            &[
+                ("csrf", &who.1),
+                ("name", "psa-sync"),
+                ("scope", "read"),
+                ("tenant", &tenant),
+                ("days", "30"),
+            ],
+        )
+    };
+    // Another tenant: not found; every tenant: only MSP administrators.
+    let res = w.c.send(create(w.b.agent.tenant().to_string(), &ada)).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = w.c.send(create(String::new(), &ada)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = w.c.send(create(w.a.agent.tenant().to_string(), &ada)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = body(res).await;
+    let secret = html
+        .split("<code id=\"new-api-token\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the token is shown once")
+        .to_owned();
+    let (principal, token) = w.c.store.api_token_principal(&secret).await.expect("a working token");
+    assert_eq!(principal.role_in(w.a.agent.tenant()), Some(Role::Viewer), "read scope");
+    assert_eq!(principal.role_in(w.b.agent.tenant()), None);
+    let listed = get(&w.c, "/admin/api-tokens", &ada).await.1;
+    assert!(
+        listed.contains(&token.id) && !listed.contains(&secret),
+        "listed, never shown again"
+    );
+    assert!(!get(&w.c, "/admin/api-tokens", &gus).await.1.contains(&token.id));
+
+    // Another tenant's admin cannot revoke it; its own admin can.
+    let revoke = format!("/admin/api-tokens/{}/revoke", token.id);
+    assert_eq!(post(&w.c, &revoke, &gus).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(post(&w.c, &revoke, &ada).await.0, StatusCode::SEE_OTHER);
+    assert!(w.c.store.api_token_principal(&secret).await.is_err());
+}

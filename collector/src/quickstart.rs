@@ -151,6 +151,11 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
             fleet.devices().len() - DEMO_UNMANAGED
         );
     }
+    println!(
+        "  command line: OUTPOST_PASSWORD=… outpost login {} --ca-fingerprint sha256:{ca_fingerprint} --user admin, \
+         then `outpost devices list` (the gRPC API outpost.api.v1 answers on the console's port)",
+        bound.console
+    );
     println!("Press Ctrl-C to stop.");
 
     // Whichever stops first (Ctrl-C stops both) takes the other down with it,

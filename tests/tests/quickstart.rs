@@ -72,6 +72,38 @@ fn quickstart_runs_enrolls_and_restarts() {
             .collect();
         (devices.len() == 20 && devices.iter().all(|d| d["state"] == "up")).then_some(())
     });
+    // The command line the quickstart shows works as shown.
+    let shown = field(&first, "command line:");
+    let words: Vec<&str> = shown.split_whitespace().collect();
+    let after = |flag: &str| {
+        let i = words.iter().position(|w| *w == flag).expect(flag);
+        words[i + 1].trim_end_matches(',').to_owned()
+    };
+    let config = tempfile::tempdir().expect("config dir");
+    let run = |args: &[&str]| {
+        Command::new(bin("outpost"))
+            .args(args)
+            .env("OUTPOST_CONFIG_DIR", config.path())
+            .env("OUTPOST_PASSWORD", &password)
+            .output()
+            .expect("run outpost")
+    };
+    let login_out = run(&[
+        "login",
+        &after("login"),
+        "--ca-fingerprint",
+        &after("--ca-fingerprint"),
+        "--user",
+        "admin",
+    ]);
+    assert!(
+        login_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login_out.stderr)
+    );
+    let listed = run(&["devices", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("devices JSON");
+    assert_eq!(json["devices"].as_array().map(Vec::len), Some(20), "{json}");
     // Discovery of the demo site: the managed routers and the ones left for
     // adoption, found by the local agent's scan.
     let hosts = wait_for("the demo site in the inventory", || {

@@ -65,7 +65,7 @@ async fn visible(state: &ConsoleState, auth: &Authenticated) -> Result<Vec<ApiTo
             rows.extend(state.store.tenant_api_tokens(&scope).await?);
         }
     }
-    rows.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms));
+    rows.sort_by_key(|t| std::cmp::Reverse(t.created_at_ms));
     Ok(rows)
 }
 

@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod members;
 pub mod metrics;
+mod passwords;
 pub mod scope;
 pub mod second_factor;
 pub mod tenants;

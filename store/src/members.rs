@@ -11,8 +11,8 @@ use std::str::FromStr;
 use outpost_certs::TenantId;
 
 use super::audit::{Actor, AppendAudit, AuditEvent, Details};
+use super::passwords::hash_password;
 use super::scope::{TenantSet, Viewer};
-use super::users::hash_password;
 use super::{AdminScope, Store, StoreError, TenantScope, now_ms, on_pool, parse_id};
 
 /// A user's role in one tenant. Ordered: each role may do everything the

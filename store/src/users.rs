@@ -5,8 +5,6 @@
 //! leaked database does not leak live sessions.
 use std::collections::HashSet;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -69,18 +67,8 @@ impl std::fmt::Debug for SessionKey {
     }
 }
 
-/// Hashes a password with argon2id; slow on purpose, run it off the async threads.
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| StoreError::Corrupt(format!("password hashing failed: {e}")))
-}
-
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-}
+use super::passwords::hash_password;
+use super::passwords::verify_password;
 
 /// A valid argon2id hash of a random password, checked for unknown users so
 /// they cost the same as known ones.

@@ -7,6 +7,7 @@ use outpost_certs::{AgentId, SiteId, TenantId};
 use super::audit::{Actor, AppendAudit, AuditEvent};
 use super::scope::Viewer;
 use super::{AdminScope, AgentScope, Store, StoreError, now_ms, on_pool, parse_id};
+use crate::row_scope::RowScope;
 
 /// An agent counts as online while connected and heard from within this window.
 /// Agents report host facts every minute, so two missed reports mark it offline.
@@ -213,15 +214,14 @@ impl Store {
             agent_select!(),
             " WHERE ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || a.tenant_id || ',%')) ORDER BY t.name, s.name, a.hostname, a.id"
         );
-        let rows: Vec<AgentDbRow> =
-            on_pool!(self, pool, _Db => sqlx::query_as(sql).bind(tenant_filter).fetch_all(pool).await?);
+        let rows: Vec<AgentDbRow> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => sqlx::query_as(sql).bind(tenant_filter).fetch_all(pool).await?);
         let now = now_ms();
         rows.into_iter().map(|r| agent_row(r, now)).collect()
     }
 
     /// Every revoked agent id, for the TLS verifier.
     pub async fn revoked_agents(&self) -> Result<HashSet<AgentId>, StoreError> {
-        let rows: Vec<(String,)> = on_pool!(self, pool, _Db => {
+        let rows: Vec<(String,)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT id FROM agents WHERE revoked_at_ms IS NOT NULL").fetch_all(pool).await?
         });
         rows.into_iter().map(|(id,)| parse_id("agent", &id)).collect()
@@ -230,7 +230,7 @@ impl Store {
     /// Revokes an agent, recorded in the audit log (`agent.revoke`) in the
     /// same transaction. Returns false if it was already revoked.
     pub async fn revoke_agent(&self, _admin: &AdminScope, agent: AgentId, actor: &Actor) -> Result<bool, StoreError> {
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             // Write first (SQLite takes its write lock here, waiting for others).
             let revoked: Option<(String,)> = sqlx::query_as(
@@ -280,7 +280,7 @@ impl Store {
             // worse reason (revoked, replaced certificate).
             None
         } else {
-            on_pool!(self, pool, _Db => {
+            on_pool!(self, RowScope::agent(scope), pool, _Db => {
             sqlx::query_as(
                 "UPDATE agents SET connected_since_ms = $1, last_seen_ms = $1, version = $2, outbox_depth = $3, \
                  instance_id = $4, prev_cert_serial = CASE WHEN cert_serial = $5 THEN NULL ELSE prev_cert_serial END \
@@ -310,7 +310,7 @@ impl Store {
             });
         }
         // Refused: say why.
-        let why: Option<(Option<i64>, String, Option<String>, String)> = on_pool!(self, pool, _Db => {
+        let why: Option<(Option<i64>, String, Option<String>, String)> = on_pool!(self, RowScope::agent(scope), pool, _Db => {
             sqlx::query_as(
                 "SELECT revoked_at_ms, cert_serial, prev_cert_serial, instance_id FROM agents \
                  WHERE id = $1 AND tenant_id = $2 AND site_id = $3",
@@ -345,7 +345,7 @@ impl Store {
             "instance {} from {} refused while instance {other} was streaming",
             c.instance_id, c.remote
         );
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             sqlx::query(
                 "UPDATE agents SET instance_conflict_at_ms = $1, instance_conflict = $2 WHERE id = $3 AND tenant_id = $4",
             )
@@ -363,7 +363,7 @@ impl Store {
     /// closed. A newer stream of the same agent (a reconnect that overtook the
     /// old stream's teardown) keeps the agent online.
     pub async fn agent_disconnected(&self, scope: &AgentScope, session: &SessionStart) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             sqlx::query(
                 "UPDATE agents SET connected_since_ms = NULL, last_seen_ms = $1 \
                  WHERE id = $2 AND tenant_id = $3 AND connected_since_ms = $4",
@@ -382,7 +382,7 @@ impl Store {
     /// unrevoked, and `serial` is its current certificate or the one before.
     /// An old certificate cannot renew forever.
     pub async fn agent_may_renew(&self, scope: &AgentScope, serial: &str) -> Result<bool, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String,)> = on_pool!(self, RowScope::agent(scope), pool, _Db => {
             sqlx::query_as(
                 "SELECT id FROM agents WHERE id = $1 AND tenant_id = $2 AND site_id = $3 AND revoked_at_ms IS NULL \
                  AND (cert_serial = $4 OR prev_cert_serial = $4)",
@@ -407,7 +407,7 @@ impl Store {
         presented: &str,
         cert: &IssuedCertificate,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, pool, _Db => {
+        let n = on_pool!(self, RowScope::agent(scope), pool, _Db => {
             sqlx::query(
                 "UPDATE agents SET prev_cert_serial = $1, cert_serial = $2, cert_not_after_ms = $3 \
                  WHERE id = $4 AND tenant_id = $5 AND revoked_at_ms IS NULL AND (cert_serial = $1 OR prev_cert_serial = $1)",

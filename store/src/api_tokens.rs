@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::members::{Principal, Role};
 use super::{AdminScope, Store, StoreError, TenantScope, now_ms, on_pool, parse_id};
+use crate::row_scope::RowScope;
 
 /// What every token starts with.
 pub const PREFIX: &str = "outpost_";
@@ -331,7 +332,7 @@ impl Store {
                 .text("scope", new.scope.as_str())
                 .number("expires_at_ms", expires),
         );
-        let inserted = on_pool!(self, pool, Db => {
+        let inserted = on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO api_tokens (id, name, secret_hash, scope, tenant_id, created_by, created_at_ms, expires_at_ms) \
@@ -366,7 +367,7 @@ impl Store {
 
     async fn api_token(&self, id: &str) -> Result<Option<ApiTokenRow>, StoreError> {
         let sql = format!("{LIST_SQL} WHERE t.id = $1");
-        let row: Option<TokenTuple> = on_pool!(self, pool, _Db => {
+        let row: Option<TokenTuple> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
         });
         row.map(token_row).transpose()
@@ -375,7 +376,7 @@ impl Store {
     /// One tenant's tokens, newest first (MSP-wide tokens are not among them).
     pub async fn tenant_api_tokens(&self, scope: &TenantScope) -> Result<Vec<ApiTokenRow>, StoreError> {
         let sql = format!("{LIST_SQL} WHERE t.tenant_id = $1 ORDER BY t.created_at_ms DESC, t.id");
-        let rows: Vec<TokenTuple> = on_pool!(self, pool, _Db => {
+        let rows: Vec<TokenTuple> = on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(scope.tenant().to_string())
                 .fetch_all(pool)
@@ -387,7 +388,7 @@ impl Store {
     /// Every token, MSP-wide ones included, newest first.
     pub async fn all_api_tokens(&self, _admin: &AdminScope) -> Result<Vec<ApiTokenRow>, StoreError> {
         let sql = format!("{LIST_SQL} ORDER BY t.created_at_ms DESC, t.id");
-        let rows: Vec<TokenTuple> = on_pool!(self, pool, _Db => {
+        let rows: Vec<TokenTuple> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
         });
         rows.into_iter().map(token_row).collect()
@@ -404,7 +405,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<ApiTokenRow, StoreError> {
         let now = now_ms();
-        let changed = on_pool!(self, pool, Db => {
+        let changed = on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let changed = match binding {
                 TokenBinding::Tenant(scope) => sqlx::query(
@@ -451,7 +452,7 @@ impl Store {
     pub async fn verify_api_token(&self, token: &str) -> Result<VerifiedApiToken, TokenCheckError> {
         let id = parse_token(token)?;
         type Row = (String, String, Option<String>, String, i64, Option<i64>, Option<i64>);
-        let row: Option<Row> = on_pool!(self, pool, _Db => {
+        let row: Option<Row> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(
                 "SELECT secret_hash, scope, tenant_id, created_by, expires_at_ms, revoked_at_ms, last_used_ms \
                  FROM api_tokens WHERE id = $1",
@@ -474,7 +475,7 @@ impl Store {
             return Err(TokenRefused::Expired.into());
         }
         if last_used_ms.is_none_or(|t| now - t >= LAST_USED_GRANULARITY_MS) {
-            on_pool!(self, pool, _Db => {
+            on_pool!(self, RowScope::All, pool, _Db => {
                 sqlx::query(
                     "UPDATE api_tokens SET last_used_ms = $1 WHERE id = $2 AND (last_used_ms IS NULL OR last_used_ms < $1)",
                 )
@@ -518,7 +519,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<(Principal, VerifiedApiToken)>, StoreError> {
         type Row = (String, Option<String>, String, i64, Option<i64>);
-        let row: Option<Row> = on_pool!(self, pool, _Db => {
+        let row: Option<Row> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT scope, tenant_id, created_by, expires_at_ms, revoked_at_ms FROM api_tokens WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
@@ -545,7 +546,7 @@ impl Store {
     /// The principal a verified token acts as; `None` when its creator is
     /// disabled or gone.
     async fn token_principal(&self, verified: &VerifiedApiToken) -> Result<Option<Principal>, StoreError> {
-        let owner: Option<(String, i64)> = on_pool!(self, pool, _Db => {
+        let owner: Option<(String, i64)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT username, is_msp_admin FROM users WHERE id = $1 AND disabled_at_ms IS NULL")
                 .bind(&verified.user_id)
                 .fetch_optional(pool)
@@ -561,7 +562,7 @@ impl Store {
                 Principal::verified(verified.user_id.clone(), label, true, Vec::new())
             }
             (None, true) => {
-                let tenants: Vec<String> = on_pool!(self, pool, _Db => {
+                let tenants: Vec<String> = on_pool!(self, RowScope::All, pool, _Db => {
                     sqlx::query_scalar("SELECT id FROM tenants").fetch_all(pool).await?
                 });
                 let roles = tenants

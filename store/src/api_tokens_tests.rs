@@ -2,6 +2,7 @@
 use super::api_tokens::*;
 use super::tests::engines;
 use super::{AdminScope, Store};
+use crate::row_scope::RowScope;
 
 async fn user_id(store: &Store, name: &str) -> String {
     store
@@ -17,7 +18,7 @@ async fn user_id(store: &Store, name: &str) -> String {
 }
 
 async fn sqlx_user_id(store: &Store, name: &str) -> String {
-    super::on_pool!(store, pool, _Db => {
+    super::on_pool!(store, RowScope::All, pool, _Db => {
         sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
             .bind(name)
             .fetch_one(pool)
@@ -28,7 +29,7 @@ async fn sqlx_user_id(store: &Store, name: &str) -> String {
 
 async fn set_column(store: &Store, id: &str, column: &str, value: i64) {
     let sql = format!("UPDATE api_tokens SET {column} = $1 WHERE id = $2");
-    super::on_pool!(store, pool, _Db => {
+    super::on_pool!(store, RowScope::All, pool, _Db => {
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).bind(id).execute(pool).await.expect("update");
     });
 }

@@ -2,6 +2,7 @@
 //! fleet-wide values that are gauges.
 use super::agents::ONLINE_WINDOW_MS;
 use super::{Store, StoreError, now_ms, on_pool};
+use crate::row_scope::RowScope;
 
 /// Gauges read from the database when metrics are scraped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub struct Gauges {
 impl Store {
     /// A trivial query: whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             let _: (i32,) = sqlx::query_as("SELECT 1").fetch_one(pool).await?;
         });
         Ok(())
@@ -29,7 +30,7 @@ impl Store {
     /// them to a metrics scraper.
     pub async fn operability_gauges(&self) -> Result<Gauges, StoreError> {
         let now = now_ms();
-        let (agents, sessions): ((i64, i64, i64), (i64,)) = on_pool!(self, pool, _Db => {
+        let (agents, sessions): ((i64, i64, i64), (i64,)) = on_pool!(self, RowScope::All, pool, _Db => {
             // The online rule of `agents.rs`: connected, not revoked, heard from recently.
             let agents = sqlx::query_as(
                 "SELECT \

@@ -12,6 +12,7 @@
 //! silent. The comparison only runs for statements that inserted fewer rows
 //! than they carried, so the normal path pays nothing for it.
 use super::{AgentScope, Store, StoreError, now_ms, on_pool};
+use crate::row_scope::RowScope;
 
 /// Rows per INSERT statement: below SQLite's and PostgreSQL's bind-parameter limits.
 const ROWS_PER_STATEMENT: usize = 2_000;
@@ -127,7 +128,7 @@ impl Store {
         let agent = scope.agent().to_string();
         let tenant = scope.tenant().to_string();
         let now = now_ms();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::agent(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             // Locks the agent's row first (and takes SQLite's write lock), so
             // one agent's batches are stored one at a time and `acked_before`

@@ -16,7 +16,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub mod agents;
@@ -29,6 +30,7 @@ pub mod inventory;
 pub mod members;
 pub mod metrics;
 mod passwords;
+pub mod row_scope;
 pub mod scope;
 pub mod second_factor;
 pub mod tenants;
@@ -95,20 +97,24 @@ pub(crate) enum Pool {
 }
 
 /// Runs `$body` with `$pool` bound to the engine's pool and `$db` naming the
-/// engine's `sqlx::Database` type, once per engine.
+/// engine's `sqlx::Database` type, once per engine. On PostgreSQL `$pool` is
+/// the pool as `$scope` (a [`row_scope::RowScope`]) sees it: row-level
+/// security shows its statements only that scope's tenants' rows.
 macro_rules! on_pool {
-    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+    ($store:expr, $scope:expr, $pool:ident, $db:ident => $body:expr) => {
         match &$store.pool {
             $crate::Pool::Sqlite(p) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Sqlite;
+                let _: $crate::row_scope::RowScope = $scope;
                 let $pool = p;
                 $body
             }
             $crate::Pool::Postgres(p) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Postgres;
-                let $pool = p;
+                let scope: $crate::row_scope::RowScope = $scope;
+                let $pool = $crate::row_scope::PgScoped::new(p, &scope);
                 $body
             }
         }
@@ -186,12 +192,24 @@ impl Store {
     }
 
     async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        // Migrations run as the URL's user, who owns the tables; everything
+        // after acts as the application role, which row-level security binds
+        // (see `row_scope`).
+        let options = PgConnectOptions::from_str(url)?;
+        let mut owner = PgConnection::connect_with(&options).await?;
+        sqlx::migrate!("../migrations/postgres").run(&mut owner).await?;
+        owner.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::query(row_scope::SET_APP_ROLE).execute(conn).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
             .await?;
-        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         Ok(Self::with_pool(Pool::Postgres(pool)))
     }
 
@@ -212,7 +230,10 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        on_pool!(self, pool, _Db => pool.close().await)
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 }
 
@@ -280,6 +301,8 @@ pub(crate) fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError>
 
 #[cfg(test)]
 mod api_tokens_tests;
+#[cfg(test)]
+mod row_scope_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

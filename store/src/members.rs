@@ -14,6 +14,7 @@ use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::passwords::hash_password;
 use super::scope::{TenantSet, Viewer};
 use super::{AdminScope, Store, StoreError, TenantScope, now_ms, on_pool, parse_id};
+use crate::row_scope::RowScope;
 
 /// A user's role in one tenant. Ordered: each role may do everything the
 /// ones below it may.
@@ -259,7 +260,7 @@ async fn hash(password: &str) -> Result<String, StoreError> {
 impl Store {
     /// The memberships of a user, as (tenant, role).
     pub(crate) async fn roles_of(&self, user_id: &str) -> Result<Vec<(TenantId, Role)>, StoreError> {
-        let rows: Vec<(String, String)> = on_pool!(self, pool, _Db => {
+        let rows: Vec<(String, String)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT tenant_id, role FROM memberships WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_all(pool)
@@ -276,7 +277,7 @@ impl Store {
     /// administer, and no MSP administrator. A user sharing none of the
     /// actor's administered tenants is "not found".
     async fn check_manage(&self, actor: &Principal, user_id: &str) -> Result<(), StoreError> {
-        let row: Option<(i64,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(i64,)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT is_msp_admin FROM users WHERE id = $1").bind(user_id).fetch_optional(pool).await?
         });
         let Some((msp,)) = row else {
@@ -332,7 +333,7 @@ impl Store {
                     .with(Details::new().text("role", role.as_str()))
             }
         };
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO users (id, username, password_hash, is_msp_admin, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
@@ -366,7 +367,7 @@ impl Store {
 
     /// The id of the user named `username`.
     pub async fn user_id_by_name(&self, username: &str) -> Result<String, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String,)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT id FROM users WHERE username = $1").bind(username).fetch_optional(pool).await?
         });
         row.map(|(id,)| id)
@@ -388,7 +389,7 @@ impl Store {
             Option<String>,
             Option<String>,
         );
-        let rows: Vec<Row> = on_pool!(self, pool, _Db => {
+        let rows: Vec<Row> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(
                 "SELECT u.id, u.username, u.is_msp_admin, u.disabled_at_ms, u.totp_sealed IS NOT NULL, \
                  m.tenant_id, t.name, m.role FROM users u \
@@ -446,7 +447,7 @@ impl Store {
         if actor.user_id() == user_id && !actor.is_msp_admin() {
             return Err(StoreError::Forbidden("you cannot change your own role".into()));
         }
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let exists: Option<(String,)> = sqlx::query_as("SELECT username FROM users WHERE id = $1")
                 .bind(user_id)
@@ -502,7 +503,7 @@ impl Store {
         }
         let event = AuditEvent::success(None, "user.msp_admin", format!("user {user_id}"))
             .with(Details::new().flag("msp_admin", on));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE users SET is_msp_admin = $1 WHERE id = $2")
                 .bind(i64::from(on))
@@ -531,7 +532,7 @@ impl Store {
         self.check_manage(actor, user_id).await?;
         let hash = hash(password).await?;
         let event = AuditEvent::success(None, "user.set_password", format!("user {user_id}"));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(&hash)
@@ -563,7 +564,7 @@ impl Store {
             if disabled { "user.disable" } else { "user.enable" },
             format!("user {user_id}"),
         );
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET disabled_at_ms = $1 WHERE id = $2")
                 .bind(disabled.then(now_ms))
@@ -586,7 +587,7 @@ impl Store {
             return Err(StoreError::Forbidden("you cannot delete yourself".into()));
         }
         self.check_manage(actor, user_id).await?;
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let name: Option<String> = sqlx::query_scalar("DELETE FROM users WHERE id = $1 RETURNING username")
                 .bind(user_id)
@@ -609,7 +610,7 @@ impl Store {
     /// The tenants `actor` may see, by name.
     pub async fn list_tenants(&self, actor: &Principal) -> Result<Vec<TenantRow>, StoreError> {
         let filter = actor.viewer().tenant_filter();
-        let rows: Vec<(String, String)> = on_pool!(self, pool, _Db => {
+        let rows: Vec<(String, String)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(
                 "SELECT id, name FROM tenants WHERE ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || id || ',%')) \
                  ORDER BY name",
@@ -633,7 +634,7 @@ impl Store {
         super::tenants::validate_name("tenant", name).map_err(StoreError::Invalid)?;
         let id = TenantId::random();
         let event = AuditEvent::success(Some(id), "tenant.create", format!("tenant {name}"));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("INSERT INTO tenants (id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
                 .bind(id.to_string())
@@ -661,7 +662,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         super::tenants::validate_name("tenant", name).map_err(StoreError::Invalid)?;
         let event = AuditEvent::success(Some(tenant), "tenant.rename", format!("tenant {name}"));
-        let result = on_pool!(self, pool, Db => {
+        let result = on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
                 .bind(name)
@@ -716,7 +717,7 @@ impl Store {
         super::tenants::validate_name("site", name).map_err(StoreError::Invalid)?;
         let id = outpost_certs::SiteId::random();
         let event = AuditEvent::success(Some(scope.tenant()), "site.create", format!("site {name}"));
-        let n = on_pool!(self, pool, Db => {
+        let n = on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "INSERT INTO sites (id, tenant_id, name, created_at_ms) VALUES ($1, $2, $3, $4) \
@@ -751,7 +752,7 @@ impl Store {
         site: outpost_certs::SiteId,
         actor: &super::audit::Actor,
     ) -> Result<u64, StoreError> {
-        let names: Option<(String, String)> = on_pool!(self, pool, _Db => {
+        let names: Option<(String, String)> = on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             sqlx::query_as(
                 "SELECT t.name, s.name FROM sites s JOIN tenants t ON t.id = s.tenant_id \
                  WHERE s.id = $1 AND s.tenant_id = $2 AND s.deleted_at_ms IS NULL",
@@ -780,7 +781,7 @@ impl Store {
         ttl: std::time::Duration,
         actor: &super::audit::Actor,
     ) -> Result<i64, StoreError> {
-        let live: Option<(String,)> = on_pool!(self, pool, _Db => {
+        let live: Option<(String,)> = on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL")
                 .bind(site.to_string())
                 .bind(scope.tenant().to_string())
@@ -804,7 +805,7 @@ impl Store {
     pub async fn list_tokens(&self, viewer: &Viewer) -> Result<Vec<TokenRow>, StoreError> {
         /// id, tenant, tenant name, site name, created, expires, used.
         type Row = (String, String, String, String, i64, i64, Option<i64>);
-        let rows: Vec<Row> = on_pool!(self, pool, _Db => {
+        let rows: Vec<Row> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(
                 "SELECT e.id, e.tenant_id, t.name, s.name, e.created_at_ms, e.expires_at_ms, e.used_at_ms \
                  FROM enrollment_tokens e JOIN tenants t ON t.id = e.tenant_id JOIN sites s ON s.id = e.site_id \
@@ -834,7 +835,7 @@ impl Store {
 
     /// The tenant of an enrollment token the viewer may see.
     pub async fn token_tenant(&self, viewer: &Viewer, id: &str) -> Result<TenantId, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String,)> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(
                 "SELECT tenant_id FROM enrollment_tokens WHERE id = $1 \
                  AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%'))",
@@ -852,7 +853,7 @@ impl Store {
     /// refers to an unused token). `Conflict` if it was used.
     pub async fn revoke_token(&self, scope: &TenantScope, id: &str, by: &Actor) -> Result<(), StoreError> {
         let event = AuditEvent::success(Some(scope.tenant()), "token.revoke", format!("token {id}"));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             let row: Option<(Option<i64>,)> = sqlx::query_as(
                 "SELECT used_at_ms FROM enrollment_tokens WHERE id = $1 AND tenant_id = $2",
@@ -884,7 +885,7 @@ impl Store {
         agent: outpost_certs::AgentId,
         actor: &super::audit::Actor,
     ) -> Result<bool, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String,)> = on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             sqlx::query_as("SELECT id FROM agents WHERE id = $1 AND tenant_id = $2")
                 .bind(agent.to_string())
                 .bind(scope.tenant().to_string())

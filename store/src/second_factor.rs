@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::users::{VerifiedUser, random_token};
 use super::{AdminScope, Store, StoreError, now_ms, on_pool};
+use crate::row_scope::RowScope;
 
 /// How long a half-way sign-in waits for its second step.
 pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
@@ -112,7 +113,7 @@ impl std::fmt::Debug for TotpState {
 impl Store {
     /// Whether every user must have a second factor.
     pub async fn totp_required(&self) -> Result<bool, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String,)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT value FROM console_settings WHERE name = $1")
                 .bind(REQUIRE_TOTP)
                 .fetch_optional(pool)
@@ -125,7 +126,7 @@ impl Store {
     pub async fn set_totp_required(&self, _admin: &AdminScope, on: bool, by: &Actor) -> Result<(), StoreError> {
         let event = AuditEvent::success(None, "settings.require_totp", "console settings")
             .with(Details::new().flag("require_totp", on));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO console_settings (name, value) VALUES ($1, $2) \
@@ -145,7 +146,7 @@ impl Store {
     pub async fn totp_state(&self, user_id: &str) -> Result<TotpState, StoreError> {
         /// Sealed secret, sealed pending secret, unused recovery codes.
         type Row = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
-        let row: Option<Row> = on_pool!(self, pool, _Db => {
+        let row: Option<Row> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(
                 "SELECT totp_sealed, totp_pending_sealed, \
                  (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at_ms IS NULL) \
@@ -166,7 +167,7 @@ impl Store {
     /// Keeps `sealed` as the secret shown for enrolment, replacing any
     /// earlier one not yet confirmed.
     pub async fn set_pending_totp(&self, user_id: &str, sealed: &[u8]) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query("UPDATE users SET totp_pending_sealed = $1 WHERE id = $2")
                 .bind(sealed)
                 .bind(user_id)
@@ -188,7 +189,7 @@ impl Store {
         step: i64,
     ) -> Result<Option<Vec<String>>, StoreError> {
         let codes = new_recovery_codes();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE users SET totp_sealed = totp_pending_sealed, totp_pending_sealed = NULL, totp_last_step = $1 \
@@ -219,7 +220,7 @@ impl Store {
     /// Accepts `step` for a signed-in user's re-confirmation (disabling,
     /// regenerating codes): true only if it is later than the last accepted one.
     pub async fn accept_totp_step(&self, user_id: &str, step: i64) -> Result<bool, StoreError> {
-        let n = on_pool!(self, pool, _Db => {
+        let n = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query(
                 "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_sealed IS NOT NULL \
                  AND (totp_last_step IS NULL OR totp_last_step < $1)",
@@ -236,7 +237,7 @@ impl Store {
     /// Voids every recovery code of the user and returns ten new ones.
     pub async fn regenerate_recovery_codes(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let codes = new_recovery_codes();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
             for code in &codes {
@@ -255,7 +256,7 @@ impl Store {
     /// audit log when `by` (someone else: an administrator's reset) is given.
     pub async fn clear_totp(&self, user_id: &str, by: Option<&Actor>) -> Result<(), StoreError> {
         let event = AuditEvent::success(None, "user.reset_second_factor", format!("user {user_id}"));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "UPDATE users SET totp_sealed = NULL, totp_pending_sealed = NULL, totp_last_step = NULL WHERE id = $1",
@@ -277,7 +278,7 @@ impl Store {
     pub async fn begin_challenge(&self, user: VerifiedUser, purpose: Purpose) -> Result<String, StoreError> {
         let token = random_token();
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query(
                 "INSERT INTO login_challenges (id_hash, user_id, purpose, csrf_token, created_at_ms, expires_at_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -297,7 +298,7 @@ impl Store {
 
     /// The live half-way sign-in a cookie value names, if any.
     pub async fn challenge(&self, token: &str) -> Result<Option<Challenge>, StoreError> {
-        let row: Option<(String, String, String, String)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String, String, String, String)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(
                 "SELECT c.user_id, u.username, c.purpose, c.csrf_token FROM login_challenges c \
                  JOIN users u ON u.id = c.user_id \
@@ -322,7 +323,7 @@ impl Store {
 
     /// Ends a half-way sign-in without a session.
     pub async fn drop_challenge(&self, token: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query("DELETE FROM login_challenges WHERE id_hash = $1").bind(hash(token)).execute(pool).await?;
         });
         Ok(())
@@ -340,7 +341,7 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let (session, row) = Store::new_session_row();
         let now = now_ms();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let user: Option<(String,)> = sqlx::query_as(
                 "DELETE FROM login_challenges WHERE id_hash = $1 AND expires_at_ms > $2 AND purpose = 'code' RETURNING user_id",
@@ -395,7 +396,7 @@ impl Store {
         let (session, row) = Store::new_session_row();
         let now = now_ms();
         let code_hash = hash(&normalize_code(code));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let user: Option<(String,)> = sqlx::query_as(
                 "DELETE FROM login_challenges WHERE id_hash = $1 AND expires_at_ms > $2 AND purpose = 'code' RETURNING user_id",
@@ -460,7 +461,7 @@ impl Store {
         };
         let (session, row) = Store::new_session_row();
         let now = now_ms();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let gone: Option<(String,)> = sqlx::query_as(
                 "DELETE FROM login_challenges WHERE id_hash = $1 AND expires_at_ms > $2 RETURNING user_id",

@@ -3,6 +3,7 @@ use outpost_certs::{SiteId, TenantId};
 
 use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::{AdminScope, Store, StoreError, now_ms, on_pool, parse_id};
+use crate::row_scope::RowScope;
 
 /// The result of [`Store::ensure_site`].
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +55,7 @@ impl Store {
         site_name: &str,
     ) -> Result<EnsuredSite, StoreError> {
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             let mut tx = pool.begin().await?;
             let tenant_created = sqlx::query(
                 "INSERT INTO tenants (id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
@@ -112,7 +113,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<(SiteId, u64), StoreError> {
         let now = now_ms();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let row: Option<(String, String)> = sqlx::query_as(
                 "UPDATE sites SET deleted_at_ms = $1 WHERE deleted_at_ms IS NULL AND name = $2 \
@@ -153,7 +154,7 @@ impl Store {
     /// Every live site with its tenant, ordered by tenant then site name.
     pub async fn sites(&self, viewer: &super::scope::Viewer) -> Result<Vec<SiteRow>, StoreError> {
         let tenant_filter = viewer.tenant_filter();
-        let rows: Vec<(String, String, String, String)> = on_pool!(self, pool, _Db => {
+        let rows: Vec<(String, String, String, String)> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(
                 "SELECT t.id, t.name, s.id, s.name FROM sites s JOIN tenants t ON t.id = s.tenant_id \
                  WHERE s.deleted_at_ms IS NULL AND ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || t.id || ',%')) ORDER BY t.name, s.name",

@@ -13,6 +13,7 @@ use super::ingest::{HostFactsRow, IngestBatch, MetricRow};
 use super::scope::Viewer;
 use super::tokens::EnrollError;
 use super::*;
+use crate::row_scope::RowScope;
 
 /// A throwaway store per engine. Keeps the SQLite directory alive.
 pub(crate) struct Engines {
@@ -106,6 +107,11 @@ pub(crate) fn connecting<'a>(serial: &'a str, instance: &'a str) -> agents::Conn
     }
 }
 
+/// A batch of metric observations `seqs`.
+pub(crate) fn metrics_batch(seqs: std::ops::RangeInclusive<i64>) -> IngestBatch {
+    metrics(seqs)
+}
+
 fn metrics(seqs: std::ops::RangeInclusive<i64>) -> IngestBatch {
     IngestBatch {
         metrics: seqs
@@ -128,7 +134,7 @@ fn metrics(seqs: std::ops::RangeInclusive<i64>) -> IngestBatch {
 
 async fn count(store: &Store, table: &str, tenant: TenantId) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = $1");
-    let (n,): (i64,) = on_pool!(store, pool, _Db => {
+    let (n,): (i64,) = on_pool!(store, RowScope::All, pool, _Db => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant.to_string()).fetch_one(pool).await.expect("count")
     });
     n
@@ -670,7 +676,7 @@ async fn enrollment_retries_get_the_same_certificate_and_nothing_else_reuses_a_t
         let other = store.enroll(&token, &ask(), None, sign_with(&ca)).await;
         assert!(matches!(other, Err(EnrollError::AlreadyUsed)), "{other:?}");
         // So is the same key once the window has passed.
-        on_pool!(store, pool, _Db => {
+        on_pool!(store, RowScope::All, pool, _Db => {
             sqlx::query("UPDATE enrollment_tokens SET used_at_ms = used_at_ms - $1 WHERE id = $2")
                 .bind(tokens::RETRY_WINDOW_MS + 1)
                 .bind(token.id())
@@ -821,7 +827,7 @@ async fn tokens_are_checked_with_a_read_before_redemption() {
         // The check reads only: it answers while another transaction holds
         // SQLite's write lock or the token row's lock on PostgreSQL, where a
         // redemption (which claims the token first) would wait.
-        on_pool!(store, pool, _Db => {
+        on_pool!(store, RowScope::All, pool, _Db => {
             let mut writer = pool.begin().await.expect("begin");
             sqlx::query("UPDATE enrollment_tokens SET expires_at_ms = expires_at_ms WHERE id = $1")
                 .bind(token.id())

@@ -8,6 +8,7 @@ use outpost_certs::{AgentId, AgentIdentity, SiteId, TenantId};
 use super::audit::{Actor, AppendAudit, AuditEvent, Details};
 use super::tenants::EnsuredSite;
 use super::{AdminScope, Store, StoreError, now_ms, on_pool, parse_id};
+use crate::row_scope::RowScope;
 
 /// Why an enrollment was refused.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +111,7 @@ impl Store {
                 .text("site", site.site.to_string())
                 .number("expires_at_ms", expires),
         );
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO enrollment_tokens (id, secret_hash, tenant_id, site_id, created_at_ms, expires_at_ms) \
@@ -152,7 +153,7 @@ impl Store {
         sign: impl FnOnce(&AgentIdentity) -> Result<IssuedCertificate, String>,
     ) -> Result<Enrolled, EnrollError> {
         let now = now_ms();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             // Claim first: a write as the transaction's first statement takes
             // SQLite's write lock up front (waiting out other writers) instead of
@@ -309,7 +310,7 @@ impl Store {
         csr_key_sha256: &str,
     ) -> Result<(), EnrollError> {
         let now = now_ms();
-        let row: Option<TokenCheckRow> = on_pool!(self, pool, _Db => {
+        let row: Option<TokenCheckRow> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(
                 "SELECT k.secret_hash, k.expires_at_ms, k.used_at_ms, s.deleted_at_ms, k.csr_key_sha256 \
                  FROM enrollment_tokens k JOIN sites s ON s.id = k.site_id \

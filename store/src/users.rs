@@ -69,6 +69,7 @@ impl std::fmt::Debug for SessionKey {
 
 use super::passwords::hash_password;
 use super::passwords::verify_password;
+use crate::row_scope::RowScope;
 
 /// A valid argon2id hash of a random password, checked for unknown users so
 /// they cost the same as known ones.
@@ -135,7 +136,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))??;
         let event = AuditEvent::success(None, "user.set_password", format!("user {username}"));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO users (id, username, password_hash, is_msp_admin, created_at_ms) VALUES ($1, $2, $3, 1, $4) \
@@ -164,8 +165,7 @@ impl Store {
 
     /// Whether any user exists.
     pub async fn has_users(&self) -> Result<bool, StoreError> {
-        let (n,): (i64,) =
-            on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(pool).await?);
+        let (n,): (i64,) = on_pool!(self, RowScope::All, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(pool).await?);
         Ok(n > 0)
     }
 
@@ -175,7 +175,7 @@ impl Store {
     /// how many run at once). Unknown users get a credential too, so timing
     /// does not tell which user names exist.
     pub async fn credential(&self, username: &str) -> Result<Credential, StoreError> {
-        let row: Option<(String, String, Option<i64>)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String, String, Option<i64>)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT id, password_hash, disabled_at_ms FROM users WHERE username = $1")
                 .bind(username)
                 .fetch_optional(pool)
@@ -200,7 +200,7 @@ impl Store {
         let token = random_token();
         let now = now_ms();
         let event = AuditEvent::success(None, "console.login", format!("user {}", actor.name()));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
@@ -234,7 +234,7 @@ impl Store {
 
     /// The live session for a cookie value, if any.
     pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let row: Option<(String, String, String, i64, bool)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String, String, String, i64, bool)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as(
                 "SELECT u.id, u.username, s.csrf_token, u.is_msp_admin, \
                  (u.totp_sealed IS NULL AND EXISTS (SELECT 1 FROM console_settings c \
@@ -269,7 +269,7 @@ impl Store {
     /// sessions are already refused by [`Self::session`]; this keeps the table
     /// from growing with every sign-in that never signs out.
     pub async fn prune_expired_sessions(&self) -> Result<u64, StoreError> {
-        let pruned = on_pool!(self, pool, _Db => {
+        let pruned = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
                 .bind(now_ms())
                 .execute(pool)
@@ -282,7 +282,7 @@ impl Store {
     /// Every session [`Self::session`] would accept now, in one query, so one
     /// reader can check many open streams at once.
     pub async fn live_session_keys(&self) -> Result<HashSet<SessionKey>, StoreError> {
-        let rows: Vec<(String,)> = on_pool!(self, pool, _Db => {
+        let rows: Vec<(String,)> = on_pool!(self, RowScope::All, pool, _Db => {
             // The same conditions as `session`, so both agree on who is signed in.
             sqlx::query_as(
                 "SELECT s.id_hash FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -300,7 +300,7 @@ impl Store {
     pub async fn logout(&self, token: &str, actor: &Actor) -> Result<(), StoreError> {
         let now = now_ms();
         let event = AuditEvent::success(None, "console.logout", format!("user {}", actor.name()));
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let ended = sqlx::query("DELETE FROM sessions WHERE id_hash = $1 AND expires_at_ms > $2")
                 .bind(token_hash(token))
@@ -328,7 +328,7 @@ impl Store {
 impl Store {
     /// Moves every session's expiry into the past, as if its lifetime had run out.
     pub async fn expire_all_sessions(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query("UPDATE sessions SET expires_at_ms = $1")
                 .bind(now_ms() - 1)
                 .execute(pool)
@@ -339,8 +339,7 @@ impl Store {
 
     /// Rows in `sessions`, expired or not.
     pub async fn session_rows(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) =
-            on_pool!(self, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(pool).await?);
+        let (n,): (i64,) = on_pool!(self, RowScope::All, pool, _Db => sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(pool).await?);
         Ok(n)
     }
 }

@@ -1,6 +1,7 @@
 //! Appending records: inside a caller's transaction ([`AppendAudit`]), or
 //! alone for events that change nothing else ([`Store::record_audit`]).
 use super::{AUDIT_LOCK, Actor, AuditEvent, Fields, chain_hash};
+use crate::row_scope::RowScope;
 use crate::{Store, StoreError, now_ms, on_pool};
 
 /// A boxed, sendable future borrowing for `'a`.
@@ -120,7 +121,7 @@ impl Store {
     /// Records an event that changes nothing else (a refused sign-in or
     /// enrollment), in a transaction of its own. Returns its seq.
     pub async fn record_audit(&self, actor: &Actor, event: AuditEvent) -> Result<i64, StoreError> {
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::All, pool, Db => {
             let mut tx = pool.begin().await?;
             let seq = <Db as AppendAudit>::append(&mut tx, actor, std::slice::from_ref(&event)).await?;
             tx.commit().await?;

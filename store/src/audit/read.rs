@@ -2,6 +2,7 @@
 //! and the local operator.
 use outpost_certs::TenantId;
 
+use crate::row_scope::RowScope;
 use crate::scope::Viewer;
 use crate::{AdminScope, Store, StoreError, on_pool, parse_id};
 
@@ -73,7 +74,7 @@ impl Store {
              WHERE l.at_ms >= $1 AND l.at_ms < $2 AND ($3 IS NULL OR (',' || $3 || ',') LIKE ('%,' || l.tenant_id || ',%')) AND l.seq > $4 \
              ORDER BY l.seq LIMIT $5"
         };
-        let rows = on_pool!(self, pool, _Db => {
+        let rows = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(sql)
                 .bind(query.from_ms)
                 .bind(query.to_ms)
@@ -89,7 +90,7 @@ impl Store {
 
     /// The id of the tenant named `name`, for filtering the log by tenant.
     pub async fn tenant_by_name(&self, _admin: &AdminScope, name: &str) -> Result<TenantId, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(String,)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT id FROM tenants WHERE name = $1").bind(name).fetch_optional(pool).await?
         });
         match row {

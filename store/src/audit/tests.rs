@@ -5,7 +5,7 @@ use outpost_certs::TenantId;
 use super::*;
 use crate::scope::Viewer;
 use crate::tests::engines;
-use crate::{AdminScope, Store, on_pool};
+use crate::{AdminScope, Store};
 
 fn event(n: i64, tenant: Option<TenantId>) -> AuditEvent {
     AuditEvent::success(tenant, "test.action", format!("object {n}")).with(Details::new().number("n", n))
@@ -22,10 +22,32 @@ async fn append(store: &Store, n: i64, tenant: TenantId) {
     }
 }
 
+/// Tampers with the log as whoever holds the database owner's credentials
+/// would: on PostgreSQL the application role may only append.
 async fn exec(store: &Store, sql: &str) {
-    on_pool!(store, pool, _Db => {
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(pool).await.expect(sql);
-    });
+    match &store.pool {
+        crate::Pool::Sqlite(p) => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(p)
+                .await
+                .expect(sql);
+        }
+        crate::Pool::Postgres(p) => {
+            let mut owner = p.acquire().await.expect("connection");
+            sqlx::query("RESET ROLE")
+                .execute(&mut *owner)
+                .await
+                .expect("reset role");
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut *owner)
+                .await
+                .expect(sql);
+            sqlx::query(crate::row_scope::SET_APP_ROLE)
+                .execute(&mut *owner)
+                .await
+                .expect("set role");
+        }
+    }
 }
 
 async fn broken(store: &Store) -> Option<ChainBreak> {

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::{Fields, GENESIS_HASH, Head, chain_hash};
+use crate::row_scope::RowScope;
 use crate::{AdminScope, Store, StoreError, on_pool};
 
 /// Records read per query while walking.
@@ -115,7 +116,7 @@ impl Store {
     /// (later appends are left for the next walk), and stops at the first
     /// break.
     pub async fn verify_audit_chain(&self, _admin: &AdminScope) -> Result<ChainReport, StoreError> {
-        let (head_seq, head_hash): (i64, String) = on_pool!(self, pool, _Db => {
+        let (head_seq, head_hash): (i64, String) = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?
         });
         let head = Head {
@@ -126,7 +127,7 @@ impl Store {
         let mut running = GENESIS_HASH.to_owned();
         let mut checked = 0_i64;
         let broken = 'walk: loop {
-            let rows: Vec<ChainRow> = on_pool!(self, pool, _Db => {
+            let rows: Vec<ChainRow> = on_pool!(self, RowScope::All, pool, _Db => {
                 sqlx::query_as(
                     "SELECT seq, at_ms, tenant_id, actor, source, action, object, outcome, details, prev_hash, hash \
                      FROM audit_log WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
@@ -199,7 +200,7 @@ impl Store {
     }
 
     async fn audit_seq_of_hash(&self, hash: &str) -> Result<Option<i64>, StoreError> {
-        let row: Option<(i64,)> = on_pool!(self, pool, _Db => {
+        let row: Option<(i64,)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT seq FROM audit_log WHERE hash = $1 ORDER BY seq LIMIT 1")
                 .bind(hash)
                 .fetch_optional(pool)

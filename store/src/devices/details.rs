@@ -11,6 +11,7 @@ use outpost_certs::TenantId;
 use super::DeviceId;
 use super::reports::{AddressRow, HealthRow, InterfaceRow, LeaseRow, LogRow, NeighborRow, WirelessRow};
 use crate::audit::{Actor, AppendAudit, AuditEvent};
+use crate::row_scope::RowScope;
 use crate::scope::{TenantScope, Viewer};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -204,7 +205,7 @@ impl Store {
     pub async fn device_details(&self, viewer: &Viewer, id: DeviceId) -> Result<DeviceDetails, StoreError> {
         let tenant = tenant_filter(viewer);
         let device = id.to_string();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let facts: Option<FactsRow> = sqlx::query_as(
                 "SELECT serial_number, architecture, free_hdd, total_hdd, ssh_port, username, poll_interval_secs, \
                  last_poll_duration_ms, last_config_change, ssh_host_key_pin, presented_ssh_host_key, backup_problem, \
@@ -332,7 +333,7 @@ impl Store {
     /// The configuration versions of one of the viewer's devices, newest first.
     pub async fn config_versions(&self, viewer: &Viewer, id: DeviceId) -> Result<Vec<ConfigVersion>, StoreError> {
         let tenant = tenant_filter(viewer);
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let rows: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
                 "SELECT c.taken_at_ms, c.ros_version, c.lines_added, c.lines_removed, c.trigger_reason \
                  FROM config_versions c JOIN devices d ON d.id = c.device_id \
@@ -360,7 +361,7 @@ impl Store {
         taken_at_ms: i64,
     ) -> Result<SealedConfig, StoreError> {
         let tenant = tenant_filter(viewer);
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let row: Option<SealedSql> = sqlx::query_as(
                 "SELECT d.tenant_id, c.taken_at_ms, c.ros_version, c.lines_added, c.lines_removed, c.trigger_reason, \
                  c.sealed_export, c.sealed_diff FROM config_versions c JOIN devices d ON d.id = c.device_id \
@@ -398,7 +399,7 @@ impl Store {
         let tenant = scope.tenant().to_string();
         let device = id.to_string();
         let now = now_ms();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "INSERT INTO device_events (tenant_id, device_id, at_ms, kind, detail) \
@@ -424,7 +425,7 @@ impl Store {
     /// The neighbours and addresses of all the viewer's live devices.
     pub async fn topology_rows(&self, viewer: &Viewer) -> Result<TopologyRows, StoreError> {
         let tenant = tenant_filter(viewer);
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let neighbors: Vec<EdgeSql> = sqlx::query_as(
                 "SELECT n.device_id, n.interface, n.address, n.mac_address, n.identity, n.platform, n.version, n.board, \
                  n.discovered_by FROM device_neighbors n JOIN devices d ON d.id = n.device_id \

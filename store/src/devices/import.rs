@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{DeviceId, NewDevice};
 use crate::audit::{Actor, AppendAudit, AuditEvent};
+use crate::row_scope::RowScope;
 use crate::scope::TenantScope;
 use crate::{Store, StoreError, now_ms, on_pool};
 
@@ -41,7 +42,7 @@ impl Store {
         let mut sites: Vec<String> = devices.iter().map(|d| d.site.to_string()).collect();
         sites.sort_unstable();
         sites.dedup();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -161,7 +162,7 @@ mod tests {
     }
 
     async fn devices_of(store: &Store, tenant: &str) -> (i64, i64) {
-        on_pool!(store, pool, _Db => {
+        on_pool!(store, RowScope::All, pool, _Db => {
             let (d,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM devices WHERE tenant_id = $1 AND deleted_at_ms IS NULL")
                 .bind(tenant).fetch_one(pool).await.expect("count");
             let (e,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM device_events WHERE tenant_id = $1 AND kind = 'added'")

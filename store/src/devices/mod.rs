@@ -19,6 +19,7 @@ use outpost_certs::{AgentId, SiteId, TenantId};
 use uuid::Uuid;
 
 use crate::audit::{Actor, AppendAudit, AuditEvent, Details};
+use crate::row_scope::RowScope;
 use crate::scope::{AdminScope, AgentScope, TenantScope};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -266,7 +267,7 @@ impl Store {
         tenant_name: &str,
         site_name: &str,
     ) -> Result<Option<(TenantId, SiteId)>, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             let row: Option<(String, String)> = sqlx::query_as(
                 "SELECT s.tenant_id, s.id FROM sites s JOIN tenants t ON t.id = s.tenant_id \
                  WHERE t.name = $1 AND s.name = $2 AND s.deleted_at_ms IS NULL",
@@ -291,7 +292,7 @@ impl Store {
     ) -> Result<DeviceId, StoreError> {
         let now = now_ms();
         let tenant = scope.tenant().to_string();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -312,7 +313,7 @@ impl Store {
     /// Recorded in the audit log (`device.delete`) in the same transaction.
     pub async fn delete_device(&self, scope: &TenantScope, device: DeviceId, actor: &Actor) -> Result<(), StoreError> {
         let now = now_ms();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE devices SET deleted_at_ms = $1, updated_at_ms = $1 WHERE id = $2 AND tenant_id = $3 AND deleted_at_ms IS NULL",
@@ -372,7 +373,7 @@ impl Store {
             Presented::Certificate => "device.accept_certificate",
             Presented::HostKey => "device.accept_host_key",
         };
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -414,7 +415,7 @@ impl Store {
     /// it took.
     pub async fn claim_devices(&self, scope: &AgentScope) -> Result<u64, StoreError> {
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             let n = sqlx::query(
                 "UPDATE devices SET agent_id = $1, updated_at_ms = $2 \
                  WHERE site_id = $3 AND tenant_id = $4 AND deleted_at_ms IS NULL \
@@ -434,7 +435,7 @@ impl Store {
 
     /// The version of the agent's assignment (see [`AssignmentVersion`]).
     pub async fn assignment_version(&self, scope: &AgentScope) -> Result<AssignmentVersion, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             let (count, updated_at_ms): (i64, Option<i64>) = sqlx::query_as(
                 "SELECT COUNT(*), MAX(updated_at_ms) FROM devices WHERE agent_id = $1 AND tenant_id = $2",
             )
@@ -448,7 +449,7 @@ impl Store {
 
     /// The live devices the agent polls.
     pub async fn assigned_devices(&self, scope: &AgentScope) -> Result<Vec<AssignedDevice>, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             let rows: Vec<AssignedRow> = sqlx::query_as(
                 "SELECT id, tenant_id, address, api_port, api_tls, ssh_port, username, password_sealed, \
                  poll_interval_secs, api_tls_pin, ssh_host_key_pin FROM devices \
@@ -466,7 +467,7 @@ impl Store {
     /// Which agent polls each of the tenant's devices (for sending it
     /// commands such as live traffic).
     pub async fn device_agent(&self, scope: &TenantScope, device: DeviceId) -> Result<Option<AgentId>, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             let row: Option<(Option<String>,)> = sqlx::query_as(
                 "SELECT agent_id FROM devices WHERE id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL",
             )
@@ -488,7 +489,7 @@ impl Store {
         scope: &AgentScope,
         device: DeviceId,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             let row: Option<(String, Vec<u8>)> = sqlx::query_as(
                 "SELECT c.normalized_hmac, c.sealed_export FROM config_versions c JOIN devices d ON d.id = c.device_id \
                  WHERE c.device_id = $1 AND d.tenant_id = $2 AND d.site_id = $3 ORDER BY c.taken_at_ms DESC LIMIT 1",
@@ -505,7 +506,7 @@ impl Store {
     /// Records the vault's key check on first use, and refuses another key
     /// afterwards: a wrong key file would make every sealed password unusable.
     pub async fn check_vault_key(&self, _admin: &AdminScope, key_check: &str) -> Result<bool, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query("INSERT INTO vault_meta (id, key_check, created_at_ms) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING")
                 .bind(key_check)
                 .bind(now_ms())

@@ -5,6 +5,7 @@ use outpost_certs::ca::CertificateAuthority;
 use super::reports::{BackupRow, DeviceReport, InterfaceRow, LogRow, PollRow, ReportBody, StatusRow, SystemRow};
 use super::*;
 use crate::ingest::IngestBatch;
+use crate::row_scope::RowScope;
 use crate::scope::Viewer;
 use crate::tests::{connecting, engines, enrolled};
 
@@ -78,7 +79,7 @@ fn batch(through: i64, devices: Vec<DeviceReport>) -> IngestBatch {
 }
 
 async fn count(store: &Store, sql: &'static str, device: DeviceId) -> i64 {
-    on_pool!(store, pool, _Db => {
+    on_pool!(store, RowScope::All, pool, _Db => {
         let (n,): (i64,) = sqlx::query_as(sql).bind(device.to_string()).fetch_one(pool).await.expect("count");
         n
     })

@@ -2,6 +2,7 @@
 use outpost_certs::{SiteId, TenantId};
 
 use super::{DeviceId, DeviceState};
+use crate::row_scope::RowScope;
 use crate::scope::Viewer;
 use crate::{Store, StoreError, on_pool, parse_id};
 
@@ -123,7 +124,7 @@ impl Store {
                 format!("SELECT {COLUMNS} {from} AND (',' || $1 || ',') LIKE ('%,' || d.tenant_id || ',%') {order}")
             }
         };
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             if let Some(t) = tenant {
                 q = q.bind(t);
@@ -142,7 +143,7 @@ impl Store {
             None => format!("SELECT {COLUMNS} {from}"),
             Some(_) => format!("SELECT {COLUMNS} {from} AND (',' || $2 || ',') LIKE ('%,' || d.tenant_id || ',%')"),
         };
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string());
             if let Some(t) = tenant {
                 q = q.bind(t);

@@ -14,6 +14,7 @@ use super::{ApplyDiscovery, ChangeKind, HostId};
 use crate::audit::{Actor, AppendAudit, AuditEvent, Details};
 use crate::devices::insert::InsertDevice;
 use crate::devices::{DeviceId, NewDevice};
+use crate::row_scope::RowScope;
 use crate::scope::{TenantScope, Viewer};
 use crate::{Store, StoreError, now_ms, on_pool};
 
@@ -108,7 +109,7 @@ impl Store {
                AND d.deleted_at_ms IS NULL) \
              ORDER BY t.name, s.name, h.address_key, h.id"
         );
-        let mut hosts = on_pool!(self, pool, _Db => {
+        let mut hosts = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             // Built from this module's constants only; values are bound.
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.clone())
@@ -156,7 +157,7 @@ impl Store {
         let now = now_ms();
         let tenant = scope.tenant().to_string();
         let host_id = host.to_string();
-        on_pool!(self, pool, Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -269,7 +270,7 @@ impl Store {
     /// Clears a host's conflict flag (an operator looked into it). The
     /// `mac_conflict` change stays in its history.
     pub async fn clear_host_conflict(&self, scope: &TenantScope, host: HostId) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             let n = sqlx::query(
                 "UPDATE hosts SET conflict = 0, conflict_detail = '', updated_at_ms = $1 WHERE id = $2 AND tenant_id = $3",
             )

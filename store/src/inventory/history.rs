@@ -4,6 +4,7 @@
 use outpost_certs::{SiteId, TenantId};
 
 use super::{ChangeKind, HostId};
+use crate::row_scope::RowScope;
 use crate::scope::Viewer;
 use crate::{Store, StoreError, on_pool, parse_id};
 
@@ -61,7 +62,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<HostChange>, StoreError> {
         let tenant = viewer.tenant_filter();
-        let rows: Vec<ChangeTuple> = on_pool!(self, pool, _Db => {
+        let rows: Vec<ChangeTuple> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(
                 "SELECT c.id, c.tenant_id, c.site_id, c.host_id, h.address, h.name, c.at_ms, c.kind, c.detail, c.scan_id \
                  FROM host_changes c JOIN hosts h ON h.id = c.host_id \
@@ -88,7 +89,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<HostChange>, StoreError> {
         let tenant = viewer.tenant_filter();
-        let rows: Vec<ChangeTuple> = on_pool!(self, pool, _Db => {
+        let rows: Vec<ChangeTuple> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(
                 "SELECT c.id, c.tenant_id, c.site_id, c.host_id, h.address, h.name, c.at_ms, c.kind, c.detail, c.scan_id \
                  FROM host_changes c JOIN hosts h ON h.id = c.host_id \
@@ -107,7 +108,7 @@ impl Store {
     /// The id of the newest change recorded (0 for none): where a live
     /// follower of [`Self::host_changes_after`] starts.
     pub async fn host_change_cursor(&self) -> Result<i64, StoreError> {
-        let max: Option<i64> = on_pool!(self, pool, _Db => {
+        let max: Option<i64> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_scalar("SELECT MAX(id) FROM host_changes").fetch_one(pool).await?
         });
         Ok(max.unwrap_or(0))
@@ -116,7 +117,7 @@ impl Store {
     /// One host's changes, newest first; empty for another tenant's host.
     pub async fn host_history(&self, viewer: &Viewer, host: HostId) -> Result<Vec<HostChange>, StoreError> {
         let tenant = viewer.tenant_filter();
-        let rows: Vec<ChangeTuple> = on_pool!(self, pool, _Db => {
+        let rows: Vec<ChangeTuple> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(
                 "SELECT c.id, c.tenant_id, c.site_id, c.host_id, h.address, h.name, c.at_ms, c.kind, c.detail, c.scan_id \
                  FROM host_changes c JOIN hosts h ON h.id = c.host_id \

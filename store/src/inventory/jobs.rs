@@ -12,6 +12,7 @@ use outpost_certs::{SiteId, TenantId};
 
 use super::JobId;
 use super::addr::{MAX_TARGET_ADDRESSES, PortList, Target, format_targets, parse_targets};
+use crate::row_scope::RowScope;
 use crate::scope::{AgentScope, TenantScope, Viewer};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -202,7 +203,7 @@ impl Store {
         validate_job(&job.targets, job.rate_pps, job.interval_secs).map_err(StoreError::Conflict)?;
         let now = now_ms();
         let tenant = scope.tenant().to_string();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -246,7 +247,7 @@ impl Store {
     /// Deletes a job of the scope's tenant; its site's agents stop running it.
     pub async fn delete_discovery_job(&self, scope: &TenantScope, job: JobId) -> Result<(), StoreError> {
         let now = now_ms();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             // Deletion bumps updated_at_ms: the site's jobs version moves.
             let n = sqlx::query(
                 "UPDATE discovery_jobs SET deleted_at_ms = $1, updated_at_ms = $1 \
@@ -269,7 +270,7 @@ impl Store {
     /// site and creation.
     pub async fn list_discovery_jobs(&self, viewer: &Viewer, site: Option<SiteId>) -> Result<Vec<JobRow>, StoreError> {
         let tenant = viewer.tenant_filter();
-        let rows: Vec<JobTuple> = on_pool!(self, pool, _Db => {
+        let rows: Vec<JobTuple> = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             sqlx::query_as(
                 "SELECT j.id, j.tenant_id, t.name, j.site_id, s.name, j.targets, j.ports, j.rate_pps, j.interval_secs, \
                  j.snmp_summary, j.created_at_ms FROM discovery_jobs j JOIN tenants t ON t.id = j.tenant_id \
@@ -296,7 +297,7 @@ impl Store {
 
     /// The version of the agent's site's jobs (see [`JobsVersion`]).
     pub async fn discovery_jobs_version(&self, scope: &AgentScope) -> Result<JobsVersion, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             // Deleted rows count too: deleting moves MAX(updated_at_ms).
             let (count, updated_at_ms): (i64, Option<i64>) = sqlx::query_as(
                 "SELECT COUNT(*), MAX(updated_at_ms) FROM discovery_jobs WHERE site_id = $1 AND tenant_id = $2",
@@ -311,7 +312,7 @@ impl Store {
 
     /// The live jobs of the agent's site.
     pub async fn assigned_discovery_jobs(&self, scope: &AgentScope) -> Result<Vec<AssignedJob>, StoreError> {
-        let rows: Vec<AssignedTuple> = on_pool!(self, pool, _Db => {
+        let rows: Vec<AssignedTuple> = on_pool!(self, RowScope::agent(scope), pool, _Db => {
             sqlx::query_as(
                 "SELECT id, tenant_id, targets, ports, rate_pps, interval_secs, snmp_sealed FROM discovery_jobs \
                  WHERE site_id = $1 AND tenant_id = $2 AND deleted_at_ms IS NULL ORDER BY created_at_ms, id",
@@ -353,7 +354,7 @@ impl Store {
         }
         let now = now_ms();
         let tenant = scope.tenant().to_string();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             let mut tx = pool.begin().await?;
             // Write first (see add_discovery_job).
             sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
@@ -393,7 +394,7 @@ impl Store {
         scope: &TenantScope,
         site: SiteId,
     ) -> Result<Option<SiteCredential>, StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             let row: Option<(String, i64)> = sqlx::query_as(
                 "SELECT username, updated_at_ms FROM site_credentials WHERE site_id = $1 AND tenant_id = $2",
             )

@@ -186,22 +186,30 @@ async fn foreign(
     body: &DiscoveryBody,
 ) -> Result<Option<String>, StoreError> {
     let scan = body.scan_id().as_str();
-    let owner: Option<(String, String)> = sqlx::query_as("SELECT tenant_id, site_id FROM discovery_scans WHERE id = $1")
+    let job = body.job_id();
+    // Scan and job ids are the collector's or the agent's random ids; one
+    // that another tenant holds is refused by name, so look across tenants
+    // for these two reads only.
+    <DB as crate::row_scope::CrossTenant>::widen(&mut **tx).await?;
+    let scan_owner: Option<(String, String)> = sqlx::query_as("SELECT tenant_id, site_id FROM discovery_scans WHERE id = $1")
         .bind(scan)
         .fetch_optional(&mut **tx)
         .await?;
-    if owner.is_some_and(|(t, s)| t != from.tenant || s != from.site) {
-        return Ok(Some(format!("scan {scan} is not a scan of this agent's site")));
-    }
-    let job = body.job_id();
-    if !job.is_empty() {
-        let owner: Option<(String, String)> = sqlx::query_as("SELECT tenant_id, site_id FROM discovery_jobs WHERE id = $1")
+    let job_owner: Option<(String, String)> = if job.is_empty() {
+        None
+    } else {
+        sqlx::query_as("SELECT tenant_id, site_id FROM discovery_jobs WHERE id = $1")
             .bind(job)
             .fetch_optional(&mut **tx)
-            .await?;
-        if owner.is_some_and(|(t, s)| t != from.tenant || s != from.site) {
-            return Ok(Some(format!("job {job} is not a job of this agent's site")));
-        }
+            .await?
+    };
+    <DB as crate::row_scope::CrossTenant>::narrow(&mut **tx).await?;
+    let elsewhere = |owner: Option<(String, String)>| owner.is_some_and(|(t, s)| t != from.tenant || s != from.site);
+    if elsewhere(scan_owner) {
+        return Ok(Some(format!("scan {scan} is not a scan of this agent's site")));
+    }
+    if elsewhere(job_owner) {
+        return Ok(Some(format!("job {job} is not a job of this agent's site")));
     }
     Ok(None)
 }

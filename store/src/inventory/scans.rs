@@ -8,6 +8,7 @@ use outpost_certs::{AgentId, SiteId, TenantId};
 
 use super::addr::{Target, parse_targets};
 use super::{JobId, ScanId, from_json};
+use crate::row_scope::RowScope;
 use crate::scope::{TenantScope, Viewer};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
@@ -129,7 +130,7 @@ impl Store {
     /// The connected, unrevoked agents of a site of the scope's tenant,
     /// longest connected first: who a "scan now" can go to.
     pub async fn connected_site_agents(&self, scope: &TenantScope, site: SiteId) -> Result<Vec<AgentId>, StoreError> {
-        let rows: Vec<(String,)> = on_pool!(self, pool, _Db => {
+        let rows: Vec<(String,)> = on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             sqlx::query_as(
                 "SELECT id FROM agents WHERE site_id = $1 AND tenant_id = $2 AND connected_since_ms IS NOT NULL \
                  AND revoked_at_ms IS NULL ORDER BY connected_since_ms, id",
@@ -156,7 +157,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let tenant = scope.tenant().to_string();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite a transaction that reads before it
             // writes fails with "database is locked" (no wait) when another
@@ -213,7 +214,7 @@ impl Store {
     /// Forgets a requested scan no agent could be asked to run (nothing was
     /// reported about it yet).
     pub async fn forget_scan_request(&self, scope: &TenantScope, scan: &ScanId) -> Result<(), StoreError> {
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             sqlx::query("DELETE FROM discovery_scans WHERE id = $1 AND tenant_id = $2 AND state = 'requested'")
                 .bind(scan.as_str())
                 .bind(scope.tenant().to_string())
@@ -235,7 +236,7 @@ impl Store {
             "SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE ($1 IS NULL OR (',' || $1 || ',') LIKE ('%,' || tenant_id || ',%')) \
              AND ($2 IS NULL OR site_id = $2) ORDER BY created_at_ms DESC, id LIMIT $3"
         );
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             // Built from this module's constants only; values are bound.
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant)
@@ -253,7 +254,7 @@ impl Store {
         let sql = format!(
             "SELECT {SCAN_COLUMNS} FROM discovery_scans WHERE id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || tenant_id || ',%'))"
         );
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(scan.as_str())
                 .bind(tenant)

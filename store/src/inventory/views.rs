@@ -9,6 +9,7 @@ use super::history::HostChange;
 use super::records::{LldpNeighbor, MndpFacts, SnmpInterface};
 use super::{HostId, from_json};
 use crate::devices::DeviceId;
+use crate::row_scope::RowScope;
 use crate::scope::Viewer;
 use crate::{Store, StoreError, on_pool, parse_id};
 
@@ -137,7 +138,7 @@ where
 pub(crate) async fn attach_ports(store: &Store, hosts: &mut [HostRow], tenant: Option<&str>) -> Result<(), StoreError> {
     let mut ports: std::collections::HashMap<String, Vec<OpenPort>> = std::collections::HashMap::new();
     for chunk in hosts.chunks(500) {
-        let rows: Vec<(String, String, i64)> = on_pool!(store, pool, Db => {
+        let rows: Vec<(String, String, i64)> = on_pool!(store, RowScope::All, pool, Db => {
             let mut qb = sqlx::QueryBuilder::<Db>::new(
                 "SELECT p.host_id, p.protocol, p.port FROM host_ports p JOIN hosts h ON h.id = p.host_id WHERE ",
             );
@@ -362,7 +363,7 @@ impl Store {
             query.sort.order_by(query.descending)
         );
         let limit = i64::from(query.limit.unwrap_or(DEFAULT_HOST_LIMIT));
-        let mut hosts = on_pool!(self, pool, _Db => {
+        let mut hosts = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.clone())
                 .bind(query.site.map(|s| s.to_string()))
@@ -385,7 +386,7 @@ impl Store {
         let sql = format!(
             "SELECT {HOST_COLUMNS} {HOST_FROM} WHERE h.id = $1 AND ($2 IS NULL OR (',' || $2 || ',') LIKE ('%,' || h.tenant_id || ',%'))"
         );
-        let host = on_pool!(self, pool, _Db => {
+        let host = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.to_string())
                 .bind(tenant.clone())
@@ -400,7 +401,7 @@ impl Store {
         attach_ports(self, &mut host, tenant.as_deref()).await?;
         let [host] = host;
         let key = id.to_string();
-        let (detail, addresses, ports): (DetailTuple, Vec<(String, i64, i64)>, Vec<PortTuple>) = on_pool!(self, pool, _Db => {
+        let (detail, addresses, ports): (DetailTuple, Vec<(String, i64, i64)>, Vec<PortTuple>) = on_pool!(self, RowScope::viewer(viewer), pool, _Db => {
             let detail: DetailTuple = sqlx::query_as(
                 "SELECT snmp_descr, snmp_object_id, snmp_name, snmp_location, snmp_uptime_ticks, snmp_interfaces, \
                  snmp_lldp, mndp, rtt_us, os_accuracy, last_scan_id, snmp_error FROM hosts WHERE id = $1",

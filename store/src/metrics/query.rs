@@ -1,5 +1,6 @@
 //! Reading series for charts.
 use super::{FIVE_MINUTES_S, ONE_HOUR_S, Point, SeriesPoints};
+use crate::row_scope::RowScope;
 use crate::{Store, StoreError, TenantScope, on_pool};
 
 /// Ranges up to this long read raw samples: 120 points at the usual 60 s poll
@@ -121,7 +122,7 @@ impl Store {
             // Buckets that overlap the range.
             let first = from_ms.div_euclid(1_000) - (width - 1);
             let last = to_ms.div_euclid(1_000);
-            let rows: Vec<Row> = on_pool!(self, pool, _Db => {
+            let rows: Vec<Row> = on_pool!(self, RowScope::tenant(scope), pool, _Db => {
                 let q = sqlx::query_as(resolution.sql(subject.is_some()))
                     .bind(&tenant)
                     .bind(device_id)
@@ -150,7 +151,7 @@ impl Store {
         metric: &str,
     ) -> Result<Vec<String>, StoreError> {
         let tenant = scope.tenant().to_string();
-        let rows: Vec<(String,)> = on_pool!(self, pool, _Db => {
+        let rows: Vec<(String,)> = on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             sqlx::query_as(
                 "SELECT subject FROM metric_series WHERE device_id = $1 AND metric = $2 AND tenant_id = $3 \
                  ORDER BY subject",

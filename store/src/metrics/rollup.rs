@@ -1,5 +1,6 @@
 //! The maintenance pass: recompute dirty buckets, then expire old rows.
 use super::{FIVE_MINUTES_S, ONE_HOUR_S, Retention, RollupStats, bucket_of};
+use crate::row_scope::RowScope;
 use crate::{Store, StoreError, on_pool};
 
 /// The SQL of one rollup level.
@@ -129,7 +130,7 @@ impl Store {
                 *more = true;
                 return Ok(done);
             }
-            let claimed = on_pool!(self, pool, _Db => {
+            let claimed = on_pool!(self, RowScope::All, pool, _Db => {
                 let mut tx = pool.begin().await?;
                 let claimed: Vec<(String, i64)> = sqlx::query_as(level.claim)
                     .bind(i64::try_from(per_tx).unwrap_or(i64::MAX))
@@ -171,7 +172,7 @@ impl Store {
         more: &mut bool,
     ) -> Result<(u64, u64), StoreError> {
         let chunk = retention.chunk_rows.max(1);
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::All, pool, _Db => {
             let mut cutoff = cutoff;
             if let Some(sql) = expiry.oldest_dirty {
                 let (oldest,): (Option<i64>,) = sqlx::query_as(sql).fetch_one(pool).await?;

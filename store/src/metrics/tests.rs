@@ -3,6 +3,7 @@ use outpost_certs::{AgentId, AgentIdentity};
 
 use super::query::Resolution;
 use super::{Conn, DevicePoll, FIVE_MINUTES_S, ONE_HOUR_S, Retention, RollupStats, Sample};
+use crate::row_scope::RowScope;
 use crate::tests::engines;
 use crate::{AdminScope, AgentScope, Store, on_pool};
 
@@ -25,7 +26,7 @@ async fn devices(store: &Store, tenant: &str, n: usize) -> (AgentScope, Vec<Stri
     let mut ids = Vec::new();
     for _ in 0..n {
         let id = uuid::Uuid::new_v4().to_string();
-        on_pool!(store, pool, _Db => {
+        on_pool!(store, RowScope::All, pool, _Db => {
             sqlx::query(
                 "INSERT INTO devices (id, tenant_id, site_id, address, api_port, username, password_sealed, \
                  created_at_ms, updated_at_ms, state_since_ms) VALUES ($1, $2, $3, $1, 8728, 'admin', $4, 0, 0, 0)",
@@ -45,7 +46,7 @@ async fn devices(store: &Store, tenant: &str, n: usize) -> (AgentScope, Vec<Stri
 
 async fn rows(store: &Store, table: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table}");
-    let (n,): (i64,) = on_pool!(store, pool, _Db => {
+    let (n,): (i64,) = on_pool!(store, RowScope::All, pool, _Db => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.expect("count")
     });
     n
@@ -59,7 +60,7 @@ async fn summaries(store: &Store) -> Vec<(i64, i64, f64, f64, f64, i64)> {
             "SELECT series_id, bucket_ts, CAST(min_value AS DOUBLE PRECISION), CAST(max_value AS DOUBLE PRECISION), \
              CAST(sum_value AS DOUBLE PRECISION), samples FROM {table} ORDER BY series_id, bucket_ts"
         );
-        let part: Vec<(i64, i64, f64, f64, f64, i64)> = on_pool!(store, pool, _Db => {
+        let part: Vec<(i64, i64, f64, f64, f64, i64)> = on_pool!(store, RowScope::All, pool, _Db => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.expect("summaries")
         });
         all.extend(part);
@@ -135,7 +136,7 @@ async fn series_are_interned_once_and_race_free() {
         }
         assert_eq!(rows(store, "metric_series").await, 2, "{store:?}");
         assert_eq!(rows(store, "metric_raw").await, 16, "{store:?}");
-        let (distinct,): (i64,) = on_pool!(store, pool, _Db => {
+        let (distinct,): (i64,) = on_pool!(store, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT COUNT(DISTINCT series_id) FROM metric_raw").fetch_one(pool).await.expect("ids")
         });
         assert_eq!(distinct, 2);
@@ -161,7 +162,7 @@ async fn a_rolled_back_series_is_not_cached() {
         let (scope, devs) = devices(store, "acme", 1).await;
         let tenant = scope.tenant().to_string();
         store.series.lock().clear();
-        on_pool!(store, pool, _Db => {
+        on_pool!(store, RowScope::All, pool, _Db => {
             let mut tx = pool.begin().await.expect("begin");
             let mut writer = store.sample_writer();
             let n = writer
@@ -279,7 +280,7 @@ async fn rollups_hold_min_max_avg_and_count() {
         assert_eq!(h.len(), 2);
         assert_eq!((h[0].min, h[0].max, h[0].avg), (5.0, 41.5, 106.5 / 5.0));
         assert_eq!((h[1].min, h[1].max, h[1].avg), (100.0, 100.0, 100.0));
-        let (count,): (i64,) = on_pool!(store, pool, _Db => {
+        let (count,): (i64,) = on_pool!(store, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT samples FROM metric_1h WHERE bucket_ts = $1 AND series_id = \
                             (SELECT id FROM metric_series WHERE device_id = $2)")
                 .bind(T0).bind(dev).fetch_one(pool).await.expect("count")
@@ -318,7 +319,7 @@ async fn roll_up_is_idempotent() {
         let again = store.roll_up(now, &Retention::default()).await.expect("again");
         assert_eq!(again, RollupStats::default());
         // Recomputing every bucket (all marked dirty again) changes nothing either.
-        on_pool!(store, pool, _Db => {
+        on_pool!(store, RowScope::All, pool, _Db => {
             sqlx::query("INSERT INTO metric_dirty_5m (device_id, bucket_ts) \
                          SELECT DISTINCT s.device_id, r.ts - r.ts % 300 FROM metric_raw r \
                          JOIN metric_series s ON s.id = r.series_id WHERE r.ts >= $1")
@@ -433,7 +434,7 @@ async fn retention_deletes_in_chunks() {
         assert_eq!(deleted, expired, "{store:?}");
         assert_eq!(passes, 3, "2,880 rows in chunks of 500, two chunks per pass");
         assert_eq!(rows(store, "metric_raw").await, 2 * 3 * 24 * 60 - expired as i64);
-        let (oldest,): (i64,) = on_pool!(store, pool, _Db => {
+        let (oldest,): (i64,) = on_pool!(store, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT MIN(ts) FROM metric_raw").fetch_one(pool).await.expect("min")
         });
         assert_eq!(oldest, start + 24 * 3_600);

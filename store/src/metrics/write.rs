@@ -2,6 +2,7 @@
 use std::collections::HashMap;
 
 use super::{Conn, FIVE_MINUTES_S, Sample, SeriesCache, bucket_of, on_conn};
+use crate::row_scope::RowScope;
 use crate::{AgentScope, Store, StoreError, now_ms, on_pool};
 
 /// Rows per INSERT statement: 3 parameters each, below both engines' limits.
@@ -48,7 +49,7 @@ impl Store {
     /// tenant's, and then stores nothing.
     pub async fn record_samples(&self, scope: &AgentScope, polls: &[DevicePoll<'_>]) -> Result<usize, StoreError> {
         let tenant = scope.tenant().to_string();
-        on_pool!(self, pool, _Db => {
+        on_pool!(self, RowScope::agent(scope), pool, _Db => {
             let mut tx = pool.begin().await?;
             let mut writer = self.sample_writer();
             let mut stored = 0;

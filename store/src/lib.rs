@@ -16,8 +16,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub mod agents;
@@ -196,9 +195,13 @@ impl Store {
         // after acts as the application role, which row-level security binds
         // (see `row_scope`).
         let options = PgConnectOptions::from_str(url)?;
-        let mut owner = PgConnection::connect_with(&options).await?;
-        sqlx::migrate!("../migrations/postgres").run(&mut owner).await?;
-        owner.close().await?;
+        let owner = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("../migrations/postgres").run(&owner).await?;
+        owner.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(30))

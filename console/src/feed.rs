@@ -18,7 +18,7 @@
 //! PostgreSQL several collectors may share one server. A `watch` rather than a
 //! `broadcast` channel: a slow browser needs only the latest snapshot, never a
 //! backlog.
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -49,7 +49,8 @@ pub(crate) struct Snapshot {
     pub(crate) generated_at_ms: i64,
     pub(crate) sites: Vec<SiteRow>,
     pub(crate) agents: Vec<AgentRow>,
-    pub(crate) live_sessions: HashSet<SessionKey>,
+    /// Each live session with what it may see now.
+    pub(crate) live_sessions: HashMap<SessionKey, Viewer>,
     /// The all-tenants JSON, encoded once and shared by every administrator's stream.
     everything: OnceLock<Result<Arc<str>, String>>,
 }
@@ -60,7 +61,7 @@ impl Snapshot {
         generated_at_ms: i64,
         sites: Vec<SiteRow>,
         agents: Vec<AgentRow>,
-        live_sessions: HashSet<SessionKey>,
+        live_sessions: HashMap<SessionKey, Viewer>,
     ) -> Self {
         Self {
             taken_at,
@@ -80,7 +81,7 @@ impl Snapshot {
         let everyone = Viewer::Admin(admin);
         let sites = store.sites(&everyone).await?;
         let agents = store.list_agents(&everyone).await?;
-        let live_sessions = store.live_session_keys().await?;
+        let live_sessions = store.live_sessions().await?;
         Ok(Self::new(taken_at, now_ms(), sites, agents, live_sessions))
     }
 
@@ -281,7 +282,7 @@ mod tests {
     /// A feed whose "database" answers at once with an empty snapshot.
     fn empty_feed() -> Arc<Feed> {
         Arc::new(Feed::with_source(
-            Arc::new(|| Box::pin(async { Ok(Snapshot::new(Instant::now(), 0, vec![], vec![], HashSet::new())) })),
+            Arc::new(|| Box::pin(async { Ok(Snapshot::new(Instant::now(), 0, vec![], vec![], HashMap::new())) })),
             INTERVAL,
         ))
     }
@@ -359,7 +360,7 @@ mod tests {
                 let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
                 Box::pin(async move {
                     assert!(!first, "the first read fails hard (a deliberate test panic)");
-                    Ok(Snapshot::new(Instant::now(), 0, vec![], vec![], HashSet::new()))
+                    Ok(Snapshot::new(Instant::now(), 0, vec![], vec![], HashMap::new()))
                 })
             }),
             INTERVAL,
@@ -402,7 +403,7 @@ mod tests {
             7,
             vec![acme_hq.clone(), zeta_hq.clone()],
             vec![agent(&acme_hq, "acme-pc"), agent(&zeta_hq, "zeta-pc")],
-            HashSet::new(),
+            HashMap::new(),
         );
         let acme_viewer = Viewer::Tenant(
             AgentScope::from_certificate(&AgentCertificate {

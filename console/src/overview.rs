@@ -79,20 +79,20 @@ pub(crate) async fn events(State(state): State<ConsoleState>, ApiSession(auth): 
         .into_response()
 }
 
-/// One stream's events: per feed update, the overview as `viewer` sees it, a
-/// `problem` when the read failed, or `signed-out` (and the end) once a
-/// snapshot read after `checked_at` no longer lists the session.
+/// One stream's events: per feed update, the overview as the session may
+/// see it then (its user's tenants as of that snapshot, starting from
+/// `viewer`), a `problem` when the read failed, or `signed-out` (and the end)
+/// once a snapshot read after `checked_at` no longer lists the session.
 fn overview_stream(
     session: SessionKey,
     viewer: Viewer,
     checked_at: Instant,
     updates: watch::Receiver<Update>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    futures::stream::unfold(Some(updates), move |updates| {
+    futures::stream::unfold(Some((updates, viewer)), move |state| {
         let session = session.clone();
-        let viewer = viewer.clone();
         async move {
-            let mut updates = updates?;
+            let (mut updates, mut viewer) = state?;
             loop {
                 // Fails only once the feed is gone, which it is not while this
                 // receiver exists; ending lets the browser reconnect anyway.
@@ -102,8 +102,12 @@ fn overview_stream(
                     Update::Pending => continue,
                     Update::Failed => problem_event(),
                     Update::Ready(snapshot) => {
-                        if snapshot.taken_at >= checked_at && !snapshot.live_sessions.contains(&session) {
-                            return Some((Ok(Event::default().event("signed-out").data("{}")), None));
+                        if snapshot.taken_at >= checked_at {
+                            match snapshot.live_sessions.get(&session) {
+                                None => return Some((Ok(Event::default().event("signed-out").data("{}")), None)),
+                                // A role removed or a tenant added shows in the next event.
+                                Some(now) => viewer = now.clone(),
+                            }
                         }
                         match snapshot.overview_json(&viewer) {
                             Ok(json) => Event::default().event("overview").data(&*json),
@@ -114,7 +118,7 @@ fn overview_stream(
                         }
                     }
                 };
-                return Some((Ok(event), Some(updates)));
+                return Some((Ok(event), Some((updates, viewer))));
             }
         }
     })
@@ -129,7 +133,7 @@ fn problem_event() -> Event {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::HashMap;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -167,33 +171,36 @@ mod tests {
         let (acme, zeta) = (TenantId::random(), TenantId::random());
         let (acme_site, acme_agent) = rows(acme, "acme-pc");
         let (zeta_site, zeta_agent) = rows(zeta, "zeta-pc");
-        let viewer = Viewer::Tenant(
-            AgentScope::from_certificate(&AgentCertificate {
-                identity: AgentIdentity {
-                    tenant: acme,
-                    site: acme_site.site,
-                    agent: acme_agent.agent,
-                },
-                serial: String::new(),
-                not_before: 0,
-                not_after: 0,
-            })
-            .tenant_scope(),
-        );
+        let member_of = |site: &SiteRow, agent: &AgentRow| {
+            Viewer::Tenant(
+                AgentScope::from_certificate(&AgentCertificate {
+                    identity: AgentIdentity {
+                        tenant: site.tenant,
+                        site: site.site,
+                        agent: agent.agent,
+                    },
+                    serial: String::new(),
+                    not_before: 0,
+                    not_after: 0,
+                })
+                .tenant_scope(),
+            )
+        };
+        let viewer = member_of(&acme_site, &acme_agent);
         let session = SessionKey::of("acme user's cookie");
         let checked_at = Instant::now();
-        let snapshot = |taken_at: Instant, live: &[SessionKey]| {
+        let snapshot = |taken_at: Instant, live: &[(SessionKey, Viewer)]| {
             Update::Ready(Arc::new(Snapshot::new(
                 taken_at,
                 1,
                 vec![acme_site.clone(), zeta_site.clone()],
                 vec![acme_agent.clone(), zeta_agent.clone()],
-                live.iter().cloned().collect::<HashSet<_>>(),
+                live.iter().cloned().collect::<HashMap<_, _>>(),
             )))
         };
 
         let (feed, updates) = watch::channel(Update::Pending);
-        let stream = overview_stream(session.clone(), viewer, checked_at, updates);
+        let stream = overview_stream(session.clone(), viewer.clone(), checked_at, updates);
         let mut body = Sse::new(stream).into_response().into_body().into_data_stream();
 
         // Read before the session was checked: its absence proves nothing yet.
@@ -211,14 +218,24 @@ mod tests {
         let event = next_event(&mut body).await.unwrap();
         assert!(event.starts_with("event: problem\n"), "{event}");
 
-        feed.send_replace(snapshot(Instant::now(), std::slice::from_ref(&session)));
+        feed.send_replace(snapshot(Instant::now(), &[(session.clone(), viewer.clone())]));
         let event = next_event(&mut body).await.unwrap();
         assert!(
             event.starts_with("event: overview\n") && !event.contains("zeta-pc"),
             "{event}"
         );
 
-        feed.send_replace(snapshot(Instant::now(), &[SessionKey::of("someone else")]));
+        // The user's membership moved from acme to zeta while the stream is
+        // open: the next event shows zeta's agents and no longer acme's.
+        let moved = member_of(&zeta_site, &zeta_agent);
+        feed.send_replace(snapshot(Instant::now(), &[(session.clone(), moved)]));
+        let event = next_event(&mut body).await.unwrap();
+        assert!(event.contains("zeta-pc") && !event.contains("acme-pc"), "{event}");
+
+        feed.send_replace(snapshot(
+            Instant::now(),
+            &[(SessionKey::of("someone else"), viewer.clone())],
+        ));
         let event = next_event(&mut body).await.unwrap();
         assert!(event.starts_with("event: signed-out\n"), "{event}");
         assert!(next_event(&mut body).await.is_none(), "the stream ends");

@@ -590,3 +590,38 @@ async fn user_role_and_tenant_changes_are_in_the_audit_log_and_the_chain_holds()
         assert_eq!(report.checked, 11);
     }
 }
+
+#[tokio::test]
+async fn live_sessions_carry_each_users_current_tenants() {
+    let e = engines().await;
+    for store in &e.stores {
+        let admin = AdminScope::verified();
+        let operator = Principal::local_operator(&admin);
+        let by = crate::audit::Actor::local_operator();
+        let a = store.create_tenant(&admin, "Acme", &by).await.expect("tenant");
+        let b = store.create_tenant(&admin, "Globex", &by).await.expect("tenant");
+        let ann = store
+            .create_user(&operator, "ann", "password-ann", NewUser::Member(a, Role::Viewer), &by)
+            .await
+            .expect("user");
+        let user = verified(store, "ann", "password-ann").await.expect("password accepted");
+        let token = store.open_session(user, &by).await.expect("session");
+        let key = users::SessionKey::of(&token);
+        let sees = |viewer: Option<&Viewer>, tenant| viewer.is_some_and(|v| v.sees(tenant));
+
+        let live = store.live_sessions().await.expect("live");
+        assert!(sees(live.get(&key), a) && !sees(live.get(&key), b), "{store:?}");
+        // Moved from Acme to Globex: the same session now sees Globex only.
+        store
+            .set_role(&operator, &ann, b, Some(Role::Operator), &by)
+            .await
+            .expect("role");
+        store.set_role(&operator, &ann, a, None, &by).await.expect("role");
+        let live = store.live_sessions().await.expect("live");
+        assert!(!sees(live.get(&key), a) && sees(live.get(&key), b), "{store:?}");
+        // No tenant left: still signed in, sees nothing.
+        store.set_role(&operator, &ann, b, None, &by).await.expect("role");
+        let live = store.live_sessions().await.expect("live");
+        assert!(live.contains_key(&key) && !sees(live.get(&key), a) && !sees(live.get(&key), b));
+    }
+}

@@ -3,7 +3,7 @@
 //! Passwords are argon2id hashes (PHC strings). Session and CSRF tokens are 256
 //! random bits; the database holds only the SHA-256 of the session token, so a
 //! leaked database does not leak live sessions.
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -279,20 +279,41 @@ impl Store {
         Ok(pruned)
     }
 
-    /// Every session [`Self::session`] would accept now, in one query, so one
-    /// reader can check many open streams at once.
-    pub async fn live_session_keys(&self) -> Result<HashSet<SessionKey>, StoreError> {
-        let rows: Vec<(String,)> = on_pool!(self, RowScope::All, pool, _Db => {
+    /// Every session [`Self::session`] would accept now, with what it may
+    /// see as of now (its user's current memberships), in one query, so one
+    /// reader can check many open streams at once and a stream follows a
+    /// change of its user's tenants without reconnecting.
+    pub async fn live_sessions(&self) -> Result<HashMap<SessionKey, Viewer>, StoreError> {
+        let rows: Vec<(String, i64, Option<String>)> = on_pool!(self, RowScope::All, pool, _Db => {
             // The same conditions as `session`, so both agree on who is signed in.
             sqlx::query_as(
-                "SELECT s.id_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+                "SELECT s.id_hash, u.is_msp_admin, m.tenant_id FROM sessions s JOIN users u ON u.id = s.user_id \
+                 LEFT JOIN memberships m ON m.user_id = u.id AND u.is_msp_admin = 0 \
                  WHERE s.expires_at_ms > $1 AND u.disabled_at_ms IS NULL",
             )
             .bind(now_ms())
             .fetch_all(pool)
             .await?
         });
-        Ok(rows.into_iter().map(|(hash,)| SessionKey(hash)).collect())
+        let mut tenants: HashMap<SessionKey, Option<Vec<outpost_certs::TenantId>>> = HashMap::new();
+        for (hash, msp_admin, tenant) in rows {
+            let entry = tenants
+                .entry(SessionKey(hash))
+                .or_insert_with(|| (msp_admin == 0).then(Vec::new));
+            if let (Some(list), Some(t)) = (entry.as_mut(), tenant) {
+                list.push(crate::parse_id("tenant", &t)?);
+            }
+        }
+        Ok(tenants
+            .into_iter()
+            .map(|(key, list)| {
+                let viewer = match list {
+                    None => Viewer::Admin(AdminScope::verified()),
+                    Some(list) => Viewer::Tenants(crate::scope::TenantSet::verified(list)),
+                };
+                (key, viewer)
+            })
+            .collect())
     }
 
     /// Ends a session, recorded in the audit log (`console.logout`, done by

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod renew;
 pub mod routeros;
 pub mod signals;
+pub mod tunnel;
 pub mod uplink;
 
 use std::path::Path;
@@ -191,6 +192,7 @@ pub async fn run(data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result
         discovery: discovery_tx,
         live: tokio::sync::Mutex::new(live_rx),
         progress: tokio::sync::Mutex::new(progress_rx),
+        tunnels: Arc::default(),
     };
     let uplink = tokio::spawn(uplink.run(stop.clone()));
     let renewer = renew::Renewer {

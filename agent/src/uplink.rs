@@ -107,6 +107,8 @@ pub struct Uplink {
     pub live: tokio::sync::Mutex<mpsc::Receiver<outpost_proto::agent_v1::LiveTraffic>>,
     /// Scan progress from discovery, sent outside the outbox.
     pub progress: tokio::sync::Mutex<mpsc::Receiver<outpost_proto::agent_v1::ScanProgress>>,
+    /// Where tunnels may go, kept in step with the assignments.
+    pub tunnels: Arc<crate::tunnel::TunnelPolicy>,
 }
 
 /// A refusal that retrying soon will not cure: the operator has to act.
@@ -267,6 +269,7 @@ impl Uplink {
         let _ = tx.try_send(AgentMessage {
             kind: Some(agent_message::Kind::Hello(hello)),
         });
+        let tunnels_client = client.clone();
         let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()).await {
             Err(_) => {
@@ -370,10 +373,21 @@ impl Uplink {
                             tracing::info!("collector asked for certificate renewal");
                             self.signals.renew_now.notify_one();
                         }
-                        Some(command::Kind::AssignDevices(a)) => self.to_fleet(FleetCommand::Assign(a)).await,
+                        Some(command::Kind::AssignDevices(a)) => {
+                            self.tunnels.set_devices(a.devices.iter().map(|d| d.address.clone()));
+                            self.to_fleet(FleetCommand::Assign(a)).await
+                        }
                         Some(command::Kind::WatchTraffic(w)) => self.to_fleet(FleetCommand::Watch(w)).await,
                         Some(command::Kind::BackupNow(b)) => self.to_fleet(FleetCommand::Backup(b)).await,
-                        Some(command::Kind::AssignDiscovery(a)) => self.to_discovery(DiscoveryCommand::Assign(a)).await,
+                        Some(command::Kind::AssignDiscovery(a)) => {
+                            self.tunnels.set_networks(a.jobs.iter().flat_map(|j| j.targets.iter().map(String::as_str)));
+                            self.to_discovery(DiscoveryCommand::Assign(a)).await
+                        }
+                        Some(command::Kind::OpenTunnel(open)) => {
+                            // Its own stream on this connection, its own task: a tunnel
+                            // never waits for telemetry, nor telemetry for it.
+                            tokio::spawn(crate::tunnel::run(tunnels_client.clone(), self.tunnels.clone(), open));
+                        }
                         Some(command::Kind::ScanNow(s)) => self.to_discovery(DiscoveryCommand::ScanNow(s)).await,
                         None => tracing::warn!(command_id = %cmd.command_id, "unknown command ignored"),
                     },

@@ -22,10 +22,12 @@ mod session;
 mod status;
 mod tenants;
 mod tokens;
+mod tunnels;
 
 use std::sync::Arc;
 
 use outpost_certs::Fingerprint;
+use outpost_console::agent_control::AgentControl;
 use outpost_console::sign_in::SignIn;
 use outpost_proto::api_v1::agent_service_server::AgentServiceServer;
 use outpost_proto::api_v1::api_token_service_server::ApiTokenServiceServer;
@@ -35,6 +37,7 @@ use outpost_proto::api_v1::event_service_server::EventServiceServer;
 use outpost_proto::api_v1::inventory_service_server::InventoryServiceServer;
 use outpost_proto::api_v1::session_service_server::SessionServiceServer;
 use outpost_proto::api_v1::tenant_service_server::TenantServiceServer;
+use outpost_proto::api_v1::tunnel_service_server::TunnelServiceServer;
 use outpost_store::Store;
 use outpost_vault::Vault;
 use tonic::service::Routes;
@@ -46,6 +49,8 @@ pub struct ApiState {
     ca_fingerprint: Fingerprint,
     vault: Arc<Vault>,
     sign_in: SignIn,
+    /// The collector's agents, for tunnels; none in a bare API.
+    control: Option<Arc<dyn AgentControl>>,
 }
 
 impl ApiState {
@@ -58,7 +63,14 @@ impl ApiState {
             ca_fingerprint,
             vault,
             sign_in,
+            control: None,
         }
+    }
+
+    /// Tunnels go through `control` (the collector's agents).
+    pub fn with_control(mut self, control: Arc<dyn AgentControl>) -> Self {
+        self.control = Some(control);
+        self
     }
 }
 
@@ -73,6 +85,7 @@ pub fn routes(state: ApiState) -> Routes {
         .add_service(DeviceServiceServer::new(devices::Devices(state.clone())).max_decoding_message_size(limit))
         .add_service(InventoryServiceServer::new(inventory::Inventory(state.clone())).max_decoding_message_size(limit))
         .add_service(AuditServiceServer::new(audit::Audit(state.clone())).max_decoding_message_size(limit))
+        .add_service(TunnelServiceServer::new(tunnels::Tunnels(state.clone())).max_decoding_message_size(limit))
         .add_service(EventServiceServer::new(events::Events {
             state,
             streams: std::sync::Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),

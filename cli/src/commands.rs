@@ -29,7 +29,7 @@ pub(crate) enum Login {
     },
 }
 
-async fn api(dir: &Path) -> Result<Api> {
+pub(crate) async fn api(dir: &Path) -> Result<Api> {
     let c = credentials::load(dir)?;
     let channel = connect(&c.collector, &c.ca_fingerprint)
         .await

@@ -16,6 +16,7 @@ mod commands;
 mod connect;
 mod credentials;
 mod table;
+mod tunnel;
 
 /// Outpost command line.
 #[derive(Debug, Parser)]
@@ -119,6 +120,20 @@ enum Command {
     ApiToken {
         #[command(subcommand)]
         command: ApiTokenCommand,
+    },
+    /// Forward a local port to a port of a device, through the collector and
+    /// the agent that polls the device (operators and admins of its tenant).
+    ///
+    /// Prints `listening on ADDRESS` once ready; point WinBox, ssh, scp or a
+    /// browser there. Every connection is audited on the collector.
+    Tunnel {
+        /// The device: its id, identity or address.
+        device: String,
+        /// winbox, ssh, telnet, http, https, api, api-ssl, or a port number.
+        port: String,
+        /// Local address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        local: std::net::SocketAddr,
     },
 }
 
@@ -308,6 +323,10 @@ async fn run(command: Command) -> Result<()> {
             commands::login(&dir, &collector, &ca_fingerprint, login).await
         }
         Command::Logout => commands::logout(&dir).await,
+        Command::Tunnel { device, port, local } => {
+            let port = tunnel::port_of(&port)?;
+            tunnel::run(commands::api(&dir).await?, &device, port, local).await
+        }
         Command::Whoami { out } => commands::whoami(&dir, out).await,
         Command::Tenants {
             command: ListOnly::List { out, .. },

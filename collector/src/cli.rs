@@ -155,6 +155,24 @@ pub struct ServeArgs {
     /// it `/metrics` is open like `/healthz`, for a scraper on a trusted network.
     #[arg(long, env = "OUTPOST_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Device ports tunnels may reach (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "22,23,80,443,8080,8291,8443,8728,8729")]
+    pub tunnel_ports: Vec<u16>,
+    /// Open tunnels per user at once.
+    #[arg(long, default_value_t = 10)]
+    pub tunnel_max_per_user: usize,
+    /// Open tunnels per device at once.
+    #[arg(long, default_value_t = 20)]
+    pub tunnel_max_per_device: usize,
+    /// Open tunnels in total.
+    #[arg(long, default_value_t = 200)]
+    pub tunnel_max_total: usize,
+    /// A tunnel with no byte either way for this long is closed.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub tunnel_idle: Duration,
+    /// A tunnel is closed after this long whatever happens.
+    #[arg(long, default_value = "8h", value_parser = parse_duration)]
+    pub tunnel_max_duration: Duration,
 }
 
 impl ServeArgs {
@@ -168,6 +186,19 @@ impl ServeArgs {
                 key: key.clone(),
             },
             _ => ConsoleTransport::CollectorCertificate,
+        }
+    }
+
+    /// The tunnel policy these options ask for.
+    pub fn tunnel_policy(&self) -> crate::agent_port::tunnels::TunnelPolicy {
+        crate::agent_port::tunnels::TunnelPolicy {
+            ports: self.tunnel_ports.clone(),
+            per_user: self.tunnel_max_per_user,
+            per_device: self.tunnel_max_per_device,
+            total: self.tunnel_max_total,
+            idle: self.tunnel_idle,
+            max_duration: self.tunnel_max_duration,
+            ..Default::default()
         }
     }
 

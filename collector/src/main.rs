@@ -65,6 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(
                 ServeOptions {
                     metrics_retention: args.metrics_retention(),
+                    tunnel_policy: args.tunnel_policy(),
                     data_dir: DataDir::new(args.location.data_dir),
                     database_url: args.location.database_url,
                     agent_addr: args.agent_addr,

@@ -59,6 +59,7 @@ pub async fn run(root: &Path, agent_addr: SocketAddr, console_addr: SocketAddr, 
         console_transport: Default::default(),
         trusted_proxies: Vec::new(),
         metrics_token: None,
+        tunnel_policy: Default::default(),
     };
     let collector = tokio::spawn(serve(opts, shutdown.clone(), Some(ready_tx)));
     let bound = match ready_rx.await {

@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub metrics_retention: outpost_store::metrics::Retention,
     /// When set, `/metrics` requires `Authorization: Bearer` with it.
     pub metrics_token: Option<String>,
+    /// Where tunnels may go, how many, for how long.
+    pub tunnel_policy: crate::agent_port::tunnels::TunnelPolicy,
 }
 
 /// The console port's transport and certificate.
@@ -167,7 +169,8 @@ pub async fn serve(
         shutdown.clone(),
         vault.clone(),
     )
-    .with_metrics(metrics.clone());
+    .with_metrics(metrics.clone())
+    .with_tunnel_policy(opts.tunnel_policy.clone());
     let rollups = tokio::spawn(roll_up_metrics(
         store.clone(),
         opts.metrics_retention.clone(),
@@ -210,16 +213,14 @@ pub async fn serve(
         }
     });
     let console_state = ConsoleState::new(store.clone(), admin, vault.clone(), opts.secure_cookies)
-        .with_agent_control(traffic)
+        .with_agent_control(traffic.clone())
         .with_operability(metrics, agent_port_up)
         .with_ca_fingerprint(ca.fingerprint());
     outpost_console::spawn_maintenance(&console_state, shutdown.clone());
-    let api = outpost_api::routes(outpost_api::ApiState::new(
-        store.clone(),
-        ca.fingerprint(),
-        vault.clone(),
-        console_state.sign_in(),
-    ))
+    let api = outpost_api::routes(
+        outpost_api::ApiState::new(store.clone(), ca.fingerprint(), vault.clone(), console_state.sign_in())
+            .with_control(traffic),
+    )
     .into_axum_router();
     let web = outpost_console::router(console_state).layer(console_port::body_deadline::layer(CONSOLE_BODY_DEADLINE));
     let app = console_port::split::ByContentType::new(api, web).into_router();

@@ -98,7 +98,90 @@ pub trait AgentControl: Send + Sync + std::fmt::Debug {
     fn streaming_agents(&self) -> usize {
         0
     }
+
+    /// Opens a TCP connection to a port of `ask.device` through the agent
+    /// that polls it. The caller has checked the role; the collector checks
+    /// its tunnel policy and limits, and audits the session.
+    fn open_tunnel(&self, ask: TunnelAsk) -> TunnelFuture<'_> {
+        let _ = ask;
+        Box::pin(async { Err(TunnelRefused::Unavailable(NO_AGENT.to_owned())) })
+    }
 }
+
+/// A tunnel someone asks for.
+#[derive(Clone, Debug)]
+pub struct TunnelAsk {
+    /// The device's tenant, as the caller may act in it.
+    pub scope: TenantScope,
+    /// The device.
+    pub device: DeviceId,
+    /// TCP port on the device.
+    pub port: u16,
+    /// Who asks (a user name, or `token <id>`), for limits and the audit log.
+    pub user: String,
+    /// Where they ask from.
+    pub source: Option<std::net::IpAddr>,
+    /// Which way in: `cli`, `port`, `terminal`.
+    pub via: &'static str,
+}
+
+/// Why a tunnel was not opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TunnelRefused {
+    /// No such device in the scope's tenant.
+    NotFound(String),
+    /// The tunnel policy does not allow it (a port, a target).
+    Denied(String),
+    /// A limit (per user, per device, in total) is reached.
+    Limit(String),
+    /// The agent is not connected, refused, or could not connect.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for TunnelRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound(s) | Self::Denied(s) | Self::Limit(s) | Self::Unavailable(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Bytes towards the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToDevice {
+    /// Bytes to write.
+    Data(bytes::Bytes),
+    /// No more bytes this way (half-close).
+    Fin,
+}
+
+/// What comes back from the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FromDevice {
+    /// Bytes it sent.
+    Data(bytes::Bytes),
+    /// It sends no more (half-close).
+    Fin,
+    /// The tunnel ended otherwise (reset, idle, maximum time, agent gone); why.
+    Closed(String),
+}
+
+/// An open tunnel: send on `to_device`, read `from_device`. Dropping both
+/// ends it. Both channels are bounded, so a slow side slows the other.
+#[derive(Debug)]
+pub struct TunnelPipe {
+    /// The tunnel's id (in the audit log).
+    pub id: String,
+    /// What the agent connected to, `address:port`.
+    pub target: String,
+    /// Towards the device.
+    pub to_device: tokio::sync::mpsc::Sender<ToDevice>,
+    /// From the device; ends after `Closed`, or `Fin` and the other side's `Fin`.
+    pub from_device: tokio::sync::mpsc::Receiver<FromDevice>,
+}
+
+/// A future for a tunnel being opened.
+pub type TunnelFuture<'a> = Pin<Box<dyn Future<Output = Result<TunnelPipe, TunnelRefused>> + Send + 'a>>;
 
 /// For a console without a collector behind it (unit tests): no agent is
 /// ever reachable.

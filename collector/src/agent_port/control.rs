@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use outpost_certs::SiteId;
-use outpost_console::agent_control::{AgentControl, RequestFuture, ScanFuture, ScanProgress, WatchFuture};
+use outpost_console::agent_control::{
+    AgentControl, RequestFuture, ScanFuture, ScanProgress, TunnelAsk, TunnelFuture, WatchFuture,
+};
 use outpost_proto::agent_v1::{BackupNow, Command, command};
 use outpost_store::devices::DeviceId;
 use outpost_store::inventory::{JobId, ScanId};
@@ -16,6 +18,7 @@ use outpost_store::{Store, TenantScope};
 use super::live::LiveSessions;
 use super::scan_progress::{ScanProgressHub, ScanProgressView};
 use super::traffic::TrafficHub;
+use super::tunnels::TunnelHub;
 
 /// [`AgentControl`] for this collector's agents.
 #[derive(Clone)]
@@ -24,6 +27,7 @@ pub struct Control {
     traffic: Arc<TrafficHub>,
     sessions: Arc<LiveSessions>,
     progress: Arc<ScanProgressHub>,
+    tunnels: Arc<TunnelHub>,
 }
 
 impl std::fmt::Debug for Control {
@@ -38,12 +42,14 @@ impl Control {
         traffic: Arc<TrafficHub>,
         sessions: Arc<LiveSessions>,
         progress: Arc<ScanProgressHub>,
+        tunnels: Arc<TunnelHub>,
     ) -> Self {
         Self {
             store,
             traffic,
             sessions,
             progress,
+            tunnels,
         }
     }
 
@@ -94,6 +100,10 @@ impl AgentControl for Control {
         Box::pin(Control::scan_now(self, scope, site, job))
     }
 
+    fn open_tunnel(&self, ask: TunnelAsk) -> TunnelFuture<'_> {
+        Box::pin(self.tunnels.open(ask))
+    }
+
     fn scan_progress(&self, scope: &TenantScope, scan: &ScanId) -> Option<ScanProgress> {
         Control::scan_progress(self, scope, scan).map(|p| ScanProgress {
             phase: p.phase,
@@ -121,7 +131,14 @@ mod tests {
         let sessions: Arc<LiveSessions> = Arc::default();
         let progress: Arc<ScanProgressHub> = Arc::default();
         let traffic = Arc::new(TrafficHub::new(store.clone(), sessions.clone()));
-        let control: Arc<dyn AgentControl> = Arc::new(Control::new(store.clone(), traffic, sessions, progress.clone()));
+        let tunnels = Arc::new(TunnelHub::new(store.clone(), sessions.clone(), Default::default()));
+        let control: Arc<dyn AgentControl> = Arc::new(Control::new(
+            store.clone(),
+            traffic,
+            sessions,
+            progress.clone(),
+            tunnels,
+        ));
         let scope = admin.tenant_scope(site.tenant);
 
         let err = control.scan_now(scope, site.site, None).await.expect_err("no agent");

@@ -26,6 +26,7 @@ mod shared;
 pub(crate) mod source;
 pub mod tenancy;
 pub mod traffic;
+pub mod tunnels;
 pub mod validate;
 
 use std::sync::Arc;

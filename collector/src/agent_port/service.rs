@@ -6,7 +6,7 @@ use std::pin::Pin;
 use futures::Stream;
 use outpost_proto::agent_v1::agent_service_server::AgentService;
 use outpost_proto::agent_v1::{
-    AgentMessage, CollectorMessage, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse,
+    AgentMessage, CollectorMessage, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse, TunnelFrame,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -29,5 +29,14 @@ impl AgentService for AgentPortService {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
         super::session::open(self, request).await
+    }
+
+    type TunnelStream = Pin<Box<dyn Stream<Item = Result<TunnelFrame, Status>> + Send + 'static>>;
+
+    async fn tunnel(&self, request: Request<Streaming<TunnelFrame>>) -> Result<Response<Self::TunnelStream>, Status> {
+        let agent = super::shared::authenticated(&request)?;
+        let remote = super::shared::peer(&request)?.remote;
+        let stream = self.tunnels.attach(&agent.scope, remote, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }

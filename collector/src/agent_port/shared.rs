@@ -42,6 +42,8 @@ pub struct AgentPortService {
     pub(super) scan_progress: Arc<super::scan_progress::ScanProgressHub>,
     /// Ingest counters and timings, served on the console's `/metrics`.
     pub(super) metrics: Arc<outpost_console::Metrics>,
+    /// Tunnels to devices through the agents.
+    pub(super) tunnels: Arc<super::tunnels::TunnelHub>,
 }
 
 impl AgentPortService {
@@ -52,6 +54,7 @@ impl AgentPortService {
             self.traffic.clone(),
             self.live.clone(),
             self.scan_progress.clone(),
+            self.tunnels.clone(),
         )
     }
 
@@ -73,6 +76,11 @@ impl AgentPortService {
     ) -> Self {
         let live: Arc<LiveSessions> = Arc::default();
         Self {
+            tunnels: Arc::new(super::tunnels::TunnelHub::new(
+                store.clone(),
+                live.clone(),
+                super::tunnels::TunnelPolicy::default(),
+            )),
             traffic: Arc::new(super::traffic::TrafficHub::new(store.clone(), live.clone())),
             vault,
             store,
@@ -86,6 +94,16 @@ impl AgentPortService {
             scan_progress: Arc::default(),
             metrics: Arc::default(),
         }
+    }
+
+    /// Tunnels follow `policy` (the default is [`TunnelPolicy::default`](super::tunnels::TunnelPolicy)).
+    pub fn with_tunnel_policy(mut self, policy: super::tunnels::TunnelPolicy) -> Self {
+        self.tunnels = Arc::new(super::tunnels::TunnelHub::new(
+            self.store.clone(),
+            self.live.clone(),
+            policy,
+        ));
+        self
     }
 
     /// Counts ingest into `metrics` (the ones the console serves).

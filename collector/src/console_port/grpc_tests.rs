@@ -13,7 +13,7 @@ use futures::Stream;
 use outpost_proto::agent_v1::agent_service_client::AgentServiceClient;
 use outpost_proto::agent_v1::agent_service_server::{AgentService, AgentServiceServer};
 use outpost_proto::agent_v1::{
-    AgentMessage, CollectorMessage, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse,
+    AgentMessage, CollectorMessage, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse, TunnelFrame,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -43,6 +43,12 @@ impl AgentService for Stub {
     type ConnectStream = Pin<Box<dyn Stream<Item = Result<CollectorMessage, Status>> + Send + 'static>>;
 
     async fn connect(&self, _: Request<Streaming<AgentMessage>>) -> Result<Response<Self::ConnectStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    type TunnelStream = Pin<Box<dyn Stream<Item = Result<TunnelFrame, Status>> + Send + 'static>>;
+
+    async fn tunnel(&self, _: Request<Streaming<TunnelFrame>>) -> Result<Response<Self::TunnelStream>, Status> {
         Err(Status::unimplemented("not here"))
     }
 }

@@ -1,0 +1,136 @@
+//! `TunnelService`: a TCP connection to a device port, through its agent.
+//!
+//! The first request names the device and port; the caller needs the
+//! operator role in the device's tenant (a viewer is PERMISSION_DENIED,
+//! another tenant's device NOT_FOUND). The collector's tunnel hub checks its
+//! policy and limits, opens the tunnel and audits it; this service only
+//! moves frames between the call and the hub's pipe, `fin` for `fin`.
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use outpost_console::agent_control::{FromDevice, ToDevice, TunnelAsk, TunnelRefused};
+use outpost_proto::api_v1 as pb;
+use outpost_proto::api_v1::tunnel_service_server::TunnelService;
+use outpost_store::devices::DeviceId;
+use outpost_store::members::Role;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::ApiState;
+use crate::auth::caller;
+use crate::status::{denied, required_id, store};
+
+/// How long the first request (the target) may take to arrive.
+const TARGET_WITHIN: Duration = Duration::from_secs(10);
+
+pub(crate) struct Tunnels(pub(crate) ApiState);
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<pb::TunnelReply, Status>> + Send + 'static>>;
+
+fn reply(kind: pb::tunnel_reply::Kind) -> Result<pb::TunnelReply, Status> {
+    Ok(pb::TunnelReply { kind: Some(kind) })
+}
+
+#[tonic::async_trait]
+impl TunnelService for Tunnels {
+    type OpenStream = ReplyStream;
+
+    async fn open(&self, request: Request<Streaming<pb::TunnelRequest>>) -> Result<Response<Self::OpenStream>, Status> {
+        let who = caller(&self.0, &request).await?;
+        let mut requests = request.into_inner();
+        let target = match tokio::time::timeout(TARGET_WITHIN, requests.message()).await {
+            Ok(Ok(Some(pb::TunnelRequest {
+                kind: Some(pb::tunnel_request::Kind::Target(t)),
+            }))) => t,
+            Ok(Err(status)) => return Err(status),
+            Ok(Ok(_)) => return Err(Status::invalid_argument("the first request must name the target")),
+            Err(_) => return Err(Status::deadline_exceeded("no target within 10 s")),
+        };
+        let device: DeviceId = required_id("device_id", &target.device_id)?;
+        let port = u16::try_from(target.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| Status::invalid_argument(format!("port {} is not a TCP port", target.port)))?;
+        let row = self
+            .0
+            .store
+            .device(&who.principal.viewer(), device)
+            .await
+            .map_err(store)?;
+        let scope = who
+            .principal
+            .authorize(row.tenant, Role::Operator)
+            .map_err(|d| denied(d, "device"))?;
+        let control = self
+            .0
+            .control
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("tunnels are not available on this collector"))?;
+        let ask = TunnelAsk {
+            scope,
+            device,
+            port,
+            user: who.principal.username().to_owned(),
+            source: who.source,
+            via: "cli",
+        };
+        let pipe = control.open_tunnel(ask).await.map_err(|r| match r {
+            TunnelRefused::NotFound(m) => Status::not_found(m),
+            TunnelRefused::Denied(m) => Status::permission_denied(m),
+            TunnelRefused::Limit(m) => Status::resource_exhausted(m),
+            TunnelRefused::Unavailable(m) => Status::unavailable(m),
+        })?;
+        let (tx, rx) = mpsc::channel(8);
+        let _ = tx.try_send(reply(pb::tunnel_reply::Kind::Opened(pb::TunnelOpened {
+            tunnel_id: pipe.id.clone(),
+            target: pipe.target.clone(),
+        })));
+        let to_device = pipe.to_device;
+        let mut from_device = pipe.from_device;
+        // Caller → device.
+        tokio::spawn(async move {
+            loop {
+                let next = match requests.message().await {
+                    Ok(Some(pb::TunnelRequest {
+                        kind: Some(pb::tunnel_request::Kind::Data(b)),
+                    })) => ToDevice::Data(b.into()),
+                    Ok(Some(pb::TunnelRequest {
+                        kind: Some(pb::tunnel_request::Kind::Fin(_)),
+                    })) => ToDevice::Fin,
+                    Ok(Some(_)) => continue,
+                    // The caller half-closed its stream: that is its FIN too.
+                    Ok(None) => ToDevice::Fin,
+                    // Gone: dropping the sender ends the tunnel.
+                    Err(_) => return,
+                };
+                let fin = next == ToDevice::Fin;
+                if to_device.send(next).await.is_err() || fin {
+                    // Keep the pipe open (not dropped) until the device side ends.
+                    if fin {
+                        to_device.closed().await;
+                    }
+                    return;
+                }
+            }
+        });
+        // Device → caller.
+        tokio::spawn(async move {
+            while let Some(m) = from_device.recv().await {
+                let sent = match m {
+                    FromDevice::Data(b) => tx.send(reply(pb::tunnel_reply::Kind::Data(b.to_vec()))).await,
+                    FromDevice::Fin => tx.send(reply(pb::tunnel_reply::Kind::Fin(pb::TunnelFin {}))).await,
+                    FromDevice::Closed(why) => {
+                        let _ = tx.send(Err(Status::aborted(format!("tunnel closed: {why}")))).await;
+                        return;
+                    }
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

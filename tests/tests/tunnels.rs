@@ -1,0 +1,411 @@
+//! Tunnels end to end, with real processes and real peers: a real OpenSSH
+//! server (Debian's `sshd`) on a simulated device's loopback address, reached
+//! only through `outpost tunnel` → the collector's API → the agent's own
+//! tunnel stream. The real `ssh` runs a command and `scp` copies 100 MB
+//! intact; refusals (viewer, another tenant's device, a port the policy
+//! does not allow, a limit, a wrong one-time secret on the agent's stream)
+//! are refused and audited; the agent stopping mid-session ends the tunnel.
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use outpost_tests::sim::Sim;
+use outpost_tests::*;
+use sha2::{Digest, Sha256};
+
+const PASSWORD: &str = "Sim-Pass-tunnel";
+
+fn outpost(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("outpost"));
+    cmd.args(args)
+        .env("OUTPOST_CONFIG_DIR", config)
+        .env_remove("OUTPOST_API_TOKEN")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Signs the command line in (in its own config directory) with an API token
+/// of `user` at `scope`.
+fn signed_in(c: &Collector, user: &str, tenant: &str, scope: &str) -> tempfile::TempDir {
+    let token = c
+        .cli(&[
+            "api-token",
+            "create",
+            "--user",
+            user,
+            "--tenant",
+            tenant,
+            "--scope",
+            scope,
+            "--name",
+            "t",
+        ])
+        .ok()
+        .stdout_text()
+        .lines()
+        .last()
+        .expect("token line")
+        .trim()
+        .to_owned();
+    let fingerprint = c.cli(&["cert", "fingerprint"]).ok().stdout_text().trim().to_owned();
+    let config = tempfile::tempdir().expect("config dir");
+    let console = c.console_addr.expect("console").to_string();
+    outpost(config.path(), &["login", &console, "--ca-fingerprint", &fingerprint])
+        .env("OUTPOST_API_TOKEN", &token)
+        .output()
+        .expect("run outpost login")
+        .ok();
+    config
+}
+
+/// `outpost tunnel DEVICE PORT`, running; where it listens.
+fn tunnel(config: &Path, device: &str, port: &str) -> (Process, SocketAddr) {
+    let p = Process::spawn(outpost(config, &["tunnel", device, port]));
+    let line = p.wait_log("listening on ");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (p, addr)
+}
+
+/// A real sshd on `ip`, accepting `client_key`'s public half for the current user.
+struct Sshd {
+    _process: Process,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn keygen(path: &Path) {
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ssh-keygen (Debian package openssh-client)")
+        .ok();
+}
+
+impl Sshd {
+    fn start(ip: &str) -> Self {
+        let dir = tempfile::tempdir().expect("sshd dir");
+        let d = dir.path();
+        keygen(&d.join("host"));
+        keygen(&d.join("client"));
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        // Privilege separation needs this directory; Debian makes it at boot.
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let port = TcpListener::bind((ip, 0))
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let conf = format!(
+            "Port {port}\nListenAddress {ip}\nHostKey {d}/host\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             Subsystem sftp internal-sftp\nLogLevel ERROR\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), conf).expect("sshd_config");
+        let mut cmd = Command::new("/usr/sbin/sshd");
+        cmd.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
+        let process = Process::spawn(cmd);
+        wait_for("sshd to listen", || TcpStream::connect((ip, port)).ok());
+        Self {
+            _process: process,
+            port,
+            dir,
+        }
+    }
+
+    /// `ssh`/`scp` options that log in with the client key and trust any host key.
+    fn client_args(&self) -> Vec<String> {
+        let key = self.dir.path().join("client");
+        [
+            "-F",
+            "/dev/null",
+            "-i",
+            &key.display().to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+}
+
+fn user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id").ok();
+    out.stdout_text().trim().to_owned()
+}
+
+fn ssh(sshd: &Sshd, via: SocketAddr, command: &str) -> Output {
+    Command::new("ssh")
+        .args(sshd.client_args())
+        .args(["-p", &via.port().to_string()])
+        .arg(format!("{}@{}", user(), via.ip()))
+        .arg(command)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ssh")
+}
+
+/// 100 MB of bytes that compress badly, and their SHA-256.
+fn big_file(path: &Path) -> String {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut hash = Sha256::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..100 {
+        for chunk in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        hash.update(&block);
+        f.write_all(&block).expect("write");
+    }
+    f.flush().expect("flush");
+    hex::encode(hash.finalize())
+}
+
+fn sha256_of(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).expect("open");
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    hex::encode(hash.finalize())
+}
+
+fn audit_csv(c: &Collector) -> String {
+    c.cli(&[
+        "audit",
+        "export",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+    ])
+    .ok()
+    .stdout_text()
+}
+
+/// A connection to the CLI's listener that the tunnel behind it refuses:
+/// closed without a byte.
+fn refused_at(addr: SocketAddr) {
+    let mut s = TcpStream::connect(addr).expect("connect to the local listener");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut buf = [0u8; 64];
+    assert_eq!(s.read(&mut buf).expect("read until closed"), 0, "closed without data");
+}
+
+struct Site {
+    c: Collector,
+    agent: Agent,
+    device: String,
+    sshd: Sshd,
+    _sim: Sim,
+}
+
+fn site(ip: &str, extra: &[&str]) -> Site {
+    let sim = Sim::start(1, ip, "7", PASSWORD);
+    let sshd = Sshd::start(ip);
+    let mut c = Collector::init();
+    c.serve_args = vec!["--tunnel-ports".into(), format!("22,8291,{}", sshd.port)];
+    c.serve_args.extend(extra.iter().map(|s| (*s).to_owned()));
+    c.start();
+    let mut agent = Agent::new();
+    agent.enroll(&c.agent_endpoint(), &c.token("acme", "hq")).ok();
+    agent.start();
+    let device = c.add_sim_device("acme", "hq", &sim.devices[0], PASSWORD, false);
+    wait_for("the device up", || (c.device(&device)["state"] == "up").then_some(()));
+    // A token for globex makes the tenant.
+    let _ = c.token("globex", "hq");
+    for (name, tenant, role) in [
+        ("acme-ops", "acme", "operator"),
+        ("acme-view", "acme", "viewer"),
+        ("globex-ops", "globex", "operator"),
+    ] {
+        c.cli(&["user", "add", "--username", name, "--tenant", tenant, "--role", role])
+            .ok();
+    }
+    Site {
+        c,
+        agent,
+        device,
+        sshd,
+        _sim: sim,
+    }
+}
+
+#[test]
+fn ssh_and_scp_work_through_outpost_tunnel_and_every_session_is_audited() {
+    let s = site("127.0.61.1", &[]);
+    let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
+    let (_tunnel, via) = tunnel(ops.path(), &s.device, &s.sshd.port.to_string());
+
+    let out = ssh(&s.sshd, via, "echo through-the-tunnel");
+    assert!(out.status.success(), "ssh: {}", out.stderr_text());
+    assert_eq!(out.stdout_text().trim(), "through-the-tunnel");
+
+    let files = tempfile::tempdir().expect("files");
+    let sent = files.path().join("sent.bin");
+    let want = big_file(&sent);
+    let received: PathBuf = files.path().join("received.bin");
+    let out = Command::new("scp")
+        .args(s.sshd.client_args())
+        .args(["-P", &via.port().to_string()])
+        .arg(&sent)
+        .arg(format!("{}@{}:{}", user(), via.ip(), received.display()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scp");
+    assert!(out.status.success(), "scp: {}", out.stderr_text());
+    assert_eq!(sha256_of(&received), want, "100 MB arrived intact");
+
+    // Each connection was its own audited tunnel, with its bytes.
+    let csv = wait_for("both tunnels closed in the audit log", || {
+        let csv = audit_csv(&s.c);
+        (csv.matches("tunnel.close").count() >= 2).then_some(csv)
+    });
+    assert!(csv.matches("tunnel.open").count() >= 2, "{csv}");
+    let big = csv
+        .lines()
+        .filter(|l| l.contains("tunnel.close"))
+        .filter_map(|l| {
+            let at = l.find("bytes_to_device")?;
+            let digits: String = l[at..]
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        big >= 100 << 20,
+        "the scp tunnel carried {big} bytes to the device: {csv}"
+    );
+    assert!(csv.contains("acme-ops"), "the user is named: {csv}");
+}
+
+#[test]
+fn refusals_are_refused_and_audited() {
+    let s = site("127.0.62.1", &["--tunnel-max-per-user", "2"]);
+    let port = s.sshd.port.to_string();
+
+    // A viewer may look at the device but not open a tunnel to it.
+    let viewer = signed_in(&s.c, "acme-view", "acme", "read");
+    let (v, via) = tunnel(viewer.path(), &s.device, &port);
+    refused_at(via);
+    wait_for("the viewer's refusal", || v.logged("permission denied").then_some(()));
+
+    // Another tenant's device does not exist for them.
+    let globex = signed_in(&s.c, "globex-ops", "globex", "operate");
+    let out = outpost(globex.path(), &["tunnel", &s.device, &port])
+        .output()
+        .expect("run outpost");
+    assert!(!out.status.success());
+    assert!(out.stderr_text().contains("not found"), "{}", out.stderr_text());
+
+    // A port outside the policy.
+    let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
+    let (p, via) = tunnel(ops.path(), &s.device, "8728");
+    refused_at(via);
+    wait_for("the port refusal", || {
+        p.logged("port 8728 is not allowed").then_some(())
+    });
+
+    // Two tunnels per user: a third waits for none of them and is refused.
+    let (_t, via) = tunnel(ops.path(), &s.device, &port);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = TcpStream::connect(via).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let mut banner = [0u8; 4];
+        conn.read_exact(&mut banner).expect("sshd's banner through the tunnel");
+        assert_eq!(&banner, b"SSH-");
+        held.push(conn);
+    }
+    refused_at(via);
+
+    // A tunnel stream with a made-up id and secret, from the agent's own
+    // certificate, is refused at once.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let status = rt.block_on(async {
+        use outpost_proto::agent_v1::{TunnelFrame, TunnelHello, tunnel_frame};
+        let mut client = raw::client(&s.c.agent_endpoint(), raw::agent_tls(s.agent.data_dir()))
+            .await
+            .expect("agent client");
+        let hello = TunnelFrame {
+            kind: Some(tunnel_frame::Kind::Hello(TunnelHello {
+                tunnel_id: uuid::Uuid::new_v4().to_string(),
+                secret: vec![7; 32],
+            })),
+        };
+        match client.tunnel(futures::stream::iter([hello])).await {
+            Ok(mut r) => r.get_mut().message().await.expect_err("refused"),
+            Err(status) => status,
+        }
+    });
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+
+    let csv = audit_csv(&s.c);
+    assert!(csv.contains("tunnel.refused"), "{csv}");
+    assert!(csv.contains("is not allowed for tunnels"), "the port refusal: {csv}");
+    assert!(csv.contains("tunnels open, the most allowed"), "the limit: {csv}");
+    assert!(csv.contains("tunnel.attach"), "the wrong secret: {csv}");
+    drop(held);
+}
+
+#[test]
+fn a_tunnel_ends_with_a_reason_when_its_agent_stops_and_telemetry_resumes() {
+    let mut s = site("127.0.63.1", &[]);
+    let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
+    let (_t, via) = tunnel(ops.path(), &s.device, &s.sshd.port.to_string());
+    let mut conn = TcpStream::connect(via).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut banner = [0u8; 4];
+    conn.read_exact(&mut banner).expect("banner");
+    assert_eq!(&banner, b"SSH-");
+
+    s.agent.kill9();
+    // The local connection is closed (nothing hangs) ...
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    // ... and the audit log says why.
+    let csv = wait_for("the tunnel closed in the audit log", || {
+        let csv = audit_csv(&s.c);
+        csv.contains("tunnel.close").then_some(csv)
+    });
+    assert!(
+        csv.contains("the agent's connection was lost") || csv.contains("the agent ended the tunnel"),
+        "{csv}"
+    );
+
+    // The agent comes back and its device is polled again.
+    s.agent.start();
+    let before = s.c.device(&s.device)["last_poll_ms"].as_i64().unwrap_or(0);
+    wait_for("polls after the restart", || {
+        (s.c.device(&s.device)["last_poll_ms"].as_i64().unwrap_or(0) > before).then_some(())
+    });
+}

@@ -98,7 +98,11 @@ const ROWS: &[Row] = &[
     row("AgentService/RevokeAgent", OnB::NotFound, Role::Admin),
     row("AgentService/CreateEnrollmentToken", OnB::NotFound, Role::Admin),
     row("ApiTokenService/CreateApiToken", OnB::NotFound, Role::Admin),
-    row("ApiTokenService/ListApiTokens", OnB::List { filter: true }, Role::Viewer),
+    row(
+        "ApiTokenService/ListApiTokens",
+        OnB::List { filter: true },
+        Role::Viewer,
+    ),
     row("ApiTokenService/RevokeApiToken", OnB::NotFound, Role::Admin),
     row("DeviceService/ListDevices", OnB::List { filter: true }, Role::Viewer),
     row("DeviceService/GetDevice", OnB::NotFound, Role::Viewer),
@@ -107,9 +111,17 @@ const ROWS: &[Row] = &[
     // Asked with `reveal_secrets`, which needs tenant admin.
     row("DeviceService/GetConfigVersion", OnB::NotFound, Role::Admin),
     row("InventoryService/ListHosts", OnB::List { filter: true }, Role::Viewer),
-    row("InventoryService/ListHostChanges", OnB::List { filter: false }, Role::Viewer),
+    row(
+        "InventoryService/ListHostChanges",
+        OnB::List { filter: false },
+        Role::Viewer,
+    ),
     // The audit log is for administrators.
-    row("AuditService/ListAuditRecords", OnB::List { filter: false }, Role::Admin),
+    row(
+        "AuditService/ListAuditRecords",
+        OnB::List { filter: false },
+        Role::Admin,
+    ),
     row("EventService/Subscribe", OnB::Stream, Role::Viewer),
 ];
 
@@ -144,7 +156,10 @@ impl Objects {
     }
 
     fn leaks(&self, answer: &str) -> Vec<String> {
-        self.markers().into_iter().filter(|m| answer.contains(m.as_str())).collect()
+        self.markers()
+            .into_iter()
+            .filter(|m| answer.contains(m.as_str()))
+            .collect()
     }
 }
 
@@ -162,7 +177,13 @@ fn ask<T>(cred: Option<&str>, message: T) -> Request<T> {
 /// Calls `method` about `o`'s objects (a list filtered to `o`'s tenant when
 /// `filtered`) with `cred`; its answer as text. `None`: this test has no
 /// row for the method.
-async fn call(ch: &Channel, method: &str, o: &Objects, filtered: bool, cred: Option<&str>) -> Option<Result<String, Status>> {
+async fn call(
+    ch: &Channel,
+    method: &str,
+    o: &Objects,
+    filtered: bool,
+    cred: Option<&str>,
+) -> Option<Result<String, Status>> {
     let tenant_id = if filtered { o.tenant.to_string() } else { String::new() };
     let device_id = o.device.to_string();
     let name = method.strip_prefix(&format!("/{PACKAGE}.")).unwrap_or(method);
@@ -184,7 +205,11 @@ async fn call(ch: &Channel, method: &str, o: &Objects, filtered: bool, cred: Opt
         "SessionService/Logout" => shown(sessions().logout(ask(cred, pb::LogoutRequest {})).await),
         "SessionService/WhoAmI" => shown(sessions().who_am_i(ask(cred, pb::WhoAmIRequest {})).await),
         "TenantService/ListTenants" => shown(tenants().list_tenants(ask(cred, pb::ListTenantsRequest {})).await),
-        "TenantService/ListSites" => shown(tenants().list_sites(ask(cred, pb::ListSitesRequest { tenant_id })).await),
+        "TenantService/ListSites" => shown(
+            tenants()
+                .list_sites(ask(cred, pb::ListSitesRequest { tenant_id }))
+                .await,
+        ),
         "AgentService/ListAgents" => {
             let req = pb::ListAgentsRequest {
                 tenant_id,
@@ -214,9 +239,11 @@ async fn call(ch: &Channel, method: &str, o: &Objects, filtered: bool, cred: Opt
             };
             shown(tokens().create_api_token(ask(cred, req)).await)
         }
-        "ApiTokenService/ListApiTokens" => {
-            shown(tokens().list_api_tokens(ask(cred, pb::ListApiTokensRequest { tenant_id })).await)
-        }
+        "ApiTokenService/ListApiTokens" => shown(
+            tokens()
+                .list_api_tokens(ask(cred, pb::ListApiTokensRequest { tenant_id }))
+                .await,
+        ),
         "ApiTokenService/RevokeApiToken" => {
             let req = pb::RevokeApiTokenRequest {
                 token_id: o.api_token.clone(),
@@ -230,7 +257,11 @@ async fn call(ch: &Channel, method: &str, o: &Objects, filtered: bool, cred: Opt
             };
             shown(devices().list_devices(ask(cred, req)).await)
         }
-        "DeviceService/GetDevice" => shown(devices().get_device(ask(cred, pb::GetDeviceRequest { device_id })).await),
+        "DeviceService/GetDevice" => shown(
+            devices()
+                .get_device(ask(cred, pb::GetDeviceRequest { device_id }))
+                .await,
+        ),
         "DeviceService/QueryMetrics" => {
             let req = pb::QueryMetricsRequest {
                 device_id,
@@ -267,7 +298,11 @@ async fn call(ch: &Channel, method: &str, o: &Objects, filtered: bool, cred: Opt
         }
         "AuditService/ListAuditRecords" => {
             let req = pb::ListAuditRecordsRequest::default();
-            shown(AuditServiceClient::new(ch.clone()).list_audit_records(ask(cred, req)).await)
+            shown(
+                AuditServiceClient::new(ch.clone())
+                    .list_audit_records(ask(cred, req))
+                    .await,
+            )
         }
         "EventService/Subscribe" => {
             let req = pb::SubscribeRequest::default();
@@ -538,7 +573,7 @@ async fn every_api_method_keeps_tenants_apart_and_roles_in_their_place() {
         .collect();
     assert!(stale.is_empty(), "rows for methods the API no longer has: {stale:?}");
 
-    for w in worlds().await {
+    for (engine, w) in ["SQLite", "PostgreSQL"].into_iter().zip(worlds().await) {
         let a = objects(&w, &w.acme, "acme").await;
         let b = objects(&w, &w.globex, "globex").await;
         let ada = w.user("ada", NewUser::Member(a.tenant, Role::Admin)).await;
@@ -555,10 +590,13 @@ async fn every_api_method_keeps_tenants_apart_and_roles_in_their_place() {
         let before = snapshot(&w.store, &w.admin).await;
 
         let mut failures: Vec<String> = Vec::new();
-        let mut summary = vec![format!(
-            "{:<55} {:<32} {:<26} {:<20}",
-            "method", "no credentials", "A admin on B", "A viewer/read on A"
-        )];
+        let mut summary = vec![
+            format!("API isolation matrix on {engine}"),
+            format!(
+                "{:<55} {:<32} {:<26} {:<20}",
+                "method", "no credentials", "A admin on B", "A viewer/read on A"
+            ),
+        ];
         for method in &methods {
             let row = ROWS
                 .iter()
@@ -661,14 +699,14 @@ async fn every_api_method_keeps_tenants_apart_and_roles_in_their_place() {
         println!("{}", summary.join("\n"));
         assert!(
             failures.is_empty(),
-            "{} isolation failures:\n{}",
+            "{engine}: {} isolation failures:\n{}",
             failures.len(),
             failures.join("\n")
         );
         assert_eq!(
             snapshot(&w.store, &w.admin).await,
             before,
-            "a refused call changed something"
+            "{engine}: a refused call changed something"
         );
         let listed: BTreeSet<String> = w
             .store

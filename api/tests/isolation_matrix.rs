@@ -448,7 +448,8 @@ async fn objects(w: &World, t: &Tenant, name: &'static str) -> Objects {
 }
 
 /// What a refused call must not have changed: agents and their revocation,
-/// enrollment tokens, API tokens (not their last use), users and roles.
+/// enrollment tokens, API tokens (not their last use), users and roles, and
+/// who revealed configuration secrets.
 async fn snapshot(store: &Store, admin: &AdminScope) -> String {
     let all = Viewer::Admin(*admin);
     let agents: Vec<_> = store
@@ -476,7 +477,28 @@ async fn snapshot(store: &Store, admin: &AdminScope) -> String {
         .list_users(&Principal::local_operator(admin))
         .await
         .expect("users");
-    format!("{agents:#?}\n{tokens:#?}\n{api_tokens:#?}\n{users:#?}")
+    let reveals = reveals(store, admin).await;
+    format!("{agents:#?}\n{tokens:#?}\n{api_tokens:#?}\n{users:#?}\n{reveals:#?}")
+}
+
+/// Who saw which configuration's secrets: a refused reveal leaves no record.
+async fn reveals(store: &Store, admin: &AdminScope) -> Vec<String> {
+    let query = outpost_store::audit::AuditQuery {
+        from_ms: 0,
+        to_ms: i64::MAX,
+        tenant: None,
+        after_seq: 0,
+        limit: 100_000,
+        newest_first: false,
+    };
+    store
+        .audit_records(&Viewer::Admin(*admin), &query)
+        .await
+        .expect("audit records")
+        .into_iter()
+        .filter(|r| r.action == "device.config_reveal")
+        .map(|r| format!("{} {}", r.actor, r.object))
+        .collect()
 }
 
 /// A signed-in session token of `user`.

@@ -346,8 +346,29 @@ async fn snapshot(store: &Store) -> String {
             store.list_tokens(&all).await.unwrap(),
             store.all_api_tokens(&admin).await.unwrap(),
             store.list_agents(&all).await.unwrap(),
+            reveals(store).await,
         )
     )
+}
+
+/// Who saw which configuration's secrets: a refused reveal leaves no record.
+async fn reveals(store: &Store) -> Vec<String> {
+    let query = outpost_store::audit::AuditQuery {
+        from_ms: 0,
+        to_ms: i64::MAX,
+        tenant: None,
+        after_seq: 0,
+        limit: 100_000,
+        newest_first: false,
+    };
+    store
+        .audit_records(&Viewer::Admin(AdminScope::for_tests()), &query)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "device.config_reveal")
+        .map(|r| format!("{} {}", r.actor, r.object))
+        .collect()
 }
 
 /// An answer: its status, where it redirects, and its body (the first event

@@ -3,7 +3,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: a build script is single-threaded here; prost-build reads PROTOC.
     unsafe { std::env::set_var("PROTOC", protoc) };
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // The descriptors let tests list every API method from the .proto
+        // itself, so a new method cannot go unchecked.
+        .file_descriptor_set_path(out_dir.join("outpost_descriptor.bin"))
         .build_server(true)
         .build_client(true)
         // The generated `connect` constructor would clash with the `Connect` RPC;

@@ -5,7 +5,7 @@ use outpost_certs::TenantId;
 use outpost_proto::api_v1 as pb;
 use outpost_proto::api_v1::api_token_service_server::ApiTokenService;
 use outpost_store::api_tokens::{DEFAULT_TTL_MS, NewApiToken, TokenBinding, TokenScope};
-use outpost_store::members::Role;
+use outpost_store::members::{Principal, Role};
 use tonic::{Request, Response, Status};
 
 use crate::ApiState;
@@ -112,36 +112,44 @@ impl ApiTokenService for Tokens {
                 .await
                 .map_err(store)?;
         } else {
-            // The token's tenant decides; a token of no tenant the caller
-            // administers does not exist for them.
-            let mut done = false;
-            for (t, role) in who.principal.memberships() {
-                if *role != Role::Admin {
-                    continue;
-                }
-                let scope = who
-                    .principal
-                    .authorize(*t, Role::Admin)
-                    .map_err(|d| denied(d, "tenant"))?;
-                match self
-                    .0
-                    .store
-                    .revoke_api_token(TokenBinding::Tenant(scope), id, &who.actor())
-                    .await
-                {
-                    Ok(_) => {
-                        done = true;
-                        break;
-                    }
-                    Err(outpost_store::StoreError::NotFound(_)) => {}
-                    Err(e) => return Err(store(e)),
-                }
-            }
-            if !done {
-                return Err(Status::not_found(format!("API token {id} not found")));
-            }
+            // The token's tenant decides: a token of no tenant the caller is
+            // a member of does not exist for them; one of their tenant where
+            // they are not admin is denied.
+            let tenant = token_tenant(&self.0, &who.principal, id)
+                .await?
+                .ok_or_else(|| Status::not_found(format!("API token {id} not found")))?;
+            let scope = who
+                .principal
+                .authorize(tenant, Role::Admin)
+                .map_err(|d| denied(d, "revoking an API token needs the tenant's admin role"))?;
+            self.0
+                .store
+                .revoke_api_token(TokenBinding::Tenant(scope), id, &who.actor())
+                .await
+                .map_err(store)?;
         }
         tracing::info!(token = id, by = who.principal.username(), "API: API token revoked");
         Ok(Response::new(pb::RevokeApiTokenResponse {}))
     }
+}
+
+/// The tenant of the API token `id` among the tenants `principal` is a
+/// member of (any role), if it is one of theirs.
+async fn token_tenant(state: &ApiState, principal: &Principal, id: &str) -> Result<Option<TenantId>, Status> {
+    for (tenant, _) in principal.memberships() {
+        let scope = principal
+            .authorize(*tenant, Role::Viewer)
+            .map_err(|d| denied(d, "tenant"))?;
+        if state
+            .store
+            .tenant_api_tokens(&scope)
+            .await
+            .map_err(store)?
+            .iter()
+            .any(|t| t.id == id)
+        {
+            return Ok(Some(*tenant));
+        }
+    }
+    Ok(None)
 }

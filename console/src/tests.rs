@@ -22,6 +22,7 @@ use super::feed::Feed;
 use super::hashing::HashGate;
 use super::{ConsoleState, router, spawn_maintenance_every};
 
+mod isolation_matrix;
 mod roles;
 mod second_factor;
 

@@ -19,6 +19,10 @@ pub mod api_v1 {
     tonic::include_proto!("outpost.api.v1");
 }
 
+/// The encoded `FileDescriptorSet` (`prost-types`) of both packages: every
+/// service and method as the `.proto` files declare them.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("outpost_descriptor");
+
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The oldest protocol version the collector still accepts.

@@ -274,8 +274,9 @@ impl Store {
     /// Whether `actor` may manage `user_id` as a whole (password, second
     /// factor, disabling, deleting): an MSP administrator may manage anyone; a
     /// tenant admin only users whose every membership is in a tenant they
-    /// administer, and no MSP administrator. A user sharing none of the
-    /// actor's administered tenants is "not found".
+    /// administer, and no MSP administrator. A user of the actor's tenants
+    /// where the actor is not admin is "forbidden"; one sharing none of the
+    /// actor's tenants is "not found".
     async fn check_manage(&self, actor: &Principal, user_id: &str) -> Result<(), StoreError> {
         let row: Option<(i64,)> = on_pool!(self, RowScope::All, pool, _Db => {
             sqlx::query_as("SELECT is_msp_admin FROM users WHERE id = $1").bind(user_id).fetch_optional(pool).await?
@@ -289,6 +290,13 @@ impl Store {
         let roles = self.roles_of(user_id).await?;
         let admin_of = |t: TenantId| actor.role_in(t) == Some(Role::Admin);
         if !roles.iter().any(|(t, _)| admin_of(*t)) {
+            // A member of a tenant the actor belongs to without being its
+            // admin: the role is too low. Anyone else does not exist for them.
+            if roles.iter().any(|(t, _)| actor.role_in(*t).is_some()) {
+                return Err(StoreError::Forbidden(format!(
+                    "managing user {user_id} needs the admin role in their tenant"
+                )));
+            }
             return Err(StoreError::NotFound(format!("user {user_id}")));
         }
         if msp != 0 || !roles.iter().all(|(t, _)| admin_of(*t)) {

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use outpost_certs::TenantId;
 use outpost_store::StoreError;
 use outpost_store::api_tokens::{ApiTokenRow, MAX_TTL_MS, NewApiToken, TokenBinding, TokenScope};
 use outpost_store::audit::Actor;
@@ -67,6 +68,21 @@ async fn visible(state: &ConsoleState, auth: &Authenticated) -> Result<Vec<ApiTo
     }
     rows.sort_by_key(|t| std::cmp::Reverse(t.created_at_ms));
     Ok(rows)
+}
+
+/// The tenant of the API token `id` among the user's tenants, whatever
+/// their role there: so that a token of their own tenant is "permission
+/// denied" below admin, and any other token "not found".
+async fn token_tenant(state: &ConsoleState, auth: &Authenticated, id: &str) -> Result<Option<TenantId>, StoreError> {
+    let principal = &auth.session.principal;
+    for (tenant, _) in principal.memberships() {
+        if let Ok(read) = principal.authorize(*tenant, Role::Viewer)
+            && state.store.tenant_api_tokens(&read).await?.iter().any(|t| t.id == id)
+        {
+            return Ok(Some(*tenant));
+        }
+    }
+    Ok(None)
 }
 
 async fn show(state: &ConsoleState, auth: &Authenticated, created: Option<String>) -> Response {
@@ -214,18 +230,13 @@ pub(crate) async fn revoke(
     ClientIp(ip): ClientIp,
     CsrfForm { auth, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    if let Some(res) = refuse_non_admins(&auth) {
-        return res;
-    }
     let binding = match auth.session.principal.admin_scope() {
         Some(admin) => TokenBinding::MspWide(*admin),
         None => {
-            let tokens = match visible(&state, &auth).await {
-                Ok(t) => t,
+            let tenant = match token_tenant(&state, &auth, &id).await {
+                Ok(Some(t)) => t,
+                Ok(None) => return missing(),
                 Err(e) => return store_error(e),
-            };
-            let Some(tenant) = tokens.iter().find(|t| t.id == id).and_then(|t| t.tenant) else {
-                return missing();
             };
             match auth.scope_for(tenant) {
                 Ok(scope) => TokenBinding::Tenant(scope),

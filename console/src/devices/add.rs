@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use outpost_store::audit::Actor;
 use serde::Deserialize;
 
+use outpost_certs::SiteId;
 use outpost_store::devices::{DeviceId, NewDevice, validate_new};
+use outpost_store::members::Denied;
 use outpost_store::tenants::SiteRow;
 use outpost_store::users::Session;
 use outpost_store::{Store, StoreError};
@@ -231,6 +233,13 @@ pub(crate) async fn add(
         Ok(s) => s,
         Err(e) => return PageError::from(e).into_response(),
     };
+    // A site id that is none of the user's sites is another tenant's (or
+    // none at all): "not found", as every other tenant's object is.
+    if let Ok(site) = form.site.trim().parse::<SiteId>()
+        && !sites.iter().any(|s| s.site == site)
+    {
+        return crate::access::denied(Denied::NotFound, false);
+    }
     let values = Values {
         site: form.site.clone(),
         address: form.address.clone(),

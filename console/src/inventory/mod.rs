@@ -101,7 +101,7 @@ pub(crate) fn or_dash(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod test_seed;
+pub(crate) mod test_seed;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

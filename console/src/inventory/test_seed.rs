@@ -24,17 +24,17 @@ use crate::session::Authenticated;
 use crate::tests::{Console, body, enroll, hidden_csrf};
 
 /// A tenant's agent and what its scans found.
-pub(super) struct Seeded {
-    pub(super) agent: AgentScope,
-    pub(super) agent_id: AgentId,
+pub(crate) struct Seeded {
+    pub(crate) agent: AgentScope,
+    pub(crate) agent_id: AgentId,
     /// 10.0.0.1: a RouterOS router (API ports, MNDP, MikroTik SNMP).
-    pub(super) router: HostId,
+    pub(crate) router: HostId,
     /// 10.0.0.3, flagged: another MAC answered at its address.
-    pub(super) pc: HostId,
+    pub(crate) pc: HostId,
     /// 10.0.0.20, a printer.
-    pub(super) printer: HostId,
+    pub(crate) printer: HostId,
     /// 10.0.0.100, gone after three complete scans missed it.
-    pub(super) nas: HostId,
+    pub(crate) nas: HostId,
     seq: i64,
 }
 
@@ -191,7 +191,7 @@ impl Seeded {
 /// `-s4`, as scan ids are unique across tenants): the first two hours
 /// ago finds everything; three in the last half hour miss the NAS (gone),
 /// and the first of them sees another MAC at the PC's address (conflict).
-pub(super) async fn seed(c: &Console, tenant: &str) -> Seeded {
+pub(crate) async fn seed(c: &Console, tenant: &str) -> Seeded {
     let site = c
         .store
         .ensure_site(&AdminScope::for_tests(), tenant, "hq")

@@ -310,3 +310,94 @@ fn simulated_mikrotiks_are_found_over_mndp_with_their_api_recognised() {
         assert_eq!(api["product"], "MikroTik RouterOS API");
     }
 }
+
+fn ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn without_targets_a_lan_an_ipv6_prefix_and_a_slash_16_fit_the_cap_together() {
+    // The scan side has the bridge's /24 and /64; a second address on the
+    // bridge adds a /16, as docker0 does on many hosts.
+    let Some(net) = TestNet::builder()
+        .host(HostSpec::new().tcp_ports(&[22])) // 0
+        .host(HostSpec::new().ipv6().tcp_ports(&[22])) // 1: IPv6 only
+        .build_or_skip()
+    else {
+        return;
+    };
+    ok(
+        net.scan_command("ip")
+            .args(["addr", "add", "172.31.0.1/16", "dev", net.bridge()]),
+        "add a /16",
+    );
+    net.flush_neighbours().expect("flush");
+    // The IPv6 host has just talked to the scan side: its neighbour entry is
+    // how a /64 that cannot be swept still yields it.
+    ok(
+        net.scan_command("ping")
+            .args(["-6", "-c1", "-W2", &net.host(1).addr().to_string()]),
+        "ping the IPv6 host",
+    );
+
+    let mut cmd = net.scan_command(&agent());
+    cmd.args([
+        "discover",
+        "--ports",
+        "22",
+        "--rate",
+        "5000",
+        "--no-names",
+        "--no-mndp",
+        "--json",
+    ]);
+    let found = run_json(cmd);
+    let stats = &found["stats"];
+    // 4096 in all: the /24 whole (254), then the largest block of the /16
+    // around this host that fits the 3842 left, a /21 (2046).
+    assert_eq!(stats["addresses"], 254 + 2046, "{stats:#}");
+    let warnings: Vec<&str> = stats["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let v6 = ipnet::Ipv6Net::new(net.scan_ipv6(), 64)
+        .expect("prefix")
+        .trunc()
+        .to_string();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("172.31.0.0/16") && w.contains("172.31.0.0/21") && w.contains("cap of 4096")),
+        "{warnings:#?}"
+    );
+    let ipv6 = warnings.iter().filter(|w| w.contains("IPv6")).collect::<Vec<_>>();
+    assert_eq!(ipv6.len(), 1, "said once: {warnings:#?}");
+    assert!(
+        ipv6[0].contains(&v6) && ipv6[0].contains("neighbour table"),
+        "{warnings:#?}"
+    );
+
+    let by_addr = hosts(&found);
+    assert_eq!(ports_of(by_addr[&net.host(0).addr()]), vec![22], "{found:#}");
+    let h1 = by_addr
+        .get(&net.host(1).addr())
+        .unwrap_or_else(|| panic!("the IPv6 host from the neighbour table: {found:#}"));
+    assert_eq!(ports_of(h1), vec![22], "{h1:#}");
+    assert_eq!(h1["mac"], net.host(1).mac().to_string());
+
+    // Explicit targets over the cap stay an error naming it and how to raise it.
+    let out = net
+        .scan_command(&agent())
+        .args(["discover", "172.31.0.0/16", "--no-mndp", "--json"])
+        .output()
+        .expect("run discover");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("65534 addresses") && err.contains("cap of 4096") && err.contains("--max-addresses"),
+        "{err}"
+    );
+}

@@ -377,7 +377,7 @@ pub enum DiscoveryJobCommand {
         #[arg(long)]
         site: String,
         /// Networks or addresses to scan, comma-separated (10.0.0.0/24,fd00::/120,192.0.2.7);
-        /// each at most a /16 of IPv4 or a /112 of IPv6.
+        /// at most 4096 addresses in all, what an agent scans in one job.
         #[arg(long)]
         targets: String,
         /// TCP ports to probe, comma-separated, ranges allowed (22,80,8000-8100);

@@ -3,10 +3,11 @@
 //! discovery job added on the collector's command line reaches the agent, the
 //! agent scans the network, and the findings land in the site's inventory.
 //! An nmap file imported on the agent joins them; a malformed one is refused
-//! with its position and changes nothing.
+//! with its position and changes nothing. A job's SNMPv3 user, given on the
+//! collector's command line, reaches the agent, which queries a real snmpd.
 use std::collections::BTreeMap;
 
-use outpost_testnet::{HostSpec, TestNet};
+use outpost_testnet::{HostSpec, SNMP_V3_USER, TestNet, snmp_sys_name};
 use outpost_tests::{Agent, Collector, OutputExt, wait_for};
 use serde_json::Value;
 
@@ -141,4 +142,81 @@ fn a_site_job_is_scanned_by_the_agent_and_lands_in_the_inventory() {
             .is_none(),
         "the queue is emptied once the outbox has the hosts"
     );
+}
+
+#[test]
+fn an_snmpv3_user_from_the_command_line_reaches_the_agent_which_reads_sysname_with_it() {
+    let Some(net) = TestNet::builder().host(HostSpec::snmpd()).build_or_skip() else {
+        return;
+    };
+    let ns = net.scan_namespace().to_owned();
+    let mut collector = Collector::init();
+    collector.netns = Some(ns.clone());
+    collector.start();
+    let token = collector.token("acme", "hq");
+    let mut agent = Agent::new();
+    agent.netns = Some(ns);
+    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    agent.set_config("discovery_first_run_secs", "1");
+    agent.start();
+
+    let address = net.host(0).addr().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth_file = dir.path().join("auth");
+    std::fs::write(&auth_file, format!("{}\n", SNMP_V3_USER.auth_password)).expect("write");
+    let add = |priv_env: &[(&str, &str)]| {
+        collector.cli_env(
+            &[
+                "discovery",
+                "job",
+                "add",
+                "--tenant",
+                "acme",
+                "--site",
+                "hq",
+                "--targets",
+                &address,
+                "--ports",
+                "22",
+                "--snmp-v3-user",
+                SNMP_V3_USER.name,
+                "--snmp-v3-auth",
+                SNMP_V3_USER.auth_protocol,
+                "--snmp-v3-auth-password-file",
+                auth_file.to_str().expect("path"),
+                "--snmp-v3-priv",
+                SNMP_V3_USER.priv_protocol,
+            ],
+            priv_env,
+        )
+    };
+    // The privacy password is never taken from the command line.
+    let out = add(&[]);
+    assert!(!out.status.success());
+    let err = out.stderr_text();
+    assert!(
+        err.contains("--snmp-v3-priv-password-file") && err.contains("OUTPOST_SNMP_V3_PRIV_PASSWORD"),
+        "{err}"
+    );
+    add(&[("OUTPOST_SNMP_V3_PRIV_PASSWORD", SNMP_V3_USER.priv_password)]).ok();
+    let jobs = collector
+        .cli(&["discovery", "job", "list", "--json"])
+        .ok()
+        .stdout_text();
+    assert!(jobs.contains("1 v3 user outpost"), "{jobs}");
+    assert!(
+        !jobs.contains(SNMP_V3_USER.auth_password) && !jobs.contains(SNMP_V3_USER.priv_password),
+        "{jobs}"
+    );
+
+    let hosts = wait_for("the snmpd host with its sysName", || {
+        let hosts = inventory(&collector);
+        hosts
+            .get(&address)
+            .is_some_and(|h| h["snmp_name"].is_string())
+            .then_some(hosts)
+    });
+    let h = &hosts[&address];
+    assert_eq!(h["snmp_name"], snmp_sys_name(0), "{h:#}");
+    assert_eq!(h["mac"], net.host(0).mac().to_string());
 }

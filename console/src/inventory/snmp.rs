@@ -93,7 +93,7 @@ fn names(table: &[(&str, &str)]) -> String {
 
 fn password(field: &'static str, which: &str, user: &str, password: &str) -> Result<(), Refusal> {
     let n = password.chars().count();
-    if n < MIN_V3_PASSWORD_CHARS || n > MAX_V3_PASSWORD_CHARS || password.chars().any(char::is_control) {
+    if !(MIN_V3_PASSWORD_CHARS..=MAX_V3_PASSWORD_CHARS).contains(&n) || password.chars().any(char::is_control) {
         return Err(refuse(
             field,
             format!(

@@ -151,6 +151,11 @@ fn discovery_finds_exactly_what_the_test_network_holds_and_nmap_agrees() {
             "host {i}: MAC from the neighbour table"
         );
     }
+    // The ICMP-only host drops every TCP segment: found by its echo reply
+    // alone, with no open port (nmap agrees below).
+    let h3 = by_addr[&net.host(3).addr()];
+    assert!(net.host(3).drops_tcp());
+    assert_eq!(h3["seen_by"], serde_json::json!(["icmp"]), "{h3:#}");
     let h0 = by_addr[&net.host(0).addr()];
     let services = h0["services"].as_array().expect("services");
     assert_eq!(services[0]["product"], "OpenSSH", "{h0:#}");
@@ -230,7 +235,7 @@ fn snmp_timeouts_and_wrong_credentials_are_named_results() {
 }
 
 #[test]
-fn without_icmp_permission_hosts_are_still_found_and_what_to_grant_is_named() {
+fn without_icmp_permission_hosts_are_found_by_tcp_or_their_neighbour_entry_and_what_to_grant_is_named() {
     let Some(net) = TestNet::builder()
         .host(HostSpec::new().tcp_ports(&[22]))
         .host(HostSpec::icmp_only())
@@ -259,14 +264,23 @@ fn without_icmp_permission_hosts_are_still_found_and_what_to_grant_is_named() {
         "{warning}"
     );
     let by_addr = hosts(&found);
-    for i in [0, 1] {
-        assert!(
-            by_addr.contains_key(&net.host(i).addr()),
-            "host {i} found without ICMP: {found:#}"
-        );
-    }
+    let h0 = by_addr
+        .get(&net.host(0).addr())
+        .unwrap_or_else(|| panic!("host 0 found by TCP: {found:#}"));
+    assert_eq!(h0["seen_by"], serde_json::json!(["tcp"]), "{h0:#}");
+    assert_eq!(ports_of(h0), vec![22]);
+    // The ICMP-only host drops the TCP probes, so nothing it sends says it is
+    // there; but the probes made the kernel ask for its MAC, and its answer
+    // left a confirmed neighbour entry: that is how it is found.
+    assert!(net.host(1).drops_tcp());
+    let h1 = by_addr
+        .get(&net.host(1).addr())
+        .unwrap_or_else(|| panic!("the ICMP-only host, by its neighbour entry: {found:#}"));
+    assert_eq!(h1["seen_by"], serde_json::json!(["arp"]), "{h1:#}");
+    assert_eq!(h1["mac"], net.host(1).mac().to_string());
+    assert!(ports_of(h1).is_empty(), "{h1:#}");
+    // The silent host's entry is static, never an answer: not found.
     assert!(!by_addr.contains_key(&net.host(2).addr()), "not the silent host");
-    assert_eq!(ports_of(by_addr[&net.host(0).addr()]), vec![22]);
 }
 
 #[test]

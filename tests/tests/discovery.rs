@@ -284,6 +284,48 @@ fn without_icmp_permission_hosts_are_found_by_tcp_or_their_neighbour_entry_and_w
 }
 
 #[test]
+fn an_unprivileged_agent_pings_with_dgram_sockets_where_ping_group_range_allows_it() {
+    let Some(net) = TestNet::builder()
+        .host(HostSpec::icmp_only()) // 0
+        .host(HostSpec::new().ipv6()) // 1: IPv6 only
+        .host(HostSpec::silent()) // 2
+        .build_or_skip()
+    else {
+        return;
+    };
+    // Every group may open ICMP datagram sockets in the scan namespace (the
+    // range covers ICMPv6 too); the agent runs as nobody, with no capability.
+    ok(
+        net.scan_command("sysctl")
+            .args(["-w", "net.ipv4.ping_group_range=0 2147483647"]),
+        "allow unprivileged ICMP",
+    );
+    net.flush_neighbours().expect("flush");
+    let v6 = ipnet::Ipv6Net::new(net.scan_ipv6(), 120).expect("prefix").trunc();
+    let mut cmd = net.scan_command("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(agent())
+        .args(["discover", &net.ipv4_subnet().to_string(), &v6.to_string()])
+        .args(["--ports", "22", "--no-names", "--no-mndp", "--json"]);
+    let found = run_json(cmd);
+    assert_eq!(found["stats"]["icmp"], "dgram", "{:#}", found["stats"]);
+    let warnings = found["stats"]["warnings"].as_array().expect("warnings");
+    assert!(
+        !warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("CAP_NET_RAW"))),
+        "nothing to grant: {warnings:?}"
+    );
+    let by_addr = hosts(&found);
+    for i in [0, 1] {
+        let h = by_addr
+            .get(&net.host(i).addr())
+            .unwrap_or_else(|| panic!("host {i} by its echo reply: {found:#}"));
+        assert_eq!(h["seen_by"], serde_json::json!(["icmp"]), "host {i}: {h:#}");
+        assert!(h["rtt_us"].is_u64(), "host {i}: {h:#}");
+    }
+    assert!(!by_addr.contains_key(&net.host(2).addr()), "not the silent host");
+}
+
+#[test]
 fn simulated_mikrotiks_are_found_over_mndp_with_their_api_recognised() {
     let to = {
         // A free loopback port for the agent to listen on.

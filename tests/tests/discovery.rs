@@ -311,7 +311,9 @@ fn an_unprivileged_agent_pings_with_dgram_sockets_where_ping_group_range_allows_
     assert_eq!(found["stats"]["icmp"], "dgram", "{:#}", found["stats"]);
     let warnings = found["stats"]["warnings"].as_array().expect("warnings");
     assert!(
-        !warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("CAP_NET_RAW"))),
+        !warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("CAP_NET_RAW"))),
         "nothing to grant: {warnings:?}"
     );
     let by_addr = hosts(&found);

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use outpost_testnet::{HostSpec, SNMP_V3_USER, TestNet, snmp_sys_name};
-use outpost_tests::{Agent, Collector, OutputExt, wait_for};
+use outpost_tests::{Agent, Collector, OutputExt, http, wait_for};
 use serde_json::Value;
 
 fn inventory(c: &Collector) -> BTreeMap<String, Value> {
@@ -219,4 +219,95 @@ fn an_snmpv3_user_from_the_command_line_reaches_the_agent_which_reads_sysname_wi
     let h = &hosts[&address];
     assert_eq!(h["snmp_name"], snmp_sys_name(0), "{h:#}");
     assert_eq!(h["mac"], net.host(0).mac().to_string());
+}
+
+/// `name="csrf" value="…"` of a console page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("its value").to_owned()
+}
+
+#[test]
+fn scan_now_from_the_console_is_run_by_the_agent_over_its_connected_networks() {
+    let Some(net) = TestNet::builder()
+        .host(HostSpec::new().tcp_ports(&[22]))
+        .host(HostSpec::icmp_only())
+        .build_or_skip()
+    else {
+        return;
+    };
+    let ns = net.scan_namespace().to_owned();
+    let mut collector = Collector::init();
+    collector.netns = Some(ns.clone());
+    collector.start();
+    let token = collector.token("acme", "hq");
+    let mut agent = Agent::new();
+    agent.netns = Some(ns);
+    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    // No job: the agent's default job over its connected networks, which
+    // would first run minutes from now; "scan now" runs it at once.
+    agent.start();
+
+    let console = collector.console();
+    let password = collector.admin_password.clone();
+    // The console listens on loopback inside the scan namespace.
+    let (scan, page) = net
+        .run_in_scan(|| {
+            let cookie = http::login(&console, "admin", &password);
+            let list = http::request(&console, "GET", "/inventory", &[("Cookie", &cookie)], "");
+            let at = list.body.find("/inventory/sites/").expect("a site link") + "/inventory/sites/".len();
+            let site: String = list.body[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            let path = format!("/inventory/sites/{site}");
+            let page = http::request(&console, "GET", &path, &[("Cookie", &cookie)], "");
+            let body = format!("csrf={}&job=", http::form_encode(&csrf_of(&page.body)));
+            let headers = [
+                ("Cookie", cookie.as_str()),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ];
+            // Bounded: the agent's session may still be settling.
+            let mut answer = None;
+            for _ in 0..50 {
+                let r = http::request(&console, "POST", &format!("{path}/scan"), &headers, &body);
+                if r.status == 303 {
+                    answer = Some(r);
+                    break;
+                }
+                assert_eq!(r.status, 503, "{r:?}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            let answer = answer.expect("an agent of the site took the scan");
+            let to = answer.header("location").expect("to the scan's page").to_owned();
+            let scan = to.trim_start_matches("/inventory/scans/").to_owned();
+            // The scan's page once the agent has reported it finished.
+            let page = wait_for("the scan finished", || {
+                let p = http::request(&console, "GET", &to, &[("Cookie", &cookie)], "");
+                (p.status == 200 && p.body.contains("finished")).then_some(p.body)
+            });
+            (scan, page)
+        })
+        .expect("entering the scan namespace");
+
+    assert_eq!(
+        collector.count(&format!(
+            "SELECT COUNT(*) FROM discovery_scans WHERE id = '{scan}' AND state = 'finished' AND hosts_found >= 3"
+        )),
+        1,
+        "{page}"
+    );
+    // The default job covered the bridge's /24 and left its /64 to the
+    // neighbour table, and said so.
+    assert!(page.contains(&net.ipv4_subnet().to_string()), "{page}");
+    assert!(page.contains("too large to sweep"), "{page}");
+    let hosts = inventory(&collector);
+    let (h0, h1) = (net.host(0).addr().to_string(), net.host(1).addr().to_string());
+    assert_eq!(hosts[&h0]["open_ports"], serde_json::json!(["22/tcp"]), "{hosts:#?}");
+    assert_eq!(hosts[&h1]["open_ports"], serde_json::json!([]), "{hosts:#?}");
+    assert!(
+        agent.running().logged("discovery scan finished"),
+        "{:?}",
+        agent.running().log()
+    );
 }

@@ -97,6 +97,28 @@ fn a_site_job_is_scanned_by_the_agent_and_lands_in_the_inventory() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3"), "the fault's position: {err}");
+    // Cut short after a whole host, as when nmap is stopped: refused too.
+    let cut = dir.path().join("cut.xml");
+    std::fs::write(
+        &cut,
+        "<nmaprun>\n<host><status state=\"up\"/><address addr=\"10.77.250.1\" addrtype=\"ipv4\"/></host>\n<ho",
+    )
+    .expect("write");
+    let out = agent.cli(&["import-nmap", cut.to_str().expect("path")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3") && err.contains("before </nmaprun>") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    assert!(
+        !agent.data_dir().join("nmap-import").exists()
+            || std::fs::read_dir(agent.data_dir().join("nmap-import"))
+                .expect("queue")
+                .next()
+                .is_none(),
+        "nothing queued"
+    );
 
     let extra = ipnet::Ipv4Net::new(net.scan_ipv4(), 24)
         .expect("prefix")
@@ -135,6 +157,7 @@ fn a_site_job_is_scanned_by_the_agent_and_lands_in_the_inventory() {
     );
     assert_eq!(printer["os_guess"], "HP printer");
     assert!(hosts.contains_key(&h0), "the import misses nobody: {hosts:#?}");
+    assert!(!hosts.contains_key("10.77.250.1"), "nothing of the cut file: {hosts:#?}");
     assert!(
         std::fs::read_dir(agent.data_dir().join("nmap-import"))
             .expect("queue")

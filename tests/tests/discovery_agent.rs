@@ -157,7 +157,10 @@ fn a_site_job_is_scanned_by_the_agent_and_lands_in_the_inventory() {
     );
     assert_eq!(printer["os_guess"], "HP printer");
     assert!(hosts.contains_key(&h0), "the import misses nobody: {hosts:#?}");
-    assert!(!hosts.contains_key("10.77.250.1"), "nothing of the cut file: {hosts:#?}");
+    assert!(
+        !hosts.contains_key("10.77.250.1"),
+        "nothing of the cut file: {hosts:#?}"
+    );
     assert!(
         std::fs::read_dir(agent.data_dir().join("nmap-import"))
             .expect("queue")
@@ -332,5 +335,76 @@ fn scan_now_from_the_console_is_run_by_the_agent_over_its_connected_networks() {
         agent.running().logged("discovery scan finished"),
         "{:?}",
         agent.running().log()
+    );
+}
+
+#[test]
+fn a_scheduled_nmap_that_dies_mid_scan_is_refused_and_reported() {
+    let Some(net) = TestNet::builder()
+        .host(HostSpec::new().tcp_ports(&[22]))
+        .build_or_skip()
+    else {
+        return;
+    };
+    // A real nmap that stops in the middle of its scan: a script that ends
+    // the process (exit status 0) before the first host is written, so the
+    // XML on its standard output stops after the header.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("stop.nse");
+    std::fs::write(
+        &script,
+        "description = \"ends nmap mid-scan\"\ncategories = {\"safe\"}\n\
+         hostrule = function(host) return true end\naction = function(host) os.exit(0) end\n",
+    )
+    .expect("write");
+    let ns = net.scan_namespace().to_owned();
+    let mut collector = Collector::init();
+    collector.netns = Some(ns.clone());
+    collector.start();
+    let token = collector.token("acme", "hq");
+    let mut agent = Agent::new();
+    agent.netns = Some(ns);
+    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    agent.set_config("discovery_first_run_secs", "1");
+    agent.set_config("discovery_nmap", "true");
+    agent.set_config(
+        "discovery_nmap_args",
+        &format!("\"-n -sT --script {}\"", script.display()),
+    );
+    agent.start();
+    let address = net.host(0).addr().to_string();
+    collector
+        .cli(&[
+            "discovery",
+            "job",
+            "add",
+            "--tenant",
+            "acme",
+            "--site",
+            "hq",
+            "--targets",
+            &address,
+            "--ports",
+            "22",
+        ])
+        .ok();
+    wait_for("the refused nmap run reported", || {
+        (collector.count(
+            "SELECT COUNT(*) FROM discovery_scans WHERE source = 'nmap-import' AND state = 'partial' \
+             AND warnings LIKE '%before </nmaprun>%' AND warnings LIKE '%nothing was imported%'",
+        ) == 1)
+            .then_some(())
+    });
+    assert!(
+        agent.running().logged("scheduled nmap refused"),
+        "{:?}",
+        agent.running().log()
+    );
+    // The agent's own scan of the job is stored as usual; nothing from nmap.
+    let hosts = inventory(&collector);
+    let seen_by = hosts[&address]["seen_by"].as_array().expect("seen_by");
+    assert!(
+        !seen_by.is_empty() && !seen_by.iter().any(|s| s == "nmap"),
+        "{seen_by:?}"
     );
 }

@@ -282,10 +282,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::ImportNmap { file, data_dir } => {
             let q = outpost_agent::discovery::import::import_nmap(&data_dir, &file)?;
             println!(
-                "Queued {} of {} hosts (those up){} from {}: the agent sends them to the collector within seconds, or when it next starts.",
+                "Queued {} of {} hosts (those up) from {}: the agent sends them to the collector within seconds, or when it next starts.",
                 q.hosts_up,
                 q.hosts,
-                if q.partial { " of an interrupted scan" } else { "" },
                 file.display()
             );
             Ok(())

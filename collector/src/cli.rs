@@ -394,6 +394,30 @@ pub enum DiscoveryCommand {
     },
 }
 
+/// The SNMPv3 user of `discovery job add`.
+#[derive(Debug, Args)]
+pub struct SnmpV3Args {
+    /// SNMPv3 user (authPriv) to query hosts with; its passwords come from
+    /// --snmp-v3-auth-password-file / --snmp-v3-priv-password-file or
+    /// OUTPOST_SNMP_V3_AUTH_PASSWORD / OUTPOST_SNMP_V3_PRIV_PASSWORD, never
+    /// the command line, and are stored sealed with the tenant's vault key.
+    #[arg(long)]
+    pub snmp_v3_user: Option<String>,
+    /// SNMPv3 authentication protocol: SHA (SHA-1), SHA-224, SHA-256,
+    /// SHA-384, SHA-512 or MD5.
+    #[arg(long, default_value = "SHA", requires = "snmp_v3_user")]
+    pub snmp_v3_auth: String,
+    /// File holding the SNMPv3 authentication password (one line).
+    #[arg(long, requires = "snmp_v3_user")]
+    pub snmp_v3_auth_password_file: Option<PathBuf>,
+    /// SNMPv3 privacy protocol: AES (AES-128), AES-192, AES-256 or DES.
+    #[arg(long, default_value = "AES", requires = "snmp_v3_user")]
+    pub snmp_v3_priv: String,
+    /// File holding the SNMPv3 privacy password (one line).
+    #[arg(long, requires = "snmp_v3_user")]
+    pub snmp_v3_priv_password_file: Option<PathBuf>,
+}
+
 /// `discovery job` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum DiscoveryJobCommand {
@@ -408,7 +432,7 @@ pub enum DiscoveryJobCommand {
         #[arg(long)]
         site: String,
         /// Networks or addresses to scan, comma-separated (10.0.0.0/24,fd00::/120,192.0.2.7);
-        /// each at most a /16 of IPv4 or a /112 of IPv6.
+        /// at most 4096 addresses in all, what an agent scans in one job.
         #[arg(long)]
         targets: String,
         /// TCP ports to probe, comma-separated, ranges allowed (22,80,8000-8100);
@@ -426,6 +450,8 @@ pub enum DiscoveryJobCommand {
         /// line is visible to other users of the machine.
         #[arg(long, env = "OUTPOST_SNMP_COMMUNITY", hide_env_values = true)]
         snmp_community: Option<String>,
+        #[command(flatten)]
+        snmp_v3: Box<SnmpV3Args>,
     },
     /// List discovery jobs.
     List {

@@ -2,7 +2,7 @@
 //! inventory they found, the site credential profile, and adopting a
 //! discovered router as a managed device.
 use anyhow::{Context, Result, bail};
-use outpost_proto::agent_v1::{SnmpCredential, snmp_credential};
+use outpost_proto::agent_v1::SnmpCredential;
 use outpost_store::inventory::HostId;
 use outpost_store::inventory::JobId;
 use outpost_store::inventory::addr::{PortList, parse_targets};
@@ -11,6 +11,8 @@ use outpost_store::inventory::views::{HostQuery, HostRow};
 use outpost_store::scope::Viewer;
 use outpost_store::{AdminScope, Store, StoreError};
 use outpost_vault::Vault;
+
+use outpost_console::inventory::snmp;
 
 use crate::agent_port::discovery::{seal_snmp, snmp_summary};
 use crate::cli::Location;
@@ -34,6 +36,77 @@ pub struct JobSpec {
     pub interval: u32,
     /// SNMP v2c community, a secret.
     pub community: Option<String>,
+    /// SNMPv3 authPriv user.
+    pub v3: Option<V3Spec>,
+}
+
+/// An SNMPv3 user for `discovery job add`, passwords already read.
+#[derive(Clone)]
+pub struct V3Spec {
+    /// User name.
+    pub user: String,
+    /// Authentication protocol as given.
+    pub auth: String,
+    /// Authentication password.
+    pub auth_password: zeroize::Zeroizing<String>,
+    /// Privacy protocol as given.
+    pub privacy: String,
+    /// Privacy password.
+    pub priv_password: zeroize::Zeroizing<String>,
+}
+
+/// Environment variable holding the SNMPv3 authentication password.
+pub const V3_AUTH_PASSWORD_ENV: &str = "OUTPOST_SNMP_V3_AUTH_PASSWORD";
+/// Environment variable holding the SNMPv3 privacy password.
+pub const V3_PRIV_PASSWORD_ENV: &str = "OUTPOST_SNMP_V3_PRIV_PASSWORD";
+
+/// A password from `file` (its first line), else from `env`; never from
+/// the command line, where other users of the machine could read it.
+fn password(file: Option<&std::path::Path>, env: &str, flag: &str, what: &str) -> Result<zeroize::Zeroizing<String>> {
+    if let Some(file) = file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(file).with_context(|| format!("reading the {what} from {}", file.display()))?,
+        );
+        let line = text.lines().next().unwrap_or_default();
+        if line.is_empty() {
+            bail!("{} holds no {what} (its first line is empty)", file.display());
+        }
+        return Ok(zeroize::Zeroizing::new(line.to_owned()));
+    }
+    match std::env::var(env) {
+        Ok(v) if !v.is_empty() => Ok(zeroize::Zeroizing::new(v)),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{env} is not valid UTF-8"),
+        _ => bail!("no {what}: give {flag} FILE or set {env}"),
+    }
+}
+
+impl V3Spec {
+    /// Reads the passwords from their files or environment variables.
+    pub fn read(
+        user: String,
+        auth: String,
+        auth_password_file: Option<&std::path::Path>,
+        privacy: String,
+        priv_password_file: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        Ok(Self {
+            auth_password: password(
+                auth_password_file,
+                V3_AUTH_PASSWORD_ENV,
+                "--snmp-v3-auth-password-file",
+                "SNMPv3 authentication password",
+            )?,
+            priv_password: password(
+                priv_password_file,
+                V3_PRIV_PASSWORD_ENV,
+                "--snmp-v3-priv-password-file",
+                "SNMPv3 privacy password",
+            )?,
+            user,
+            auth,
+            privacy,
+        })
+    }
 }
 
 impl std::fmt::Debug for JobSpec {
@@ -89,23 +162,27 @@ pub async fn add_job(store: &Store, admin: &AdminScope, dir: &DataDir, spec: &Jo
         .parse()
         .map_err(anyhow::Error::msg)?;
     validate_job(&targets, spec.rate, spec.interval).map_err(anyhow::Error::msg)?;
-    let community = spec.community.as_deref().filter(|c| !c.is_empty());
-    if community.is_some_and(|c| c.len() > 128 || c.chars().any(char::is_control)) {
-        bail!("the SNMP community must be 1 to 128 printable characters");
+    let mut credentials: Vec<SnmpCredential> = Vec::new();
+    if let Some(c) = spec.community.as_deref().filter(|c| !c.is_empty()) {
+        credentials.push(snmp::community(c).map_err(|r| anyhow::anyhow!(r.message))?);
+    }
+    if let Some(v3) = &spec.v3 {
+        let entry = snmp::V3Entry {
+            user: &v3.user,
+            auth: &v3.auth,
+            auth_password: &v3.auth_password,
+            privacy: &v3.privacy,
+            priv_password: &v3.priv_password,
+        };
+        credentials.push(snmp::v3_user(&entry).map_err(|r| anyhow::anyhow!(r.message))?);
     }
     let (tenant, site) = site_of(store, admin, &spec.tenant, &spec.site).await?;
     let id = JobId::random();
-    let credentials: Vec<SnmpCredential> = community
-        .map(|c| SnmpCredential {
-            kind: Some(snmp_credential::Kind::Community(c.to_owned())),
-        })
-        .into_iter()
-        .collect();
     let snmp_sealed = if credentials.is_empty() {
         None
     } else {
         let vault = vault(store, admin, dir).await?;
-        Some(seal_snmp(&vault.tenant(&tenant.to_string()), id, &credentials).context("sealing the SNMP community")?)
+        Some(seal_snmp(&vault.tenant(&tenant.to_string()), id, &credentials).context("sealing the SNMP credentials")?)
     };
     let job = NewJob {
         id,

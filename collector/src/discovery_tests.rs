@@ -116,6 +116,7 @@ async fn a_job_reaches_the_agent_and_a_found_router_is_adopted_with_the_site_pro
         rate: 200,
         interval: 600,
         community: Some("n0t-public".into()),
+        v3: None,
     };
     let job = discovery_commands::add_job(&store, &admin, &dir, &spec)
         .await

@@ -226,7 +226,19 @@ async fn discovery(command: DiscoveryCommand) -> anyhow::Result<()> {
                 rate,
                 interval,
                 snmp_community,
+                snmp_v3,
             } => {
+                let v3 = *snmp_v3;
+                let v3 = match v3.snmp_v3_user {
+                    None => None,
+                    Some(user) => Some(discovery_commands::V3Spec::read(
+                        user,
+                        v3.snmp_v3_auth,
+                        v3.snmp_v3_auth_password_file.as_deref(),
+                        v3.snmp_v3_priv,
+                        v3.snmp_v3_priv_password_file.as_deref(),
+                    )?),
+                };
                 let spec = discovery_commands::JobSpec {
                     tenant,
                     site,
@@ -235,6 +247,7 @@ async fn discovery(command: DiscoveryCommand) -> anyhow::Result<()> {
                     rate,
                     interval,
                     community: snmp_community,
+                    v3,
                 };
                 discovery_commands::job_add(&location, &spec).await
             }

@@ -229,6 +229,7 @@ async fn start_demo(location: &Location, devices: usize) -> Result<outpost_sim::
             rate: 1000,
             interval: 600,
             community: None,
+            v3: None,
         };
         crate::discovery_commands::add_job(&store, &admin, &dir, &job)
             .await

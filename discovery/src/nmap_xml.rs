@@ -19,10 +19,12 @@
 //! Everything else (`hosthint`, `times`, `trace`, scripts, …) is skipped,
 //! however deeply nested. Elements may be self-closing or not.
 //!
-//! A scan nmap did not finish — stopped by SIGINT, or a file still being
-//! written — ends without `runstats` and `</nmaprun>`, possibly in the middle
-//! of a tag. That is not an error: the hosts closed before the cut are kept,
-//! the host being written is dropped, and [`NmapScan::partial`] is set.
+//! A scan nmap did not finish — stopped by SIGINT, killed, or a file still
+//! being written — ends without `runstats` and `</nmaprun>`, possibly in the
+//! middle of a tag. It is refused like any malformed document
+//! ([`NmapXmlError::Truncated`], with the position where it ends): an import
+//! is all of a file or nothing, so the inventory never takes a cut-short
+//! scan for the whole picture.
 //!
 //! Limits: input of at most [`MAX_INPUT_BYTES`] (64 MiB, a /16 with a few
 //! open ports per host fits several times over) and at most [`MAX_HOSTS`]
@@ -47,9 +49,6 @@ pub const MAX_HOSTS: usize = 65_536;
 pub struct NmapScan {
     /// Hosts in document order.
     pub hosts: Vec<NmapHost>,
-    /// The document was cut off before `</nmaprun>`: the scan was stopped or
-    /// is still running, so hosts may be missing.
-    pub partial: bool,
     /// The command line nmap ran with.
     pub args: Option<String>,
     /// When the scan started, UNIX seconds.

@@ -14,6 +14,8 @@
 //! 2. the neighbour table: on connected networks, a host that drops ICMP
 //!    still answered the kernel's ARP or NDP question, so a confirmed entry
 //!    for a target address counts as up; MAC addresses come from here too.
+//!    In networks too large to sweep (`Targets::neighbours_only`, the
+//!    default job's IPv6 prefixes) this and MNDP are the only ways in.
 //! 3. `tcp`: a connect scan of the port list on every host that is up.
 //! 4. `banners`: a light look at each open port.
 //! 5. `snmp`: with credentials, each host that is up is asked for its
@@ -277,11 +279,12 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
     }
 
     // 2. The neighbour table: MACs, and on-link hosts that drop ICMP.
-    let wanted: BTreeSet<IpAddr> = addrs.iter().copied().collect();
+    let swept: BTreeSet<IpAddr> = addrs.iter().copied().collect();
+    let wanted = |a: &IpAddr| swept.contains(a) || targets::covers(&opts.targets.neighbours_only, a);
     match neighbours::read().await {
         Ok(entries) => {
             for n in entries {
-                if !wanted.contains(&n.address) {
+                if !wanted(&n.address) {
                     continue;
                 }
                 let known = hosts.contains_key(&n.address);
@@ -305,8 +308,9 @@ pub async fn run(opts: &ScanOptions, pinger: &Pinger, progress: ProgressFn<'_>) 
             let Some(addr) = a
                 .ipv4
                 .map(IpAddr::V4)
-                .filter(|a| wanted.contains(a))
-                .or_else(|| wanted.contains(&from.ip()).then_some(from.ip()))
+                .filter(|a| wanted(a))
+                .or_else(|| a.ipv6.map(IpAddr::V6).filter(|a| wanted(a)))
+                .or_else(|| wanted(&from.ip()).then_some(from.ip()))
             else {
                 continue;
             };

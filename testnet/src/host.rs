@@ -28,6 +28,7 @@ pub struct Host {
     pub(crate) mac: MacAddr,
     pub(crate) tcp_ports: Vec<u16>,
     pub(crate) snmpd: bool,
+    pub(crate) drops_tcp: bool,
 }
 
 impl Host {
@@ -89,5 +90,10 @@ impl Host {
     /// Whether it runs `snmpd`.
     pub fn has_snmpd(&self) -> bool {
         self.snmpd
+    }
+
+    /// Whether its kernel drops every TCP segment ([`HostSpec::icmp_only`](crate::HostSpec::icmp_only)).
+    pub fn drops_tcp(&self) -> bool {
+        self.drops_tcp
     }
 }

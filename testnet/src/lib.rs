@@ -14,7 +14,9 @@
 //!
 //! Host kinds ([`HostSpec`]): live hosts answer ICMP and refuse closed TCP
 //! ports; they may listen on TCP ports with a banner ([`Banner`]), run
-//! Debian's `snmpd`, and have IPv4, IPv6 or both. A silent host has no
+//! Debian's `snmpd`, and have IPv4, IPv6 or both. An ICMP-only host answers
+//! ICMP and ARP/NDP but drops every TCP segment (an nftables rule in its
+//! namespace), so a TCP probe learns nothing from it. A silent host has no
 //! namespace at all, only a permanent neighbour entry on the scan side, so
 //! packets to it go out and nothing ever answers.
 //!
@@ -29,7 +31,8 @@
 //! its processes and deletes its namespaces; networks leaked by a crashed
 //! process are removed by the next [`Builder::build`] ([`cleanup_stale`]).
 //!
-//! Building needs root and iproute2 (and `snmpd` for SNMP hosts); otherwise
+//! Building needs root and iproute2 (and `snmpd` for SNMP hosts, `nft` for
+//! ICMP-only ones); otherwise
 //! [`Builder::build`] fails with [`TestNetError::Unavailable`] saying what is
 //! missing, and [`Builder::build_or_skip`] skips the test unless
 //! `OUTPOST_REQUIRE_NETNS=1`.

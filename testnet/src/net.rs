@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 
 use crate::host::{Host, MacAddr};
-use crate::ip::ip;
+use crate::ip::{ip, run};
 use crate::listener::Listeners;
 use crate::names::{self, host_ns, scan_ns};
 use crate::spec::{HostKind, HostSpec};
@@ -149,10 +149,35 @@ fn check_available(hosts: &[HostSpec]) -> Result<Option<PathBuf>, TestNetError> 
             needed: format!("iproute2's `ip netns` is needed (Debian package iproute2): {e}"),
         });
     }
+    if hosts.iter().any(|h| h.drop_tcp) && find_program("nft").is_none() {
+        return Err(TestNetError::Unavailable {
+            needed: "nft is not installed: an ICMP-only host drops TCP with nftables; install Debian's `nftables` \
+                     package (scripts/install-deps does)"
+                .into(),
+        });
+    }
     if hosts.iter().any(|h| h.snmpd) {
         return snmpd::find_snmpd().map(Some);
     }
     Ok(None)
+}
+
+/// The nftables ruleset of an ICMP-only host: TCP in, dropped.
+const DROP_TCP_RULES: &str = "table inet outpost_testnet {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    meta l4proto tcp drop
+  }
+}
+";
+
+/// `program` on PATH or in the sbin folders, where root's tools live.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// A network of namespaces: a scan side with a bridge, and hosts plugged
@@ -357,6 +382,7 @@ impl TestNet {
             mac: MacAddr([0x02, 0x77, self.subnet, 0, 1, octet]),
             tcp_ports: spec.tcp.iter().map(|(port, _)| *port).collect(),
             snmpd: spec.snmpd,
+            drops_tcp: spec.drop_tcp,
         };
         match spec.kind {
             HostKind::Silent => self.add_silent_neighbour(&host)?,
@@ -379,10 +405,37 @@ impl TestNet {
                     ip(&["-n", &ns, "addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"])?;
                 }
                 ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+                if spec.drop_tcp {
+                    self.drop_tcp(index, &ns)?;
+                }
                 host.namespace = Some(ns);
             }
         }
         self.hosts.push(host);
+        Ok(())
+    }
+
+    /// Makes host `index`'s kernel drop every TCP segment it receives, so a
+    /// connect to it times out instead of being refused.
+    fn drop_tcp(&self, index: usize, ns: &str) -> Result<(), TestNetError> {
+        let rules = self.host_dir(index).join("drop-tcp.nft");
+        std::fs::create_dir_all(self.host_dir(index))
+            .and_then(|()| std::fs::write(&rules, DROP_TCP_RULES))
+            .map_err(|e| TestNetError::io(format!("writing {}", rules.display()), e))?;
+        let nft = find_program("nft").ok_or_else(|| TestNetError::Unavailable {
+            needed: "nft is not installed (Debian package nftables)".into(),
+        })?;
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                &nft.to_string_lossy(),
+                "-f",
+                &rules.to_string_lossy(),
+            ],
+        )?;
         Ok(())
     }
 

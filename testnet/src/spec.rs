@@ -53,6 +53,7 @@ pub struct HostSpec {
     pub(crate) ipv6: bool,
     pub(crate) tcp: Vec<(u16, Banner)>,
     pub(crate) snmpd: bool,
+    pub(crate) drop_tcp: bool,
 }
 
 impl HostSpec {
@@ -66,13 +67,19 @@ impl HostSpec {
             ipv6: false,
             tcp: Vec::new(),
             snmpd: false,
+            drop_tcp: false,
         }
     }
 
-    /// A host that answers ICMP and nothing else (TCP connections are
-    /// refused by its kernel).
+    /// A host that answers ICMP (and ARP/NDP) and nothing else: an
+    /// nftables rule in its namespace drops every TCP segment it receives,
+    /// so a connect gets neither a SYN-ACK nor a reset, as behind a
+    /// firewall that drops. Needs `nft` (Debian package nftables).
     pub fn icmp_only() -> Self {
-        Self::new()
+        Self {
+            drop_tcp: true,
+            ..Self::new()
+        }
     }
 
     /// A host that is in the scan side's neighbour table but answers

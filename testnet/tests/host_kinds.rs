@@ -107,7 +107,8 @@ fn host_kinds_behave_as_specified() {
         String::from_utf8_lossy(&v4_on_v6only.stdout)
     );
 
-    // TCP: banners on open ports, a reset from the ICMP-only host, silence from the silent one.
+    // TCP: banners on open ports, a reset for a closed port, silence from the
+    // ICMP-only host and the silent one.
     let mut ssh = connect(&net, open.addr(), 22).expect("connect to port 22");
     assert_eq!(read_text(&mut ssh, "\r\n"), format!("{SSH_BANNER}\r\n"));
     let mut http = connect(&net, open.addr(), 80).expect("connect to port 80");
@@ -119,8 +120,12 @@ fn host_kinds_behave_as_specified() {
         response.contains(&format!("\r\nServer: {HTTP_SERVER}\r\n")),
         "{response}"
     );
-    let refused = connect(&net, icmp.addr(), 22).expect_err("the ICMP-only host has no listener");
+    let refused = connect(&net, dual.addr(), 22).expect_err("no listener on the dual-stack host");
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused}");
+    // Dropped, not refused: no reset comes back, the connect times out.
+    assert!(icmp.drops_tcp());
+    let dropped = connect(&net, icmp.addr(), 22).expect_err("the ICMP-only host drops TCP");
+    assert_eq!(dropped.kind(), ErrorKind::TimedOut, "{dropped}");
     let silence = connect(&net, silent.addr(), 22).expect_err("the silent host accepted a connection");
     assert_eq!(silence.kind(), ErrorKind::TimedOut, "{silence}");
     let mut ssh6 = connect(&net, v6only.addr(), 22).expect("connect over IPv6");

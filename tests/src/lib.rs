@@ -307,7 +307,13 @@ impl Collector {
 
     /// Runs `outpost-collector <args> --data-dir DIR [--database-url URL]`.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_env(args, &[])
+    }
+
+    /// [`Collector::cli`] with these environment variables set.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(bin("outpost-collector"));
+        cmd.envs(env.iter().copied());
         cmd.args(args).arg("--data-dir").arg(self.dir.path());
         if let Some(url) = &self.database_url {
             cmd.arg("--database-url").arg(url);

@@ -151,6 +151,11 @@ fn discovery_finds_exactly_what_the_test_network_holds_and_nmap_agrees() {
             "host {i}: MAC from the neighbour table"
         );
     }
+    // The ICMP-only host drops every TCP segment: found by its echo reply
+    // alone, with no open port (nmap agrees below).
+    let h3 = by_addr[&net.host(3).addr()];
+    assert!(net.host(3).drops_tcp());
+    assert_eq!(h3["seen_by"], serde_json::json!(["icmp"]), "{h3:#}");
     let h0 = by_addr[&net.host(0).addr()];
     let services = h0["services"].as_array().expect("services");
     assert_eq!(services[0]["product"], "OpenSSH", "{h0:#}");
@@ -230,7 +235,7 @@ fn snmp_timeouts_and_wrong_credentials_are_named_results() {
 }
 
 #[test]
-fn without_icmp_permission_hosts_are_still_found_and_what_to_grant_is_named() {
+fn without_icmp_permission_hosts_are_found_by_tcp_or_their_neighbour_entry_and_what_to_grant_is_named() {
     let Some(net) = TestNet::builder()
         .host(HostSpec::new().tcp_ports(&[22]))
         .host(HostSpec::icmp_only())
@@ -259,14 +264,67 @@ fn without_icmp_permission_hosts_are_still_found_and_what_to_grant_is_named() {
         "{warning}"
     );
     let by_addr = hosts(&found);
+    let h0 = by_addr
+        .get(&net.host(0).addr())
+        .unwrap_or_else(|| panic!("host 0 found by TCP: {found:#}"));
+    assert_eq!(h0["seen_by"], serde_json::json!(["tcp"]), "{h0:#}");
+    assert_eq!(ports_of(h0), vec![22]);
+    // The ICMP-only host drops the TCP probes, so nothing it sends says it is
+    // there; but the probes made the kernel ask for its MAC, and its answer
+    // left a confirmed neighbour entry: that is how it is found.
+    assert!(net.host(1).drops_tcp());
+    let h1 = by_addr
+        .get(&net.host(1).addr())
+        .unwrap_or_else(|| panic!("the ICMP-only host, by its neighbour entry: {found:#}"));
+    assert_eq!(h1["seen_by"], serde_json::json!(["arp"]), "{h1:#}");
+    assert_eq!(h1["mac"], net.host(1).mac().to_string());
+    assert!(ports_of(h1).is_empty(), "{h1:#}");
+    // The silent host's entry is static, never an answer: not found.
+    assert!(!by_addr.contains_key(&net.host(2).addr()), "not the silent host");
+}
+
+#[test]
+fn an_unprivileged_agent_pings_with_dgram_sockets_where_ping_group_range_allows_it() {
+    let Some(net) = TestNet::builder()
+        .host(HostSpec::icmp_only()) // 0
+        .host(HostSpec::new().ipv6()) // 1: IPv6 only
+        .host(HostSpec::silent()) // 2
+        .build_or_skip()
+    else {
+        return;
+    };
+    // Every group may open ICMP datagram sockets in the scan namespace (the
+    // range covers ICMPv6 too); the agent runs as nobody, with no capability.
+    ok(
+        net.scan_command("sysctl")
+            .args(["-w", "net.ipv4.ping_group_range=0 2147483647"]),
+        "allow unprivileged ICMP",
+    );
+    net.flush_neighbours().expect("flush");
+    let v6 = ipnet::Ipv6Net::new(net.scan_ipv6(), 120).expect("prefix").trunc();
+    let mut cmd = net.scan_command("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(agent())
+        .args(["discover", &net.ipv4_subnet().to_string(), &v6.to_string()])
+        .args(["--ports", "22", "--no-names", "--no-mndp", "--json"]);
+    let found = run_json(cmd);
+    assert_eq!(found["stats"]["icmp"], "dgram", "{:#}", found["stats"]);
+    let warnings = found["stats"]["warnings"].as_array().expect("warnings");
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("CAP_NET_RAW"))),
+        "nothing to grant: {warnings:?}"
+    );
+    let by_addr = hosts(&found);
     for i in [0, 1] {
-        assert!(
-            by_addr.contains_key(&net.host(i).addr()),
-            "host {i} found without ICMP: {found:#}"
-        );
+        let h = by_addr
+            .get(&net.host(i).addr())
+            .unwrap_or_else(|| panic!("host {i} by its echo reply: {found:#}"));
+        assert_eq!(h["seen_by"], serde_json::json!(["icmp"]), "host {i}: {h:#}");
+        assert!(h["rtt_us"].is_u64(), "host {i}: {h:#}");
     }
     assert!(!by_addr.contains_key(&net.host(2).addr()), "not the silent host");
-    assert_eq!(ports_of(by_addr[&net.host(0).addr()]), vec![22]);
 }
 
 #[test]
@@ -309,4 +367,99 @@ fn simulated_mikrotiks_are_found_over_mndp_with_their_api_recognised() {
         assert_eq!(api["service"], "routeros-api", "recognised by its reply: {api:#}");
         assert_eq!(api["product"], "MikroTik RouterOS API");
     }
+}
+
+fn ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn without_targets_a_lan_an_ipv6_prefix_and_a_slash_16_fit_the_cap_together() {
+    // The scan side has the bridge's /24 and /64; a second address on the
+    // bridge adds a /16, as docker0 brings on many hosts.
+    let Some(net) = TestNet::builder()
+        .host(HostSpec::new().tcp_ports(&[22])) // 0
+        .host(HostSpec::new().ipv6().tcp_ports(&[22])) // 1: IPv6 only
+        .build_or_skip()
+    else {
+        return;
+    };
+    // Without its prefix route, so probes into the /16 fail at once (no
+    // route there) instead of asking ARP for two thousand addresses: the
+    // neighbour table's limit is shared by every namespace on the machine.
+    // The address table, which the agent reads, still says /16.
+    ok(
+        net.scan_command("ip")
+            .args(["addr", "add", "172.31.0.1/16", "dev", net.bridge(), "noprefixroute"]),
+        "add a /16",
+    );
+    net.flush_neighbours().expect("flush");
+    // The IPv6 host has just talked to the scan side: its neighbour entry is
+    // how a /64 that cannot be swept still yields it.
+    ok(
+        net.scan_command("ping")
+            .args(["-6", "-c1", "-W2", &net.host(1).addr().to_string()]),
+        "ping the IPv6 host",
+    );
+
+    let mut cmd = net.scan_command(&agent());
+    cmd.args([
+        "discover",
+        "--ports",
+        "22",
+        "--rate",
+        "5000",
+        "--no-names",
+        "--no-mndp",
+        "--json",
+    ]);
+    let found = run_json(cmd);
+    let stats = &found["stats"];
+    // 4096 in all: the /24 whole (254), then the largest block of the /16
+    // around this host that fits the 3842 left, a /21 (2046).
+    assert_eq!(stats["addresses"], 254 + 2046, "{stats:#}");
+    let warnings: Vec<&str> = stats["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let v6 = ipnet::Ipv6Net::new(net.scan_ipv6(), 64)
+        .expect("prefix")
+        .trunc()
+        .to_string();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("172.31.0.0/16") && w.contains("172.31.0.0/21") && w.contains("cap of 4096")),
+        "{warnings:#?}"
+    );
+    let ipv6 = warnings.iter().filter(|w| w.contains("IPv6")).collect::<Vec<_>>();
+    assert_eq!(ipv6.len(), 1, "said once: {warnings:#?}");
+    assert!(
+        ipv6[0].contains(&v6) && ipv6[0].contains("neighbour table"),
+        "{warnings:#?}"
+    );
+
+    let by_addr = hosts(&found);
+    assert_eq!(ports_of(by_addr[&net.host(0).addr()]), vec![22], "{found:#}");
+    let h1 = by_addr
+        .get(&net.host(1).addr())
+        .unwrap_or_else(|| panic!("the IPv6 host from the neighbour table: {found:#}"));
+    assert_eq!(ports_of(h1), vec![22], "{h1:#}");
+    assert_eq!(h1["mac"], net.host(1).mac().to_string());
+
+    // Explicit targets over the cap stay an error naming it and how to raise it.
+    let out = net
+        .scan_command(&agent())
+        .args(["discover", "172.31.0.0/16", "--no-mndp", "--json"])
+        .output()
+        .expect("run discover");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("65534 addresses") && err.contains("cap of 4096") && err.contains("--max-addresses"),
+        "{err}"
+    );
 }

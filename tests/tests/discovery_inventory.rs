@@ -176,3 +176,39 @@ async fn jobs_reach_the_agent_and_its_reports_build_the_inventory() {
     c.cli(&["discovery", "job", "delete", &job.job_id]).ok();
     assert!(next_assignment(&mut inbound).await.jobs.is_empty());
 }
+
+#[test]
+fn a_job_over_what_an_agent_scans_is_refused_naming_the_count_and_the_cap() {
+    assert_eq!(
+        outpost_store::inventory::jobs::MAX_JOB_ADDRESSES,
+        outpost_discovery::targets::DEFAULT_MAX_ADDRESSES as u128,
+        "the collector refuses exactly what agents refuse"
+    );
+    let c = outpost_tests::Collector::init();
+    let _ = c.token("acme", "hq");
+    let add = |targets: &str| {
+        c.cli(&[
+            "discovery",
+            "job",
+            "add",
+            "--tenant",
+            "acme",
+            "--site",
+            "hq",
+            "--targets",
+            targets,
+        ])
+    };
+    // 4094 + 254, counted as the agent counts them.
+    let out = add("10.0.0.0/20,10.0.16.0/24");
+    assert!(!out.status.success(), "{}", out.stdout_text());
+    let err = out.stderr_text();
+    assert!(
+        err.contains("4348 addresses") && err.contains("more than the 4096 an agent scans"),
+        "{err}"
+    );
+    assert_eq!(c.count("SELECT COUNT(*) FROM discovery_jobs"), 0, "nothing stored");
+    // 4094 + 2: exactly the cap.
+    add("10.0.0.0/20,10.0.16.0/31").ok();
+    assert_eq!(c.count("SELECT COUNT(*) FROM discovery_jobs"), 1);
+}

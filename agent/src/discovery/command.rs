@@ -42,11 +42,7 @@ pub async fn discover(args: &DiscoverArgs) -> Result<()> {
         let connected = outpost_discovery::neighbours::connected_networks()
             .await
             .context("finding this host's networks (give targets instead)")?;
-        let (nets, warnings) = targets::default_targets(&connected, args.max_addresses);
-        if nets.is_empty() {
-            bail!("this host has no connected networks to scan: give targets, e.g. 192.168.1.0/24");
-        }
-        (targets::expand_nets(nets, args.max_addresses)?, warnings)
+        targets::expand_connected(&connected, args.max_addresses)?
     } else {
         (targets::expand(&args.targets, args.max_addresses)?, Vec::new())
     };

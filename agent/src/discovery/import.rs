@@ -19,8 +19,6 @@ pub struct Queued {
     pub hosts_up: usize,
     /// Hosts in the file.
     pub hosts: usize,
-    /// The file was cut short.
-    pub partial: bool,
 }
 
 /// Checks `file` and queues it for the agent of `data_dir`.
@@ -47,7 +45,6 @@ pub fn import_nmap(data_dir: &Path, file: &Path) -> Result<Queued> {
     Ok(Queued {
         hosts_up: scan.hosts.iter().filter(|h| h.state == HostState::Up).count(),
         hosts: scan.hosts.len(),
-        partial: scan.partial,
     })
 }
 
@@ -69,6 +66,17 @@ mod tests {
         assert!(err.contains("line 3"), "{err}");
         assert!(!dir.path().join(IMPORT_DIR).exists(), "nothing queued");
 
+        // Cut short after a whole host: refused too, with where it ends.
+        let cut = dir.path().join("cut.xml");
+        std::fs::write(
+            &cut,
+            "<nmaprun>\n<host><status state=\"up\"/><address addr=\"10.0.0.1\" addrtype=\"ipv4\"/></host>\n<host><sta",
+        )
+        .unwrap();
+        let err = format!("{:#}", import_nmap(dir.path(), &cut).unwrap_err());
+        assert!(err.contains("line 3") && err.contains("nothing was imported"), "{err}");
+        assert!(!dir.path().join(IMPORT_DIR).exists(), "nothing queued");
+
         let good = dir.path().join("good.xml");
         std::fs::write(
             &good,
@@ -77,7 +85,7 @@ mod tests {
         )
         .unwrap();
         let q = import_nmap(dir.path(), &good).unwrap();
-        assert_eq!((q.hosts_up, q.hosts, q.partial), (1, 2, false));
+        assert_eq!((q.hosts_up, q.hosts), (1, 2));
         let queued: Vec<_> = std::fs::read_dir(dir.path().join(IMPORT_DIR)).unwrap().collect();
         assert_eq!(queued.len(), 1);
     }

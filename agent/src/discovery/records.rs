@@ -186,9 +186,13 @@ pub fn finished(
     }
 }
 
+/// Job and source of nmap imports, files and scheduled runs alike.
+pub const NMAP_JOB: &str = "nmap-import";
+
 /// An nmap scan as records: its up hosts, then a `ScanFinished` that covers
 /// no targets (the collector cannot tell what nmap was asked to scan, so no
-/// host counts as missed), partial when the file was cut short.
+/// host counts as missed). A file cut short never gets here: the parser
+/// refuses it.
 pub fn from_nmap(scan: &NmapScan) -> Vec<Body> {
     let scan_id = uuid::Uuid::new_v4().to_string();
     let up = scan.hosts.iter().filter(|h| h.state == HostState::Up);
@@ -230,24 +234,18 @@ pub fn from_nmap(scan: &NmapScan) -> Vec<Body> {
         })
         .collect();
     let found = hosts.len();
-    let mut bodies: Vec<Body> = chunk_records(&scan_id, "nmap-import", &[], hosts.into_iter())
+    let mut bodies: Vec<Body> = chunk_records(&scan_id, NMAP_JOB, &[], hosts.into_iter())
         .into_iter()
         .map(Body::DiscoveredHosts)
         .collect();
     let now = crate::now_ms();
     bodies.push(Body::ScanFinished(ScanFinished {
         scan_id,
-        job_id: "nmap-import".into(),
-        source: "nmap-import".into(),
+        job_id: NMAP_JOB.into(),
+        source: NMAP_JOB.into(),
         started_ms: scan.started.map_or(now, |s| s.saturating_mul(1000)),
         finished_ms: now,
         hosts_found: u32::try_from(found).unwrap_or(u32::MAX),
-        partial: scan.partial,
-        warnings: if scan.partial {
-            vec!["the nmap file was cut short (scan interrupted): only complete hosts were imported".into()]
-        } else {
-            Vec::new()
-        },
         ..ScanFinished::default()
     }));
     bodies

@@ -172,12 +172,10 @@ impl Discovery {
             let connected = outpost_discovery::neighbours::connected_networks()
                 .await
                 .map_err(|e| format!("no targets and this host's networks are unknown: {e}"))?;
-            let (nets, w) = targets::default_targets(&connected, self.settings.max_addresses);
+            let (t, w) =
+                targets::expand_connected(&connected, self.settings.max_addresses).map_err(|e| e.to_string())?;
             warnings = w;
-            if nets.is_empty() {
-                return Err("no targets and this host has no connected networks".into());
-            }
-            targets::expand_nets(nets, self.settings.max_addresses).map_err(|e| e.to_string())?
+            t
         } else {
             targets::expand(&spec.targets, self.settings.max_addresses).map_err(|e| e.to_string())?
         };
@@ -265,7 +263,8 @@ impl Discovery {
     }
 
     /// The operator's scheduled nmap run over `targets`, imported like a
-    /// file; bounded to one hour.
+    /// file; bounded to one hour. A run that fails, dies or is cut short is
+    /// refused whole and reported to the collector as a failed import.
     async fn nmap(&self, targets: &[String]) {
         let Some(args) = &self.settings.nmap_args else { return };
         let mut cmd = tokio::process::Command::new("nmap");
@@ -273,41 +272,39 @@ impl Discovery {
         cmd.stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         let run = tokio::time::timeout(Duration::from_secs(3600), cmd.output()).await;
-        let out = match run {
-            Ok(Ok(out)) if out.status.success() => out,
-            Ok(Ok(out)) => {
-                tracing::warn!(status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr), "scheduled nmap failed");
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "scheduled nmap could not run (is nmap installed?)");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!("scheduled nmap took longer than an hour; stopped");
-                return;
-            }
-        };
-        match outpost_discovery::nmap_xml::parse(&out.stdout) {
-            Ok(scan) => {
-                let at = crate::now_ms();
-                for body in records::from_nmap(&scan) {
-                    if !self.sink.send(at, body).await {
-                        return;
+        let refused = match run {
+            Ok(Ok(out)) => match scheduled_nmap_records(&out) {
+                Ok((bodies, hosts)) => {
+                    let at = crate::now_ms();
+                    for body in bodies {
+                        if !self.sink.send(at, body).await {
+                            return;
+                        }
                     }
+                    tracing::info!(hosts, "scheduled nmap imported");
+                    return;
                 }
-                tracing::info!(hosts = scan.hosts.len(), "scheduled nmap imported");
-            }
-            Err(e) => tracing::warn!(error = %e, "scheduled nmap gave output that does not parse"),
-        }
+                Err(why) => why,
+            },
+            Ok(Err(e)) => format!("the scheduled nmap could not run (is nmap installed?): {e}"),
+            Err(_) => "the scheduled nmap took longer than an hour and was stopped; nothing was imported".into(),
+        };
+        tracing::warn!(why = %refused, "scheduled nmap refused");
+        let scan_id = uuid::Uuid::new_v4().to_string();
+        self.report_failed(&scan_id, records::NMAP_JOB, records::NMAP_JOB, &refused)
+            .await;
     }
 
     async fn finish_failed(&self, scan_id: &str, job_id: &str, why: &str) {
+        self.report_failed(scan_id, job_id, "scan", why).await;
+    }
+
+    async fn report_failed(&self, scan_id: &str, job_id: &str, source: &str, why: &str) {
         let now = crate::now_ms();
         let finished = outpost_proto::agent_v1::ScanFinished {
             scan_id: scan_id.into(),
             job_id: job_id.into(),
-            source: "scan".into(),
+            source: source.into(),
             started_ms: now,
             finished_ms: now,
             partial: true,
@@ -356,6 +353,28 @@ impl Discovery {
             }
         }
     }
+}
+
+/// The records of a scheduled nmap run and how many hosts it held, or why
+/// it is refused: nmap exited with an error or was killed, or its output is
+/// not a whole XML document (a run that died mid-way ends early).
+fn scheduled_nmap_records(out: &std::process::Output) -> Result<(Vec<Body>, usize), String> {
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr.trim();
+        return Err(format!(
+            "the scheduled nmap {}{}{}; nothing was imported",
+            match out.status.code() {
+                Some(code) => format!("exited with status {code}"),
+                None => "was killed by a signal".into(),
+            },
+            if stderr.is_empty() { "" } else { ": " },
+            stderr.chars().take(400).collect::<String>()
+        ));
+    }
+    let scan = outpost_discovery::nmap_xml::parse(&out.stdout)
+        .map_err(|e| format!("the scheduled nmap's output was refused: {e}"))?;
+    Ok((records::from_nmap(&scan), scan.hosts.len()))
 }
 
 /// The records of one nmap XML file.
@@ -435,5 +454,32 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings.iter().all(|w| w.starts_with("an SNMP credential was skipped")));
         assert!(credentials(&SnmpCredential { kind: None }, &mut warnings).is_none());
+    }
+
+    #[test]
+    fn a_scheduled_nmap_that_died_or_was_cut_short_is_refused_whole() {
+        let run = |script: &str| std::process::Command::new("sh").args(["-c", script]).output().unwrap();
+        let host = r#"<host><status state="up"/><address addr="10.0.0.1" addrtype="ipv4"/></host>"#;
+        // Killed after writing a whole host.
+        let out = run(&format!("printf '<nmaprun>\\n{host}\\n<ho'; kill -9 $$"));
+        let why = scheduled_nmap_records(&out).unwrap_err();
+        assert!(
+            why.contains("killed by a signal") && why.contains("nothing was imported"),
+            "{why}"
+        );
+        // Exited as if fine, but its output stops mid-way.
+        let out = run(&format!("printf '<nmaprun>\\n{host}\\n<ho'"));
+        let why = scheduled_nmap_records(&out).unwrap_err();
+        assert!(
+            why.contains("line 3") && why.contains("before </nmaprun>") && why.contains("nothing was imported"),
+            "{why}"
+        );
+        let out = run("echo 'Failed to resolve \"nowhere\"' >&2; exit 1");
+        let why = scheduled_nmap_records(&out).unwrap_err();
+        assert!(why.contains("status 1") && why.contains("Failed to resolve"), "{why}");
+        // A whole document is imported.
+        let out = run(&format!("printf '<nmaprun>{host}<runstats/></nmaprun>'"));
+        let (bodies, hosts) = scheduled_nmap_records(&out).unwrap();
+        assert_eq!((bodies.len(), hosts), (2, 1));
     }
 }

@@ -10,9 +10,7 @@
 //! A job's SNMP credentials are sealed as one value: the protobuf encoding of
 //! a `DiscoveryJob` that carries only them, bound to the job id.
 use outpost_certs::SiteId;
-use outpost_proto::agent_v1::{
-    Command, DiscoveryAssignment, DiscoveryJob, ScanNow, SnmpCredential, command, snmp_credential,
-};
+use outpost_proto::agent_v1::{Command, DiscoveryAssignment, DiscoveryJob, ScanNow, SnmpCredential, command};
 use outpost_store::inventory::jobs::AssignedJob;
 use outpost_store::inventory::{JobId, ScanId};
 use outpost_store::{AgentScope, Store, StoreError, TenantScope};
@@ -45,29 +43,7 @@ pub fn open_snmp(tenant: &TenantKey, job: JobId, sealed: &[u8]) -> Result<Vec<Sn
 /// What credentials these are, without their secrets ("1 community,
 /// 1 v3 user monitor").
 pub fn snmp_summary(credentials: &[SnmpCredential]) -> String {
-    let communities = credentials
-        .iter()
-        .filter(|c| matches!(c.kind, Some(snmp_credential::Kind::Community(_))))
-        .count();
-    let users: Vec<&str> = credentials
-        .iter()
-        .filter_map(|c| match &c.kind {
-            Some(snmp_credential::Kind::V3(u)) => Some(u.user.as_str()),
-            _ => None,
-        })
-        .collect();
-    let mut parts = Vec::new();
-    match communities {
-        0 => {}
-        1 => parts.push("1 community".to_owned()),
-        n => parts.push(format!("{n} communities")),
-    }
-    match users.len() {
-        0 => {}
-        1 => parts.push(format!("1 v3 user {}", users[0])),
-        n => parts.push(format!("{n} v3 users {}", users.join(", "))),
-    }
-    parts.join(", ")
+    outpost_console::inventory::snmp::summary(credentials)
 }
 
 /// The wire form of one job, or why it cannot be sent (its credentials do
@@ -146,7 +122,7 @@ pub async fn scan_now(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outpost_proto::agent_v1::SnmpV3User;
+    use outpost_proto::agent_v1::{SnmpV3User, snmp_credential};
 
     fn community(c: &str) -> SnmpCredential {
         SnmpCredential {

@@ -1,8 +1,8 @@
 //! Discovery jobs from the console: `POST /inventory/sites/{site}/jobs`
-//! checks the form, seals the optional SNMP community with the tenant's
-//! vault key and adds the job; `POST /inventory/jobs/{id}/delete` deletes
-//! one. A refused form comes back on the site page naming the field, with
-//! every value but the community.
+//! checks the form, seals the optional SNMP credentials (a v2c community, an
+//! SNMPv3 authPriv user) with the tenant's vault key and adds the job;
+//! `POST /inventory/jobs/{id}/delete` deletes one. A refused form comes back
+//! on the site page naming the field, with every value but the secrets.
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,7 +14,7 @@ use outpost_store::inventory::addr::{PortList, Target, parse_targets};
 use outpost_store::inventory::jobs::{NewJob, validate_job};
 
 use super::site::{Forms, JobValues, show};
-use super::snmp::{MAX_COMMUNITY_CHARS, ONE_COMMUNITY, seal_community};
+use super::snmp::{self, V3Entry};
 use super::{job_not_found, page_error, site_not_found, site_of};
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::devices::actions::ActionForm;
@@ -39,6 +39,19 @@ pub(crate) struct JobForm {
     /// A secret: sealed, never shown again.
     #[serde(default)]
     community: String,
+    /// SNMPv3 user; empty: none.
+    #[serde(default)]
+    v3_user: String,
+    #[serde(default)]
+    v3_auth: String,
+    /// A secret: sealed, never shown again.
+    #[serde(default)]
+    v3_auth_password: String,
+    #[serde(default)]
+    v3_priv: String,
+    /// A secret: sealed, never shown again.
+    #[serde(default)]
+    v3_priv_password: String,
 }
 
 impl CsrfProtected for JobForm {
@@ -60,7 +73,7 @@ struct Checked {
     ports: PortList,
     rate: u32,
     interval: u32,
-    community: Option<String>,
+    snmp: Vec<outpost_proto::agent_v1::SnmpCredential>,
 }
 
 /// The field `validate_job`'s message is about.
@@ -86,22 +99,28 @@ fn check(form: &JobForm) -> Result<Checked, FieldError> {
     let rate = number("rate", "rate", &form.rate)?;
     let interval = number("interval", "interval", &form.interval)?;
     validate_job(&targets, rate, interval).map_err(|m| refuse(field_of(&m), m))?;
-    let community = match form.community.as_str() {
-        "" => None,
-        c if c.chars().count() > MAX_COMMUNITY_CHARS || c.chars().any(char::is_control) => {
-            return Err(refuse(
-                "community",
-                format!("the SNMP community must be 1 to {MAX_COMMUNITY_CHARS} printable characters"),
-            ));
-        }
-        c => Some(c.to_owned()),
-    };
+    let mut snmp = Vec::new();
+    if !form.community.is_empty() {
+        snmp.push(snmp::community(&form.community).map_err(|r| refuse(r.field, r.message))?);
+    }
+    if !form.v3_user.trim().is_empty() {
+        let entry = V3Entry {
+            user: &form.v3_user,
+            auth: &form.v3_auth,
+            auth_password: &form.v3_auth_password,
+            privacy: &form.v3_priv,
+            priv_password: &form.v3_priv_password,
+        };
+        snmp.push(snmp::v3_user(&entry).map_err(|r| refuse(r.field, r.message))?);
+    } else if !form.v3_auth_password.is_empty() || !form.v3_priv_password.is_empty() {
+        return Err(refuse("v3_user", "SNMPv3 passwords were given without a user name"));
+    }
     Ok(Checked {
         targets,
         ports,
         rate,
         interval,
-        community,
+        snmp,
     })
 }
 
@@ -122,6 +141,9 @@ pub(crate) async fn add(
             ports: form.ports.clone(),
             rate: form.rate.clone(),
             interval: form.interval.clone(),
+            v3_user: form.v3_user.clone(),
+            v3_auth: form.v3_auth.clone(),
+            v3_priv: form.v3_priv.clone(),
         },
         job_error: Some(error),
         ..Forms::default()
@@ -143,12 +165,13 @@ pub(crate) async fn add(
         }
     };
     let id = JobId::random();
-    let snmp_sealed = match &checked.community {
-        None => None,
-        Some(c) => match seal_community(&state.vault.tenant(&site.tenant.to_string()), id, c) {
+    let snmp_sealed = if checked.snmp.is_empty() {
+        None
+    } else {
+        match snmp::seal(&state.vault.tenant(&site.tenant.to_string()), id, &checked.snmp) {
             Ok(s) => Some(s),
-            Err(e) => return PageError::internal("sealing an SNMP community failed", &e).into_response(),
-        },
+            Err(e) => return PageError::internal("sealing SNMP credentials failed", &e).into_response(),
+        }
     };
     let job = NewJob {
         id,
@@ -157,11 +180,7 @@ pub(crate) async fn add(
         ports: checked.ports,
         rate_pps: checked.rate,
         interval_secs: checked.interval,
-        snmp_summary: if snmp_sealed.is_some() {
-            ONE_COMMUNITY.to_owned()
-        } else {
-            String::new()
-        },
+        snmp_summary: snmp::summary(&checked.snmp),
         snmp_sealed,
     };
     match state.store.add_discovery_job(&scope, &job).await {
@@ -225,6 +244,7 @@ mod tests {
             rate: rate.into(),
             interval: interval.into(),
             community: community.into(),
+            ..JobForm::default()
         }
     }
 
@@ -249,5 +269,29 @@ mod tests {
             field(&form("192.0.2.0/24", "", "0", "0", &"c".repeat(129))),
             "community"
         );
+        let v3 = |user: &str, auth: &str, auth_password: &str, privacy: &str, priv_password: &str| JobForm {
+            v3_user: user.into(),
+            v3_auth: auth.into(),
+            v3_auth_password: auth_password.into(),
+            v3_priv: privacy.into(),
+            v3_priv_password: priv_password.into(),
+            ..form("192.0.2.0/24", "", "0", "0", "")
+        };
+        assert_eq!(field(&v3("outpost", "sha1", "authpass1", "aes128", "privpass1")), "ok");
+        assert_eq!(
+            field(&v3("outpost", "sha1", "authpass1", "rc4", "privpass1")),
+            "v3_priv"
+        );
+        assert_eq!(
+            field(&v3("outpost", "sha1", "", "aes128", "privpass1")),
+            "v3_auth_password"
+        );
+        assert_eq!(field(&v3("", "sha1", "authpass1", "aes128", "privpass1")), "v3_user");
+        assert_eq!(field(&v3("", "sha1", "", "aes128", "")), "ok", "no user, no v3");
+        let both = JobForm {
+            community: "public".into(),
+            ..v3("outpost", "sha256", "authpass1", "aes256", "privpass1")
+        };
+        assert_eq!(check(&both).map(|c| c.snmp.len()).ok(), Some(2));
     }
 }

@@ -136,13 +136,16 @@ impl From<&JobRow> for JobItem {
     }
 }
 
-/// What the add-job form shows again; never the community.
+/// What the add-job form shows again; never the community or a password.
 #[derive(Clone, Debug)]
 pub(crate) struct JobValues {
     pub(crate) targets: String,
     pub(crate) ports: String,
     pub(crate) rate: String,
     pub(crate) interval: String,
+    pub(crate) v3_user: String,
+    pub(crate) v3_auth: String,
+    pub(crate) v3_priv: String,
 }
 
 impl Default for JobValues {
@@ -152,6 +155,9 @@ impl Default for JobValues {
             ports: String::new(),
             rate: "0".into(),
             interval: "3600".into(),
+            v3_user: String::new(),
+            v3_auth: "sha1".into(),
+            v3_priv: "aes128".into(),
         }
     }
 }
@@ -192,6 +198,16 @@ impl SitePage {
     /// Whether the add-job form's error is about `field`.
     pub(crate) fn job_invalid(&self, field: &str) -> bool {
         self.forms.job_error.as_ref().is_some_and(|e| e.field == field)
+    }
+
+    /// The SNMPv3 authentication protocols the form offers.
+    pub(crate) fn auth_protocols(&self) -> &'static [(&'static str, &'static str)] {
+        super::snmp::AUTH_PROTOCOLS
+    }
+
+    /// The SNMPv3 privacy protocols the form offers.
+    pub(crate) fn priv_protocols(&self) -> &'static [(&'static str, &'static str)] {
+        super::snmp::PRIV_PROTOCOLS
     }
 
     /// Whether the profile form's error is about `field`.

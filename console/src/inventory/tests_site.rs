@@ -52,7 +52,14 @@ async fn jobs_are_added_with_a_sealed_community_refused_by_field_and_deleted() {
                 "3600",
                 "n0t-public",
                 "targets",
-                "covers more than 65536 addresses",
+                "16777214 addresses, more than the 4096 an agent scans",
+            ),
+            (
+                "10.0.0.0/20, 10.0.16.0/30, 10.0.17.1",
+                "3600",
+                "n0t-public",
+                "targets",
+                "4097 addresses, more than the 4096 an agent scans",
             ),
             ("10.0.0.0/33", "3600", "n0t-public", "targets", "prefix length"),
             ("10.0.0.0/24", "5", "n0t-public", "interval", "interval must be 0"),
@@ -179,6 +186,86 @@ async fn jobs_are_added_with_a_sealed_community_refused_by_field_and_deleted() {
             ))
             .await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn a_job_with_an_snmpv3_user_is_sealed_for_the_agent_and_its_passwords_never_shown() {
+    for c in consoles().await {
+        let acme = seed(&c, "acme").await;
+        let cookie = c.session().await;
+        let csrf = admin_csrf(&c, &cookie).await;
+        let page = format!("/inventory/sites/{}", acme.agent.site());
+        let html = body(c.get(&page, Some(&cookie)).await).await;
+        for want in [
+            "name=\"v3_user\"",
+            "<option value=\"sha1\" selected>SHA-1</option>",
+            "<option value=\"aes256\">AES-256</option>",
+            "name=\"v3_priv_password\" type=\"password\"",
+        ] {
+            assert!(html.contains(want), "{want} in {html}");
+        }
+        let add = format!("{page}/jobs");
+        let fields = |auth_password: &'static str, privacy: &'static str| {
+            let mut f = job_fields(&csrf, "10.0.0.0/24", "3600", "");
+            f.extend([
+                ("v3_user", "outpost"),
+                ("v3_auth", "sha256"),
+                ("v3_auth_password", auth_password),
+                ("v3_priv", privacy),
+                ("v3_priv_password", "pr1v-secret"),
+            ]);
+            f
+        };
+        for (auth_password, privacy, field, words) in [
+            ("short", "aes256", "v3_auth_password", "8 to 128 printable characters"),
+            ("auth-s3cret", "rc4", "v3_priv", "unknown SNMPv3 privacy protocol"),
+        ] {
+            let res = c
+                .send(post_request(&add, Some(&cookie), &fields(auth_password, privacy)))
+                .await;
+            assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let html = body(res).await;
+            assert!(html.contains(&format!("data-field=\"{field}\"")), "{field}: {html}");
+            assert!(html.contains(words), "{words}: {html}");
+            assert!(html.contains("value=\"outpost\""), "the user comes back");
+            assert!(
+                !html.contains("auth-s3cret") && !html.contains("pr1v-secret") && !html.contains("value=\"short\""),
+                "never a password"
+            );
+        }
+        assert!(c.store.assigned_discovery_jobs(&acme.agent).await.unwrap().is_empty());
+
+        let res = c
+            .send(post_request(&add, Some(&cookie), &fields("auth-s3cret", "aes256")))
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let jobs = c.store.assigned_discovery_jobs(&acme.agent).await.unwrap();
+        let sealed = jobs[0].snmp_sealed.as_deref().expect("sealed credentials");
+        assert!(!sealed.windows(11).any(|w| w == b"auth-s3cret"));
+        let opened = c
+            .state
+            .vault
+            .tenant(&acme.agent.tenant().to_string())
+            .open_discovery_credentials(&jobs[0].id.to_string(), sealed)
+            .unwrap();
+        let carrier = DiscoveryJob::decode(opened.as_slice()).unwrap();
+        let Some(snmp_credential::Kind::V3(u)) = &carrier.snmp[0].kind else {
+            panic!("{:?}", carrier.snmp)
+        };
+        assert_eq!(
+            (
+                u.user.as_str(),
+                u.auth_protocol.as_str(),
+                u.auth_password.as_str(),
+                u.priv_protocol.as_str(),
+                u.priv_password.as_str()
+            ),
+            ("outpost", "sha256", "auth-s3cret", "aes256", "pr1v-secret")
+        );
+        let html = body(c.get(&page, Some(&cookie)).await).await;
+        assert!(html.contains("1 v3 user outpost"), "{html}");
+        assert!(!html.contains("auth-s3cret") && !html.contains("pr1v-secret"));
     }
 }
 

@@ -63,6 +63,18 @@ pub enum NmapXmlError {
         /// What was wrong.
         message: String,
     },
+    /// The input ends before `</nmaprun>`: nmap was stopped or died, or
+    /// the file is still being written.
+    #[error(
+        "the nmap XML ends at {position} before </nmaprun> (after {hosts} complete hosts): the scan was stopped or \
+         nmap died, or the file is still being written; nothing was imported"
+    )]
+    Truncated {
+        /// The end of the input.
+        position: Position,
+        /// Hosts complete before the cut.
+        hosts: usize,
+    },
     /// The document element is not `<nmaprun>`.
     #[error("not nmap XML output: the document element at {position} is <{found}>, not <nmaprun>")]
     WrongRoot {

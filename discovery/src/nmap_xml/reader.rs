@@ -59,7 +59,7 @@ pub(super) fn parse(xml: &[u8]) -> Result<NmapScan, NmapXmlError> {
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(e) if p.root_seen && cut_off(&e, xml, reader.error_position()) => {
-                return Ok(p.truncated());
+                return Err(p.truncated());
             }
             Err(e) => {
                 return Err(NmapXmlError::Malformed {
@@ -75,7 +75,7 @@ pub(super) fn parse(xml: &[u8]) -> Result<NmapScan, NmapXmlError> {
                 Some(elem) => p.close(elem),
                 None => false,
             },
-            Event::Eof if p.root_seen => return Ok(p.truncated()),
+            Event::Eof if p.root_seen => return Err(p.truncated()),
             Event::Eof => return Err(NmapXmlError::NoRoot),
             _ => false,
         };
@@ -104,10 +104,13 @@ fn cut_off(e: &XmlError, xml: &[u8], error_at: u64) -> bool {
 }
 
 impl Parser<'_> {
-    /// The scan so far, without the host that was being written.
-    fn truncated(mut self) -> NmapScan {
-        self.scan.partial = true;
-        self.scan
+    /// The refusal of a document that ends before `</nmaprun>`: where it
+    /// ends, and how many hosts it held by then.
+    fn truncated(self) -> NmapXmlError {
+        NmapXmlError::Truncated {
+            position: self.position(self.xml.len() as u64),
+            hosts: self.scan.hosts.len(),
+        }
     }
 
     fn position(&self, at: u64) -> Position {

@@ -29,7 +29,6 @@ fn host(inner: &str) -> String {
 #[test]
 fn reads_a_whole_scan() {
     let scan = ok(FULL);
-    assert!(!scan.partial);
     assert!(scan.finished);
     assert_eq!(
         scan.args.as_deref(),
@@ -118,30 +117,44 @@ fn reads_a_whole_scan() {
 }
 
 #[test]
-fn a_scan_stopped_by_sigint_keeps_its_whole_hosts() {
-    let scan = ok(SIGINT);
-    assert!(scan.partial);
-    assert!(!scan.finished);
-    assert_eq!(scan.hosts.len(), 1, "the host being written is dropped");
-    assert_eq!(scan.hosts[0].addresses, vec![IpAddr::V4(Ipv4Addr::new(10, 77, 0, 11))]);
-    assert_eq!(scan.hosts[0].ports.len(), 3);
+fn a_scan_stopped_by_sigint_is_refused_with_where_it_ends() {
+    let e = err(SIGINT);
+    let NmapXmlError::Truncated { position, hosts } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!(position.offset, SIGINT.len() as u64, "the end of the input");
+    assert_eq!(
+        position.line,
+        SIGINT.lines().count() as u64 + u64::from(SIGINT.ends_with('\n'))
+    );
+    assert_eq!(*hosts, 1, "the host being written is not counted");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("line {}", position.line)) && text.contains("nothing was imported"),
+        "{text}"
+    );
 }
 
 #[test]
-fn a_cut_anywhere_after_the_root_starts_is_partial_never_an_error() {
-    let full = ok(FULL);
+fn a_cut_anywhere_after_the_root_starts_is_refused_with_its_position() {
     let root = FULL.find("<nmaprun").unwrap();
     let root_end = root + FULL[root..].find('>').unwrap() + 1;
     let end = FULL.find("</nmaprun>").unwrap();
-    for cut in root_end..end {
-        let scan = parse(&FULL.as_bytes()[..cut]).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
-        assert!(scan.partial, "cut at {cut}");
-        assert_eq!(
-            scan.hosts[..],
-            full.hosts[..scan.hosts.len()],
-            "cut at {cut}: whole hosts only"
-        );
+    for cut in root_end..end + "</nmaprun>".len() {
+        match parse(&FULL.as_bytes()[..cut]) {
+            Err(NmapXmlError::Truncated { position, .. }) => {
+                assert_eq!(position.offset, cut as u64, "cut at {cut}")
+            }
+            // A cut inside a value can leave a well-formed tag with a value
+            // that does not parse; still refused, with its place.
+            Err(e @ (NmapXmlError::InvalidAttribute { .. } | NmapXmlError::Malformed { .. })) => {
+                assert!(e.to_string().contains("line "), "cut at {cut}: {e}")
+            }
+            Err(e) => panic!("cut at {cut}: {e}"),
+            Ok(scan) => panic!("cut at {cut} accepted with {} hosts", scan.hosts.len()),
+        }
     }
+    assert!(parse(FULL.as_bytes()).is_ok());
 }
 
 #[test]
@@ -330,8 +343,11 @@ fn markup_errors_that_also_occur_mid_document_are_not_taken_for_a_cut() {
         assert!(matches!(err(xml), NmapXmlError::Malformed { .. }), "{xml}");
     }
     for xml in ["<nmaprun><host/><!", "<nmaprun><host/>a &am"] {
-        let scan = ok(xml);
-        assert!(scan.partial && scan.hosts.len() == 1, "{xml}");
+        assert!(
+            matches!(err(xml), NmapXmlError::Truncated { hosts: 1, .. }),
+            "{xml}: {}",
+            err(xml)
+        );
     }
 }
 
@@ -349,7 +365,7 @@ fn unknown_elements_are_skipped_at_any_depth() {
 #[test]
 fn self_closing_root_and_hosts() {
     let scan = ok("<nmaprun/>");
-    assert!(!scan.partial && !scan.finished && scan.hosts.is_empty());
+    assert!(!scan.finished && scan.hosts.is_empty());
     let scan = ok("<nmaprun><host/><host></host></nmaprun>");
     assert_eq!(scan.hosts, vec![NmapHost::default(), NmapHost::default()]);
 }
@@ -357,7 +373,7 @@ fn self_closing_root_and_hosts() {
 #[test]
 fn a_failed_run_is_not_finished() {
     let scan = ok("<nmaprun><runstats><finished exit=\"error\" errormsg=\"x\"/></runstats></nmaprun>");
-    assert!(!scan.finished && !scan.partial);
+    assert!(!scan.finished);
     let scan = ok("<nmaprun><runstats><finished time=\"1\"/></runstats></nmaprun>");
     assert!(scan.finished, "nmap before 7.x wrote no exit attribute");
 }

@@ -71,9 +71,6 @@ pub struct Target {
     prefix: u8,
 }
 
-/// Most addresses one target may cover: a /16 of IPv4 or a /112 of IPv6.
-pub const MAX_TARGET_ADDRESSES: u128 = 1 << 16;
-
 impl Target {
     /// Whether `ip` lies inside.
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -116,6 +113,19 @@ impl Target {
             IpAddr::V6(_) => 128,
         } - u32::from(self.prefix);
         1u128.checked_shl(bits).unwrap_or(u128::MAX)
+    }
+}
+
+impl Target {
+    /// How many addresses an agent probes for it, counted as the agent's
+    /// scan counts them: all of a /31, /32, /127 or /128, the others without
+    /// their network address (and, for IPv4, broadcast).
+    pub fn probed(&self) -> u128 {
+        match self.size() {
+            n if n <= 2 => n,
+            n if self.network.is_ipv4() => n - 2,
+            n => n - 1,
+        }
     }
 }
 

@@ -11,13 +11,19 @@
 use outpost_certs::{SiteId, TenantId};
 
 use super::JobId;
-use super::addr::{MAX_TARGET_ADDRESSES, PortList, Target, format_targets, parse_targets};
+use super::addr::{PortList, Target, format_targets, parse_targets};
 use crate::row_scope::RowScope;
 use crate::scope::{AgentScope, TenantScope, Viewer};
 use crate::{Store, StoreError, now_ms, on_pool, parse_id};
 
 /// Most targets in one job.
 pub const MAX_TARGETS: usize = 64;
+/// Addresses one job may cover in all: what an agent scans in one job
+/// unless its operator raised `discovery_max_addresses`
+/// (`outpost_discovery::targets::DEFAULT_MAX_ADDRESSES`; a test in
+/// `outpost-tests` keeps the two equal). A job over it would be refused by
+/// every agent, so it is refused here, where the operator sees why.
+pub const MAX_JOB_ADDRESSES: u128 = 4096;
 /// Highest probe rate a job may ask for.
 pub const MAX_RATE_PPS: u32 = 100_000;
 /// Shortest interval between scheduled runs (0: on demand only).
@@ -62,9 +68,11 @@ pub fn validate_job(targets: &[Target], rate_pps: u32, interval_secs: u32) -> Re
     if targets.is_empty() || targets.len() > MAX_TARGETS {
         return Err(format!("a job needs 1 to {MAX_TARGETS} targets"));
     }
-    if let Some(t) = targets.iter().find(|t| t.size() > MAX_TARGET_ADDRESSES) {
+    let count = targets.iter().map(Target::probed).fold(0u128, u128::saturating_add);
+    if count > MAX_JOB_ADDRESSES {
         return Err(format!(
-            "target {t} covers more than {MAX_TARGET_ADDRESSES} addresses (a /16 of IPv4, a /112 of IPv6); split it"
+            "the targets hold {count} addresses, more than the {MAX_JOB_ADDRESSES} an agent scans in one job: \
+             split them into several jobs (a /20 of IPv4 holds 4094)"
         ));
     }
     if rate_pps > MAX_RATE_PPS {

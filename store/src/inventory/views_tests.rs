@@ -103,6 +103,19 @@ async fn jobs_are_per_site_and_their_version_moves_with_every_change() {
     }
 }
 
+#[test]
+fn jobs_hold_at_most_what_an_agent_scans_counted_as_it_counts() {
+    let check = |t: &str| validate_job(&parse_targets(t).expect("targets"), 0, 3600);
+    // 4094 + 2: exactly the agent's cap of 4096.
+    assert_eq!(check("10.0.0.0/20,10.1.0.6/31"), Ok(()));
+    assert_eq!(check("fd00::/116,10.0.0.1"), Ok(()), "4095 + 1");
+    let e = check("10.0.0.0/20,10.1.0.0/30,10.2.0.1").expect_err("4094 + 2 + 1");
+    assert!(e.contains("4097 addresses") && e.contains("4096"), "{e}");
+    let e = check("10.0.0.0/16").expect_err("a /16");
+    assert!(e.contains("65534 addresses") && e.contains("4096"), "{e}");
+    assert!(check("::/0").is_err());
+}
+
 fn reseal_ok(r: &adopt::Resealing<'_>) -> Result<Vec<u8>, String> {
     let mut v = r.sealed.to_vec();
     v.extend_from_slice(r.device.to_string().as_bytes());

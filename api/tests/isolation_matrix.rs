@@ -26,6 +26,7 @@ use outpost_proto::api_v1::event_service_client::EventServiceClient;
 use outpost_proto::api_v1::inventory_service_client::InventoryServiceClient;
 use outpost_proto::api_v1::session_service_client::SessionServiceClient;
 use outpost_proto::api_v1::tenant_service_client::TenantServiceClient;
+use outpost_proto::api_v1::tunnel_service_client::TunnelServiceClient;
 use outpost_store::api_tokens::{TokenBinding, TokenScope};
 use outpost_store::audit::Actor;
 use outpost_store::devices::reports::{BackupRow, DeviceReport, ReportBody};
@@ -140,6 +141,8 @@ const ROWS: &[Row] = &[
         Role::Admin,
     ),
     row("EventService/Subscribe", OnB::Stream, Role::Viewer),
+    // Opening a tunnel is operational: operators and admins.
+    row("TunnelService/Open", OnB::NotFound, Role::Operator),
 ];
 
 const fn row(method: &'static str, on_b: OnB, needs: Role) -> Row {
@@ -327,6 +330,18 @@ async fn call(
                 .subscribe(ask(cred, req))
                 .await
                 .map(|_| "a stream".to_owned())
+        }
+        "TunnelService/Open" => {
+            let target = pb::TunnelRequest {
+                kind: Some(pb::tunnel_request::Kind::Target(pb::TunnelTarget {
+                    device_id,
+                    port: 22,
+                })),
+            };
+            TunnelServiceClient::new(ch.clone())
+                .open(ask(cred, tokio_stream::iter([target])))
+                .await
+                .map(|_| "a tunnel".to_owned())
         }
         _ => return None,
     })

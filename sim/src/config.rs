@@ -39,6 +39,9 @@ pub struct FleetConfig {
     /// SSH port on every device (0: any free port, per device). The default
     /// is 2222, as 22 needs privileges and is often the host's own sshd.
     pub ssh_port: u16,
+    /// A byte echo on this port of every device (WinBox's is 8291), for
+    /// tunnels to carry; `None`: not served.
+    pub winbox_echo_port: Option<u16>,
     /// Neighbour links per device.
     pub neighbors_per_device: usize,
 }
@@ -55,6 +58,7 @@ impl Default for FleetConfig {
             api_port: 8728,
             api_ssl_port: 8729,
             ssh_port: 2222,
+            winbox_echo_port: None,
             neighbors_per_device: 2,
         }
     }

@@ -208,6 +208,8 @@ pub(crate) struct Device {
     /// SSH server settings with the current host key.
     pub(crate) ssh: RwLock<Arc<crate::host_key::HostKey>>,
     pub(crate) ssh_port: std::sync::atomic::AtomicU16,
+    /// The WinBox port's echo service; 0 when off.
+    pub(crate) winbox_port: std::sync::atomic::AtomicU16,
     /// Whether the device is up (listening); a device taken down stops
     /// announcing itself over MNDP too.
     pub(crate) up: std::sync::atomic::AtomicBool,
@@ -231,6 +233,7 @@ impl Device {
             api_ssl_port: Default::default(),
             ssh: RwLock::new(Arc::new(ssh)),
             ssh_port: Default::default(),
+            winbox_port: Default::default(),
             up: Default::default(),
         }
     }

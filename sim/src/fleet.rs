@@ -204,6 +204,8 @@ impl Fleet {
             dev.api_port.store(cfg.api_port, Ordering::Relaxed);
             dev.api_ssl_port.store(cfg.api_ssl_port, Ordering::Relaxed);
             dev.ssh_port.store(cfg.ssh_port, Ordering::Relaxed);
+            dev.winbox_port
+                .store(cfg.winbox_echo_port.unwrap_or(0), Ordering::Relaxed);
             fleet.by_ip.insert(dev.profile.ip, n);
             let stop = listen(&dev, &fleet.conn_seq).await?;
             fleet.slots.push(Slot {
@@ -448,6 +450,17 @@ async fn listen(dev: &Arc<Device>, seq: &Arc<AtomicU64>) -> Result<watch::Sender
         stopped.clone(),
         seq.clone(),
     ));
+    let winbox = dev.winbox_port.load(Ordering::Relaxed);
+    if winbox != 0 {
+        let echo = bind(SocketAddr::from((dev.profile.ip, winbox))).await?;
+        tokio::spawn(accept_loop(
+            echo,
+            dev.clone(),
+            Service::WinboxEcho,
+            stopped.clone(),
+            seq.clone(),
+        ));
+    }
     tokio::spawn(accept_loop(ssh, dev.clone(), Service::Ssh, stopped, seq.clone()));
     Ok(stop)
 }
@@ -458,6 +471,7 @@ enum Service {
     Api,
     ApiSsl,
     Ssh,
+    WinboxEcho,
 }
 
 async fn accept_loop(
@@ -495,5 +509,15 @@ async fn connection(sock: TcpStream, peer: IpAddr, dev: Arc<Device>, service: Se
             }
         }
         Service::Ssh => ssh::serve(sock, dev).await,
+        Service::WinboxEcho => echo(sock).await,
+    }
+}
+
+/// Sends back what arrives; after the peer's half-close, the rest, then its
+/// own FIN (so a tunnel's half-close can be seen to work).
+async fn echo(sock: TcpStream) {
+    let (mut rd, mut wr) = sock.into_split();
+    if tokio::io::copy(&mut rd, &mut wr).await.is_ok() {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
     }
 }

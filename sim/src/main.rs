@@ -50,6 +50,11 @@ struct Args {
     /// default: that needs privileges and is usually the host's own sshd.
     #[arg(long, default_value_t = 2222)]
     ssh_port: u16,
+    /// Serve a byte echo on this port of every device, standing in for
+    /// WinBox (8291) behind a tunnel: what arrives is sent back, and a
+    /// half-close is answered after the last byte (off by default).
+    #[arg(long, value_name = "PORT")]
+    winbox_echo: Option<u16>,
     /// Line-based control port for faults and changes (loopback only), e.g.
     /// 127.0.0.1:9999. Commands: slow, drop, fatal, trap, empty, unknown-word,
     /// password, legacy-login, no-api-policy, rotate-cert, rotate-host-key,
@@ -125,6 +130,7 @@ async fn run() -> anyhow::Result<()> {
         api_port: args.api_port,
         api_ssl_port: args.api_ssl_port,
         ssh_port: args.ssh_port,
+        winbox_echo_port: args.winbox_echo,
         neighbors_per_device: args.neighbors_per_device,
     })
     .await?;

@@ -226,7 +226,8 @@ struct Site {
 }
 
 fn site(ip: &str, extra: &[&str]) -> Site {
-    let sim = Sim::start(1, ip, "7", PASSWORD);
+    // Its WinBox port answers as a byte echo.
+    let sim = Sim::start_with(1, ip, "7", PASSWORD, 1, &["--winbox-echo", "8291"]);
     let sshd = Sshd::start(ip);
     let mut c = Collector::init();
     c.serve_args = vec!["--tunnel-ports".into(), format!("22,8291,{}", sshd.port)];
@@ -408,4 +409,73 @@ fn a_tunnel_ends_with_a_reason_when_its_agent_stops_and_telemetry_resumes() {
     wait_for("polls after the restart", || {
         (s.c.device(&s.device)["last_poll_ms"].as_i64().unwrap_or(0) > before).then_some(())
     });
+}
+
+/// 256 KiB for connection `n`, different for each.
+fn payload(n: u64) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1d ^ (n + 1);
+    (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn fifty_winbox_tunnels_echo_binary_and_honour_half_close_while_telemetry_flows() {
+    const TUNNELS: usize = 50;
+    let s = site(
+        "127.0.64.1",
+        &["--tunnel-max-per-user", "60", "--tunnel-max-per-device", "60"],
+    );
+    let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
+    let (_t, via) = tunnel(ops.path(), &s.device, "winbox");
+    let echoed = std::sync::Arc::new(std::sync::Barrier::new(TUNNELS + 1));
+    let release = std::sync::Arc::new(std::sync::Barrier::new(TUNNELS + 1));
+    let workers: Vec<_> = (0..TUNNELS as u64)
+        .map(|n| {
+            let (echoed, release) = (echoed.clone(), release.clone());
+            std::thread::spawn(move || {
+                let data = payload(n);
+                let mut conn = TcpStream::connect(via).expect("connect");
+                conn.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+                let mut writer = conn.try_clone().expect("clone");
+                let sent = data.clone();
+                let w = std::thread::spawn(move || writer.write_all(&sent).expect("write"));
+                let mut back = vec![0u8; data.len()];
+                conn.read_exact(&mut back).expect("the echo");
+                w.join().expect("writer");
+                assert!(back == data, "connection {n}: bytes changed on the way");
+                echoed.wait();
+                release.wait();
+                // Half-close: the echo answers with its own FIN, no byte more.
+                conn.shutdown(std::net::Shutdown::Write).expect("half-close");
+                let mut rest = Vec::new();
+                conn.read_to_end(&mut rest).expect("read to the end");
+                assert!(rest.is_empty(), "connection {n}: {} stray bytes", rest.len());
+            })
+        })
+        .collect();
+    echoed.wait();
+    // All fifty are open and idle now: the device is still polled meanwhile.
+    let before = s.c.device(&s.device)["last_poll_ms"].as_i64().unwrap_or(0);
+    wait_for("a poll while fifty tunnels are open", || {
+        (s.c.device(&s.device)["last_poll_ms"].as_i64().unwrap_or(0) > before).then_some(())
+    });
+    release.wait();
+    for w in workers {
+        w.join().expect("tunnel worker");
+    }
+    let csv = wait_for("fifty tunnels closed in the audit log", || {
+        let csv = audit_csv(&s.c);
+        (csv.lines()
+            .filter(|l| l.contains("tunnel.close") && l.contains("ended") && l.contains("closed"))
+            .count()
+            >= TUNNELS)
+            .then_some(csv)
+    });
+    assert!(csv.matches("tunnel.open").count() >= TUNNELS, "{csv}");
 }

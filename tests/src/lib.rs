@@ -17,6 +17,7 @@ pub mod browser;
 pub mod http;
 pub mod raw;
 pub mod sim;
+pub mod sshd;
 pub mod tmpfs;
 
 /// Upper bound for anything a test waits for.

@@ -6,12 +6,13 @@
 //! does not allow, a limit, a wrong one-time secret on the agent's stream)
 //! are refused and audited; the agent stopping mid-session ends the tunnel.
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use outpost_tests::sim::Sim;
+use outpost_tests::sshd::{Sshd, user};
 use outpost_tests::*;
 use sha2::{Digest, Sha256};
 
@@ -70,84 +71,6 @@ fn tunnel(config: &Path, device: &str, port: &str) -> (Process, SocketAddr) {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     (p, addr)
-}
-
-/// A real sshd on `ip`, accepting `client_key`'s public half for the current user.
-struct Sshd {
-    _process: Process,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-fn keygen(path: &Path) {
-    Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ssh-keygen (Debian package openssh-client)")
-        .ok();
-}
-
-impl Sshd {
-    fn start(ip: &str) -> Self {
-        let dir = tempfile::tempdir().expect("sshd dir");
-        let d = dir.path();
-        keygen(&d.join("host"));
-        keygen(&d.join("client"));
-        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).expect("authorized_keys");
-        // Privilege separation needs this directory; Debian makes it at boot.
-        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
-        let port = TcpListener::bind((ip, 0))
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let conf = format!(
-            "Port {port}\nListenAddress {ip}\nHostKey {d}/host\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-             Subsystem sftp internal-sftp\nLogLevel ERROR\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("sshd_config"), conf).expect("sshd_config");
-        let mut cmd = Command::new("/usr/sbin/sshd");
-        cmd.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
-        let process = Process::spawn(cmd);
-        wait_for("sshd to listen", || TcpStream::connect((ip, port)).ok());
-        Self {
-            _process: process,
-            port,
-            dir,
-        }
-    }
-
-    /// `ssh`/`scp` options that log in with the client key and trust any host key.
-    fn client_args(&self) -> Vec<String> {
-        let key = self.dir.path().join("client");
-        [
-            "-F",
-            "/dev/null",
-            "-i",
-            &key.display().to_string(),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
-    }
-}
-
-fn user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("run id").ok();
-    out.stdout_text().trim().to_owned()
 }
 
 fn ssh(sshd: &Sshd, via: SocketAddr, command: &str) -> Output {

@@ -30,19 +30,26 @@ fn outpost(config: &Path, args: &[&str]) -> Command {
 /// Signs the command line in (in its own config directory) with an API token
 /// of `user` at `scope`.
 fn signed_in(c: &Collector, user: &str, tenant: &str, scope: &str) -> tempfile::TempDir {
+    signed_in_with(c, user, tenant, scope, &[])
+}
+
+/// [`signed_in`] with more `api-token create` arguments.
+fn signed_in_with(c: &Collector, user: &str, tenant: &str, scope: &str, extra: &[&str]) -> tempfile::TempDir {
+    let mut args = vec![
+        "api-token",
+        "create",
+        "--user",
+        user,
+        "--tenant",
+        tenant,
+        "--scope",
+        scope,
+        "--name",
+        "t",
+    ];
+    args.extend_from_slice(extra);
     let token = c
-        .cli(&[
-            "api-token",
-            "create",
-            "--user",
-            user,
-            "--tenant",
-            tenant,
-            "--scope",
-            scope,
-            "--name",
-            "t",
-        ])
+        .cli(&args)
         .ok()
         .stdout_text()
         .lines()
@@ -271,6 +278,15 @@ fn refusals_are_refused_and_audited() {
         held.push(conn);
     }
     refused_at(via);
+
+    // A credential that expired after the command line started.
+    let brief = signed_in_with(&s.c, "acme-ops", "acme", "operate", &["--ttl", "3s"]);
+    let (e, via) = tunnel(brief.path(), &s.device, &port);
+    std::thread::sleep(Duration::from_secs(4));
+    refused_at(via);
+    wait_for("the expired credential's refusal", || {
+        e.logged("log in again").then_some(())
+    });
 
     // A tunnel stream with a made-up id and secret, from the agent's own
     // certificate, is refused at once.

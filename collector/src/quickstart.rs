@@ -189,6 +189,7 @@ async fn start_demo(location: &Location, devices: usize) -> Result<outpost_sim::
         api_port: 8728,
         api_ssl_port: 8729,
         ssh_port: 2222,
+        winbox_echo_port: None,
         neighbors_per_device: 2,
     })
     .await

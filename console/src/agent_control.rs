@@ -106,7 +106,31 @@ pub trait AgentControl: Send + Sync + std::fmt::Debug {
         let _ = ask;
         Box::pin(async { Err(TunnelRefused::Unavailable(NO_AGENT.to_owned())) })
     }
+
+    /// Opens a short-lived listener on the collector that tunnels each
+    /// connection from `allowed` (the asking user's address) to the device,
+    /// for a technician without the command line (WinBox pointed at it).
+    fn listen_tunnel(&self, ask: TunnelAsk, allowed: std::net::IpAddr) -> ListenFuture<'_> {
+        let _ = (ask, allowed);
+        Box::pin(async { Err(TunnelRefused::Unavailable(NO_AGENT.to_owned())) })
+    }
 }
+
+/// A listener [`AgentControl::listen_tunnel`] opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelListener {
+    /// Where to connect.
+    pub addr: std::net::SocketAddr,
+    /// The only address it accepts connections from.
+    pub allowed: std::net::IpAddr,
+    /// Closed at the latest then (Unix ms), earlier when unused.
+    pub expires_at_ms: i64,
+    /// Closed after this long without a connection.
+    pub idle_secs: u64,
+}
+
+/// A future for a listener being opened.
+pub type ListenFuture<'a> = Pin<Box<dyn Future<Output = Result<TunnelListener, TunnelRefused>> + Send + 'a>>;
 
 /// A tunnel someone asks for.
 #[derive(Clone, Debug)]

@@ -135,6 +135,11 @@ fn routes() -> Routes {
             devices::actions::accept_host_key,
         )
         .post("/devices/{id}/backup", Tenant(Operator), devices::actions::backup_now)
+        .post(
+            "/devices/{id}/tunnel",
+            Tenant(Operator),
+            devices::actions::open_tunnel_listener,
+        )
         .get("/devices/{id}/config/{taken}", Tenant(Viewer), devices::config::page)
         // Secrets of a backup: tenant admins only.
         .post(

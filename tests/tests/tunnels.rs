@@ -418,3 +418,125 @@ fn fifty_winbox_tunnels_echo_binary_and_honour_half_close_while_telemetry_flows(
     });
     assert!(csv.matches("tunnel.open").count() >= TUNNELS, "{csv}");
 }
+
+/// `name="csrf" value="…"` of a console page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("its value").to_owned()
+}
+
+#[test]
+fn the_console_opens_a_listener_on_the_collector_for_its_user_only() {
+    use outpost_tests::http;
+    let s = site("127.0.65.1", &[]);
+    // The administrator (an MSP administrator) asks from the console, from 127.0.0.1.
+    let console = s.c.console();
+    let cookie = http::login(&console, "admin", &s.c.admin_password);
+    let page = http::request(
+        &console,
+        "GET",
+        &format!("/devices/{}", s.device),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("id=\"open-tunnel\""), "the device page offers it");
+    let body = format!("csrf={}&port=winbox", http::form_encode(&csrf_of(&page.body)));
+    let headers = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let answer = http::request(
+        &console,
+        "POST",
+        &format!("/devices/{}/tunnel", s.device),
+        &headers,
+        &body,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let at = answer.body.find("Connect to ").expect("the address to use") + "Connect to ".len();
+    let addr: SocketAddr = answer.body[at..]
+        .split(' ')
+        .next()
+        .expect("address")
+        .parse()
+        .expect("a socket address");
+    assert!(addr.ip().is_loopback(), "on loopback by default: {addr}");
+    assert!(
+        answer.body.contains("Only connections from 127.0.0.1"),
+        "{}",
+        answer.body
+    );
+
+    // From the user's address: the device's WinBox port (an echo here).
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    conn.write_all(b"winbox hello").expect("write");
+    let mut back = [0u8; 12];
+    conn.read_exact(&mut back).expect("the echo");
+    assert_eq!(&back, b"winbox hello");
+    drop(conn);
+
+    // From another address: closed without a byte, and audited.
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    other
+        .bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .expect("bind 127.0.0.2");
+    other.connect(&addr.into()).expect("connect from 127.0.0.2");
+    let mut other: TcpStream = other.into();
+    other.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut buf = [0u8; 16];
+    assert_eq!(other.read(&mut buf).unwrap_or(0), 0, "refused");
+
+    let csv = wait_for("the listener's tunnel and refusal in the audit log", || {
+        let csv = audit_csv(&s.c);
+        (csv.contains("tunnel.close") && csv.contains("to a listener for 127.0.0.1")).then_some(csv)
+    });
+    assert!(
+        csv.lines()
+            .any(|l| l.contains("tunnel.open") && l.contains(r#"""via"":""port"""#)),
+        "the tunnel is recorded as opened through the collector's listener: {csv}"
+    );
+
+    // A viewer may not open one.
+    let out =
+        s.c.cli(&[
+            "user",
+            "add",
+            "--username",
+            "vera",
+            "--tenant",
+            "acme",
+            "--role",
+            "viewer",
+        ])
+        .ok();
+    let password = out
+        .stdout_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Password (shown once): "))
+        .expect("password line")
+        .trim()
+        .to_owned();
+    let vera = http::login(&console, "vera", &password);
+    let page = http::request(
+        &console,
+        "GET",
+        &format!("/devices/{}", s.device),
+        &[("Cookie", &vera)],
+        "",
+    );
+    let body = format!("csrf={}&port=winbox", http::form_encode(&csrf_of(&page.body)));
+    let headers = [
+        ("Cookie", vera.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let refused = http::request(
+        &console,
+        "POST",
+        &format!("/devices/{}/tunnel", s.device),
+        &headers,
+        &body,
+    );
+    assert_eq!(refused.status, 403, "{refused:?}");
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use outpost_certs::SiteId;
 use outpost_console::agent_control::{
-    AgentControl, RequestFuture, ScanFuture, ScanProgress, TunnelAsk, TunnelFuture, WatchFuture,
+    AgentControl, ListenFuture, RequestFuture, ScanFuture, ScanProgress, TunnelAsk, TunnelFuture, WatchFuture,
 };
 use outpost_proto::agent_v1::{BackupNow, Command, command};
 use outpost_store::devices::DeviceId;
@@ -104,6 +104,10 @@ impl AgentControl for Control {
         Box::pin(self.tunnels.open(ask))
     }
 
+    fn listen_tunnel(&self, ask: TunnelAsk, allowed: std::net::IpAddr) -> ListenFuture<'_> {
+        Box::pin(self.tunnels.clone().listen(ask, allowed))
+    }
+
     fn scan_progress(&self, scope: &TenantScope, scan: &ScanId) -> Option<ScanProgress> {
         Control::scan_progress(self, scope, scan).map(|p| ScanProgress {
             phase: p.phase,
@@ -131,7 +135,12 @@ mod tests {
         let sessions: Arc<LiveSessions> = Arc::default();
         let progress: Arc<ScanProgressHub> = Arc::default();
         let traffic = Arc::new(TrafficHub::new(store.clone(), sessions.clone()));
-        let tunnels = Arc::new(TunnelHub::new(store.clone(), sessions.clone(), Default::default()));
+        let tunnels = Arc::new(TunnelHub::new(
+            store.clone(),
+            sessions.clone(),
+            Default::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let control: Arc<dyn AgentControl> = Arc::new(Control::new(
             store.clone(),
             traffic,

@@ -80,6 +80,7 @@ impl AgentPortService {
                 store.clone(),
                 live.clone(),
                 super::tunnels::TunnelPolicy::default(),
+                shutdown.clone(),
             )),
             traffic: Arc::new(super::traffic::TrafficHub::new(store.clone(), live.clone())),
             vault,
@@ -102,6 +103,7 @@ impl AgentPortService {
             self.store.clone(),
             self.live.clone(),
             policy,
+            self.shutdown.clone(),
         ));
         self
     }

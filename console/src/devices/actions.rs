@@ -145,3 +145,86 @@ pub(crate) async fn backup_now(
         Err(reason) => status_page(StatusCode::SERVICE_UNAVAILABLE, "Backup not requested", &reason),
     }
 }
+
+/// The "open a tunnel on the collector" form: which device port.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TunnelForm {
+    #[serde(default)]
+    csrf: String,
+    /// `winbox`, `ssh`, `http`, `https` or a number; WinBox when absent.
+    #[serde(default)]
+    port: String,
+}
+
+impl CsrfProtected for TunnelForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The device port a form names.
+fn tunnel_port(name: &str) -> Option<u16> {
+    match name {
+        "" | "winbox" => Some(8291),
+        "ssh" => Some(22),
+        "http" => Some(80),
+        "https" => Some(443),
+        n => n.parse().ok().filter(|p| *p != 0),
+    }
+}
+
+/// `POST /devices/{id}/tunnel`: a short-lived listener on the collector that
+/// accepts only this user's address and tunnels each connection to the
+/// device (for WinBox without the command line).
+pub(crate) async fn open_tunnel_listener(
+    State(state): State<ConsoleState>,
+    Path(raw_id): Path<String>,
+    ClientIp(ip): ClientIp,
+    CsrfForm { auth, form }: CsrfForm<TunnelForm>,
+) -> Response {
+    use crate::agent_control::{TunnelAsk, TunnelRefused};
+    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    let Some(port) = tunnel_port(form.port.trim()) else {
+        return status_page(
+            StatusCode::BAD_REQUEST,
+            "Not a port",
+            "Name winbox, ssh, http, https or a port number.",
+        );
+    };
+    let Some(ip) = ip else {
+        return status_page(
+            StatusCode::BAD_REQUEST,
+            "No client address",
+            "The console cannot tell your address, so it cannot open a listener only you may use.",
+        );
+    };
+    let ask = TunnelAsk {
+        scope,
+        device: id,
+        port,
+        user: auth.session.username.clone(),
+        source: Some(ip),
+        via: "port",
+    };
+    match state.agents.listen_tunnel(ask, ip).await {
+        Ok(l) => {
+            let until = time::OffsetDateTime::from_unix_timestamp(l.expires_at_ms / 1000)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default();
+            let message = format!(
+                "Connect to {} (for WinBox: paste it as the address). Only connections from {} are accepted. \
+                 The listener closes after {} s without a connection, and at {until} at the latest.",
+                l.addr, l.allowed, l.idle_secs
+            );
+            status_page(StatusCode::OK, "Tunnel open", &message)
+        }
+        Err(TunnelRefused::NotFound(_)) => device_not_found(),
+        Err(TunnelRefused::Denied(m)) => status_page(StatusCode::FORBIDDEN, "Tunnel refused", &m),
+        Err(TunnelRefused::Limit(m)) => status_page(StatusCode::TOO_MANY_REQUESTS, "Too many tunnels", &m),
+        Err(TunnelRefused::Unavailable(m)) => status_page(StatusCode::SERVICE_UNAVAILABLE, "Tunnel not opened", &m),
+    }
+}

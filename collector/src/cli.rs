@@ -173,6 +173,10 @@ pub struct ServeArgs {
     /// A tunnel is closed after this long whatever happens.
     #[arg(long, default_value = "8h", value_parser = parse_duration)]
     pub tunnel_max_duration: Duration,
+    /// Where the console opens listeners for technicians without the command
+    /// line (each accepts only its user's address).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub tunnel_listen_ip: IpAddr,
 }
 
 impl ServeArgs {
@@ -198,6 +202,7 @@ impl ServeArgs {
             total: self.tunnel_max_total,
             idle: self.tunnel_idle,
             max_duration: self.tunnel_max_duration,
+            listen_ip: self.tunnel_listen_ip,
             ..Default::default()
         }
     }

@@ -60,6 +60,10 @@ pub struct AgentConfig {
     /// that set none (default 1000).
     #[serde(default = "defaults::discovery_rate_pps")]
     pub discovery_rate_pps: u32,
+    /// How long an ICMP echo is waited for, per host, in milliseconds
+    /// (default 500, as nmap -T4's initial timeout).
+    #[serde(default = "defaults::discovery_ping_timeout_ms")]
+    pub discovery_ping_timeout_ms: u64,
     /// Addresses one discovery job may cover; a connected network larger than
     /// this is narrowed to the block around this host (default 4096).
     #[serde(default = "defaults::discovery_max_addresses")]
@@ -101,6 +105,10 @@ mod defaults {
 
     pub(super) fn discovery_interval_secs() -> u64 {
         3600
+    }
+
+    pub(super) fn discovery_ping_timeout_ms() -> u64 {
+        500
     }
 
     pub(super) fn discovery_rate_pps() -> u32 {
@@ -188,6 +196,7 @@ impl AgentConfig {
             discovery_nmap: false,
             discovery_first_run_secs: defaults::discovery_first_run_secs(),
             discovery_nmap_args: defaults::discovery_nmap_args(),
+            discovery_ping_timeout_ms: defaults::discovery_ping_timeout_ms(),
         }
     }
 
@@ -197,6 +206,7 @@ impl AgentConfig {
             default_job: self.discovery_default_job,
             default_interval: std::time::Duration::from_secs(self.discovery_interval_secs),
             rate_pps: self.discovery_rate_pps,
+            ping_timeout: std::time::Duration::from_millis(self.discovery_ping_timeout_ms.clamp(1, 60_000)),
             max_addresses: self.discovery_max_addresses,
             mndp: self.discovery_mndp,
             first_run: std::time::Duration::from_secs(self.discovery_first_run_secs),

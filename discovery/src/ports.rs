@@ -101,3 +101,23 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// The README lists the default ports; it must list exactly these.
+    #[test]
+    fn the_readme_lists_the_default_ports() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("The default list (").expect("the README's port list");
+        let end = start + readme[start..].find("**Discovery output**").expect("its end");
+        let listed: std::collections::BTreeSet<u16> = readme[start..end]
+            .split("then MikroTik's):")
+            .nth(1)
+            .expect("the list after its heading")
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let expected: std::collections::BTreeSet<u16> = super::default_ports().into_iter().collect();
+        assert_eq!(listed, expected);
+    }
+}

@@ -53,6 +53,8 @@ pub struct Settings {
     pub default_interval: Duration,
     /// Probes per second when a job says 0.
     pub rate_pps: u32,
+    /// How long an ICMP echo is waited for, per host.
+    pub ping_timeout: Duration,
     /// Addresses one job may cover.
     pub max_addresses: usize,
     /// Listen for MNDP during scans (UDP 5678) and ask routers to announce.
@@ -197,6 +199,7 @@ impl Discovery {
         } else {
             self.settings.rate_pps
         };
+        opts.ping_timeout = self.settings.ping_timeout;
         opts.snmp = spec.snmp.iter().filter_map(|c| credentials(c, &mut warnings)).collect();
         if self.settings.mndp {
             opts.mndp = Some(MndpOptions::default());

@@ -13,6 +13,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The generated `connect` constructor would clash with the `Connect` RPC;
         // clients are built from a channel anyway.
         .build_transport(false)
+        // Tunnel bytes pass from one stream to another without a copy.
+        .bytes(".outpost.agent.v1.TunnelFrame.data")
+        .bytes(".outpost.api.v1.TunnelRequest.data")
+        .bytes(".outpost.api.v1.TunnelReply.data")
         .compile_protos(
             &["proto/outpost/agent/v1/agent.proto", "proto/outpost/api/v1/api.proto"],
             &["proto"],

@@ -5,7 +5,7 @@
 //! The agent's own policy comes first: it connects only to the address of a
 //! device it manages or to an address inside its site's discovery networks,
 //! whatever the collector asks; anything else is refused, logged and
-//! reported on the stream. Bytes are copied both ways in 32 KiB frames with
+//! reported on the stream. Bytes are copied both ways in frames of up to 64 KiB, with
 //! the stream's flow control as back-pressure; `fin` half-closes (a FIN from
 //! the device becomes `fin`, a `fin` from the collector shuts the socket's
 //! write side), a reset or error ends the tunnel with `closed` and the
@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-/// Bytes per data frame.
-const CHUNK: usize = 32 * 1024;
+/// Bytes per data frame, at most.
+const CHUNK: usize = 64 * 1024;
 /// Frames queued towards the collector.
 const QUEUE: usize = 8;
 
@@ -150,7 +150,7 @@ pub async fn run(mut client: AgentServiceClient<Channel>, policy: Arc<TunnelPoli
                     return Ok(());
                 }
                 Ok(_) => {
-                    if up_tx.send(frame(tunnel_frame::Kind::Data(buf.to_vec()))).await.is_err() {
+                    if up_tx.send(frame(tunnel_frame::Kind::Data(buf.freeze()))).await.is_err() {
                         return Err("the collector went away".to_owned());
                     }
                 }

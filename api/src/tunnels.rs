@@ -95,7 +95,7 @@ impl TunnelService for Tunnels {
                 let next = match requests.message().await {
                     Ok(Some(pb::TunnelRequest {
                         kind: Some(pb::tunnel_request::Kind::Data(b)),
-                    })) => ToDevice::Data(b.into()),
+                    })) => ToDevice::Data(b),
                     Ok(Some(pb::TunnelRequest {
                         kind: Some(pb::tunnel_request::Kind::Fin(_)),
                     })) => ToDevice::Fin,
@@ -119,7 +119,7 @@ impl TunnelService for Tunnels {
         tokio::spawn(async move {
             while let Some(m) = from_device.recv().await {
                 let sent = match m {
-                    FromDevice::Data(b) => tx.send(reply(pb::tunnel_reply::Kind::Data(b.to_vec()))).await,
+                    FromDevice::Data(b) => tx.send(reply(pb::tunnel_reply::Kind::Data(b))).await,
                     FromDevice::Fin => tx.send(reply(pb::tunnel_reply::Kind::Fin(pb::TunnelFin {}))).await,
                     FromDevice::Closed(why) => {
                         let _ = tx.send(Err(Status::aborted(format!("tunnel closed: {why}")))).await;

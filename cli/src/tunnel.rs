@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::connect::{Api, status};
 
 /// Bytes per data message.
-const CHUNK: usize = 32 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// The device port a name or number stands for.
 pub(crate) fn port_of(spec: &str) -> Result<u16> {
@@ -128,16 +128,19 @@ async fn forward(api: &Api, device: &str, port: u16, conn: TcpStream) -> Result<
     let (mut rd, mut wr) = conn.into_split();
     let up = async move {
         loop {
-            let mut buf = vec![0u8; CHUNK];
-            let n = rd.read(&mut buf).await.context("reading the local connection")?;
+            let mut buf = bytes::BytesMut::with_capacity(CHUNK);
+            let n = rd.read_buf(&mut buf).await.context("reading the local connection")?;
             if n == 0 {
                 let _ = tx.send(request(pb::tunnel_request::Kind::Fin(pb::TunnelFin {}))).await;
                 // Holding the sender keeps the call open for the device's answer.
                 tx.closed().await;
                 return Ok::<(), anyhow::Error>(());
             }
-            buf.truncate(n);
-            if tx.send(request(pb::tunnel_request::Kind::Data(buf))).await.is_err() {
+            if tx
+                .send(request(pb::tunnel_request::Kind::Data(buf.freeze())))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }

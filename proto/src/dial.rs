@@ -95,7 +95,9 @@ pub async fn channel(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Re
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(true)
+        // Tunnels stream bulk bytes to the agent and to the command line.
+        .http2_adaptive_window(true);
     endpoint
         .connect_with_connector(connector)
         .await

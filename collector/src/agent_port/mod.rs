@@ -86,6 +86,8 @@ pub async fn serve(
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESET_STREAMS))
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
+        // Tunnels stream bulk bytes from the agents: windows grow with the path.
+        .http2_adaptive_window(Some(true))
         .layer(gate::GateLayer::new(enroll_limit, flood))
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

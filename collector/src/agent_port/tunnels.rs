@@ -30,8 +30,8 @@ use tonic::{Status, Streaming};
 
 use super::live::LiveSessions;
 
-/// Frames queued each way; with 32 KiB chunks, at most 256 KiB in flight per
-/// direction inside the collector.
+/// Frames queued each way; with chunks of up to 64 KiB, at most 512 KiB in
+/// flight per direction inside the collector.
 const QUEUE: usize = 8;
 
 /// What the collector allows; `serve`'s `--tunnel-*` flags.
@@ -537,7 +537,7 @@ impl Bridge {
                     Ok(Some(TunnelFrame { kind: Some(tunnel_frame::Kind::Data(b)) })) => {
                         received += b.len() as u64;
                         last = Instant::now();
-                        if !send_within(&from_device, FromDevice::Data(b.into()), idle).await {
+                        if !send_within(&from_device, FromDevice::Data(b), idle).await {
                             break "the user's side stopped reading".into();
                         }
                     }
@@ -556,7 +556,7 @@ impl Bridge {
                     Some(ToDevice::Data(b)) => {
                         sent += b.len() as u64;
                         last = Instant::now();
-                        if !send_within(&agent_out, frame(tunnel_frame::Kind::Data(b.to_vec())), idle).await {
+                        if !send_within(&agent_out, frame(tunnel_frame::Kind::Data(b)), idle).await {
                             break "the agent stopped reading".into();
                         }
                     }
@@ -623,7 +623,7 @@ async fn carry(tcp: tokio::net::TcpStream, pipe: TunnelPipe) {
     } = pipe;
     let up = async move {
         loop {
-            let mut buf = bytes::BytesMut::with_capacity(32 * 1024);
+            let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
             match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => {
                     let _ = to_device.send(ToDevice::Fin).await;

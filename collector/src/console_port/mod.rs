@@ -138,7 +138,10 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_bytes)
         .max_pending_accept_reset_streams(limits.max_pending_reset_streams)
-        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS);
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS)
+        // Tunnels stream bulk bytes: let each window grow with what the
+        // path carries instead of holding at 1 MiB.
+        .adaptive_window(true);
     b
 }
 

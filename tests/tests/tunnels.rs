@@ -540,3 +540,62 @@ fn the_console_opens_a_listener_on_the_collector_for_its_user_only() {
     );
     assert_eq!(refused.status, 403, "{refused:?}");
 }
+
+#[test]
+fn a_tunnel_ends_when_its_collector_stops_and_a_new_one_works_after_the_restart() {
+    let mut s = site("127.0.66.1", &[]);
+    let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
+    let (t, via) = tunnel(ops.path(), &s.device, "winbox");
+    let mut conn = TcpStream::connect(via).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    conn.write_all(b"before").expect("write");
+    let mut back = [0u8; 6];
+    conn.read_exact(&mut back).expect("echo");
+
+    s.c.kill9();
+    // The local connection is closed, not left hanging.
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    wait_for("the command line to say why", || t.logged("connection from").then_some(()));
+
+    // Same ports: the agent and the command line find it again.
+    s.c.start();
+    let before = s.c.device(&s.device)["last_poll_ms"].as_i64().unwrap_or(0);
+    wait_for("polls after the restart", || {
+        (s.c.device(&s.device)["last_poll_ms"].as_i64().unwrap_or(0) > before).then_some(())
+    });
+    let echoed = wait_for("a new tunnel through the restarted collector", || {
+        let mut c = TcpStream::connect(via).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        c.write_all(b"after").ok()?;
+        let mut b = [0u8; 5];
+        c.read_exact(&mut b).ok()?;
+        Some(b)
+    });
+    assert_eq!(&echoed, b"after");
+}
+
+#[test]
+fn an_idle_tunnel_is_closed_and_says_so() {
+    let s = site("127.0.67.1", &["--tunnel-idle", "2s"]);
+    let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
+    let (_t, via) = tunnel(ops.path(), &s.device, "winbox");
+    let mut conn = TcpStream::connect(via).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    conn.write_all(b"ping").expect("write");
+    let mut back = [0u8; 4];
+    conn.read_exact(&mut back).expect("echo");
+    // Nothing more: closed after 2 s of silence.
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    let csv = wait_for("the idle close in the audit log", || {
+        let csv = audit_csv(&s.c);
+        csv.contains("idle for 2 s").then_some(csv)
+    });
+    assert!(
+        csv.lines()
+            .any(|l| l.contains("tunnel.close") && l.contains("idle for 2 s")),
+        "{csv}"
+    );
+}

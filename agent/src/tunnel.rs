@@ -29,12 +29,24 @@ use tonic::transport::Channel;
 const CHUNK: usize = 64 * 1024;
 /// Frames queued towards the collector.
 const QUEUE: usize = 8;
+/// Tunnels open at once on this agent, whatever the collector asks.
+pub const MAX_OPEN: usize = 256;
 
 /// Where tunnels may go: managed devices and the site's discovery networks,
 /// as the collector last assigned them.
 #[derive(Debug, Default)]
 pub struct TunnelPolicy {
     allowed: RwLock<Allowed>,
+    open: std::sync::atomic::AtomicUsize,
+}
+
+/// A place among the agent's open tunnels, given back when dropped.
+struct OpenSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for OpenSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +67,15 @@ impl TunnelPolicy {
             .into_iter()
             .filter_map(|t| outpost_discovery::targets::parse_target(t).ok())
             .collect();
+    }
+
+    fn slot(&self) -> Option<OpenSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        let taken = self.open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < MAX_OPEN).then_some(n + 1)
+        });
+        // Lazily: a slot built and dropped here would give back one never taken.
+        taken.is_ok().then(|| OpenSlot(&self.open))
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Allowed> {
@@ -106,6 +127,13 @@ pub async fn run(mut client: AgentServiceClient<Channel>, policy: Arc<TunnelPoli
             tracing::warn!(tunnel = %id, error = %status.message(), "the collector refused the tunnel stream");
             return;
         }
+    };
+    let Some(_slot) = policy.slot() else {
+        tracing::warn!(tunnel = %id, "tunnel refused: {MAX_OPEN} tunnels are open on this agent");
+        let _ = tx
+            .send(closed("refused", format!("{MAX_OPEN} tunnels are open on this agent")))
+            .await;
+        return;
     };
     if let Err(why) = policy.check(&open.host) {
         tracing::warn!(tunnel = %id, host = %open.host, port = open.port, "tunnel refused: {why}");
@@ -231,5 +259,14 @@ mod tests {
         }
         p.set_devices(Vec::new());
         assert!(p.check("127.0.0.9").is_err(), "a device no longer managed");
+    }
+
+    #[test]
+    fn at_most_max_open_tunnels_and_slots_come_back() {
+        let p = TunnelPolicy::default();
+        let held: Vec<_> = (0..MAX_OPEN).map(|_| p.slot().expect("a slot")).collect();
+        assert!(p.slot().is_none(), "one more than allowed");
+        drop(held);
+        assert!(p.slot().is_some(), "given back");
     }
 }

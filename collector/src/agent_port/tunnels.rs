@@ -189,9 +189,9 @@ impl TunnelHub {
     pub async fn open(&self, ask: TunnelAsk) -> Result<TunnelPipe, TunnelRefused> {
         let result = self.try_open(&ask).await;
         if let Err(refused) = &result {
-            let tenant = matches!(refused, TunnelRefused::NotFound(_))
-                .then_some(None)
-                .unwrap_or(Some(ask.scope.tenant()));
+            // The asker's own tenant: the one they asked in (a device of
+            // another tenant is "not found" to them, and recorded as theirs).
+            let tenant = Some(ask.scope.tenant());
             let event = AuditEvent::failure(tenant, "tunnel.refused", format!("device {}", ask.device)).with(
                 Details::new()
                     .text("device", ask.device.to_string())

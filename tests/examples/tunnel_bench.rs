@@ -77,6 +77,36 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
+/// CPU time (user + system) of `pids` and all their descendants, in seconds.
+fn cpu_secs(pids: &[u32]) -> f64 {
+    fn ticks(pid: u32) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Fields from 3 (state): utime 14, stime 15, cutime 16, cstime 17.
+        [11, 12, 13, 14]
+            .iter()
+            .filter_map(|i| f.get(*i)?.parse::<u64>().ok())
+            .sum()
+    }
+    fn children(pid: u32) -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+    let mut all = pids.to_vec();
+    let mut i = 0;
+    while i < all.len() {
+        let more = children(all[i]);
+        all.extend(more);
+        i += 1;
+    }
+    // The clock tick is 100 Hz on Linux.
+    all.iter().map(|p| ticks(*p)).sum::<u64>() as f64 / 100.0
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -164,7 +194,8 @@ fn main() {
         .args(["-N", "-o", "ExitOnForwardFailure=yes", "-p", &sshd.port.to_string()])
         .args(["-L", &format!("127.0.0.1:{forward_port}:{ip}:8291")])
         .arg(format!("{}@{ip}", user()));
-    let _ssh = Process::spawn(ssh);
+    let ssh_process = Process::spawn(ssh);
+    let ssh_pid = ssh_process.pid();
     let theirs: SocketAddr = format!("127.0.0.1:{forward_port}").parse().expect("addr");
     wait_for("ssh -L to forward", || {
         let mut s = TcpStream::connect(theirs).ok()?;
@@ -175,14 +206,27 @@ fn main() {
     let direct: SocketAddr = format!("{ip}:8291").parse().expect("addr");
 
     println!("{} MiB per round, {rounds} rounds, {n_pings} pings", size >> 20);
+    let our_pids = [
+        c.process.as_ref().expect("collector").pid(),
+        agent.running().pid(),
+        tunnel.pid(),
+    ];
+    let their_pids = [ssh_pid, sshd.pid()];
+    let (mut cpu_ours, mut cpu_ssh) = (0.0, 0.0);
     let (mut t_ours, mut t_ssh) = (Vec::new(), Vec::new());
+    let measured = |pids: &[u32], addr: SocketAddr, cpu: &mut f64| {
+        let before = cpu_secs(pids);
+        let mbs = throughput(addr, size);
+        *cpu += cpu_secs(pids) - before;
+        mbs
+    };
     for r in 0..rounds {
         let (a, b) = if r % 2 == 0 {
-            let a = throughput(ours, size);
-            (a, throughput(theirs, size))
+            let a = measured(&our_pids, ours, &mut cpu_ours);
+            (a, measured(&their_pids, theirs, &mut cpu_ssh))
         } else {
-            let b = throughput(theirs, size);
-            (throughput(ours, size), b)
+            let b = measured(&their_pids, theirs, &mut cpu_ssh);
+            (measured(&our_pids, ours, &mut cpu_ours), b)
         };
         println!("round {r}: outpost tunnel {a:.1} MB/s, ssh -L {b:.1} MB/s");
         t_ours.push(a);
@@ -208,6 +252,12 @@ fn main() {
         "| ssh -L | {m_ssh:.1} | {:.0} | {:.0} |",
         pct(&l_ssh, 0.5),
         pct(&l_ssh, 0.99)
+    );
+    let mb = (rounds * size) as f64 / 1e6;
+    println!(
+        "CPU per MB carried (both directions of the echo, every process of the path): outpost {:.2} ms (collector, agent, command line), ssh -L {:.2} ms (ssh, sshd)",
+        cpu_ours * 1e3 / mb,
+        cpu_ssh * 1e3 / mb
     );
     println!(
         "throughput ratio (outpost / ssh -L): {:.2}; p50 ratio {:.2}, p99 ratio {:.2}; added p50 over direct: {:.0} µs (ssh -L: {:.0} µs)",

@@ -8,7 +8,7 @@ use crate::{OutputExt, Process, wait_for};
 
 /// A real sshd, stopped when dropped.
 pub struct Sshd {
-    _process: Process,
+    process: Process,
     /// Where it listens.
     pub port: u16,
     dir: tempfile::TempDir,
@@ -51,14 +51,15 @@ impl Sshd {
         cmd.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
         let process = Process::spawn(cmd);
         wait_for("sshd to listen", || TcpStream::connect((ip, port)).ok());
-        Self {
-            _process: process,
-            port,
-            dir,
-        }
+        Self { process, port, dir }
     }
 
     /// `ssh`/`scp` options that log in with the client key and trust any host key.
+    /// The listening daemon's pid (sessions run in its children).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     pub fn client_args(&self) -> Vec<String> {
         let key = self.dir.path().join("client");
         [

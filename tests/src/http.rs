@@ -270,3 +270,30 @@ pub fn try_login(console: &Console, user: &str, password: &str) -> Response {
         &body,
     )
 }
+
+/// The value of the first `name="csrf"` field of a console page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("its value").to_owned()
+}
+
+/// A sign-in with a wrong password as `user` (a fresh form first), sending
+/// `X-Forwarded-For: xff` when given; the answer's status.
+pub fn failed_login(console: &Console, user: &str, xff: Option<&str>) -> u16 {
+    let mut headers = vec![];
+    if let Some(xff) = xff {
+        headers.push(("X-Forwarded-For", xff));
+    }
+    let page = request(console, "GET", "/login", &headers, "");
+    assert_eq!(page.status, 200, "{page:?}");
+    let csrf = page.cookie("outpost_login_csrf").expect("login CSRF cookie");
+    let cookie = format!("outpost_login_csrf={csrf}");
+    let body = format!(
+        "username={}&password=wrong&csrf={}",
+        form_encode(user),
+        form_encode(&csrf)
+    );
+    headers.push(("Content-Type", "application/x-www-form-urlencoded"));
+    headers.push(("Cookie", &cookie));
+    request(console, "POST", "/login", &headers, &body).status
+}

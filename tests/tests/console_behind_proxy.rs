@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
 
-use outpost_tests::http::{Console, form_encode, login, request};
+use outpost_tests::http::{Console, failed_login, login};
 use outpost_tests::{Collector, OutputExt, Process, wait_for};
 
 /// Failed sign-ins per client address before 429 (`console/src/rate_limit.rs`).
@@ -38,26 +38,6 @@ fn nginx(dir: &Path, listen: SocketAddr, upstream: SocketAddr) -> Process {
 fn free_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
-}
-
-/// A wrong password through the proxy as `console`'s client; the status.
-fn failed_login(console: &Console, user: &str, forged: Option<&str>) -> u16 {
-    let mut headers = vec![];
-    if let Some(xff) = forged {
-        headers.push(("X-Forwarded-For", xff));
-    }
-    let page = request(console, "GET", "/login", &headers, "");
-    assert_eq!(page.status, 200, "{page:?}");
-    let csrf = page.cookie("outpost_login_csrf").expect("login CSRF cookie");
-    let cookie = format!("outpost_login_csrf={csrf}");
-    let body = format!(
-        "username={}&password=wrong&csrf={}",
-        form_encode(user),
-        form_encode(&csrf)
-    );
-    headers.push(("Content-Type", "application/x-www-form-urlencoded"));
-    headers.push(("Cookie", &cookie));
-    request(console, "POST", "/login", &headers, &body).status
 }
 
 fn client(proxy: SocketAddr, last_octet: u8) -> Console {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use outpost_certs::ca::CertificateAuthority;
-use outpost_tests::http::{Console, Response, form_encode, request};
+use outpost_tests::http::{Console, failed_login};
 use outpost_tests::{Collector, OutputExt, bin, wait_for};
 
 /// `curl` against `url`, trusting `ca`, with `args`; prints the HTTP version
@@ -187,28 +187,6 @@ fn plain_http_is_refused_on_a_non_loopback_address() {
         "k",
     ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-}
-
-/// One failed sign-in (a wrong password for `user`) from `console`, with
-/// `X-Forwarded-For: xff` when given; returns the status.
-fn failed_login(console: &Console, user: &str, xff: Option<&str>) -> u16 {
-    let mut headers = vec![];
-    if let Some(xff) = xff {
-        headers.push(("X-Forwarded-For", xff));
-    }
-    let page = request(console, "GET", "/login", &headers, "");
-    assert_eq!(page.status, 200, "{page:?}");
-    let csrf = page.cookie("outpost_login_csrf").expect("login CSRF cookie");
-    let cookie = format!("outpost_login_csrf={csrf}");
-    let body = format!(
-        "username={}&password=wrong&csrf={}",
-        form_encode(user),
-        form_encode(&csrf)
-    );
-    headers.push(("Content-Type", "application/x-www-form-urlencoded"));
-    headers.push(("Cookie", &cookie));
-    let r: Response = request(console, "POST", "/login", &headers, &body);
-    r.status
 }
 
 /// Attempts per client address before sign-in is refused

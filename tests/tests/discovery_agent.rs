@@ -247,12 +247,6 @@ fn an_snmpv3_user_from_the_command_line_reaches_the_agent_which_reads_sysname_wi
     assert_eq!(h["mac"], net.host(0).mac().to_string());
 }
 
-/// `name="csrf" value="…"` of a console page.
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
-    html[at..].split('"').next().expect("its value").to_owned()
-}
-
 #[test]
 fn scan_now_from_the_console_is_run_by_the_agent_over_its_connected_networks() {
     let Some(net) = TestNet::builder()
@@ -288,7 +282,7 @@ fn scan_now_from_the_console_is_run_by_the_agent_over_its_connected_networks() {
                 .collect();
             let path = format!("/inventory/sites/{site}");
             let page = http::request(&console, "GET", &path, &[("Cookie", &cookie)], "");
-            let body = format!("csrf={}&job=", http::form_encode(&csrf_of(&page.body)));
+            let body = format!("csrf={}&job=", http::form_encode(&http::csrf_of(&page.body)));
             let headers = [
                 ("Cookie", cookie.as_str()),
                 ("Content-Type", "application/x-www-form-urlencoded"),

@@ -419,12 +419,6 @@ fn fifty_winbox_tunnels_echo_binary_and_honour_half_close_while_telemetry_flows(
     assert!(csv.matches("tunnel.open").count() >= TUNNELS, "{csv}");
 }
 
-/// `name="csrf" value="…"` of a console page.
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
-    html[at..].split('"').next().expect("its value").to_owned()
-}
-
 #[test]
 fn the_console_opens_a_listener_on_the_collector_for_its_user_only() {
     use outpost_tests::http;
@@ -441,7 +435,7 @@ fn the_console_opens_a_listener_on_the_collector_for_its_user_only() {
     );
     assert_eq!(page.status, 200, "{page:?}");
     assert!(page.body.contains("id=\"open-tunnel\""), "the device page offers it");
-    let body = format!("csrf={}&port=winbox", http::form_encode(&csrf_of(&page.body)));
+    let body = format!("csrf={}&port=winbox", http::form_encode(&http::csrf_of(&page.body)));
     let headers = [
         ("Cookie", cookie.as_str()),
         ("Content-Type", "application/x-www-form-urlencoded"),
@@ -526,7 +520,7 @@ fn the_console_opens_a_listener_on_the_collector_for_its_user_only() {
         &[("Cookie", &vera)],
         "",
     );
-    let body = format!("csrf={}&port=winbox", http::form_encode(&csrf_of(&page.body)));
+    let body = format!("csrf={}&port=winbox", http::form_encode(&http::csrf_of(&page.body)));
     let headers = [
         ("Cookie", vera.as_str()),
         ("Content-Type", "application/x-www-form-urlencoded"),

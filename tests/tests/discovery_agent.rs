@@ -20,6 +20,20 @@ fn inventory(c: &Collector) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// A collector and an enrolled (not yet started) agent of acme/hq, both
+/// inside `net`'s scan namespace.
+fn enrolled_in(net: &TestNet) -> (Collector, Agent) {
+    let ns = net.scan_namespace().to_owned();
+    let mut collector = Collector::init();
+    collector.netns = Some(ns.clone());
+    collector.start();
+    let token = collector.token("acme", "hq");
+    let mut agent = Agent::new();
+    agent.netns = Some(ns);
+    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    (collector, agent)
+}
+
 #[test]
 fn a_site_job_is_scanned_by_the_agent_and_lands_in_the_inventory() {
     let Some(net) = TestNet::builder()
@@ -30,14 +44,7 @@ fn a_site_job_is_scanned_by_the_agent_and_lands_in_the_inventory() {
     else {
         return;
     };
-    let ns = net.scan_namespace().to_owned();
-    let mut collector = Collector::init();
-    collector.netns = Some(ns.clone());
-    collector.start();
-    let token = collector.token("acme", "hq");
-    let mut agent = Agent::new();
-    agent.netns = Some(ns);
-    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    let (collector, mut agent) = enrolled_in(&net);
     agent.set_config("discovery_first_run_secs", "1");
     agent.start();
 
@@ -175,14 +182,7 @@ fn an_snmpv3_user_from_the_command_line_reaches_the_agent_which_reads_sysname_wi
     let Some(net) = TestNet::builder().host(HostSpec::snmpd()).build_or_skip() else {
         return;
     };
-    let ns = net.scan_namespace().to_owned();
-    let mut collector = Collector::init();
-    collector.netns = Some(ns.clone());
-    collector.start();
-    let token = collector.token("acme", "hq");
-    let mut agent = Agent::new();
-    agent.netns = Some(ns);
-    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    let (collector, mut agent) = enrolled_in(&net);
     agent.set_config("discovery_first_run_secs", "1");
     agent.start();
 
@@ -256,14 +256,7 @@ fn scan_now_from_the_console_is_run_by_the_agent_over_its_connected_networks() {
     else {
         return;
     };
-    let ns = net.scan_namespace().to_owned();
-    let mut collector = Collector::init();
-    collector.netns = Some(ns.clone());
-    collector.start();
-    let token = collector.token("acme", "hq");
-    let mut agent = Agent::new();
-    agent.netns = Some(ns);
-    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    let (collector, mut agent) = enrolled_in(&net);
     // No job: the agent's default job over its connected networks, which
     // would first run minutes from now; "scan now" runs it at once.
     agent.start();
@@ -351,14 +344,7 @@ fn a_scheduled_nmap_that_dies_mid_scan_is_refused_and_reported() {
          hostrule = function(host) return true end\naction = function(host) os.exit(0) end\n",
     )
     .expect("write");
-    let ns = net.scan_namespace().to_owned();
-    let mut collector = Collector::init();
-    collector.netns = Some(ns.clone());
-    collector.start();
-    let token = collector.token("acme", "hq");
-    let mut agent = Agent::new();
-    agent.netns = Some(ns);
-    agent.enroll(&collector.agent_endpoint(), &token).ok();
+    let (collector, mut agent) = enrolled_in(&net);
     agent.set_config("discovery_first_run_secs", "1");
     agent.set_config("discovery_nmap", "true");
     agent.set_config(

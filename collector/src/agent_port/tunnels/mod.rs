@@ -89,6 +89,18 @@ struct Pending {
     stream: oneshot::Sender<AgentStream>,
 }
 
+/// Removes a tunnel request from the pending table when dropped.
+struct Unlist<'a> {
+    pending: &'a Mutex<HashMap<String, Pending>>,
+    id: String,
+}
+
+impl Drop for Unlist<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(&self.id);
+    }
+}
+
 /// The agent's side of a tunnel: what it sends, and where to send to it.
 struct AgentStream {
     inbound: Streaming<TunnelFrame>,
@@ -241,6 +253,12 @@ impl TunnelHub {
                 stream: tx,
             },
         );
+        // However this ends (an answer, a refusal, the caller going away
+        // mid-wait), the request leaves the table.
+        let _unlisted = Unlist {
+            pending: &self.pending,
+            id: id.clone(),
+        };
         let command = Command {
             command_id: id.clone(),
             kind: Some(command::Kind::OpenTunnel(OpenTunnel {
@@ -253,7 +271,6 @@ impl TunnelHub {
             })),
         };
         if !self.sessions.send_command(&agent, command) {
-            lock(&self.pending).remove(&id);
             return Err(TunnelRefused::Unavailable(
                 "the agent polling this device is not connected to this collector".into(),
             ));
@@ -263,7 +280,6 @@ impl TunnelHub {
         let stream = match tokio::time::timeout(wait, rx).await {
             Ok(Ok(stream)) => stream,
             _ => {
-                lock(&self.pending).remove(&id);
                 return Err(TunnelRefused::Unavailable(
                     "the agent did not answer the tunnel request".into(),
                 ));

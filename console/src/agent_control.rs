@@ -231,3 +231,39 @@ impl AgentControl for NoAgents {
 }
 
 const NO_AGENT: &str = "no agent is reachable from this console";
+
+/// Keys and size changes towards a device's shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToShell {
+    /// Typed bytes.
+    Data(bytes::Bytes),
+    /// The terminal's new size in characters.
+    Resize {
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+}
+
+/// What a device's shell answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FromShell {
+    /// Output for the terminal.
+    Data(bytes::Bytes),
+    /// The shell ended; why (`exit status 0`, the tunnel's reason, …).
+    Closed(String),
+}
+
+/// An interactive shell on a device: send on `to_shell`, read `from_shell`
+/// (it ends after [`FromShell::Closed`]). Dropping `to_shell` ends the
+/// session.
+#[derive(Debug)]
+pub struct ShellPipe {
+    /// The tunnel carrying the session (its id is in the audit log).
+    pub tunnel_id: String,
+    /// Towards the shell.
+    pub to_shell: tokio::sync::mpsc::Sender<ToShell>,
+    /// From the shell.
+    pub from_shell: tokio::sync::mpsc::Receiver<FromShell>,
+}

@@ -24,6 +24,7 @@ pub mod service;
 mod session;
 mod shared;
 pub(crate) mod source;
+pub mod ssh_shell;
 pub mod tenancy;
 pub mod traffic;
 pub mod tunnels;

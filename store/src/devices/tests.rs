@@ -535,3 +535,73 @@ async fn an_unchanged_configuration_is_not_a_new_version() {
         assert_eq!(latest, ("h2".to_owned(), vec![3u8; 40]));
     }
 }
+
+#[tokio::test]
+async fn a_terminal_reads_the_ssh_login_and_pins_the_host_key_only_once() {
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &engines().await.stores {
+        let (agent, _) = enrolled(store, &ca, "acme", "hq").await;
+        let (other, _) = enrolled(store, &ca, "globex", "hq").await;
+        let mut d = new_device(agent.site(), "192.0.2.11");
+        d.ssh_port = 2222;
+        let device = store
+            .add_device(&agent.tenant_scope(), &d, &crate::audit::Actor::local_operator())
+            .await
+            .expect("add");
+        assert_eq!(store.claim_devices(&agent).await.expect("claim"), 1);
+        let scope = agent.tenant_scope();
+
+        let login = store.device_ssh_login(&scope, device).await.expect("login");
+        assert_eq!(
+            (
+                login.ssh_port,
+                login.username.as_str(),
+                login.password_sealed.as_slice()
+            ),
+            (2222, "admin", [1u8, 2, 3].as_slice())
+        );
+        assert_eq!(login.ssh_host_key_pin, None);
+        assert!(matches!(
+            store.device_ssh_login(&other.tenant_scope(), device).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(
+            !store
+                .pin_ssh_host_key_on_first_use(&other.tenant_scope(), device, &"cc".repeat(32))
+                .await
+                .expect("another tenant's pin"),
+            "another tenant pins nothing"
+        );
+
+        let version = store.assignment_version(&agent).await.expect("version");
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        assert!(
+            store
+                .pin_ssh_host_key_on_first_use(&scope, device, &a)
+                .await
+                .expect("pin")
+        );
+        assert_ne!(
+            store.assignment_version(&agent).await.expect("version"),
+            version,
+            "the agent gets the pin"
+        );
+        assert!(
+            !store
+                .pin_ssh_host_key_on_first_use(&scope, device, &b)
+                .await
+                .expect("pin")
+        );
+        let login = store.device_ssh_login(&scope, device).await.expect("login");
+        assert_eq!(login.ssh_host_key_pin, Some(a), "the first key stays pinned");
+        assert_eq!(
+            count(
+                store,
+                "SELECT COUNT(*) FROM device_events WHERE device_id = $1 AND kind = 'ssh_host_key_pinned'",
+                device
+            )
+            .await,
+            1
+        );
+    }
+}

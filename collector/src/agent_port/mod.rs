@@ -26,6 +26,7 @@ mod shared;
 pub(crate) mod source;
 pub mod ssh_shell;
 pub mod tenancy;
+mod terminal;
 pub mod traffic;
 pub mod tunnels;
 pub mod validate;

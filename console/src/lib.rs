@@ -140,6 +140,8 @@ fn routes() -> Routes {
             Tenant(Operator),
             devices::actions::open_tunnel_listener,
         )
+        .get("/devices/{id}/terminal", Tenant(Operator), devices::terminal::page)
+        .get("/devices/{id}/terminal/ws", Tenant(Operator), devices::terminal::socket)
         .get("/devices/{id}/config/{taken}", Tenant(Viewer), devices::config::page)
         // Secrets of a backup: tenant admins only.
         .post(

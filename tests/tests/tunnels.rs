@@ -557,7 +557,9 @@ fn a_tunnel_ends_when_its_collector_stops_and_a_new_one_works_after_the_restart(
     let mut rest = Vec::new();
     let _ = conn.read_to_end(&mut rest);
     assert!(rest.is_empty(), "{rest:?}");
-    wait_for("the command line to say why", || t.logged("connection from").then_some(()));
+    wait_for("the command line to say why", || {
+        t.logged("connection from").then_some(())
+    });
 
     // Same ports: the agent and the command line find it again.
     s.c.start();

@@ -26,6 +26,11 @@ use crate::state::ConsoleState;
 /// Largest terminal accepted.
 const MAX_COLS: u32 = 500;
 const MAX_ROWS: u32 = 200;
+/// The console's policy plus inline styles: xterm.js inserts `<style>`
+/// elements for its character measurements and themes. Scripts stay
+/// same-origin only.
+pub(crate) const CSP: &str =
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 /// Size until the browser sends its own.
 const START: (u32, u32) = (80, 24);
 
@@ -52,14 +57,17 @@ pub(crate) async fn page(
         Ok(d) => d.address,
         Err(_) => id.to_string(),
     };
-    render(
+    let mut res = render(
         StatusCode::OK,
         &TerminalPage {
             layout: Layout::signed_in(&auth.session),
             id: id.to_string(),
             name,
         },
-    )
+    );
+    res.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CSP));
+    res
 }
 
 /// The upgrade, when the request is one; checked after access so a refusal

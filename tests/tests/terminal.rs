@@ -156,3 +156,46 @@ fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
         "{csv}"
     );
 }
+
+#[test]
+fn the_terminal_page_runs_the_shell_in_a_browser() {
+    use outpost_tests::browser::{self, BrowserScript};
+    let root = browser::workspace_root();
+    if !browser::available(&root) {
+        return;
+    }
+    let sim = Sim::start_with(1, "127.0.68.1", "7", PASSWORD, 1, &[]);
+    let ssh_port = sim.devices[0].ssh_port.expect("the simulator serves SSH");
+    let mut c = Collector::init();
+    c.serve_args = vec!["--tunnel-ports".into(), format!("22,{ssh_port}")];
+    c.start();
+    let mut agent = Agent::new();
+    agent.enroll(&c.agent_endpoint(), &c.token("acme", "hq")).ok();
+    agent.start();
+    let device = c.add_sim_device("acme", "hq", &sim.devices[0], PASSWORD, false);
+    wait_for("the device up", || (c.device(&device)["state"] == "up").then_some(()));
+
+    let url = c.console().url();
+    let pin = browser::spki_pin(&c.data_dir().join("server.pem"));
+    let screenshot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("terminal_browser_failure.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let mut script = BrowserScript::spawn(
+        &root,
+        "terminal.mjs",
+        &[
+            ("CONSOLE_URL", &url),
+            ("CONSOLE_SPKI", &pin),
+            ("CONSOLE_USER", "admin"),
+            ("CONSOLE_PASSWORD", &c.admin_password),
+            ("DEVICE", &device),
+            ("IDENTITY", &sim.devices[0].identity),
+        ],
+        screenshot,
+    );
+    script.expect_line("PROMPT");
+    script.expect_line("IDENTITY");
+    let status = script.wait_exit();
+    if !status.success() {
+        script.fail(&format!("exited with {status}"));
+    }
+}

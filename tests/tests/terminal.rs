@@ -38,6 +38,29 @@ fn upgrade(console: &http::Console, path: &str, cookie: &str, origin: &str) -> (
     (status, conn)
 }
 
+/// (ended, asciicast) of every recording in the collector's SQLite file.
+fn recordings(c: &Collector) -> Vec<(bool, String)> {
+    let url = format!("sqlite://{}?mode=ro", c.data_dir().join("outpost.db").display());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            use sqlx::Connection as _;
+            let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
+            let rows: Vec<(Option<i64>, String)> =
+                sqlx::query_as("SELECT ended_at_ms, asciicast FROM terminal_recordings")
+                    .fetch_all(&mut db)
+                    .await
+                    .expect("recordings");
+            rows.into_iter().map(|(e, c)| (e.is_some(), c)).collect()
+        })
+    })
+    .join()
+    .expect("reader thread")
+}
+
 /// Sends one masked frame (clients must mask).
 fn send(conn: &mut dyn ReadWrite, opcode: u8, payload: &[u8]) {
     let mask = [0x1f, 0x2e, 0x3d, 0x4c];
@@ -155,6 +178,29 @@ fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
             .any(|l| l.contains("tunnel.open") && l.contains(r#"""via"":""terminal"""#)),
         "{csv}"
     );
+
+    // The session's recording: asciicast v2, closed, with input, output and the size.
+    let cast = wait_for("the recording closed", || {
+        recordings(&c)
+            .into_iter()
+            .find(|(ended, _)| *ended)
+            .map(|(_, cast)| cast)
+    });
+    let mut lines = cast.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().expect("a header")).expect("json header");
+    assert_eq!(
+        (header["version"].as_i64(), header["width"].as_i64()),
+        (Some(2), Some(80))
+    );
+    let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).expect("json event")).collect();
+    let has = |code: &str, needle: &str| {
+        events
+            .iter()
+            .any(|e| e[1] == code && e[2].as_str().is_some_and(|d| d.contains(needle)))
+    };
+    assert!(has("r", "100x30"), "{cast}");
+    assert!(has("i", "/system identity print"), "{cast}");
+    assert!(has("o", &format!("name: {identity}")), "{cast}");
 }
 
 #[test]

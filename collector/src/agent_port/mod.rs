@@ -18,6 +18,7 @@ mod gate;
 pub mod listener;
 pub mod live;
 mod rate_limit;
+mod recording;
 mod renew;
 pub mod scan_progress;
 pub mod service;

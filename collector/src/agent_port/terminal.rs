@@ -6,12 +6,13 @@
 //! are audited (`terminal.open`, `terminal.close`).
 //!
 //! [`AgentControl::open_terminal`]: outpost_console::agent_control::AgentControl::open_terminal
-use outpost_console::agent_control::{FromShell, ShellPipe, TerminalAsk, TunnelAsk, TunnelRefused};
+use outpost_console::agent_control::{FromShell, ShellPipe, TerminalAsk, ToShell, TunnelAsk, TunnelRefused};
 use outpost_store::audit::{Actor, AuditEvent, Details};
 use outpost_store::{Store, StoreError};
 use outpost_vault::Vault;
 use tokio::sync::mpsc;
 
+use super::recording::{Event, Recorder, Utf8Carry};
 use super::ssh_shell::{self, Login, ShellError};
 use super::tunnels::TunnelHub;
 
@@ -86,27 +87,64 @@ pub(super) async fn open(
     let event = AuditEvent::success(Some(ask.scope.tenant()), "terminal.open", format!("device {id}")).with(details());
     audit(store, &actor, event).await;
 
-    // Forwards the shell's output and records the end.
+    let recorder = Recorder::start(
+        store.clone(),
+        ask.scope,
+        ask.device,
+        &ask.user,
+        &tunnel_id,
+        ask.cols,
+        ask.rows,
+    )
+    .await;
+
+    // Keys and sizes towards the shell, recorded as `i` and `r`.
+    let (to_shell, mut keys) = mpsc::channel::<ToShell>(QUEUE);
+    let shell_in = opened.to_shell;
+    let input_recorder = recorder.clone();
+    tokio::spawn(async move {
+        let mut carry = Utf8Carry::default();
+        while let Some(msg) = keys.recv().await {
+            if let Some(r) = &input_recorder {
+                match &msg {
+                    ToShell::Data(bytes) => r.record(Event("i", carry.push(bytes))),
+                    ToShell::Resize { cols, rows } => r.record(Event("r", format!("{cols}x{rows}"))),
+                }
+            }
+            if shell_in.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    // Forwards the shell's output (recorded as `o`) and records the end.
     let (screen, from_shell) = mpsc::channel(QUEUE);
     let mut shell_out = opened.from_shell;
     let (store, tenant, close_details) = (store.clone(), ask.scope.tenant(), details());
     tokio::spawn(async move {
         let mut why = "the terminal closed".to_owned();
+        let mut carry = Utf8Carry::default();
         while let Some(frame) = shell_out.recv().await {
-            if let FromShell::Closed(reason) = &frame {
-                why = reason.clone();
+            match &frame {
+                FromShell::Closed(reason) => why = reason.clone(),
+                FromShell::Data(bytes) => {
+                    if let Some(r) = &recorder {
+                        r.record(Event("o", carry.push(bytes)));
+                    }
+                }
             }
             if screen.send(frame).await.is_err() {
                 break;
             }
         }
+        drop(recorder);
         let event = AuditEvent::success(Some(tenant), "terminal.close", format!("device {id}"))
             .with(close_details.text("reason", why));
         audit(&store, &actor, event).await;
     });
     Ok(ShellPipe {
         tunnel_id,
-        to_shell: opened.to_shell,
+        to_shell,
         from_shell,
     })
 }

@@ -1,4 +1,4 @@
-//! Puts uPlot (from npm, pinned in `package-lock.json`) into `OUT_DIR`, where
+//! Puts uPlot and xterm.js (from npm, pinned in `package-lock.json`) into `OUT_DIR`, where
 //! `src/assets.rs` embeds it: third-party code is never committed, and the
 //! collector binary still needs no files at run time.
 //!
@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (file in the npm package, name in `OUT_DIR`).
-const FILES: [(&str, &str); 2] = [
+const FILES: [(&str, &str); 5] = [
     ("node_modules/uplot/dist/uPlot.iife.min.js", "uplot.js"),
     ("node_modules/uplot/dist/uPlot.min.css", "uplot.css"),
+    ("node_modules/@xterm/xterm/lib/xterm.js", "xterm.js"),
+    ("node_modules/@xterm/xterm/css/xterm.css", "xterm.css"),
+    ("node_modules/@xterm/addon-fit/lib/addon-fit.js", "xterm-fit.js"),
 ];
 
 fn main() {
@@ -34,7 +37,7 @@ fn main() {
 
 /// Runs `npm ci` in `dir`, or fails the build saying how to.
 fn install(dir: &Path) {
-    println!("cargo::warning=console/node_modules is missing uPlot; running `npm ci` in console/");
+    println!("cargo::warning=console/node_modules is missing uPlot or xterm.js; running `npm ci` in console/");
     match Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(dir)
@@ -48,7 +51,7 @@ fn install(dir: &Path) {
 
 fn fail(why: &str) -> ! {
     eprintln!(
-        "error: the console embeds uPlot from console/node_modules, and {why}.\n\
+        "error: the console embeds uPlot and xterm.js from console/node_modules, and {why}.\n\
          Install Node.js 20+ with npm, then run `npm ci --prefix console` in the repository and build again."
     );
     std::process::exit(1);

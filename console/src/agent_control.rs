@@ -114,7 +114,36 @@ pub trait AgentControl: Send + Sync + std::fmt::Debug {
         let _ = (ask, allowed);
         Box::pin(async { Err(TunnelRefused::Unavailable(NO_AGENT.to_owned())) })
     }
+
+    /// Opens an interactive shell on `ask.device` over a tunnel to its SSH
+    /// port (way in `terminal`), logged in with the device's stored
+    /// credentials and checked against its pinned host key. The caller has
+    /// checked the role; the session is audited.
+    fn open_terminal(&self, ask: TerminalAsk) -> ShellFuture<'_> {
+        let _ = ask;
+        Box::pin(async { Err(TunnelRefused::Unavailable(NO_AGENT.to_owned())) })
+    }
 }
+
+/// A terminal someone asks for.
+#[derive(Clone, Debug)]
+pub struct TerminalAsk {
+    /// The device's tenant, as the caller may act in it.
+    pub scope: TenantScope,
+    /// The device.
+    pub device: DeviceId,
+    /// Who asks, for limits and the audit log.
+    pub user: String,
+    /// Where they ask from.
+    pub source: Option<std::net::IpAddr>,
+    /// Terminal columns.
+    pub cols: u32,
+    /// Terminal rows.
+    pub rows: u32,
+}
+
+/// A future for a shell being opened.
+pub type ShellFuture<'a> = Pin<Box<dyn Future<Output = Result<ShellPipe, TunnelRefused>> + Send + 'a>>;
 
 /// A listener [`AgentControl::listen_tunnel`] opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,3 +260,39 @@ impl AgentControl for NoAgents {
 }
 
 const NO_AGENT: &str = "no agent is reachable from this console";
+
+/// Keys and size changes towards a device's shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToShell {
+    /// Typed bytes.
+    Data(bytes::Bytes),
+    /// The terminal's new size in characters.
+    Resize {
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+}
+
+/// What a device's shell answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FromShell {
+    /// Output for the terminal.
+    Data(bytes::Bytes),
+    /// The shell ended; why (`exit status 0`, the tunnel's reason, …).
+    Closed(String),
+}
+
+/// An interactive shell on a device: send on `to_shell`, read `from_shell`
+/// (it ends after [`FromShell::Closed`]). Dropping `to_shell` ends the
+/// session.
+#[derive(Debug)]
+pub struct ShellPipe {
+    /// The tunnel carrying the session (its id is in the audit log).
+    pub tunnel_id: String,
+    /// Towards the shell.
+    pub to_shell: tokio::sync::mpsc::Sender<ToShell>,
+    /// From the shell.
+    pub from_shell: tokio::sync::mpsc::Receiver<FromShell>,
+}

@@ -1,4 +1,4 @@
-//! The stylesheet and script, and uPlot (copied from npm by `build.rs`),
+//! The stylesheet and scripts, and uPlot and xterm.js (copied from npm by `build.rs`),
 //! embedded in the binary so the console needs no files at run time.
 use std::sync::LazyLock;
 
@@ -10,6 +10,10 @@ const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
 const UPLOT_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/uplot.js"));
 const UPLOT_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/uplot.css"));
+const XTERM_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm.js"));
+const XTERM_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm.css"));
+const XTERM_FIT_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm-fit.js"));
+const TERMINAL_JS: &str = include_str!("../assets/terminal.js");
 
 /// Pages link `/assets/x?v=<version>`, so the assets can be cached for long and
 /// still change the moment a new binary serves different ones.
@@ -19,6 +23,10 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
         .chain_update(JS)
         .chain_update(UPLOT_JS)
         .chain_update(UPLOT_CSS)
+        .chain_update(XTERM_JS)
+        .chain_update(XTERM_CSS)
+        .chain_update(XTERM_FIT_JS)
+        .chain_update(TERMINAL_JS)
         .finalize();
     hex::encode(&digest[..8])
 });
@@ -59,4 +67,20 @@ pub(crate) async fn uplot_css() -> Response {
 
 pub(crate) async fn uplot_js() -> Response {
     asset("text/javascript; charset=utf-8", UPLOT_JS)
+}
+
+pub(crate) async fn xterm_js() -> Response {
+    asset("text/javascript; charset=utf-8", XTERM_JS)
+}
+
+pub(crate) async fn xterm_css() -> Response {
+    asset("text/css; charset=utf-8", XTERM_CSS)
+}
+
+pub(crate) async fn xterm_fit_js() -> Response {
+    asset("text/javascript; charset=utf-8", XTERM_FIT_JS)
+}
+
+pub(crate) async fn terminal_js() -> Response {
+    asset("text/javascript; charset=utf-8", TERMINAL_JS)
 }

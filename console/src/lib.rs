@@ -140,6 +140,8 @@ fn routes() -> Routes {
             Tenant(Operator),
             devices::actions::open_tunnel_listener,
         )
+        .get("/devices/{id}/terminal", Tenant(Operator), devices::terminal::page)
+        .get("/devices/{id}/terminal/ws", Tenant(Operator), devices::terminal::socket)
         .get("/devices/{id}/config/{taken}", Tenant(Viewer), devices::config::page)
         // Secrets of a backup: tenant admins only.
         .post(
@@ -215,6 +217,10 @@ fn routes() -> Routes {
         .get("/assets/console.js", Public, assets::js)
         .get("/assets/uplot.css", Public, assets::uplot_css)
         .get("/assets/uplot.js", Public, assets::uplot_js)
+        .get("/assets/xterm.js", Public, assets::xterm_js)
+        .get("/assets/xterm.css", Public, assets::xterm_css)
+        .get("/assets/xterm-fit.js", Public, assets::xterm_fit_js)
+        .get("/assets/terminal.js", Public, assets::terminal_js)
         // Operability: no session (see `operability`).
         .get("/healthz", Public, operability::healthz)
         .get("/readyz", Public, operability::readyz)
@@ -274,12 +280,16 @@ const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self
 async fn security_headers(mut res: Response) -> Response {
     let cacheable = res.extensions().get::<assets::Cacheable>().is_some();
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        // form-action: an injected <form> cannot post credentials elsewhere.
-        // base-uri: an injected <base> cannot re-point relative URLs.
-        HeaderValue::from_static(CSP),
-    );
+    // A page that needs a looser policy sets its own (the terminal's: see
+    // `devices::terminal::CSP`); every other response gets this one.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            // form-action: an injected <form> cannot post credentials elsewhere.
+            // base-uri: an injected <base> cannot re-point relative URLs.
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

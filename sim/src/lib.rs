@@ -100,6 +100,7 @@ mod login;
 mod mndp;
 pub mod ops;
 mod request;
+mod shell;
 mod ssh;
 mod tls;
 

@@ -9,26 +9,35 @@
 //!   [`crate::export`]); anything else gets RouterOS's error text. Output goes
 //!   to stdout, then exit status (0, or 1 after an error text; clients should
 //!   not rely on it, routers differ), EOF and close. The `slow` fault delays
-//!   the output. Interactive shells are refused: the simulator has no CLI.
+//!   the output.
+//! - Shell: on a pty (`pty-req` first, `window-change` later), a small
+//!   RouterOS-like console (see [`crate::shell`]); a shell without a pty is
+//!   refused, as the simulator only draws for a terminal.
 //! - `drop`, `fatal`, `down` and `reboot` close open SSH sessions too.
 //!
 //! The server identifies itself as `SSH-2.0-ROSSSH`, as RouterOS does.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
-use russh::{Channel, ChannelId};
+use russh::{Channel, ChannelId, Pty};
 use tokio::net::TcpStream;
 
 use crate::device::{ConnEvent, Device};
 use crate::export;
+use crate::shell::Shell;
 
 /// Serves one SSH connection until it ends or a fault closes it.
 pub(crate) async fn serve(sock: TcpStream, dev: Arc<Device>) {
     let mut events = dev.events.subscribe();
     let config = dev.ssh_config();
-    let handler = Handler { dev };
+    let handler = Handler {
+        dev,
+        ptys: HashSet::new(),
+        shells: HashMap::new(),
+    };
     let Ok(session) = server::run_stream(config, sock, handler).await else {
         return;
     };
@@ -48,6 +57,10 @@ pub(crate) async fn serve(sock: TcpStream, dev: Arc<Device>) {
 
 struct Handler {
     dev: Arc<Device>,
+    /// Channels that asked for a pty. The console writes no full-screen
+    /// output, so the terminal size is accepted and not used.
+    ptys: HashSet<ChannelId>,
+    shells: HashMap<ChannelId, Shell>,
 }
 
 impl server::Handler for Handler {
@@ -72,8 +85,69 @@ impl server::Handler for Handler {
         Ok(())
     }
 
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.ptys.insert(channel);
+        session.channel_success(channel)
+    }
+
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        session.channel_failure(channel)
+        if !self.ptys.contains(&channel) {
+            return session.channel_failure(channel);
+        }
+        let shell = Shell::new();
+        session.channel_success(channel)?;
+        session.data(channel, shell.start(&self.dev))?;
+        self.shells.insert(channel, shell);
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        _cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.ptys.contains(&channel) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        let Some(shell) = self.shells.get_mut(&channel) else {
+            return Ok(());
+        };
+        let out = shell.input(&self.dev, data);
+        if !out.bytes.is_empty() {
+            session.data(channel, out.bytes)?;
+        }
+        if out.quit {
+            self.shells.remove(&channel);
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        self.ptys.remove(&channel);
+        self.shells.remove(&channel);
+        Ok(())
     }
 
     async fn exec_request(

@@ -233,3 +233,116 @@ async fn other_commands_get_routeros_errors_and_drop_closes_sessions() {
     .await
     .expect("the session closes");
 }
+
+/// An interactive shell on a pty, read until expected text appears.
+struct Term {
+    channel: russh::Channel<client::Msg>,
+    seen: String,
+}
+
+impl Term {
+    async fn open(ssh: &Ssh) -> Term {
+        let channel = ssh.handle.channel_open_session().await.expect("session channel");
+        channel
+            .request_pty(true, "xterm", 80, 24, 0, 0, &[])
+            .await
+            .expect("pty request");
+        channel.request_shell(true).await.expect("shell request");
+        Term {
+            channel,
+            seen: String::new(),
+        }
+    }
+
+    async fn send(&self, keys: &str) {
+        self.channel.data(keys.as_bytes()).await.expect("send keys");
+    }
+
+    /// Reads until `needle` has appeared, returns everything up to and
+    /// including it and keeps the rest.
+    async fn until(&mut self, needle: &str) -> String {
+        let read = async {
+            loop {
+                if let Some(at) = self.seen.find(needle) {
+                    let rest = self.seen.split_off(at + needle.len());
+                    return std::mem::replace(&mut self.seen, rest);
+                }
+                match self.channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => self.seen.push_str(std::str::from_utf8(&data).expect("utf-8")),
+                    Some(_) => {}
+                    None => panic!("channel closed before {needle:?}; saw {:?}", self.seen),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the text appears within 10 s")
+    }
+}
+
+#[tokio::test]
+async fn shell_echoes_edits_and_runs_routeros_commands_until_quit() {
+    let fleet = fleet([127, 0, 147, 1], 1, RosMix::V7).await;
+    let d = fleet.devices()[0].clone();
+    let ssh = login(d.ssh, "admin").await.expect("login");
+    let mut term = Term::open(&ssh).await;
+    let prompt = format!("[admin@{}] > ", d.identity);
+    let greeting = term.until(&prompt).await;
+    assert!(
+        greeting.contains(&format!("RouterOS {}", d.version.number)),
+        "{greeting}"
+    );
+
+    // Backspace on an empty line erases nothing.
+    term.send("\x7f/system identity print\r").await;
+    assert_eq!(
+        term.until(&prompt).await,
+        format!("/system identity print\r\n  name: {}\r\n{prompt}", d.identity)
+    );
+
+    // A typo corrected with backspace: the terminal is told to erase it, and
+    // the command that runs is the corrected one.
+    term.send("/systx\x7fem reboot\r").await;
+    assert_eq!(
+        term.until(&prompt).await,
+        format!("/systx\x08 \x08em reboot\r\nbad command name system (line 1 column 1)\r\n{prompt}")
+    );
+
+    // Ctrl-C drops a half-typed line; arrow keys do nothing.
+    term.send("/export\x03\x1b[A\r").await;
+    assert_eq!(term.until(&prompt).await, format!("/export\r\n{prompt}"));
+    term.until(&prompt).await;
+
+    term.channel.window_change(132, 40, 0, 0).await.expect("resize");
+    term.send("/export terse\r").await;
+    let export = term.until(&prompt).await;
+    assert!(export.contains(&format!("set name={}\r\n", d.identity)), "{export}");
+    assert!(export.starts_with("/export terse\r\n# "), "{export}");
+
+    term.send("/quit\r").await;
+    let mut status = None;
+    let ended = async {
+        while let Some(msg) = term.channel.wait().await {
+            if let ChannelMsg::ExitStatus { exit_status } = msg {
+                status = Some(exit_status);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the channel closes after /quit");
+    assert_eq!(status, Some(0));
+}
+
+#[tokio::test]
+async fn shell_without_a_pty_is_refused() {
+    let fleet = fleet([127, 0, 148, 1], 1, RosMix::V6).await;
+    let d = fleet.devices()[0].clone();
+    let ssh = login(d.ssh, "admin").await.expect("login");
+    let mut channel = ssh.handle.channel_open_session().await.expect("session channel");
+    channel.request_shell(true).await.expect("shell request");
+    let answer = tokio::time::timeout(Duration::from_secs(10), channel.wait())
+        .await
+        .expect("an answer within 10 s");
+    assert!(matches!(answer, Some(ChannelMsg::Failure)), "{answer:?}");
+}

@@ -33,6 +33,7 @@ pub mod row_scope;
 pub mod scope;
 pub mod second_factor;
 pub mod tenants;
+pub mod terminal_recordings;
 pub mod tokens;
 pub mod users;
 

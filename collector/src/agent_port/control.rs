@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use outpost_certs::SiteId;
 use outpost_console::agent_control::{
-    AgentControl, ListenFuture, RequestFuture, ScanFuture, ScanProgress, TunnelAsk, TunnelFuture, WatchFuture,
+    AgentControl, ListenFuture, RequestFuture, ScanFuture, ScanProgress, ShellFuture, TerminalAsk, TunnelAsk,
+    TunnelFuture, WatchFuture,
 };
 use outpost_proto::agent_v1::{BackupNow, Command, command};
 use outpost_store::devices::DeviceId;
@@ -28,6 +29,7 @@ pub struct Control {
     sessions: Arc<LiveSessions>,
     progress: Arc<ScanProgressHub>,
     tunnels: Arc<TunnelHub>,
+    vault: Arc<outpost_vault::Vault>,
 }
 
 impl std::fmt::Debug for Control {
@@ -43,6 +45,7 @@ impl Control {
         sessions: Arc<LiveSessions>,
         progress: Arc<ScanProgressHub>,
         tunnels: Arc<TunnelHub>,
+        vault: Arc<outpost_vault::Vault>,
     ) -> Self {
         Self {
             store,
@@ -50,6 +53,7 @@ impl Control {
             sessions,
             progress,
             tunnels,
+            vault,
         }
     }
 
@@ -108,6 +112,10 @@ impl AgentControl for Control {
         Box::pin(self.tunnels.clone().listen(ask, allowed))
     }
 
+    fn open_terminal(&self, ask: TerminalAsk) -> ShellFuture<'_> {
+        Box::pin(super::terminal::open(&self.store, &self.vault, &self.tunnels, ask))
+    }
+
     fn scan_progress(&self, scope: &TenantScope, scan: &ScanId) -> Option<ScanProgress> {
         Control::scan_progress(self, scope, scan).map(|p| ScanProgress {
             phase: p.phase,
@@ -147,6 +155,7 @@ mod tests {
             sessions,
             progress.clone(),
             tunnels,
+            Arc::new(outpost_vault::Vault::generate().expect("vault key")),
         ));
         let scope = admin.tenant_scope(site.tenant);
 

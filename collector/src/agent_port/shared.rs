@@ -55,6 +55,7 @@ impl AgentPortService {
             self.live.clone(),
             self.scan_progress.clone(),
             self.tunnels.clone(),
+            self.vault.clone(),
         )
     }
 

@@ -108,7 +108,8 @@ where
         Protocol::Http2 => &shared.http2,
         Protocol::Either => &shared.auto,
     };
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    // With upgrades, so the terminal's WebSocket can take the connection over.
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let closing = tokio::select! {
         result = conn.as_mut() => {

@@ -27,6 +27,7 @@ pub mod details;
 pub mod import;
 pub(crate) mod insert;
 pub mod reports;
+mod ssh_login;
 pub mod views;
 
 /// A device's id.

@@ -535,3 +535,143 @@ async fn an_unchanged_configuration_is_not_a_new_version() {
         assert_eq!(latest, ("h2".to_owned(), vec![3u8; 40]));
     }
 }
+
+#[tokio::test]
+async fn a_terminal_reads_the_ssh_login_and_pins_the_host_key_only_once() {
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &engines().await.stores {
+        let (agent, _) = enrolled(store, &ca, "acme", "hq").await;
+        let (other, _) = enrolled(store, &ca, "globex", "hq").await;
+        let mut d = new_device(agent.site(), "192.0.2.11");
+        d.ssh_port = 2222;
+        let device = store
+            .add_device(&agent.tenant_scope(), &d, &crate::audit::Actor::local_operator())
+            .await
+            .expect("add");
+        assert_eq!(store.claim_devices(&agent).await.expect("claim"), 1);
+        let scope = agent.tenant_scope();
+
+        let login = store.device_ssh_login(&scope, device).await.expect("login");
+        assert_eq!(
+            (
+                login.ssh_port,
+                login.username.as_str(),
+                login.password_sealed.as_slice()
+            ),
+            (2222, "admin", [1u8, 2, 3].as_slice())
+        );
+        assert_eq!(login.ssh_host_key_pin, None);
+        assert!(matches!(
+            store.device_ssh_login(&other.tenant_scope(), device).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(
+            !store
+                .pin_ssh_host_key_on_first_use(&other.tenant_scope(), device, &"cc".repeat(32))
+                .await
+                .expect("another tenant's pin"),
+            "another tenant pins nothing"
+        );
+
+        let version = store.assignment_version(&agent).await.expect("version");
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        assert!(
+            store
+                .pin_ssh_host_key_on_first_use(&scope, device, &a)
+                .await
+                .expect("pin")
+        );
+        assert_ne!(
+            store.assignment_version(&agent).await.expect("version"),
+            version,
+            "the agent gets the pin"
+        );
+        assert!(
+            !store
+                .pin_ssh_host_key_on_first_use(&scope, device, &b)
+                .await
+                .expect("pin")
+        );
+        let login = store.device_ssh_login(&scope, device).await.expect("login");
+        assert_eq!(login.ssh_host_key_pin, Some(a), "the first key stays pinned");
+        assert_eq!(
+            count(
+                store,
+                "SELECT COUNT(*) FROM device_events WHERE device_id = $1 AND kind = 'ssh_host_key_pinned'",
+                device
+            )
+            .await,
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn terminal_recordings_grow_end_and_stay_in_their_tenant() {
+    let ca = CertificateAuthority::generate("test").expect("ca");
+    for store in &engines().await.stores {
+        let (agent, _) = enrolled(store, &ca, "acme", "hq").await;
+        let (other, _) = enrolled(store, &ca, "globex", "hq").await;
+        let device = store
+            .add_device(
+                &agent.tenant_scope(),
+                &new_device(agent.site(), "192.0.2.12"),
+                &crate::audit::Actor::local_operator(),
+            )
+            .await
+            .expect("add");
+        let scope = agent.tenant_scope();
+        let header = r#"{"version":2,"width":80,"height":24}"#;
+        assert!(matches!(
+            store
+                .start_recording(&other.tenant_scope(), device, "eve", "t0", header)
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        let id = store
+            .start_recording(&scope, device, "ops", "t1", header)
+            .await
+            .expect("start");
+        store
+            .append_recording(&scope, &id, "[0.1,\"o\",\"> \"]\n")
+            .await
+            .expect("append");
+        store
+            .append_recording(&scope, &id, "[0.2,\"i\",\"x\"]\n")
+            .await
+            .expect("append");
+        assert!(matches!(
+            store
+                .append_recording(&other.tenant_scope(), &id, "[9,\"o\",\"\"]\n")
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        store.finish_recording(&scope, &id).await.expect("finish");
+        assert!(
+            store
+                .append_recording(&scope, &id, "[1,\"o\",\"late\"]\n")
+                .await
+                .is_err(),
+            "an ended recording takes no more events"
+        );
+        let r = store.recording(&scope, &id).await.expect("recording");
+        assert_eq!(r.cast, format!("{header}\n[0.1,\"o\",\"> \"]\n[0.2,\"i\",\"x\"]\n"));
+        assert_eq!((r.username.as_str(), r.tunnel_id.as_str()), ("ops", "t1"));
+        assert!(r.ended_at_ms.is_some());
+        assert!(matches!(
+            store.recording(&other.tenant_scope(), &id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(
+            store.device_recordings(&scope, device, 10).await.expect("list").len(),
+            1
+        );
+        assert!(
+            store
+                .device_recordings(&other.tenant_scope(), device, 10)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+}

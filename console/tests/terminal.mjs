@@ -1,0 +1,104 @@
+// Browser test of the device terminal: a headless Chromium signs in, opens
+// /devices/DEVICE/terminal, waits for the device's prompt in xterm.js, types
+// `/system identity print` and sees the identity.
+//
+// Driven by tests/tests/terminal.rs. Protocol, one stdout line each:
+//   "PROMPT"   the terminal shows the device's prompt
+//   "IDENTITY" the typed command answered `name: IDENTITY`
+// Diagnostics go to stderr. Exit status 0 on success, 1 on any failure.
+//
+// Environment:
+//   CONSOLE_URL, CONSOLE_SPKI, CONSOLE_USER, CONSOLE_PASSWORD (see device_page.mjs)
+//   DEVICE      id of the device
+//   IDENTITY    its identity
+//   SCREENSHOT, CHROMIUM optional
+import { chromium } from "playwright-core";
+import { certificateArgs, checkErrors, env, fail, isLoopback, log, named, runMain, say } from "./harness.mjs";
+
+const STEP_MS = 30_000;
+const TOTAL_MS = 120_000;
+
+named("terminal");
+
+// What xterm.js shows, row by row.
+async function screen(page) {
+  return page.$eval("#terminal .xterm-rows", (el) => Array.from(el.children, (r) => r.textContent).join("\n")).catch(() => "");
+}
+
+async function waitFor(page, needle) {
+  const until = Date.now() + STEP_MS;
+  let seen = "";
+  while (Date.now() < until) {
+    seen = await screen(page);
+    if (seen.includes(needle)) {
+      return seen;
+    }
+    await page.waitForTimeout(100);
+  }
+  fail(`the terminal did not show ${JSON.stringify(needle)}; it shows:\n${seen}`);
+}
+
+async function run(state) {
+  const base = env("CONSOLE_URL");
+  if (!isLoopback(base)) {
+    fail(`CONSOLE_URL must be a loopback address, got ${base}`);
+  }
+  const [user, password, device, identity] = [env("CONSOLE_USER"), env("CONSOLE_PASSWORD"), env("DEVICE"), env("IDENTITY")];
+  state.browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    timeout: STEP_MS,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+      ...certificateArgs(base),
+    ],
+  });
+  const context = await state.browser.newContext({ serviceWorkers: "block" });
+  context.setDefaultTimeout(STEP_MS);
+  context.setDefaultNavigationTimeout(STEP_MS);
+  const page = await context.newPage();
+  state.page = page;
+  page.on("console", (msg) => {
+    if (msg.type() === "error") {
+      state.errors.push(`console error: ${msg.text()}`);
+    }
+  });
+  page.on("pageerror", (err) => state.errors.push(`uncaught exception: ${err.message}`));
+  page.on("request", (req) => {
+    if (!isLoopback(req.url()) && !req.url().startsWith("data:")) {
+      state.errors.push(`request to a non-loopback address: ${req.url()}`);
+    }
+  });
+
+  await page.goto(`${base}/login`);
+  await page.fill("form.login #username", user);
+  await page.fill("form.login #password", password);
+  await Promise.all([page.waitForURL((u) => u.pathname !== "/login"), page.click('form.login button[type="submit"]')]);
+
+  const res = await page.goto(`${base}/devices/${device}/terminal`);
+  if (!res || res.status() !== 200) {
+    fail(`the terminal page answered ${res ? res.status() : "nothing"}`);
+  }
+  const csp = (await res.allHeaders())["content-security-policy"] || "";
+  if (!/script-src|default-src/.test(csp) || /script-src[^;]*unsafe-inline/.test(csp)) {
+    fail(`the terminal page's policy allows inline script: ${csp}`);
+  }
+  await page.waitForSelector('#terminal[data-state="open"]');
+  await waitFor(page, `[admin@${identity}] >`);
+  say("PROMPT");
+  await page.click("#terminal");
+  await page.keyboard.type("/system identity print");
+  await page.keyboard.press("Enter");
+  await waitFor(page, `name: ${identity}`);
+  checkErrors(state, "in the terminal");
+  say("IDENTITY");
+}
+
+runMain(run, TOTAL_MS);

@@ -7,7 +7,9 @@
 // Driven by tests/tests/console_devices_browser.rs, which starts the
 // simulator, the collector and the agent. Protocol, one stdout line each:
 //   "LISTED"         /devices shows every device of DEVICES, up
-//   "PAGE"           the device page of LIVE_DEVICE shows its facts
+//   "PAGE"           the device page of LIVE_DEVICE shows its facts; then the
+//                    script waits for "GO" on stdin, so the driver can check
+//                    that nothing streams before the live view is switched on
 //   "LIVE <n>"       the live view drew n >= MIN_SAMPLES samples
 //   "LIVE-OFF"       the live view was switched off and stopped drawing
 //   "LIVE-AGAIN <n>" switched on again, n new samples drawn; the page is left next
@@ -24,7 +26,7 @@
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import { chromium } from "playwright-core";
-import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say, sleep } from "./harness.mjs";
+import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, readLine, runMain, say, sleep } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const LIVE_MS = 15_000; // for the first live samples
@@ -222,6 +224,10 @@ async function run(state) {
   }
   checkErrors(state, `on ${path}`);
   say("PAGE");
+  const go = await readLine(STEP_MS, '"GO"');
+  if (go !== "GO") {
+    fail(`expected "GO" on stdin, got ${JSON.stringify(go)}`);
+  }
 
   // Live view on: samples arrive, one a second.
   const started = Date.now();

@@ -3,6 +3,7 @@
 // no problems seen), and running a script under a watchdog that closes the
 // browser and exits non-zero on failure (with a screenshot when SCREENSHOT
 // names a file).
+import { createInterface } from "node:readline";
 
 export class TestFailure extends Error {}
 
@@ -52,6 +53,23 @@ export function certificateArgs(url) {
     return [];
   }
   return [`--ignore-certificate-errors-spki-list=${env("CONSOLE_SPKI")}`];
+}
+
+// One line from stdin, or a failure after `ms` or at end of input; `what`
+// names the expected line in the failure.
+export function readLine(ms, what) {
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: process.stdin });
+    const done = (fn, value) => {
+      clearTimeout(timer);
+      rl.removeAllListeners();
+      rl.close();
+      fn(value);
+    };
+    const timer = setTimeout(() => done(reject, new TestFailure(`no ${what} on stdin within ${ms / 1000} s`)), ms);
+    rl.once("line", (line) => done(resolve, line.trim()));
+    rl.once("close", () => done(reject, new TestFailure(`stdin closed before ${what} arrived`)));
+  });
 }
 
 export function sleep(ms) {

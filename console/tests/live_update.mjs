@@ -17,9 +17,8 @@
 //   FIRST_AGENT       id of an agent that is online before the page loads
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
-import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
-import { TestFailure, certificateArgs, env, fail, isLoopback, log, named, runMain } from "./harness.mjs";
+import { certificateArgs, env, fail, isLoopback, log, named, readLine, runMain } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const STDIN_MS = 120_000; // for the driver to start the second agent
@@ -29,25 +28,6 @@ named("live_update");
 
 function rowStatus(agentId) {
   return `tr[data-agent-id="${agentId}"] td.status`;
-}
-
-// One line from stdin, or a failure after `ms` or at end of input.
-function readLine(ms) {
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: process.stdin });
-    const done = (fn, value) => {
-      clearTimeout(timer);
-      rl.removeAllListeners();
-      rl.close();
-      fn(value);
-    };
-    const timer = setTimeout(
-      () => done(reject, new TestFailure(`no agent id on stdin within ${ms / 1000} s`)),
-      ms,
-    );
-    rl.once("line", (line) => done(resolve, line.trim()));
-    rl.once("close", () => done(reject, new TestFailure("stdin closed before an agent id arrived")));
-  });
 }
 
 // Waits until the agent's row is in the page with status "online".
@@ -217,7 +197,7 @@ async function run(state) {
   }
 
   process.stdout.write("READY\n");
-  const second = await readLine(STDIN_MS);
+  const second = await readLine(STDIN_MS, "an agent id");
   if (!/^[0-9a-f-]{36}$/i.test(second)) {
     fail(`expected an agent id on stdin, got ${JSON.stringify(second)}`);
   }

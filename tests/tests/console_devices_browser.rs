@@ -97,6 +97,7 @@ fn device_pages_and_live_traffic_in_a_browser() {
         0,
         "live before the view was on"
     );
+    script.send_line("GO");
 
     // The first viewer made the agent stream; switching the view off stops it.
     script.expect_prefix("LIVE ");

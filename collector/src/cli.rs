@@ -194,8 +194,8 @@ impl ServeArgs {
     }
 
     /// The tunnel policy these options ask for.
-    pub fn tunnel_policy(&self) -> crate::agent_port::tunnels::TunnelPolicy {
-        crate::agent_port::tunnels::TunnelPolicy {
+    pub fn tunnel_policy(&self) -> outpost_agent_port::tunnels::TunnelPolicy {
+        outpost_agent_port::tunnels::TunnelPolicy {
             ports: self.tunnel_ports.clone(),
             per_user: self.tunnel_max_per_user,
             per_device: self.tunnel_max_per_device,

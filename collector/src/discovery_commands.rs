@@ -14,10 +14,10 @@ use outpost_vault::Vault;
 
 use outpost_console::inventory::snmp;
 
-use crate::agent_port::discovery::{seal_snmp, snmp_summary};
 use crate::cli::Location;
 use crate::commands::ago;
 use crate::data_dir::DataDir;
+use outpost_agent_port::discovery::{seal_snmp, snmp_summary};
 
 /// What `discovery job add` needs.
 #[derive(Clone)]

@@ -20,11 +20,11 @@ use outpost_store::scope::Viewer;
 use outpost_store::tokens::EnrollAsk;
 use outpost_store::{AdminScope, AgentScope, Store};
 
-use crate::agent_port::live::LiveSessions;
-use crate::agent_port::{discovery, validate};
 use crate::cli::Location;
 use crate::data_dir::DataDir;
 use crate::discovery_commands::{self, JobSpec};
+use outpost_agent_port::live::LiveSessions;
+use outpost_agent_port::{discovery, validate};
 
 /// An agent of `tenant`/`site` enrolled the way `Enroll` does it: its scope
 /// and certificate serial.

@@ -1,10 +1,9 @@
-//! The Outpost collector: the agent port (mTLS gRPC), and the commands and
-//! `serve` that wire it to the store (`outpost-store`) and the web console
-//! (`outpost-console`).
+//! The Outpost collector: the commands and `serve` that wire the agent port
+//! (`outpost-agent-port`) to the store (`outpost-store`), the web console
+//! (`outpost-console`) and the API (`outpost-api`).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unreachable_pub)]
 
-pub mod agent_port;
 pub mod api_token_commands;
 pub mod audit_commands;
 pub mod cli;

@@ -11,9 +11,9 @@ use outpost_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent_port::{self, AgentPortService};
 use crate::console_port::{self, Limits, Transport, TrustedProxies};
 use crate::data_dir::DataDir;
+use outpost_agent_port::{self as agent_port, AgentPortService};
 
 /// How often the revocation list is reloaded from the database, so a
 /// `agent revoke` from another process (or another collector sharing
@@ -50,7 +50,7 @@ pub struct ServeOptions {
     /// When set, `/metrics` requires `Authorization: Bearer` with it.
     pub metrics_token: Option<String>,
     /// Where tunnels may go, how many, for how long.
-    pub tunnel_policy: crate::agent_port::tunnels::TunnelPolicy,
+    pub tunnel_policy: outpost_agent_port::tunnels::TunnelPolicy,
 }
 
 /// The console port's transport and certificate.

@@ -18,7 +18,7 @@
 //!   the CA key) already holds every tenant's data.
 //!
 //! A tenant id from a message or a URL can never become a scope. (The
-//! `fuzzing` feature, used only by `collector/fuzz`, adds one more constructor
+//! `fuzzing` feature, used only by `agent-port/fuzz`, adds one more constructor
 //! for the fuzz target, and `test-support`, a dev-dependency feature, one for
 //! other crates' unit tests; this crate's own unit tests build scopes directly.)
 use outpost_certs::{AgentCertificate, AgentId, AgentIdentity, SiteId, TenantId};

@@ -5,13 +5,13 @@
 //! connection closed at once, before any TLS work. Trusted proxies are
 //! exempt (all their clients share the proxy's address); the total bound,
 //! a semaphore in the accept loop, still applies to them. As on the agent
-//! port ([`crate::agent_port::source`]), IPv6 counts by /64, and a source has an
+//! port ([`outpost_agent_port::source`]), IPv6 counts by /64, and a source has an
 //! entry only while it holds a slot, so the map is bounded by the slots.
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::agent_port::source::Source;
+use outpost_agent_port::source::Source;
 
 /// Per-source connection counts.
 #[derive(Debug)]

@@ -35,8 +35,8 @@ use tower::ServiceExt as _;
 
 use super::Shared;
 use super::admission::Slot;
-use crate::agent_port::anonymous::{Activity, Call};
-use crate::agent_port::connections::ConnHandle;
+use outpost_agent_port::anonymous::{Activity, Call};
+use outpost_agent_port::connections::ConnHandle;
 
 /// After the watchdog or shutdown asks a connection to close, how long it
 /// gets to finish (HTTP/2 GOAWAY, a response being written) before it is cut.

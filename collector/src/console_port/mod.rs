@@ -38,9 +38,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent_port::anonymous::Lifetimes;
 pub use client_addr::TrustedProxies;
 pub use limits::Limits;
+use outpost_agent_port::anonymous::Lifetimes;
 
 /// How the console port speaks.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 //! be turned into an [`AgentScope`](outpost_store::AgentScope) once, per
 //! connection, and handed to every request as [`listener::PeerInfo`].
 mod admission;
-pub(crate) mod anonymous;
+pub mod anonymous;
 mod backups;
 pub mod connections;
 pub mod control;
@@ -24,7 +24,7 @@ pub mod scan_progress;
 pub mod service;
 mod session;
 mod shared;
-pub(crate) mod source;
+pub mod source;
 pub mod ssh_shell;
 pub mod tenancy;
 mod terminal;

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use outpost_collector::agent_port::validate::{BatchError, validate_batch};
+use outpost_agent_port::validate::{BatchError, validate_batch};
 use outpost_proto::MAX_BATCH_OBSERVATIONS;
 use outpost_proto::agent_v1::{AgentMessage, agent_message};
 use prost::Message as _;
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let count = batch.observations.len();
     let seqs: HashSet<u64> = batch.observations.iter().map(|o| o.seq).collect();
-    let scope = outpost_collector_fuzz::scope();
+    let scope = outpost_agent_port_fuzz::scope();
 
     let validated = match validate_batch(&scope, batch) {
         Ok(validated) => validated,

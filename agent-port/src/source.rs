@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One source: an IPv4 address or an IPv6 /64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Source {
+pub enum Source {
     /// An IPv4 address.
     V4(Ipv4Addr),
     /// The upper 64 bits of an IPv6 address.
@@ -18,7 +18,7 @@ pub(crate) enum Source {
 
 impl Source {
     /// The source `ip` belongs to.
-    pub(crate) fn of(ip: IpAddr) -> Self {
+    pub fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => Self::V4(v4),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

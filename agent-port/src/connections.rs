@@ -29,7 +29,7 @@ impl ConnHandle {
         self.token.is_cancelled()
     }
 
-    pub(crate) fn token(&self) -> &CancellationToken {
+    pub fn token(&self) -> &CancellationToken {
         &self.token
     }
 }

@@ -9,7 +9,7 @@
 //! and ones that do not. Running it again gives the same files.
 use std::path::PathBuf;
 
-use outpost_collector_fuzz::{AGENT, SITE, TENANT};
+use outpost_agent_port_fuzz::{AGENT, SITE, TENANT};
 use outpost_proto::agent_v1::{
     AgentMessage, Batch, Hello, HostFacts, MetricSample, Observation, Source, agent_message, observation,
 };

@@ -10,7 +10,7 @@
 //!   if it never made one,
 //! * and at [`Lifetimes::max`] after the handshake whatever it is doing.
 //!
-//! The console port (`crate::console_port`) closes its idle connections with
+//! The console port (`console_port` in the collector binary) closes its idle connections with
 //! the same watchdog and its own [`Lifetimes`].
 //!
 //! No deadline but the last applies while a call is in progress. Calls are
@@ -27,21 +27,21 @@ use super::connections::ConnHandle;
 
 /// The deadlines of an anonymous connection.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Lifetimes {
+pub struct Lifetimes {
     /// Open with no call in progress.
-    pub(crate) idle: Duration,
+    pub idle: Duration,
     /// After an `Enroll` finished and no call is in progress.
-    pub(crate) after_enroll: Duration,
+    pub after_enroll: Duration,
     /// In total.
-    pub(crate) max: Duration,
+    pub max: Duration,
     /// What the connection is, in the line logged when it is closed.
-    pub(crate) label: &'static str,
+    pub label: &'static str,
 }
 
 /// The agent port's anonymous connection lifetimes. Enrolling is one call of
 /// milliseconds (a signature and a short transaction); a minute covers a
 /// database that is briefly busy.
-pub(crate) const LIFETIMES: Lifetimes = Lifetimes {
+pub const LIFETIMES: Lifetimes = Lifetimes {
     idle: Duration::from_secs(10),
     after_enroll: Duration::from_secs(2),
     max: Duration::from_secs(60),
@@ -91,14 +91,14 @@ fn close_at(state: &State, lifetimes: &Lifetimes) -> (Instant, Reason) {
 
 /// The calls of one anonymous connection; cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct Activity {
+pub struct Activity {
     state: Arc<watch::Sender<State>>,
 }
 
 /// One call in progress; finishing (dropping) it restarts the idle or
 /// after-enroll clock.
 #[derive(Debug)]
-pub(crate) struct Call {
+pub struct Call {
     activity: Activity,
     enroll: bool,
 }
@@ -106,7 +106,7 @@ pub(crate) struct Call {
 impl Activity {
     /// Starts the watchdog that closes `conn`, opened now, by `lifetimes`.
     /// It ends when the connection is closed, by itself or otherwise.
-    pub(crate) fn watch(conn: ConnHandle, remote: SocketAddr, lifetimes: Lifetimes) -> Self {
+    pub fn watch(conn: ConnHandle, remote: SocketAddr, lifetimes: Lifetimes) -> Self {
         let now = Instant::now();
         let (tx, rx) = watch::channel(State {
             opened: now,
@@ -119,7 +119,7 @@ impl Activity {
     }
 
     /// A call starts; `enroll` if it is `Enroll`.
-    pub(crate) fn call(&self, enroll: bool) -> Call {
+    pub fn call(&self, enroll: bool) -> Call {
         self.state.send_modify(|s| {
             s.in_flight += 1;
             s.last_change = Instant::now();

@@ -3,7 +3,8 @@
 //! a tunnel to its SSH port through the [`TunnelHub`] (policy, limits and the
 //! tunnel's own audit records), then [`ssh_shell::open`]. The first key a
 //! device presents is pinned when nothing was; the session's start and end
-//! are audited (`terminal.open`, `terminal.close`).
+//! are audited (`terminal.open`, `terminal.close`), and everything between
+//! is recorded ([`Recorder`]): no recording, no session.
 //!
 //! [`AgentControl::open_terminal`]: outpost_console::agent_control::AgentControl::open_terminal
 use outpost_console::agent_control::{FromShell, ShellPipe, TerminalAsk, ToShell, TunnelAsk, TunnelRefused};
@@ -12,7 +13,7 @@ use outpost_store::{Store, StoreError};
 use outpost_vault::Vault;
 use tokio::sync::mpsc;
 
-use super::recording::{Event, Recorder, Utf8Carry};
+use super::recording::{Event, MAX_RECORDING_BYTES, Recorder, Utf8Carry};
 use super::ssh_shell::{self, Login, ShellError};
 use super::tunnels::TunnelHub;
 
@@ -84,52 +85,72 @@ pub(super) async fn open(
             Err(error) => tracing::error!(device = %id, %error, "pinning the SSH host key failed"),
         }
     }
-    let event = AuditEvent::success(Some(ask.scope.tenant()), "terminal.open", format!("device {id}")).with(details());
-    audit(store, &actor, event).await;
-
-    let recorder = Recorder::start(
+    let recorder = match Recorder::start(
         store.clone(),
         ask.scope,
         ask.device,
         &ask.user,
         &tunnel_id,
-        ask.cols,
-        ask.rows,
+        (ask.cols, ask.rows),
+        MAX_RECORDING_BYTES,
     )
-    .await;
+    .await
+    {
+        Ok(r) => r,
+        Err(error) => {
+            // Dropping the shell's ends closes it: no session goes unrecorded.
+            let why = format!("the session cannot be recorded: {error}");
+            let event = AuditEvent::failure(Some(ask.scope.tenant()), "terminal.open", format!("device {id}"))
+                .with(details().text("reason", why.clone()));
+            audit(store, &actor, event).await;
+            return Err(TunnelRefused::Unavailable(why));
+        }
+    };
+    let event = AuditEvent::success(Some(ask.scope.tenant()), "terminal.open", format!("device {id}")).with(details());
+    audit(store, &actor, event).await;
 
-    // Keys and sizes towards the shell, recorded as `i` and `r`.
+    // Keys and sizes towards the shell, recorded as `i` and `r` before they go.
     let (to_shell, mut keys) = mpsc::channel::<ToShell>(QUEUE);
     let shell_in = opened.to_shell;
     let input_recorder = recorder.clone();
     tokio::spawn(async move {
         let mut carry = Utf8Carry::default();
         while let Some(msg) = keys.recv().await {
-            if let Some(r) = &input_recorder {
-                match &msg {
-                    ToShell::Data(bytes) => r.record(Event("i", carry.push(bytes))),
-                    ToShell::Resize { cols, rows } => r.record(Event("r", format!("{cols}x{rows}"))),
-                }
-            }
-            if shell_in.send(msg).await.is_err() {
+            let event = match &msg {
+                ToShell::Data(bytes) => Event("i", carry.push(bytes)),
+                ToShell::Resize { cols, rows } => Event("r", format!("{cols}x{rows}")),
+            };
+            if !input_recorder.record(event).await || shell_in.send(msg).await.is_err() {
                 break;
             }
         }
     });
 
-    // Forwards the shell's output (recorded as `o`) and records the end.
+    // Forwards the shell's output (recorded as `o`) and records the end; a
+    // recording that stops ends the session, with its reason on the screen.
     let (screen, from_shell) = mpsc::channel(QUEUE);
     let mut shell_out = opened.from_shell;
     let (store, tenant, close_details) = (store.clone(), ask.scope.tenant(), details());
     tokio::spawn(async move {
         let mut why = "the terminal closed".to_owned();
         let mut carry = Utf8Carry::default();
-        while let Some(frame) = shell_out.recv().await {
+        loop {
+            let frame = tokio::select! {
+                frame = shell_out.recv() => frame,
+                stopped = recorder.stopped() => {
+                    why = stopped;
+                    let _ = screen.send(FromShell::Closed(why.clone())).await;
+                    break;
+                }
+            };
+            let Some(frame) = frame else { break };
             match &frame {
                 FromShell::Closed(reason) => why = reason.clone(),
                 FromShell::Data(bytes) => {
-                    if let Some(r) = &recorder {
-                        r.record(Event("o", carry.push(bytes)));
+                    if !recorder.record(Event("o", carry.push(bytes))).await {
+                        why = recorder.stopped().await;
+                        let _ = screen.send(FromShell::Closed(why.clone())).await;
+                        break;
                     }
                 }
             }

@@ -1,14 +1,18 @@
 //! Recordings of browser terminal sessions: asciicast v2 text (a header line,
 //! then one event per line), kept per tenant and device. The collector opens
-//! a recording when a session starts, appends events as they happen and
-//! closes it when the session ends; tenant admins replay them.
+//! a recording when a session starts, appends events in chunks as they
+//! happen and closes it when the session ends; tenant admins replay them.
+//!
+//! The header lives in the recording's row and the events in numbered
+//! chunks beside it, so appending costs the chunk, not a rewrite of all that
+//! came before; the row keeps the running size for the recorder's cap.
 use crate::devices::DeviceId;
 use crate::row_scope::RowScope;
 use crate::{Store, StoreError, TenantScope, now_ms, on_pool};
 
-/// One recording.
+/// What is known of a recording without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recording {
+pub struct RecordingInfo {
     /// Its id.
     pub id: String,
     /// The device.
@@ -21,22 +25,37 @@ pub struct Recording {
     pub started_at_ms: i64,
     /// When it ended; `None` while it runs (or if the collector stopped).
     pub ended_at_ms: Option<i64>,
+    /// Its length in bytes, header included.
+    pub size_bytes: i64,
+}
+
+/// One recording, with its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recording {
+    /// Who, when, how long.
+    pub info: RecordingInfo,
     /// The asciicast v2 text.
     pub cast: String,
 }
 
-type Row = (String, String, String, String, i64, Option<i64>, String);
+type InfoRow = (String, String, String, String, i64, Option<i64>, i64);
+/// The info columns and the header.
+type HeaderRow = (String, String, String, String, i64, Option<i64>, i64, String);
 
-fn recording((id, device, username, tunnel_id, started_at_ms, ended_at_ms, cast): Row) -> Recording {
-    Recording {
+fn info((id, device, username, tunnel_id, started_at_ms, ended_at_ms, size_bytes): InfoRow) -> RecordingInfo {
+    RecordingInfo {
         id,
         device,
         username,
         tunnel_id,
         started_at_ms,
         ended_at_ms,
-        cast,
+        size_bytes,
     }
+}
+
+fn len(text: &str) -> i64 {
+    i64::try_from(text.len()).unwrap_or(i64::MAX)
 }
 
 impl Store {
@@ -51,16 +70,19 @@ impl Store {
         header: &str,
     ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
+        let header = format!("{header}\n");
         on_pool!(self, RowScope::tenant(scope), pool, _Db => {
             let n = sqlx::query(
-                "INSERT INTO terminal_recordings (id, tenant_id, device_id, username, tunnel_id, started_at_ms, asciicast) \
-                 SELECT $1, tenant_id, id, $2, $3, $4, $5 FROM devices WHERE id = $6 AND tenant_id = $7",
+                "INSERT INTO terminal_recordings \
+                 (id, tenant_id, device_id, username, tunnel_id, started_at_ms, asciicast, size_bytes) \
+                 SELECT $1, tenant_id, id, $2, $3, $4, $5, $6 FROM devices WHERE id = $7 AND tenant_id = $8",
             )
             .bind(&id)
             .bind(username)
             .bind(tunnel_id)
             .bind(now_ms())
-            .bind(format!("{header}\n"))
+            .bind(&header)
+            .bind(len(&header))
             .bind(device.to_string())
             .bind(scope.tenant().to_string())
             .execute(pool)
@@ -73,23 +95,35 @@ impl Store {
         })
     }
 
-    /// Appends event lines (each ending in a newline) to a running recording.
-    pub async fn append_recording(&self, scope: &TenantScope, id: &str, events: &str) -> Result<(), StoreError> {
+    /// Appends event lines (each ending in a newline) to a running
+    /// recording; answers its size after them.
+    pub async fn append_recording(&self, scope: &TenantScope, id: &str, events: &str) -> Result<i64, StoreError> {
+        let tenant = scope.tenant().to_string();
         on_pool!(self, RowScope::tenant(scope), pool, _Db => {
-            let n = sqlx::query(
-                "UPDATE terminal_recordings SET asciicast = asciicast || $1 \
-                 WHERE id = $2 AND tenant_id = $3 AND ended_at_ms IS NULL",
+            let mut tx = pool.begin().await?;
+            let size: Option<(i64,)> = sqlx::query_as(
+                "UPDATE terminal_recordings SET size_bytes = size_bytes + $1 \
+                 WHERE id = $2 AND tenant_id = $3 AND ended_at_ms IS NULL RETURNING size_bytes",
             )
-            .bind(events)
+            .bind(len(events))
             .bind(id)
-            .bind(scope.tenant().to_string())
-            .execute(pool)
-            .await?
-            .rows_affected();
-            if n == 0 {
+            .bind(&tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((size,)) = size else {
                 return Err(StoreError::NotFound(format!("running recording {id}")));
-            }
-            Ok(())
+            };
+            sqlx::query(
+                "INSERT INTO terminal_recording_chunks (recording_id, seq, tenant_id, events) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM terminal_recording_chunks WHERE recording_id = $1",
+            )
+            .bind(id)
+            .bind(&tenant)
+            .bind(events)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(size)
         })
     }
 
@@ -108,31 +142,52 @@ impl Store {
         })
     }
 
-    /// One of the tenant's recordings.
+    /// One of the tenant's recordings, with its text.
     pub async fn recording(&self, scope: &TenantScope, id: &str) -> Result<Recording, StoreError> {
+        let tenant = scope.tenant().to_string();
         on_pool!(self, RowScope::tenant(scope), pool, _Db => {
-            let row: Option<Row> = sqlx::query_as(
-                "SELECT id, device_id, username, tunnel_id, started_at_ms, ended_at_ms, asciicast \
+            let mut tx = pool.begin().await?;
+            let row: Option<HeaderRow> = sqlx::query_as(
+                "SELECT id, device_id, username, tunnel_id, started_at_ms, ended_at_ms, size_bytes, asciicast \
                  FROM terminal_recordings WHERE id = $1 AND tenant_id = $2",
             )
             .bind(id)
-            .bind(scope.tenant().to_string())
-            .fetch_optional(pool)
+            .bind(&tenant)
+            .fetch_optional(&mut *tx)
             .await?;
-            row.map(recording).ok_or_else(|| StoreError::NotFound(format!("recording {id}")))
+            let Some((rid, device, username, tunnel_id, started, ended, size, header)) = row else {
+                return Err(StoreError::NotFound(format!("recording {id}")));
+            };
+            let chunks: Vec<(String,)> = sqlx::query_as(
+                "SELECT events FROM terminal_recording_chunks WHERE recording_id = $1 AND tenant_id = $2 ORDER BY seq",
+            )
+            .bind(id)
+            .bind(&tenant)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let mut cast = header;
+            cast.reserve(usize::try_from(size).unwrap_or(0).saturating_sub(cast.len()));
+            for (events,) in chunks {
+                cast.push_str(&events);
+            }
+            Ok(Recording {
+                info: info((rid, device, username, tunnel_id, started, ended, size)),
+                cast,
+            })
         })
     }
 
-    /// A device's recordings, newest first (at most `limit`).
+    /// A device's recordings, newest first (at most `limit`), without their text.
     pub async fn device_recordings(
         &self,
         scope: &TenantScope,
         device: DeviceId,
         limit: i64,
-    ) -> Result<Vec<Recording>, StoreError> {
+    ) -> Result<Vec<RecordingInfo>, StoreError> {
         on_pool!(self, RowScope::tenant(scope), pool, _Db => {
-            let rows: Vec<Row> = sqlx::query_as(
-                "SELECT id, device_id, username, tunnel_id, started_at_ms, ended_at_ms, asciicast \
+            let rows: Vec<InfoRow> = sqlx::query_as(
+                "SELECT id, device_id, username, tunnel_id, started_at_ms, ended_at_ms, size_bytes \
                  FROM terminal_recordings WHERE device_id = $1 AND tenant_id = $2 \
                  ORDER BY started_at_ms DESC, id LIMIT $3",
             )
@@ -141,7 +196,7 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            Ok(rows.into_iter().map(recording).collect())
+            Ok(rows.into_iter().map(info).collect())
         })
     }
 }

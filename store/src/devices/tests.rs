@@ -632,14 +632,17 @@ async fn terminal_recordings_grow_end_and_stay_in_their_tenant() {
             .start_recording(&scope, device, "ops", "t1", header)
             .await
             .expect("start");
-        store
-            .append_recording(&scope, &id, "[0.1,\"o\",\"> \"]\n")
-            .await
-            .expect("append");
-        store
-            .append_recording(&scope, &id, "[0.2,\"i\",\"x\"]\n")
-            .await
-            .expect("append");
+        let first = "[0.1,\"o\",\"> \"]\n";
+        let second = "[0.2,\"i\",\"x\"]\n";
+        let size = |parts: &[&str]| parts.iter().map(|p| p.len() as i64).sum::<i64>() + header.len() as i64 + 1;
+        assert_eq!(
+            store.append_recording(&scope, &id, first).await.expect("append"),
+            size(&[first])
+        );
+        assert_eq!(
+            store.append_recording(&scope, &id, second).await.expect("append"),
+            size(&[first, second])
+        );
         assert!(matches!(
             store
                 .append_recording(&other.tenant_scope(), &id, "[9,\"o\",\"\"]\n")
@@ -655,17 +658,16 @@ async fn terminal_recordings_grow_end_and_stay_in_their_tenant() {
             "an ended recording takes no more events"
         );
         let r = store.recording(&scope, &id).await.expect("recording");
-        assert_eq!(r.cast, format!("{header}\n[0.1,\"o\",\"> \"]\n[0.2,\"i\",\"x\"]\n"));
-        assert_eq!((r.username.as_str(), r.tunnel_id.as_str()), ("ops", "t1"));
-        assert!(r.ended_at_ms.is_some());
+        assert_eq!(r.cast, format!("{header}\n{first}{second}"));
+        assert_eq!(r.info.size_bytes, r.cast.len() as i64);
+        assert_eq!((r.info.username.as_str(), r.info.tunnel_id.as_str()), ("ops", "t1"));
+        assert!(r.info.ended_at_ms.is_some());
         assert!(matches!(
             store.recording(&other.tenant_scope(), &id).await,
             Err(StoreError::NotFound(_))
         ));
-        assert_eq!(
-            store.device_recordings(&scope, device, 10).await.expect("list").len(),
-            1
-        );
+        let listed = store.device_recordings(&scope, device, 10).await.expect("list");
+        assert_eq!(listed, vec![r.info.clone()]);
         assert!(
             store
                 .device_recordings(&other.tenant_scope(), device, 10)

@@ -2,18 +2,20 @@
 //!
 //! The first request names the device and port; the caller needs the
 //! operator role in the device's tenant (a viewer is PERMISSION_DENIED,
-//! another tenant's device NOT_FOUND). The collector's tunnel hub checks its
+//! another tenant's device NOT_FOUND; both audited as `tunnel.refused`).
+//! The collector's tunnel hub checks its
 //! policy and limits, opens the tunnel and audits it; this service only
 //! moves frames between the call and the hub's pipe, `fin` for `fin`.
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures::Stream;
-use outpost_console::agent_control::{FromDevice, ToDevice, TunnelAsk, TunnelRefused};
+use outpost_console::agent_control::{FromDevice, RefusedAccess, ToDevice, TunnelAsk, TunnelRefused};
 use outpost_proto::api_v1 as pb;
 use outpost_proto::api_v1::tunnel_service_server::TunnelService;
+use outpost_store::StoreError;
 use outpost_store::devices::DeviceId;
-use outpost_store::members::Role;
+use outpost_store::members::{Denied, Role};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -53,16 +55,34 @@ impl TunnelService for Tunnels {
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| Status::invalid_argument(format!("port {} is not a TCP port", target.port)))?;
-        let row = self
-            .0
-            .store
-            .device(&who.principal.viewer(), device)
-            .await
-            .map_err(store)?;
-        let scope = who
-            .principal
-            .authorize(row.tenant, Role::Operator)
-            .map_err(|d| denied(d, "device"))?;
+        // The device's tenant travels with a refusal only when the caller
+        // could see the device (see `RefusedAccess`).
+        let authorized = match self.0.store.device(&who.principal.viewer(), device).await {
+            Ok(row) => who
+                .principal
+                .authorize(row.tenant, Role::Operator)
+                .map_err(|d| (matches!(d, Denied::Forbidden).then_some(row.tenant), d)),
+            Err(StoreError::NotFound(_)) => Err((None, Denied::NotFound)),
+            Err(e) => return Err(store(e)),
+        };
+        let scope = match authorized {
+            Ok(scope) => scope,
+            Err((tenant, d)) => {
+                let status = denied(d, "device");
+                RefusedAccess {
+                    user: who.principal.username(),
+                    source: who.source,
+                    tenant,
+                    device,
+                    port: Some(port),
+                    via: "cli",
+                    reason: status.message(),
+                }
+                .audit(&self.0.store)
+                .await;
+                return Err(status);
+            }
+        };
         let control = self
             .0
             .control

@@ -191,6 +191,45 @@ pub enum TunnelRefused {
     Unavailable(String),
 }
 
+/// A remote-access attempt refused before it reached the tunnel hub: the
+/// user's role is too low in the device's tenant, or the device is not one
+/// they can see. Recorded like the hub's own refusals (`tunnel.refused`);
+/// `tenant` is the device's tenant for a too-low role, `None` (an MSP-wide
+/// record) for a device the user cannot see, so another tenant's admins do
+/// not learn of the attempt but the MSP does.
+pub struct RefusedAccess<'a> {
+    /// Who asked.
+    pub user: &'a str,
+    /// From where.
+    pub source: Option<std::net::IpAddr>,
+    /// The device's tenant, when the user could see the device.
+    pub tenant: Option<outpost_certs::TenantId>,
+    /// The device asked for.
+    pub device: DeviceId,
+    /// The port, when the way in names one.
+    pub port: Option<u16>,
+    /// Which way in (`cli`, `port`, `terminal`).
+    pub via: &'static str,
+    /// Why, as the user was told.
+    pub reason: &'a str,
+}
+
+impl RefusedAccess<'_> {
+    /// Appends the record; a failure to do so is logged, the refusal stands.
+    pub async fn audit(self, store: &outpost_store::Store) {
+        use outpost_store::audit::{Actor, AuditEvent, Details};
+        let mut details = Details::new().text("device", self.device.to_string());
+        if let Some(port) = self.port {
+            details = details.number("port", i64::from(port));
+        }
+        let event = AuditEvent::failure(self.tenant, "tunnel.refused", format!("device {}", self.device))
+            .with(details.text("via", self.via).text("reason", self.reason));
+        if let Err(error) = store.record_audit(&Actor::user(self.user, self.source), event).await {
+            tracing::error!(%error, "recording a refused remote access in the audit log failed");
+        }
+    }
+}
+
 impl std::fmt::Display for TunnelRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -14,6 +14,7 @@ const XTERM_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm.js"));
 const XTERM_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm.css"));
 const XTERM_FIT_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm-fit.js"));
 const TERMINAL_JS: &str = include_str!("../assets/terminal.js");
+const REPLAY_JS: &str = include_str!("../assets/replay.js");
 
 /// Pages link `/assets/x?v=<version>`, so the assets can be cached for long and
 /// still change the moment a new binary serves different ones.
@@ -27,6 +28,7 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
         .chain_update(XTERM_CSS)
         .chain_update(XTERM_FIT_JS)
         .chain_update(TERMINAL_JS)
+        .chain_update(REPLAY_JS)
         .finalize();
     hex::encode(&digest[..8])
 });
@@ -83,4 +85,8 @@ pub(crate) async fn xterm_fit_js() -> Response {
 
 pub(crate) async fn terminal_js() -> Response {
     asset("text/javascript; charset=utf-8", TERMINAL_JS)
+}
+
+pub(crate) async fn replay_js() -> Response {
+    asset("text/javascript; charset=utf-8", REPLAY_JS)
 }

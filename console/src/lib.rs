@@ -142,6 +142,18 @@ fn routes() -> Routes {
         )
         .get("/devices/{id}/terminal", Tenant(Operator), devices::terminal::page)
         .get("/devices/{id}/terminal/ws", Tenant(Operator), devices::terminal::socket)
+        // Terminal recordings hold everything typed: tenant admins only.
+        .get("/devices/{id}/recordings", Tenant(Admin), devices::recordings::list)
+        .get(
+            "/devices/{id}/recordings/{recording}",
+            Tenant(Admin),
+            devices::recordings::replay,
+        )
+        .get(
+            "/devices/{id}/recordings/{recording}/cast",
+            Tenant(Admin),
+            devices::recordings::cast,
+        )
         .get("/devices/{id}/config/{taken}", Tenant(Viewer), devices::config::page)
         // Secrets of a backup: tenant admins only.
         .post(
@@ -221,6 +233,7 @@ fn routes() -> Routes {
         .get("/assets/xterm.css", Public, assets::xterm_css)
         .get("/assets/xterm-fit.js", Public, assets::xterm_fit_js)
         .get("/assets/terminal.js", Public, assets::terminal_js)
+        .get("/assets/replay.js", Public, assets::replay_js)
         // Operability: no session (see `operability`).
         .get("/healthz", Public, operability::healthz)
         .get("/readyz", Public, operability::readyz)

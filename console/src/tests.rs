@@ -23,6 +23,7 @@ use super::hashing::HashGate;
 use super::{ConsoleState, router, spawn_maintenance_every};
 
 mod isolation_matrix;
+mod recordings;
 mod roles;
 mod second_factor;
 

@@ -1,10 +1,12 @@
 // Browser test of the device terminal: a headless Chromium signs in, opens
 // /devices/DEVICE/terminal, waits for the device's prompt in xterm.js, types
-// `/system identity print` and sees the identity.
+// `/system identity print` and sees the identity; then leaves the terminal,
+// finds the session among the device's recordings and replays it.
 //
 // Driven by tests/tests/terminal.rs. Protocol, one stdout line each:
 //   "PROMPT"   the terminal shows the device's prompt
 //   "IDENTITY" the typed command answered `name: IDENTITY`
+//   "REPLAYED" the session's recording played to its end and showed both
 // Diagnostics go to stderr. Exit status 0 on success, 1 on any failure.
 //
 // Environment:
@@ -99,6 +101,39 @@ async function run(state) {
   await waitFor(page, `name: ${identity}`);
   checkErrors(state, "in the terminal");
   say("IDENTITY");
+
+  // Leaving the page ends the session; its recording closes and replays.
+  await page.goto(`${base}/devices/${device}`);
+  await Promise.all([page.waitForURL((u) => u.pathname.endsWith("/recordings")), page.click("#terminal-recordings")]);
+  const until = Date.now() + STEP_MS;
+  for (;;) {
+    const running = await page.$("#recordings tbody tr:first-child .status");
+    if (!running) {
+      break;
+    }
+    if (Date.now() > until) {
+      fail("the session's recording still runs after the terminal was left");
+    }
+    await page.waitForTimeout(250);
+    await page.reload();
+  }
+  const [nav] = await Promise.all([page.waitForNavigation(), page.click("#recordings tbody tr:first-child a.replay")]);
+  const replayCsp = nav ? (await nav.allHeaders())["content-security-policy"] || "" : "";
+  if (!/default-src 'self'/.test(replayCsp) || /script-src[^;]*unsafe-inline/.test(replayCsp)) {
+    fail(`the replay page's policy allows inline script: ${replayCsp}`);
+  }
+  await page.waitForSelector('#terminal[data-state="ended"], #terminal[data-state="error"]', { timeout: STEP_MS });
+  const replayStatus = await page.$eval("#replay-status", (el) => el.textContent);
+  if ((await page.$eval("#terminal", (el) => el.dataset.state)) !== "ended") {
+    fail(`the replay failed: ${replayStatus}`);
+  }
+  const replayed = await screen(page);
+  if (!replayed.includes(`[admin@${identity}] >`) || !replayed.includes(`name: ${identity}`)) {
+    fail(`the replay does not show the session; it shows:\n${replayed}`);
+  }
+  log(`replay: ${replayStatus}`);
+  checkErrors(state, "in the replay");
+  say("REPLAYED");
 }
 
 runMain(run, TOTAL_MS);

@@ -178,6 +178,21 @@ impl Store {
         })
     }
 
+    /// What is known of one of the tenant's recordings, without its text.
+    pub async fn recording_info(&self, scope: &TenantScope, id: &str) -> Result<RecordingInfo, StoreError> {
+        on_pool!(self, RowScope::tenant(scope), pool, _Db => {
+            let row: Option<InfoRow> = sqlx::query_as(
+                "SELECT id, device_id, username, tunnel_id, started_at_ms, ended_at_ms, size_bytes \
+                 FROM terminal_recordings WHERE id = $1 AND tenant_id = $2",
+            )
+            .bind(id)
+            .bind(scope.tenant().to_string())
+            .fetch_optional(pool)
+            .await?;
+            row.map(info).ok_or_else(|| StoreError::NotFound(format!("recording {id}")))
+        })
+    }
+
     /// A device's recordings, newest first (at most `limit`), without their text.
     pub async fn device_recordings(
         &self,

@@ -38,9 +38,13 @@ fn upgrade(console: &http::Console, path: &str, cookie: &str, origin: &str) -> (
     (status, conn)
 }
 
-/// (ended, asciicast) of every recording in the collector's SQLite file.
-fn recordings(c: &Collector) -> Vec<(bool, String)> {
-    let url = format!("sqlite://{}?mode=ro", c.data_dir().join("outpost.db").display());
+/// Runs `f` on the collector's SQLite file (`mode` `ro` or `rw`).
+fn on_db<T: Send + 'static>(
+    c: &Collector,
+    mode: &str,
+    f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T + Send + 'static,
+) -> T {
+    let url = format!("sqlite://{}?mode={mode}", c.data_dir().join("outpost.db").display());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -49,16 +53,39 @@ fn recordings(c: &Collector) -> Vec<(bool, String)> {
         rt.block_on(async move {
             use sqlx::Connection as _;
             let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
-            let rows: Vec<(Option<i64>, String)> =
-                sqlx::query_as("SELECT ended_at_ms, asciicast FROM terminal_recordings")
-                    .fetch_all(&mut db)
-                    .await
-                    .expect("recordings");
-            rows.into_iter().map(|(e, c)| (e.is_some(), c)).collect()
+            f(&mut db).await
         })
     })
     .join()
-    .expect("reader thread")
+    .expect("database thread")
+}
+
+/// (ended, asciicast) of every recording: the header, then its chunks.
+fn recordings(c: &Collector) -> Vec<(bool, String)> {
+    on_db(c, "ro", async |db| {
+        let rows: Vec<(Option<i64>, String)> = sqlx::query_as(
+            "SELECT r.ended_at_ms, r.asciicast || COALESCE((SELECT group_concat(events, '') FROM \
+             (SELECT events FROM terminal_recording_chunks k WHERE k.recording_id = r.id ORDER BY seq)), '') \
+             FROM terminal_recordings r",
+        )
+        .fetch_all(db)
+        .await
+        .expect("recordings");
+        rows.into_iter().map(|(e, c)| (e.is_some(), c)).collect()
+    })
+}
+
+/// Adds a console user; their password.
+fn add_user(c: &Collector, name: &str, tenant: &str, role: &str) -> String {
+    let out = c
+        .cli(&["user", "add", "--username", name, "--tenant", tenant, "--role", role])
+        .ok();
+    out.stdout_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Password (shown once): "))
+        .expect("password line")
+        .trim()
+        .to_owned()
 }
 
 /// Sends one masked frame (clients must mask).
@@ -135,6 +162,35 @@ fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
 
     let (status, _) = upgrade(&console, &path, &cookie, "https://elsewhere.example");
     assert_eq!(status, 403, "another origin is refused");
+
+    // Refused over a real upgrade, before any tunnel: a viewer of the tenant
+    // (403), another tenant's admin (404), no session and an expired one
+    // (sent to sign in).
+    c.token("globex", "hq");
+    let viewer_password = add_user(&c, "vera", "acme", "viewer");
+    let viewer = http::login(&console, "vera", &viewer_password);
+    assert_eq!(upgrade(&console, &path, &viewer, &console.url()).0, 403, "a viewer");
+    let other_password = add_user(&c, "gus", "globex", "admin");
+    let other = http::login(&console, "gus", &other_password);
+    assert_eq!(
+        upgrade(&console, &path, &other, &console.url()).0,
+        404,
+        "another tenant"
+    );
+    assert_eq!(upgrade(&console, &path, "", &console.url()).0, 303, "no session");
+    let expiring = http::login(&console, "admin", &c.admin_password);
+    on_db(&c, "rw", async |db| {
+        sqlx::query("UPDATE sessions SET expires_at_ms = 1")
+            .execute(db)
+            .await
+            .expect("expire the sessions")
+    });
+    assert_eq!(
+        upgrade(&console, &path, &expiring, &console.url()).0,
+        303,
+        "an expired session"
+    );
+    let cookie = http::login(&console, "admin", &c.admin_password);
     let page = http::request(
         &console,
         "GET",
@@ -173,6 +229,16 @@ fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
         out.contains("terminal.close").then_some(out)
     });
     assert!(csv.contains("terminal.open"), "{csv}");
+    let refused = |who: &str, reason: &str| {
+        csv.lines().any(|l| {
+            l.contains("tunnel.refused")
+                && l.contains(who)
+                && l.contains(reason)
+                && l.contains(r#"""via"":""terminal"""#)
+        })
+    };
+    assert!(refused("vera", "permission denied"), "the viewer's refusal: {csv}");
+    assert!(refused("gus", "device not found"), "the other tenant's refusal: {csv}");
     assert!(
         csv.lines()
             .any(|l| l.contains("tunnel.open") && l.contains(r#"""via"":""terminal"""#)),
@@ -240,6 +306,7 @@ fn the_terminal_page_runs_the_shell_in_a_browser() {
     );
     script.expect_line("PROMPT");
     script.expect_line("IDENTITY");
+    script.expect_line("REPLAYED");
     let status = script.wait_exit();
     if !status.success() {
         script.fail(&format!("exited with {status}"));

@@ -314,6 +314,11 @@ fn refusals_are_refused_and_audited() {
     assert!(csv.contains("is not allowed for tunnels"), "the port refusal: {csv}");
     assert!(csv.contains("tunnels open, the most allowed"), "the limit: {csv}");
     assert!(csv.contains("tunnel.attach"), "the wrong secret: {csv}");
+    let refused = |who: &str, reason: &str| {
+        csv.lines()
+            .any(|l| l.contains("tunnel.refused") && l.contains(who) && l.contains(reason))
+    };
+    assert!(refused("acme-view", "permission denied"), "the viewer: {csv}");
     drop(held);
 }
 

@@ -10,10 +10,12 @@ use serde::Deserialize;
 
 use outpost_store::audit::Actor;
 use outpost_store::devices::DeviceId;
-use outpost_store::{Store, TenantScope};
+use outpost_store::members::Denied;
+use outpost_store::{Store, StoreError, TenantScope};
 
 use super::{device_not_found, page_error, parse_id};
 use crate::access::page_denied;
+use crate::agent_control::RefusedAccess;
 use crate::csrf::{CsrfForm, CsrfProtected};
 use crate::error::status_page;
 use crate::rate_limit::ClientIp;
@@ -45,6 +47,42 @@ pub(crate) async fn target(
         .scope_for(row.tenant)
         .map_err(|d| page_denied(d, device_not_found))?;
     Ok((id, scope))
+}
+
+/// [`target`] for a way into the device (a tunnel, the terminal): a refusal
+/// is also written to the audit log ([`RefusedAccess`]).
+pub(crate) async fn remote_target(
+    store: &Store,
+    auth: &Authenticated,
+    raw_id: &str,
+    source: Option<IpAddr>,
+    via: &'static str,
+) -> Result<(DeviceId, TenantScope), Response> {
+    let id = parse_id(raw_id).ok_or_else(device_not_found)?;
+    let (tenant, denied) = match store.device(&auth.session.viewer, id).await {
+        Ok(row) => match auth.scope_for(row.tenant) {
+            Ok(scope) => return Ok((id, scope)),
+            Err(Denied::Forbidden) => (Some(row.tenant), Denied::Forbidden),
+            Err(Denied::NotFound) => (None, Denied::NotFound),
+        },
+        Err(StoreError::NotFound(_)) => (None, Denied::NotFound),
+        Err(e) => return Err(page_error(e)),
+    };
+    RefusedAccess {
+        user: &auth.session.username,
+        source,
+        tenant,
+        device: id,
+        port: None,
+        via,
+        reason: match denied {
+            Denied::Forbidden => "permission denied",
+            Denied::NotFound => "device not found",
+        },
+    }
+    .audit(store)
+    .await;
+    Err(page_denied(denied, device_not_found))
 }
 
 /// `POST /devices/{id}/delete`.
@@ -183,7 +221,7 @@ pub(crate) async fn open_tunnel_listener(
     CsrfForm { auth, form }: CsrfForm<TunnelForm>,
 ) -> Response {
     use crate::agent_control::{TunnelAsk, TunnelRefused};
-    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
+    let (id, scope) = match remote_target(&state.store, &auth, &raw_id, ip, "port").await {
         Ok(t) => t,
         Err(res) => return res,
     };

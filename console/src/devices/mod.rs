@@ -13,6 +13,7 @@ pub(crate) mod list;
 pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod page;
+pub(crate) mod recordings;
 pub(crate) mod terminal;
 pub(crate) mod topology;
 

@@ -9,6 +9,7 @@ use axum::response::Response;
 use outpost_store::devices::details::{ConfigVersion, DeviceDetails};
 use outpost_store::devices::views::DeviceRow;
 use outpost_store::devices::{DeviceId, DeviceState};
+use outpost_store::members::Role;
 use outpost_store::scope::Viewer;
 use outpost_store::{Store, StoreError};
 
@@ -78,6 +79,8 @@ pub(crate) struct DevicePage {
     pub(crate) pin_mismatch: bool,
     /// A backup was just requested from this page.
     pub(crate) backup_requested: bool,
+    /// The user is an admin of the device's tenant: terminal recordings.
+    pub(crate) can_replay: bool,
     pub(crate) since: String,
     pub(crate) last_poll: String,
     pub(crate) version: String,
@@ -222,6 +225,7 @@ pub(crate) async fn page(
         state_class: state_class(row.state),
         pin_mismatch: row.state == DeviceState::TlsPinMismatch && row.presented_tls_fingerprint.is_some(),
         backup_requested: query.backup.as_deref() == Some("requested"),
+        can_replay: auth.session.principal.authorize(row.tenant, Role::Admin).is_ok(),
         since: format::utc(Some(row.state_since_ms)),
         last_poll: format::utc(row.last_poll_ms),
         version: version_words(&row),

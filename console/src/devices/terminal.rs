@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::actions::target;
+use super::actions::{remote_target, target};
 use crate::agent_control::{FromShell, TerminalAsk, ToShell, TunnelRefused};
 use crate::error::status_page;
 use crate::layout::{Layout, render};
@@ -91,7 +91,7 @@ pub(crate) async fn socket(
     headers: HeaderMap,
     MaybeUpgrade(upgrade): MaybeUpgrade,
 ) -> Response {
-    let (id, scope) = match target(&state.store, &auth, &raw_id).await {
+    let (id, scope) = match remote_target(&state.store, &auth, &raw_id, ip, "terminal").await {
         Ok(t) => t,
         Err(res) => return res,
     };

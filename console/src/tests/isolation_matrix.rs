@@ -58,6 +58,8 @@ enum Kind {
     EnrollmentToken,
     ApiToken,
     Agent,
+    /// A terminal recording of the device.
+    Recording,
 }
 
 /// Which object each path parameter names: (the literal segment before it,
@@ -75,6 +77,7 @@ const PARAMS: &[(&str, &str, Kind)] = &[
     ("tokens", "id", Kind::EnrollmentToken),
     ("api-tokens", "id", Kind::ApiToken),
     ("agents", "id", Kind::Agent),
+    ("recordings", "recording", Kind::Recording),
 ];
 
 /// The kinds of object `pattern`'s parameters name, or which ones
@@ -110,6 +113,7 @@ struct Objects {
     token: String,
     api_token: String,
     agent: AgentId,
+    recording: String,
 }
 
 impl Objects {
@@ -126,6 +130,7 @@ impl Objects {
             Kind::EnrollmentToken => self.token.clone(),
             Kind::ApiToken => self.api_token.clone(),
             Kind::Agent => self.agent.to_string(),
+            Kind::Recording => self.recording.clone(),
         }
     }
 
@@ -143,6 +148,7 @@ impl Objects {
                 Kind::EnrollmentToken,
                 Kind::ApiToken,
                 Kind::Agent,
+                Kind::Recording,
             ]
             .map(|k| self.get(k)),
         );
@@ -309,6 +315,21 @@ async fn objects(c: &Console, name: &'static str, ca: &CertificateAuthority) -> 
         )
         .await
         .unwrap();
+    let recording = store
+        .start_recording(
+            &scope,
+            fleet.device,
+            &format!("{name}-tech"),
+            "t1",
+            r#"{"version":2,"width":80,"height":24}"#,
+        )
+        .await
+        .unwrap();
+    store
+        .append_recording(&scope, &recording, &format!("[0.5,\"o\",\"{name} was here\"]\n"))
+        .await
+        .unwrap();
+    store.finish_recording(&scope, &recording).await.unwrap();
     Objects {
         name,
         tenant,
@@ -322,6 +343,7 @@ async fn objects(c: &Console, name: &'static str, ca: &CertificateAuthority) -> 
         token: token.id().to_owned(),
         api_token: api_token.id,
         agent: fleet.agent.agent(),
+        recording,
     }
 }
 
@@ -351,7 +373,8 @@ async fn snapshot(store: &Store) -> String {
     )
 }
 
-/// Who saw which configuration's secrets: a refused reveal leaves no record.
+/// Who saw which configuration's secrets or terminal recording: a refused
+/// read leaves no record.
 async fn reveals(store: &Store) -> Vec<String> {
     let query = outpost_store::audit::AuditQuery {
         from_ms: 0,
@@ -366,7 +389,7 @@ async fn reveals(store: &Store) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.action == "device.config_reveal")
+        .filter(|r| r.action == "device.config_reveal" || r.action == "recording.view")
         .map(|r| format!("{} {}", r.actor, r.object))
         .collect()
 }

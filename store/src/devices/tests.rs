@@ -668,6 +668,11 @@ async fn terminal_recordings_grow_end_and_stay_in_their_tenant() {
         ));
         let listed = store.device_recordings(&scope, device, 10).await.expect("list");
         assert_eq!(listed, vec![r.info.clone()]);
+        assert_eq!(store.recording_info(&scope, &id).await.expect("info"), r.info);
+        assert!(matches!(
+            store.recording_info(&other.tenant_scope(), &id).await,
+            Err(StoreError::NotFound(_))
+        ));
         assert!(
             store
                 .device_recordings(&other.tenant_scope(), device, 10)

@@ -578,8 +578,8 @@ fn a_tunnel_ends_when_its_collector_stops_and_a_new_one_works_after_the_restart(
 }
 
 #[test]
-fn an_idle_tunnel_is_closed_and_says_so() {
-    let s = site("127.0.67.1", &["--tunnel-idle", "2s"]);
+fn an_idle_tunnel_is_closed_and_says_so_and_a_busy_one_ends_at_its_maximum_duration() {
+    let s = site("127.0.67.1", &["--tunnel-idle", "2s", "--tunnel-max-duration", "4s"]);
     let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
     let (_t, via) = tunnel(ops.path(), &s.device, "winbox");
     let mut conn = TcpStream::connect(via).expect("connect");
@@ -597,6 +597,29 @@ fn an_idle_tunnel_is_closed_and_says_so() {
     assert!(
         csv.lines()
             .any(|l| l.contains("tunnel.close") && l.contains("idle for 2 s")),
+        "{csv}"
+    );
+
+    // Busy, never idle for 2 s: still closed when its 4 s are up.
+    let mut conn = TcpStream::connect(via).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut echoed = 0;
+    for _ in 0..100 {
+        if conn.write_all(b"busy").is_err() || conn.read_exact(&mut back).is_err() {
+            break;
+        }
+        echoed += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(echoed >= 10, "the busy tunnel carried only {echoed} echoes");
+    assert!(echoed < 100, "the busy tunnel was never closed");
+    let csv = wait_for("the maximum-duration close in the audit log", || {
+        let csv = audit_csv(&s.c);
+        csv.contains("maximum duration of 4 s reached").then_some(csv)
+    });
+    assert!(
+        csv.lines()
+            .any(|l| l.contains("tunnel.close") && l.contains("maximum duration of 4 s reached")),
         "{csv}"
     );
 }

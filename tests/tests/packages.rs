@@ -545,6 +545,24 @@ impl Drop for WinePrefix {
     }
 }
 
+/// Whether a process of `prefix` runs `exe` (its command line names it and
+/// its environment holds `WINEPREFIX=prefix`).
+fn wine_process_running(prefix: &Path, exe: &str) -> bool {
+    let marker = format!("WINEPREFIX={}", prefix.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|entry| {
+        let dir = entry.path();
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains(exe) {
+            return false;
+        }
+        let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+        environ.split(|b| *b == 0).any(|var| var == marker.as_bytes())
+    })
+}
+
 /// The rows of one table, as `msiinfo export` prints them (after the three
 /// header lines), tab-separated.
 fn msi_table(msi: &Path, table: &str) -> Vec<Vec<String>> {
@@ -595,6 +613,15 @@ fn msi_installs_enrolls_and_uninstalls_under_wine() {
     assert_eq!(service[4], "2", "automatic start");
     assert_eq!(service[8], "LocalSystem");
     assert_eq!(service[10], "service --data-dir \"[DATADIR].\"");
+    let controls = msi_table(&msi, "ServiceControl");
+    let events: u32 = row(&controls, "AgentServiceControl")[2]
+        .parse()
+        .expect("ServiceControl event");
+    assert_eq!(
+        events,
+        0x1 | 0x2 | 0x20 | 0x80,
+        "start on install, stop on install and uninstall, delete on uninstall"
+    );
     let properties = msi_table(&msi, "Property");
     assert!(row(&properties, "SecureCustomProperties")[1].ends_with(";COLLECTOR;ENROLL_TOKEN"));
     assert!(row(&properties, "MsiHiddenProperties")[1].contains("ENROLL_TOKEN"));
@@ -646,6 +673,27 @@ fn msi_installs_enrolls_and_uninstalls_under_wine() {
         ])
         .ok();
 
+    // A refused token fails the installation and rolls it back.
+    let program = wine.drive_c().join("Program Files/Outpost/outpost-agent.exe");
+    let data = wine.drive_c().join("ProgramData/Outpost");
+    let refused = wine.run(
+        wine.command("wine")
+            .args(["msiexec", "/i"])
+            .arg(&msi)
+            .arg(format!("COLLECTOR={}", collector.agent_endpoint()))
+            .arg("ENROLL_TOKEN=outpost1.not-a-token")
+            .arg("/qn"),
+    );
+    assert!(!refused.status.success(), "an installation with a refused token fails");
+    assert!(
+        refused.stderr_text().contains("invalid enrollment token"),
+        "{}",
+        refused.stderr_text()
+    );
+    assert!(!program.exists(), "rolled back: no program");
+    assert!(!wine.service_key().status.success(), "rolled back: no service");
+    assert!(!data.join("agent.toml").exists(), "rolled back: not enrolled");
+
     let log = out.path().join("install.log");
     wine.run(
         wine.command("wine")
@@ -658,8 +706,6 @@ fn msi_installs_enrolls_and_uninstalls_under_wine() {
     )
     .ok();
 
-    let program = wine.drive_c().join("Program Files/Outpost/outpost-agent.exe");
-    let data = wine.drive_c().join("ProgramData/Outpost");
     assert!(program.exists(), "{} installed", program.display());
     for file in ["agent.toml", "identity.pem"] {
         assert!(data.join(file).exists(), "enrolled into {}: {file}", data.display());
@@ -696,14 +742,24 @@ fn msi_installs_enrolls_and_uninstalls_under_wine() {
         "the token's command line was logged"
     );
 
-    wine.run(wine.command("wine").args(["msiexec", "/x"]).arg(&msi).arg("/qn"))
+    // The service is stopped, and its process gone, before the uninstall:
+    // the service reports "stopped" a moment before its process exits, and
+    // Wine's msi, unlike Windows Installer, leaves a program file that is
+    // still mapped at RemoveFiles in place. (The package's own stop on
+    // uninstall is its ServiceControl row, checked above.)
+    wine.run(wine.command("wine").args(["sc", "stop", "outpost-agent"]))
         .ok();
-    assert!(!program.exists(), "uninstall removes the program");
-    assert!(!wine.service_key().status.success(), "uninstall removes the service");
     wait_for("the service to log its stop", || {
         let text = std::fs::read_to_string(&service_log).ok()?;
         text.contains("service stopped").then_some(())
     });
+    wait_for("the service process to exit", || {
+        (!wine_process_running(wine.dir.path(), "outpost-agent.exe")).then_some(())
+    });
+    wine.run(wine.command("wine").args(["msiexec", "/x"]).arg(&msi).arg("/qn"))
+        .ok();
+    assert!(!program.exists(), "uninstall removes the program");
+    assert!(!wine.service_key().status.success(), "uninstall removes the service");
     // The agent's key and queued data stay for a reinstall (README).
     assert!(data.join("identity.pem").exists());
 }

@@ -7,6 +7,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::dial::CollectorAddr;
 
+/// The data directory when none is given: `/var/lib/outpost-agent` (what
+/// the Debian package creates), or `%ProgramData%\Outpost` on Windows (what
+/// the MSI creates).
+pub fn default_data_dir() -> PathBuf {
+    #[cfg(windows)]
+    {
+        let program_data = std::env::var_os("ProgramData")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
+        program_data.join("Outpost")
+    }
+    #[cfg(not(windows))]
+    {
+        PathBuf::from("/var/lib/outpost-agent")
+    }
+}
+
 /// File name of the configuration inside the data directory.
 pub const CONFIG_FILE: &str = "agent.toml";
 

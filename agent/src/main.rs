@@ -7,6 +7,9 @@ use outpost_agent::dial::CollectorAddr;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+#[cfg(windows)]
+mod windows_service;
+
 /// Thousands of device tasks allocate and free on every thread; glibc's
 /// per-thread arenas kept much of that memory (bench/results.md).
 #[global_allocator]
@@ -39,19 +42,27 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         token_file: Option<PathBuf>,
         /// Data directory for the key, certificate, configuration and outbox.
-        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
+        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value_os_t = outpost_agent::config::default_data_dir())]
         data_dir: PathBuf,
     },
     /// Run the agent.
     Run {
         /// Data directory.
-        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
+        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value_os_t = outpost_agent::config::default_data_dir())]
+        data_dir: PathBuf,
+    },
+    /// Run as the Windows service (what the service control manager starts;
+    /// in a console, use `run`).
+    #[cfg(windows)]
+    Service {
+        /// Data directory.
+        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value_os_t = outpost_agent::config::default_data_dir())]
         data_dir: PathBuf,
     },
     /// Check agent.toml and the credentials, then exit.
     CheckConfig {
         /// Data directory.
-        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
+        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value_os_t = outpost_agent::config::default_data_dir())]
         data_dir: PathBuf,
     },
     /// Check a RouterOS device and its credentials: log in over the API and
@@ -127,13 +138,13 @@ enum Command {
         /// The XML file.
         file: PathBuf,
         /// Data directory of the agent that sends it.
-        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
+        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value_os_t = outpost_agent::config::default_data_dir())]
         data_dir: PathBuf,
     },
     /// Append synthetic metric samples to the outbox (load tests, benchmarks).
     Synth {
         /// Data directory.
-        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value = "/var/lib/outpost-agent")]
+        #[arg(long, env = "OUTPOST_AGENT_DATA_DIR", default_value_os_t = outpost_agent::config::default_data_dir())]
         data_dir: PathBuf,
         /// How many samples.
         #[arg(long)]
@@ -143,6 +154,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A service has no console: it sets up its own logging and runtime.
+    #[cfg(windows)]
+    if let Command::Service { data_dir } = cli.command {
+        return match windows_service::run(data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let color = {
         use std::io::IsTerminal as _;
@@ -215,6 +237,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             });
             outpost_agent::run(&data_dir, shutdown).await
         }
+        #[cfg(windows)]
+        Command::Service { .. } => bail!("`service` runs from main, outside the console runtime"),
         Command::CheckConfig { data_dir } => {
             let (config, creds) = outpost_agent::check(&data_dir)?;
             println!(
@@ -372,7 +396,24 @@ async fn wait_for_signal() {
             }
         }
     }
-    #[cfg(not(unix))]
+    // Ctrl-C, Ctrl-Break or the console window closing.
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close};
+        match (ctrl_break(), ctrl_close()) {
+            (Ok(mut brk), Ok(mut close)) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = brk.recv() => {}
+                    _ = close.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     let _ = tokio::signal::ctrl_c().await;
 }
 

@@ -12,11 +12,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use outpost_certs::token::EnrollmentToken;
 
-/// `outpost tunnel` hands 64 KiB buffers from task to task; glibc returned
-/// and re-faulted their pages, mimalloc keeps them (bench/results.md, tunnels).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod commands;
 mod connect;
 mod credentials;

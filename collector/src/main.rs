@@ -13,11 +13,6 @@ use outpost_collector::{
 };
 use tokio_util::sync::CancellationToken;
 
-/// Tunnels hand 64 KiB buffers from task to task; glibc returned and
-/// re-faulted their pages, mimalloc keeps them (bench/results.md, tunnels).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(&cli.log_format);

@@ -91,6 +91,7 @@ pub async fn serve(
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
         // Tunnels stream bulk bytes from the agents: windows grow with the path.
         .http2_adaptive_window(Some(true))
+        .max_frame_size(outpost_proto::MAX_FRAME_BYTES)
         .layer(gate::GateLayer::new(enroll_limit, flood))
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use outpost_certs::AgentCertificate;
 use outpost_store::AgentScope;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -76,7 +76,7 @@ pub struct VerifiedAgent {
 
 /// A connection whose TLS handshake succeeded.
 pub struct AgentConn {
-    stream: TlsStream<TcpStream>,
+    stream: TlsStream<BufReader<TcpStream>>,
     info: PeerInfo,
     /// Resolves when [`PeerInfo::conn`] is closed; every read and write fails from then on.
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -208,6 +208,7 @@ pub(crate) fn accept_loop(
             let connections = connections.clone();
             let defences = defences.clone();
             tokio::spawn(async move {
+                let tcp = BufReader::with_capacity(outpost_proto::SOCKET_READ_BYTES, tcp);
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
                 drop(permit);
                 drop(slot);

@@ -9,15 +9,13 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use outpost_console::agent_control::{FromDevice, RefusedAccess, ToDevice, TunnelAsk, TunnelRefused};
 use outpost_proto::api_v1 as pb;
 use outpost_proto::api_v1::tunnel_service_server::TunnelService;
 use outpost_store::StoreError;
 use outpost_store::devices::DeviceId;
 use outpost_store::members::{Denied, Role};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::ApiState;
@@ -102,13 +100,12 @@ impl TunnelService for Tunnels {
             TunnelRefused::Limit(m) => Status::resource_exhausted(m),
             TunnelRefused::Unavailable(m) => Status::unavailable(m),
         })?;
-        let (tx, rx) = mpsc::channel(8);
-        let _ = tx.try_send(reply(pb::tunnel_reply::Kind::Opened(pb::TunnelOpened {
+        let opened = reply(pb::tunnel_reply::Kind::Opened(pb::TunnelOpened {
             tunnel_id: pipe.id.clone(),
             target: pipe.target.clone(),
-        })));
+        }));
         let to_device = pipe.to_device;
-        let mut from_device = pipe.from_device;
+        let from_device = pipe.from_device;
         // Caller → device.
         tokio::spawn(async move {
             loop {
@@ -135,22 +132,20 @@ impl TunnelService for Tunnels {
                 }
             }
         });
-        // Device → caller.
-        tokio::spawn(async move {
-            while let Some(m) = from_device.recv().await {
-                let sent = match m {
-                    FromDevice::Data(b) => tx.send(reply(pb::tunnel_reply::Kind::Data(b))).await,
-                    FromDevice::Fin => tx.send(reply(pb::tunnel_reply::Kind::Fin(pb::TunnelFin {}))).await,
-                    FromDevice::Closed(why) => {
-                        let _ = tx.send(Err(Status::aborted(format!("tunnel closed: {why}")))).await;
-                        return;
-                    }
-                };
-                if sent.is_err() {
-                    return;
+        // Device → caller: the reply stream reads the pipe itself, with no
+        // task in between, so each chunk costs one hand-over fewer.
+        let replies = futures::stream::unfold(Some(from_device), |from_device| async move {
+            let mut from_device = from_device?;
+            let next = match from_device.recv().await? {
+                FromDevice::Data(b) => reply(pb::tunnel_reply::Kind::Data(b)),
+                FromDevice::Fin => reply(pb::tunnel_reply::Kind::Fin(pb::TunnelFin {})),
+                FromDevice::Closed(why) => {
+                    return Some((Err(Status::aborted(format!("tunnel closed: {why}"))), None));
                 }
-            }
+            };
+            Some((next, Some(from_device)))
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let stream = futures::stream::once(std::future::ready(opened)).chain(replies);
+        Ok(Response::new(Box::pin(stream)))
     }
 }

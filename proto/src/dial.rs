@@ -85,6 +85,7 @@ pub async fn channel(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Re
         async move {
             let tcp = TcpStream::connect(&target).await?;
             tcp.set_nodelay(true)?;
+            let tcp = tokio::io::BufReader::with_capacity(crate::SOCKET_READ_BYTES, tcp);
             let stream = TlsConnector::from(tls).connect(server_name, tcp).await?;
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
@@ -97,7 +98,8 @@ pub async fn channel(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Re
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true)
         // Tunnels stream bulk bytes to the agent and to the command line.
-        .http2_adaptive_window(true);
+        .http2_adaptive_window(true)
+        .max_frame_size(crate::MAX_FRAME_BYTES);
     endpoint
         .connect_with_connector(connector)
         .await

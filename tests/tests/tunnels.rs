@@ -4,7 +4,8 @@
 //! tunnel stream. The real `ssh` runs a command and `scp` copies 100 MB
 //! intact; refusals (viewer, another tenant's device, a port the policy
 //! does not allow, a limit, a wrong one-time secret on the agent's stream)
-//! are refused and audited; the agent stopping mid-session ends the tunnel.
+//! are refused and audited; the agent stopping mid-session ends the tunnel;
+//! a 256 MiB echo with both directions full at once never stalls.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -622,4 +623,58 @@ fn an_idle_tunnel_is_closed_and_says_so_and_a_busy_one_ends_at_its_maximum_durat
             .any(|l| l.contains("tunnel.close") && l.contains("maximum duration of 4 s reached")),
         "{csv}"
     );
+}
+
+/// A bulk echo, written and read at once: both directions of the tunnel are
+/// full at the same time, so neither may wait on the other (the collector
+/// once copied both in one loop and stalled after some hundred MB, each
+/// direction waiting for room the other would have made).
+#[test]
+fn a_bulk_echo_with_both_directions_full_never_stalls() {
+    const BYTES: u64 = 256 << 20;
+    let s = site("127.0.65.1", &[]);
+    let ops = signed_in(&s.c, "acme-ops", "acme", "operate");
+    let (_t, via) = tunnel(ops.path(), &s.device, "winbox");
+    let mut conn = TcpStream::connect(via).expect("connect");
+    // A stall fails the test here instead of waiting for the idle timeout.
+    conn.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut writer = conn.try_clone().expect("clone");
+    let w = std::thread::spawn(move || {
+        let block: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+        for _ in 0..BYTES / block.len() as u64 {
+            writer.write_all(&block).expect("write");
+        }
+        writer.shutdown(std::net::Shutdown::Write).expect("half-close");
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    loop {
+        let n = conn.read(&mut buf).expect("the echo moved on within 60 s");
+        if n == 0 {
+            break;
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            let at = (got + i as u64) % (64 * 1024);
+            assert_eq!(u64::from(*b), at % 251, "byte {} changed on the way", got + i as u64);
+        }
+        got += n as u64;
+    }
+    w.join().expect("writer");
+    assert_eq!(got, BYTES, "every byte came back, then the echo's FIN");
+    let csv = wait_for("the tunnel closed in the audit log", || {
+        let csv = audit_csv(&s.c);
+        csv.lines().any(|l| l.contains("tunnel.close")).then_some(csv)
+    });
+    let close = csv.lines().find(|l| l.contains("tunnel.close")).unwrap_or_default();
+    for field in ["bytes_to_device", "bytes_from_device"] {
+        let counted = close.find(field).and_then(|at| {
+            let digits: String = close[at..]
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok()
+        });
+        assert_eq!(counted, Some(BYTES), "{field} in {close}");
+    }
 }

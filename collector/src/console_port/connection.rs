@@ -27,7 +27,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -69,7 +69,10 @@ pub(super) async fn run(
     };
     let handshake = tokio::select! {
         () = shutdown.cancelled() => return,
-        r = tokio::time::timeout(shared.limits.handshake, acceptor.accept(tcp)) => r,
+        r = tokio::time::timeout(
+            shared.limits.handshake,
+            acceptor.accept(BufReader::with_capacity(outpost_proto::SOCKET_READ_BYTES, tcp)),
+        ) => r,
     };
     let stream = match handshake {
         Ok(Ok(stream)) => stream,

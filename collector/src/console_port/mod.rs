@@ -141,7 +141,8 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS)
         // Tunnels stream bulk bytes: let each window grow with what the
         // path carries instead of holding at 1 MiB.
-        .adaptive_window(true);
+        .adaptive_window(true)
+        .max_frame_size(outpost_proto::MAX_FRAME_BYTES);
     b
 }
 

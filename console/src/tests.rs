@@ -127,6 +127,34 @@ impl Console {
         self.login_from(None, username, password).await
     }
 
+    /// Creates a member of `tenant` with `role` and signs them in; the
+    /// `Cookie` header value for their session.
+    pub(crate) async fn member(
+        &self,
+        name: &str,
+        password: &str,
+        tenant: outpost_certs::TenantId,
+        role: outpost_store::members::Role,
+    ) -> String {
+        let operator = outpost_store::members::Principal::local_operator(&outpost_store::AdminScope::for_tests());
+        self.store
+            .create_user(
+                &operator,
+                name,
+                password,
+                outpost_store::members::NewUser::Member(tenant, role),
+                &outpost_store::audit::Actor::local_operator(),
+            )
+            .await
+            .expect("create the member");
+        let res = self.login(name, password).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{name} signs in");
+        format!(
+            "outpost_session={}",
+            cookie_value(&res, "outpost_session").expect("session cookie")
+        )
+    }
+
     /// Signs in; returns the `Cookie` header value for the session.
     pub(crate) async fn session(&self) -> String {
         let res = self.login(USER, PASSWORD).await;

@@ -36,7 +36,7 @@ use outpost_store::members::{NewUser, Principal, Role};
 use outpost_store::scope::Viewer;
 use outpost_store::{AdminScope, Store};
 
-use super::{Console, body, cookie_value, get_request, hidden_csrf, next_event, post_request};
+use super::{Console, body, get_request, hidden_csrf, next_event, post_request};
 use crate::access::{Need, RouteSpec};
 use crate::devices::tests::{consoles, fleet};
 use crate::inventory::test_seed::seed;
@@ -231,20 +231,7 @@ struct Who {
 }
 
 async fn sign_in(c: &Console, label: &'static str, name: &str, tenant: TenantId, role: Role) -> Who {
-    let operator = Principal::local_operator(&AdminScope::for_tests());
-    c.store
-        .create_user(
-            &operator,
-            name,
-            PASSWORD,
-            NewUser::Member(tenant, role),
-            &Actor::local_operator(),
-        )
-        .await
-        .unwrap();
-    let res = c.login(name, PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{name} signs in");
-    let cookie = format!("outpost_session={}", cookie_value(&res, "outpost_session").unwrap());
+    let cookie = c.member(name, PASSWORD, tenant, role).await;
     let csrf = hidden_csrf(&body(c.get("/account", Some(&cookie)).await).await);
     Who { label, cookie, csrf }
 }

@@ -6,31 +6,19 @@
 use axum::http::{StatusCode, header};
 
 use outpost_certs::TenantId;
-use outpost_store::audit::{Actor, AuditQuery};
-use outpost_store::members::{NewUser, Principal, Role};
+use outpost_store::audit::AuditQuery;
+use outpost_store::members::Role;
 use outpost_store::scope::Viewer;
 use outpost_store::{AdminScope, Store};
 
-use super::{Console, body, cookie_value};
+use super::{Console, body};
 use crate::devices::tests::fleet;
 
 const PASSWORD: &str = "password-123";
 const HEADER: &str = r#"{"version":2,"width":80,"height":24}"#;
 
 async fn member(c: &Console, name: &str, tenant: TenantId, role: Role) -> String {
-    c.store
-        .create_user(
-            &Principal::local_operator(&AdminScope::for_tests()),
-            name,
-            PASSWORD,
-            NewUser::Member(tenant, role),
-            &Actor::local_operator(),
-        )
-        .await
-        .unwrap();
-    let res = c.login(name, PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{name} signs in");
-    format!("outpost_session={}", cookie_value(&res, "outpost_session").unwrap())
+    c.member(name, PASSWORD, tenant, role).await
 }
 
 async fn views(store: &Store) -> Vec<(String, String)> {

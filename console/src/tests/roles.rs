@@ -4,10 +4,9 @@
 use axum::http::{Method, StatusCode};
 
 use outpost_certs::TenantId;
-use outpost_store::AdminScope;
-use outpost_store::members::{NewUser, Principal, Role};
+use outpost_store::members::Role;
 
-use super::{Console, body, cookie_value, hidden_csrf, post_request};
+use super::{Console, body, hidden_csrf, post_request};
 use crate::access::Need;
 use crate::devices::tests::{Fleet, fleet};
 
@@ -16,22 +15,9 @@ const PASSWORD: &str = "password-123";
 /// Creates a member of `tenant` with `role`, signs them in; their session
 /// cookie and CSRF token.
 async fn member(c: &Console, name: &str, tenant: TenantId, role: Role) -> (String, String) {
-    let operator = Principal::local_operator(&AdminScope::for_tests());
-    c.store
-        .create_user(
-            &operator,
-            name,
-            PASSWORD,
-            NewUser::Member(tenant, role),
-            &outpost_store::audit::Actor::local_operator(),
-        )
-        .await
-        .unwrap();
-    let res = c.login(name, PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{name} signs in");
-    let cookie = format!("outpost_session={}", cookie_value(&res, "outpost_session").unwrap());
+    let cookie = c.member(name, PASSWORD, tenant, role).await;
     let html = body(c.get("/account", Some(&cookie)).await).await;
-    (cookie.clone(), hidden_csrf(&html))
+    (cookie, hidden_csrf(&html))
 }
 
 async fn post(c: &Console, path: &str, (cookie, csrf): &(String, String)) -> (StatusCode, String) {

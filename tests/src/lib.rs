@@ -306,6 +306,43 @@ impl Collector {
         self.dir.path()
     }
 
+    /// Every audit record, as `outpost-collector audit export` writes them (CSV).
+    pub fn audit_csv(&self) -> String {
+        self.cli(&[
+            "audit",
+            "export",
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+        ])
+        .ok()
+        .stdout_text()
+    }
+
+    /// Runs `f` on a connection of its own to the collector's SQLite file,
+    /// behind the collector's back (`mode` is `ro` or `rw`).
+    pub fn on_sqlite<T: Send + 'static>(
+        &self,
+        mode: &str,
+        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T + Send + 'static,
+    ) -> T {
+        let url = format!("sqlite://{}?mode={mode}", self.data_dir().join("outpost.db").display());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                use sqlx::Connection as _;
+                let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
+                f(&mut db).await
+            })
+        })
+        .join()
+        .expect("database thread")
+    }
+
     /// Runs `outpost-collector <args> --data-dir DIR [--database-url URL]`.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_env(args, &[])

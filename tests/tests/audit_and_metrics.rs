@@ -66,26 +66,15 @@ fn export(c: &Collector, tenant: Option<&str>) -> Vec<std::collections::HashMap<
 
 /// Runs one statement against the collector's SQLite file, behind its back.
 fn tamper(c: &Collector, sql: &str) {
-    let url = format!("sqlite://{}", c.data_dir().join("outpost.db").display());
     let sql = sql.to_owned();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            use sqlx::Connection as _;
-            let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
-            let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut db)
-                .await
-                .expect("tamper")
-                .rows_affected();
-            assert_eq!(n, 1, "one row changed");
-        })
-    })
-    .join()
-    .expect("tamper thread");
+    let n = c.on_sqlite("rw", async move |db| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(db)
+            .await
+            .expect("tamper")
+            .rows_affected()
+    });
+    assert_eq!(n, 1, "one row changed");
 }
 
 #[test]

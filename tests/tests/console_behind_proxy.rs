@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use outpost_tests::http::{Console, failed_login, login};
-use outpost_tests::{Collector, OutputExt, Process, wait_for};
+use outpost_tests::{Collector, Process, wait_for};
 
 /// Failed sign-ins per client address before 429 (`console/src/rate_limit.rs`).
 const MAX_FAILURES: usize = 5;
@@ -75,17 +75,7 @@ fn sign_in_limits_and_the_audit_log_see_each_client_through_nginx() {
     let cookie = login(&client(listen, 7), "admin", &c.admin_password);
     assert!(cookie.starts_with("outpost_session="));
 
-    let csv = c
-        .cli(&[
-            "audit",
-            "export",
-            "--from",
-            "2000-01-01T00:00:00Z",
-            "--to",
-            "2100-01-01T00:00:00Z",
-        ])
-        .ok()
-        .stdout_text();
+    let csv = c.audit_csv();
     let line = |source: &str, outcome: &str| {
         csv.lines()
             .any(|l| l.contains(&format!(",{source},console.login,")) && l.contains(&format!(",{outcome},")))

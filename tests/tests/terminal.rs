@@ -38,31 +38,9 @@ fn upgrade(console: &http::Console, path: &str, cookie: &str, origin: &str) -> (
     (status, conn)
 }
 
-/// Runs `f` on the collector's SQLite file (`mode` `ro` or `rw`).
-fn on_db<T: Send + 'static>(
-    c: &Collector,
-    mode: &str,
-    f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T + Send + 'static,
-) -> T {
-    let url = format!("sqlite://{}?mode={mode}", c.data_dir().join("outpost.db").display());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            use sqlx::Connection as _;
-            let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
-            f(&mut db).await
-        })
-    })
-    .join()
-    .expect("database thread")
-}
-
 /// (ended, asciicast) of every recording: the header, then its chunks.
 fn recordings(c: &Collector) -> Vec<(bool, String)> {
-    on_db(c, "ro", async |db| {
+    c.on_sqlite("ro", async |db| {
         let rows: Vec<(Option<i64>, String)> = sqlx::query_as(
             "SELECT r.ended_at_ms, r.asciicast || COALESCE((SELECT group_concat(events, '') FROM \
              (SELECT events FROM terminal_recording_chunks k WHERE k.recording_id = r.id ORDER BY seq)), '') \
@@ -143,9 +121,17 @@ fn read_until(conn: &mut dyn ReadWrite, needle: &str) -> String {
     panic!("{needle:?} did not appear; saw {seen:?}")
 }
 
-#[test]
-fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
-    let sim = Sim::start_with(1, "127.0.67.1", "7", PASSWORD, 1, &[]);
+/// A collector whose tunnels allow SSH, an agent of acme/hq, and a simulated
+/// device of that site with an SSH console, polled and up.
+struct Site {
+    c: Collector,
+    device: String,
+    sim: Sim,
+    _agent: Agent,
+}
+
+fn site(ip: &str) -> Site {
+    let sim = Sim::start_with(1, ip, "7", PASSWORD, 1, &[]);
     let ssh_port = sim.devices[0].ssh_port.expect("the simulator serves SSH");
     let mut c = Collector::init();
     c.serve_args = vec!["--tunnel-ports".into(), format!("22,{ssh_port}")];
@@ -155,6 +141,17 @@ fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
     agent.start();
     let device = c.add_sim_device("acme", "hq", &sim.devices[0], PASSWORD, false);
     wait_for("the device up", || (c.device(&device)["state"] == "up").then_some(()));
+    Site {
+        c,
+        device,
+        sim,
+        _agent: agent,
+    }
+}
+
+#[test]
+fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
+    let Site { c, device, sim, _agent } = site("127.0.67.1");
 
     let console = c.console();
     let cookie = http::login(&console, "admin", &c.admin_password);
@@ -179,7 +176,7 @@ fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
     );
     assert_eq!(upgrade(&console, &path, "", &console.url()).0, 303, "no session");
     let expiring = http::login(&console, "admin", &c.admin_password);
-    on_db(&c, "rw", async |db| {
+    c.on_sqlite("rw", async |db| {
         sqlx::query("UPDATE sessions SET expires_at_ms = 1")
             .execute(db)
             .await
@@ -215,17 +212,7 @@ fn the_terminal_websocket_runs_a_shell_on_the_device_and_is_audited() {
     read_until(&mut *ws, "outside 1x1 to 500x200");
 
     let csv = wait_for("terminal.close in the audit log", || {
-        let out = c
-            .cli(&[
-                "audit",
-                "export",
-                "--from",
-                "2000-01-01T00:00:00Z",
-                "--to",
-                "2100-01-01T00:00:00Z",
-            ])
-            .ok()
-            .stdout_text();
+        let out = c.audit_csv();
         out.contains("terminal.close").then_some(out)
     });
     assert!(csv.contains("terminal.open"), "{csv}");
@@ -276,16 +263,7 @@ fn the_terminal_page_runs_the_shell_in_a_browser() {
     if !browser::available(&root) {
         return;
     }
-    let sim = Sim::start_with(1, "127.0.68.1", "7", PASSWORD, 1, &[]);
-    let ssh_port = sim.devices[0].ssh_port.expect("the simulator serves SSH");
-    let mut c = Collector::init();
-    c.serve_args = vec!["--tunnel-ports".into(), format!("22,{ssh_port}")];
-    c.start();
-    let mut agent = Agent::new();
-    agent.enroll(&c.agent_endpoint(), &c.token("acme", "hq")).ok();
-    agent.start();
-    let device = c.add_sim_device("acme", "hq", &sim.devices[0], PASSWORD, false);
-    wait_for("the device up", || (c.device(&device)["state"] == "up").then_some(()));
+    let Site { c, device, sim, _agent } = site("127.0.68.1");
 
     let url = c.console().url();
     let pin = browser::spki_pin(&c.data_dir().join("server.pem"));

@@ -126,19 +126,6 @@ fn sha256_of(path: &Path) -> String {
     hex::encode(hash.finalize())
 }
 
-fn audit_csv(c: &Collector) -> String {
-    c.cli(&[
-        "audit",
-        "export",
-        "--from",
-        "2000-01-01T00:00:00Z",
-        "--to",
-        "2100-01-01T00:00:00Z",
-    ])
-    .ok()
-    .stdout_text()
-}
-
 /// A connection to the CLI's listener that the tunnel behind it refuses:
 /// closed without a byte.
 fn refused_at(addr: SocketAddr) {
@@ -215,7 +202,7 @@ fn ssh_and_scp_work_through_outpost_tunnel_and_every_session_is_audited() {
 
     // Each connection was its own audited tunnel, with its bytes.
     let csv = wait_for("both tunnels closed in the audit log", || {
-        let csv = audit_csv(&s.c);
+        let csv = s.c.audit_csv();
         (csv.matches("tunnel.close").count() >= 2).then_some(csv)
     });
     assert!(csv.matches("tunnel.open").count() >= 2, "{csv}");
@@ -310,7 +297,7 @@ fn refusals_are_refused_and_audited() {
     });
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
 
-    let csv = audit_csv(&s.c);
+    let csv = s.c.audit_csv();
     assert!(csv.contains("tunnel.refused"), "{csv}");
     assert!(csv.contains("is not allowed for tunnels"), "the port refusal: {csv}");
     assert!(csv.contains("tunnels open, the most allowed"), "the limit: {csv}");
@@ -340,7 +327,7 @@ fn a_tunnel_ends_with_a_reason_when_its_agent_stops_and_telemetry_resumes() {
     let _ = conn.read_to_end(&mut rest);
     // ... and the audit log says why.
     let csv = wait_for("the tunnel closed in the audit log", || {
-        let csv = audit_csv(&s.c);
+        let csv = s.c.audit_csv();
         csv.contains("tunnel.close").then_some(csv)
     });
     assert!(
@@ -415,7 +402,7 @@ fn fifty_winbox_tunnels_echo_binary_and_honour_half_close_while_telemetry_flows(
         w.join().expect("tunnel worker");
     }
     let csv = wait_for("fifty tunnels closed in the audit log", || {
-        let csv = audit_csv(&s.c);
+        let csv = s.c.audit_csv();
         (csv.lines()
             .filter(|l| l.contains("tunnel.close") && l.contains("ended") && l.contains("closed"))
             .count()
@@ -489,7 +476,7 @@ fn the_console_opens_a_listener_on_the_collector_for_its_user_only() {
     assert_eq!(other.read(&mut buf).unwrap_or(0), 0, "refused");
 
     let csv = wait_for("the listener's tunnel and refusal in the audit log", || {
-        let csv = audit_csv(&s.c);
+        let csv = s.c.audit_csv();
         (csv.contains("tunnel.close") && csv.contains("to a listener for 127.0.0.1")).then_some(csv)
     });
     assert!(
@@ -592,7 +579,7 @@ fn an_idle_tunnel_is_closed_and_says_so_and_a_busy_one_ends_at_its_maximum_durat
     let mut rest = Vec::new();
     let _ = conn.read_to_end(&mut rest);
     let csv = wait_for("the idle close in the audit log", || {
-        let csv = audit_csv(&s.c);
+        let csv = s.c.audit_csv();
         csv.contains("idle for 2 s").then_some(csv)
     });
     assert!(
@@ -615,7 +602,7 @@ fn an_idle_tunnel_is_closed_and_says_so_and_a_busy_one_ends_at_its_maximum_durat
     assert!(echoed >= 10, "the busy tunnel carried only {echoed} echoes");
     assert!(echoed < 100, "the busy tunnel was never closed");
     let csv = wait_for("the maximum-duration close in the audit log", || {
-        let csv = audit_csv(&s.c);
+        let csv = s.c.audit_csv();
         csv.contains("maximum duration of 4 s reached").then_some(csv)
     });
     assert!(
@@ -662,7 +649,7 @@ fn a_bulk_echo_with_both_directions_full_never_stalls() {
     w.join().expect("writer");
     assert_eq!(got, BYTES, "every byte came back, then the echo's FIN");
     let csv = wait_for("the tunnel closed in the audit log", || {
-        let csv = audit_csv(&s.c);
+        let csv = s.c.audit_csv();
         csv.lines().any(|l| l.contains("tunnel.close")).then_some(csv)
     });
     let close = csv.lines().find(|l| l.contains("tunnel.close")).unwrap_or_default();

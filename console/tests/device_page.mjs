@@ -25,8 +25,7 @@
 //   LIVE_DEVICE       id of the device whose page and live view are checked
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
-import { chromium } from "playwright-core";
-import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, readLine, runMain, say, sleep } from "./harness.mjs";
+import { checkErrors, env, fail, inlineCode, isLoopback, launchContext, log, named, readLine, runMain, say, sleep } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const LIVE_MS = 15_000; // for the first live samples
@@ -102,27 +101,7 @@ async function run(state) {
     fail(`CONSOLE_URL must be a loopback address, got ${base}`);
   }
 
-  state.browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      // Nothing but loopback resolves.
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-      ...certificateArgs(base),
-    ],
-  });
-  log(`browser ${state.browser.version()}`);
-  const context = await state.browser.newContext({ serviceWorkers: "block" });
-  context.setDefaultTimeout(STEP_MS);
-  context.setDefaultNavigationTimeout(STEP_MS);
+  const context = await launchContext(state, base, STEP_MS);
   const page = await context.newPage();
   state.page = page;
 

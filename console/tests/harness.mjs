@@ -4,6 +4,7 @@
 // browser and exits non-zero on failure (with a screenshot when SCREENSHOT
 // names a file).
 import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
 
 export class TestFailure extends Error {}
 
@@ -53,6 +54,34 @@ export function certificateArgs(url) {
     return [];
   }
   return [`--ignore-certificate-errors-spki-list=${env("CONSOLE_SPKI")}`];
+}
+
+// Starts headless Chromium for `base` (CHROMIUM, default /usr/bin/chromium)
+// with nothing but loopback resolving, and answers a fresh context whose
+// waits and navigations give up after `stepMs`. The browser is kept in
+// `state` so the watchdog can close it.
+export async function launchContext(state, base, stepMs) {
+  state.browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    timeout: stepMs,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+      ...certificateArgs(base),
+    ],
+  });
+  log(`browser ${state.browser.version()}`);
+  const context = await state.browser.newContext({ serviceWorkers: "block" });
+  context.setDefaultTimeout(stepMs);
+  context.setDefaultNavigationTimeout(stepMs);
+  return context;
 }
 
 // One line from stdin, or a failure after `ms` or at end of input; `what`

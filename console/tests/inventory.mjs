@@ -28,8 +28,7 @@
 //   PROFILE_PASSWORD  the password the credential profile is set with
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
-import { chromium } from "playwright-core";
-import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say } from "./harness.mjs";
+import { checkErrors, env, fail, inlineCode, isLoopback, launchContext, log, named, runMain, say } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const TOTAL_MS = 150_000; // the whole run
@@ -147,27 +146,7 @@ async function run(state) {
   const printer = byMac("02:00:00:00:00:14");
   const nas = byMac("02:00:00:00:00:64");
 
-  state.browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      // Nothing but loopback resolves.
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-      ...certificateArgs(base),
-    ],
-  });
-  log(`browser ${state.browser.version()}`);
-  const context = await state.browser.newContext({ serviceWorkers: "block" });
-  context.setDefaultTimeout(STEP_MS);
-  context.setDefaultNavigationTimeout(STEP_MS);
+  const context = await launchContext(state, base, STEP_MS);
   // Playwright's init scripts run outside the page's policy: this one only
   // reports what the policy blocked.
   await context.addInitScript(() => {

@@ -17,8 +17,7 @@
 //   FIRST_AGENT       id of an agent that is online before the page loads
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
-import { chromium } from "playwright-core";
-import { certificateArgs, env, fail, isLoopback, log, named, readLine, runMain } from "./harness.mjs";
+import { env, fail, isLoopback, launchContext, log, named, readLine, runMain } from "./harness.mjs";
 
 const STEP_MS = 30_000; // any single wait in the page
 const STDIN_MS = 120_000; // for the driver to start the second agent
@@ -93,27 +92,7 @@ async function run(state) {
     fail(`CONSOLE_URL must be a loopback address, got ${base}`);
   }
 
-  state.browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      // Nothing but loopback resolves.
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-      ...certificateArgs(base),
-    ],
-  });
-  log(`browser ${state.browser.version()}`);
-  const context = await state.browser.newContext({ serviceWorkers: "block" });
-  context.setDefaultTimeout(STEP_MS);
-  context.setDefaultNavigationTimeout(STEP_MS);
+  const context = await launchContext(state, base, STEP_MS);
   const page = await context.newPage();
   state.page = page;
 

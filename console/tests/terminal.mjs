@@ -14,8 +14,7 @@
 //   DEVICE      id of the device
 //   IDENTITY    its identity
 //   SCREENSHOT, CHROMIUM optional
-import { chromium } from "playwright-core";
-import { certificateArgs, checkErrors, env, fail, isLoopback, log, named, runMain, say } from "./harness.mjs";
+import { checkErrors, env, fail, isLoopback, launchContext, log, named, runMain, say } from "./harness.mjs";
 
 const STEP_MS = 30_000;
 const TOTAL_MS = 120_000;
@@ -46,25 +45,7 @@ async function run(state) {
     fail(`CONSOLE_URL must be a loopback address, got ${base}`);
   }
   const [user, password, device, identity] = [env("CONSOLE_USER"), env("CONSOLE_PASSWORD"), env("DEVICE"), env("IDENTITY")];
-  state.browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-      ...certificateArgs(base),
-    ],
-  });
-  const context = await state.browser.newContext({ serviceWorkers: "block" });
-  context.setDefaultTimeout(STEP_MS);
-  context.setDefaultNavigationTimeout(STEP_MS);
+  const context = await launchContext(state, base, STEP_MS);
   const page = await context.newPage();
   state.page = page;
   page.on("console", (msg) => {

@@ -25,8 +25,7 @@
 //   SCREENSHOT        optional: where to save a PNG of the page on failure
 //   CHROMIUM          optional: browser executable (default /usr/bin/chromium)
 import crypto from "node:crypto";
-import { chromium } from "playwright-core";
-import { certificateArgs, checkErrors, env, fail, inlineCode, isLoopback, log, named, runMain, say, sleep } from "./harness.mjs";
+import { checkErrors, env, fail, inlineCode, isLoopback, launchContext, log, named, runMain, say, sleep } from "./harness.mjs";
 
 const STEP_MS = 30_000;
 const TOTAL_MS = 180_000;
@@ -124,26 +123,7 @@ async function run(state) {
   const user = env("NEW_USER");
   const password = env("NEW_PASSWORD");
 
-  state.browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-      ...certificateArgs(base),
-    ],
-  });
-  log(`browser ${state.browser.version()}`);
-  const context = await state.browser.newContext({ serviceWorkers: "block" });
-  context.setDefaultTimeout(STEP_MS);
-  context.setDefaultNavigationTimeout(STEP_MS);
+  const context = await launchContext(state, base, STEP_MS);
   const page = await context.newPage();
   state.page = page;
   page.on("console", (msg) => {

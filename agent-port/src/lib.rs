@@ -79,9 +79,10 @@ pub async fn serve(
         shutdown.clone(),
     ));
     tokio::spawn(housekeeping(flood.clone(), enroll_limit.clone(), shutdown.clone()));
-    let svc = AgentServiceServer::new(service)
+    let generated = AgentServiceServer::new(service.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let svc = service::tunnel_route(generated, service);
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))

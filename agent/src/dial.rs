@@ -13,7 +13,12 @@ pub async fn client(
     addr: &CollectorAddr,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<AgentServiceClient<Channel>, DialError> {
-    Ok(AgentServiceClient::new(channel(addr, tls).await?)
+    Ok(client_on(channel(addr, tls).await?))
+}
+
+/// A gRPC client on `channel`.
+pub fn client_on(channel: Channel) -> AgentServiceClient<Channel> {
+    AgentServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }

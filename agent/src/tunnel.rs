@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ipnet::IpNet;
-use outpost_proto::agent_v1::agent_service_client::AgentServiceClient;
 use outpost_proto::agent_v1::{Empty, OpenTunnel, TunnelClosed, TunnelFrame, TunnelHello, tunnel_frame};
+use outpost_proto::tunnel_wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -110,8 +110,11 @@ fn closed(reason: &str, detail: impl Into<String>) -> TunnelFrame {
     }))
 }
 
+/// The path of `AgentService.Tunnel`.
+const TUNNEL_PATH: &str = "/outpost.agent.v1.AgentService/Tunnel";
+
 /// Carries one tunnel until it ends.
-pub async fn run(mut client: AgentServiceClient<Channel>, policy: Arc<TunnelPolicy>, open: OpenTunnel) {
+pub async fn run(mut channel: Channel, policy: Arc<TunnelPolicy>, open: OpenTunnel) {
     let id = open.tunnel_id.clone();
     let (tx, rx) = mpsc::channel(QUEUE);
     let hello = frame(tunnel_frame::Kind::Hello(TunnelHello {
@@ -121,8 +124,10 @@ pub async fn run(mut client: AgentServiceClient<Channel>, policy: Arc<TunnelPoli
     // Room for the hello and the first answer: the stream opens first, so the
     // collector hears of a refusal or a failed connection too.
     let _ = tx.try_send(hello);
-    let mut inbound = match client.tunnel(ReceiverStream::new(rx)).await {
-        Ok(r) => r.into_inner(),
+    // Written and read by `tunnel_wire`: the bytes are never copied in between.
+    let stream = tunnel_wire::call(&mut channel, TUNNEL_PATH, Default::default(), ReceiverStream::new(rx)).await;
+    let mut inbound: tunnel_wire::Incoming<TunnelFrame> = match stream {
+        Ok(inbound) => inbound,
         Err(status) => {
             tracing::warn!(tunnel = %id, error = %status.message(), "the collector refused the tunnel stream");
             return;

@@ -251,10 +251,11 @@ impl Uplink {
 
     async fn session(&self, shutdown: &CancellationToken) -> Result<(), UplinkError> {
         let tls = self.tls.borrow().clone();
-        let mut client = tokio::select! {
-            c = dial::client(&self.addr, tls) => c?,
+        let channel = tokio::select! {
+            c = dial::channel(&self.addr, tls) => c?,
             () = shutdown.cancelled() => return Ok(()),
         };
+        let mut client = dial::client_on(channel.clone());
         let (first_unacked, depth) = blocking(&self.outbox, |o| Ok((o.first_unacked()?, o.depth()?))).await?;
         let (tx, rx) = mpsc::channel::<AgentMessage>(self.max_in_flight + 2);
         let hello = Hello {
@@ -269,7 +270,7 @@ impl Uplink {
         let _ = tx.try_send(AgentMessage {
             kind: Some(agent_message::Kind::Hello(hello)),
         });
-        let tunnels_client = client.clone();
+        let tunnels_channel = channel;
         let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()).await {
             Err(_) => {
@@ -386,7 +387,7 @@ impl Uplink {
                         Some(command::Kind::OpenTunnel(open)) => {
                             // Its own stream on this connection, its own task: a tunnel
                             // never waits for telemetry, nor telemetry for it.
-                            tokio::spawn(crate::tunnel::run(tunnels_client.clone(), self.tunnels.clone(), open));
+                            tokio::spawn(crate::tunnel::run(tunnels_channel.clone(), self.tunnels.clone(), open));
                         }
                         Some(command::Kind::ScanNow(s)) => self.to_discovery(DiscoveryCommand::ScanNow(s)).await,
                         None => tracing::warn!(command_id = %cmd.command_id, "unknown command ignored"),

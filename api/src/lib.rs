@@ -37,7 +37,6 @@ use outpost_proto::api_v1::event_service_server::EventServiceServer;
 use outpost_proto::api_v1::inventory_service_server::InventoryServiceServer;
 use outpost_proto::api_v1::session_service_server::SessionServiceServer;
 use outpost_proto::api_v1::tenant_service_server::TenantServiceServer;
-use outpost_proto::api_v1::tunnel_service_server::TunnelServiceServer;
 use outpost_store::Store;
 use outpost_vault::Vault;
 use tonic::service::Routes;
@@ -85,7 +84,7 @@ pub fn routes(state: ApiState) -> Routes {
         .add_service(DeviceServiceServer::new(devices::Devices(state.clone())).max_decoding_message_size(limit))
         .add_service(InventoryServiceServer::new(inventory::Inventory(state.clone())).max_decoding_message_size(limit))
         .add_service(AuditServiceServer::new(audit::Audit(state.clone())).max_decoding_message_size(limit))
-        .add_service(TunnelServiceServer::new(tunnels::Tunnels(state.clone())).max_decoding_message_size(limit))
+        .add_service(tunnels::route(state.clone()))
         .add_service(EventServiceServer::new(events::Events {
             state,
             streams: std::sync::Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result, bail};
 use outpost_proto::api_v1 as pb;
 use outpost_proto::api_v1::device_service_client::DeviceServiceClient;
-use outpost_proto::api_v1::tunnel_service_client::TunnelServiceClient;
+use outpost_proto::tunnel_wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -18,6 +18,8 @@ use crate::connect::{Api, status};
 
 /// Bytes per data message.
 const CHUNK: usize = 64 * 1024;
+/// The path of `TunnelService.Open`.
+const OPEN_PATH: &str = "/outpost.api.v1.TunnelService/Open";
 
 /// The device port a name or number stands for.
 pub(crate) fn port_of(spec: &str) -> Result<u16> {
@@ -113,12 +115,12 @@ async fn forward(api: &Api, device: &str, port: u16, conn: TcpStream) -> Result<
     })))
     .await
     .context("the tunnel request queue closed")?;
-    let mut replies = TunnelServiceClient::new(api.channel.clone())
-        .max_decoding_message_size(outpost_proto::MAX_MESSAGE_BYTES)
-        .open(api.request(ReceiverStream::new(rx))?)
-        .await
-        .map_err(|s| status("opening the tunnel", s))?
-        .into_inner();
+    // Written and read by `tunnel_wire`: the bytes are never copied in between.
+    let metadata = api.request(())?.into_parts().0;
+    let mut replies: tunnel_wire::Incoming<pb::TunnelReply> =
+        tunnel_wire::call(&mut api.channel.clone(), OPEN_PATH, metadata, ReceiverStream::new(rx))
+            .await
+            .map_err(|s| status("opening the tunnel", s))?;
     match replies.message().await.map_err(|s| status("opening the tunnel", s))? {
         Some(pb::TunnelReply {
             kind: Some(pb::tunnel_reply::Kind::Opened(_)),

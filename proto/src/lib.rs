@@ -13,6 +13,8 @@ pub mod agent_v1 {
 #[cfg(feature = "dial")]
 pub mod dial;
 
+pub mod tunnel_wire;
+
 /// Package `outpost.api.v1`: the public API (`proto/outpost/api/v1/api.proto`).
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod api_v1 {

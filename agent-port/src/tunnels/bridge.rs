@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use outpost_console::agent_control::{FromDevice, ToDevice};
 use outpost_proto::agent_v1::{TunnelClosed, TunnelFrame, tunnel_frame};
+use outpost_proto::tunnel_wire::Incoming;
 use outpost_store::Store;
 use outpost_store::audit::AuditEvent;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::{Session, Slot, TunnelPolicy};
 
@@ -24,7 +25,7 @@ pub(super) struct Bridge {
 impl Bridge {
     pub(super) async fn run(
         self,
-        mut agent_in: Streaming<TunnelFrame>,
+        mut agent_in: Incoming<TunnelFrame>,
         agent_out: mpsc::Sender<Result<TunnelFrame, Status>>,
         mut to_device: mpsc::Receiver<ToDevice>,
         from_device: mpsc::Sender<FromDevice>,

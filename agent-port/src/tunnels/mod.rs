@@ -19,13 +19,14 @@ use std::time::Duration;
 use outpost_certs::AgentId;
 use outpost_console::agent_control::{TunnelAsk, TunnelPipe, TunnelRefused};
 use outpost_proto::agent_v1::{Command, OpenTunnel, TunnelFrame, command, tunnel_frame};
+use outpost_proto::tunnel_wire::Incoming;
 use outpost_store::audit::{Actor, AuditEvent, Details};
 use outpost_store::scope::Viewer;
 use outpost_store::{AgentScope, Store, StoreError};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::live::LiveSessions;
 
@@ -103,7 +104,7 @@ impl Drop for Unlist<'_> {
 
 /// The agent's side of a tunnel: what it sends, and where to send to it.
 struct AgentStream {
-    inbound: Streaming<TunnelFrame>,
+    inbound: Incoming<TunnelFrame>,
     outbound: mpsc::Sender<Result<TunnelFrame, Status>>,
 }
 
@@ -379,7 +380,7 @@ impl TunnelHub {
         &self,
         agent: &AgentScope,
         remote: std::net::SocketAddr,
-        mut inbound: Streaming<TunnelFrame>,
+        mut inbound: Incoming<TunnelFrame>,
     ) -> Result<ReceiverStream<Result<TunnelFrame, Status>>, Status> {
         let hello = match tokio::time::timeout(Duration::from_secs(10), inbound.message()).await {
             Ok(Ok(Some(TunnelFrame {

@@ -90,8 +90,9 @@ pub async fn serve(
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESET_STREAMS))
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
-        // Tunnels stream bulk bytes from the agents: windows grow with the path.
-        .http2_adaptive_window(Some(true))
+        // Tunnels stream bulk bytes from the agents (see the constants).
+        .initial_stream_window_size(outpost_proto::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(outpost_proto::CONNECTION_WINDOW_BYTES)
         .max_frame_size(outpost_proto::MAX_FRAME_BYTES)
         .layer(gate::GateLayer::new(enroll_limit, flood))
         .add_service(svc)

@@ -5,8 +5,9 @@
 //! The agent's own policy comes first: it connects only to the address of a
 //! device it manages or to an address inside its site's discovery networks,
 //! whatever the collector asks; anything else is refused, logged and
-//! reported on the stream. Bytes are copied both ways in frames of up to 64 KiB, with
-//! the stream's flow control as back-pressure; `fin` half-closes (a FIN from
+//! reported on the stream. Bytes go both ways in chunks of up to 64 KiB
+//! (read straight into their message, [`tunnel_wire`]), with the stream's
+//! flow control as back-pressure; `fin` half-closes (a FIN from
 //! the device becomes `fin`, a `fin` from the collector shuts the socket's
 //! write side), a reset or error ends the tunnel with `closed` and the
 //! reason.
@@ -15,18 +16,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use ipnet::IpNet;
 use outpost_proto::agent_v1::{Empty, OpenTunnel, TunnelClosed, TunnelFrame, TunnelHello, tunnel_frame};
-use outpost_proto::tunnel_wire;
+use outpost_proto::tunnel_wire::{self, ChunkBuf, Out};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-/// Bytes per data frame, at most.
-const CHUNK: usize = 64 * 1024;
 /// Frames queued towards the collector.
 const QUEUE: usize = 8;
 /// Tunnels open at once on this agent, whatever the collector asks.
@@ -99,11 +97,11 @@ impl TunnelPolicy {
     }
 }
 
-fn frame(kind: tunnel_frame::Kind) -> TunnelFrame {
-    TunnelFrame { kind: Some(kind) }
+fn frame(kind: tunnel_frame::Kind) -> Out<TunnelFrame> {
+    Out::Message(TunnelFrame { kind: Some(kind) })
 }
 
-fn closed(reason: &str, detail: impl Into<String>) -> TunnelFrame {
+fn closed(reason: &str, detail: impl Into<String>) -> Out<TunnelFrame> {
     frame(tunnel_frame::Kind::Closed(TunnelClosed {
         reason: reason.into(),
         detail: detail.into(),
@@ -176,14 +174,16 @@ pub async fn run(mut channel: Channel, policy: Arc<TunnelPolicy>, open: OpenTunn
     let up_tx = tx.clone();
     let up = async move {
         loop {
-            let mut buf = BytesMut::with_capacity(CHUNK);
-            match rd.read_buf(&mut buf).await {
+            // Read where the message is sent from: no copy on the way out.
+            let mut buf = ChunkBuf::with_capacity(tunnel_wire::CHUNK_BYTES);
+            match rd.read_buf(buf.spare()).await {
                 Ok(0) => {
                     let _ = up_tx.send(frame(tunnel_frame::Kind::Fin(Empty {}))).await;
                     return Ok(());
                 }
                 Ok(_) => {
-                    if up_tx.send(frame(tunnel_frame::Kind::Data(buf.freeze()))).await.is_err() {
+                    let framed = buf.into_framed().map_err(|s| s.message().to_owned())?;
+                    if up_tx.send(Out::Framed(framed)).await.is_err() {
                         return Err("the collector went away".to_owned());
                     }
                 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result, bail};
 use outpost_proto::api_v1 as pb;
 use outpost_proto::api_v1::device_service_client::DeviceServiceClient;
-use outpost_proto::tunnel_wire;
+use outpost_proto::tunnel_wire::{self, ChunkBuf, Out};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -16,8 +16,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::connect::{Api, status};
 
-/// Bytes per data message.
-const CHUNK: usize = 64 * 1024;
 /// The path of `TunnelService.Open`.
 const OPEN_PATH: &str = "/outpost.api.v1.TunnelService/Open";
 
@@ -101,8 +99,8 @@ pub(crate) async fn run(api: Api, device: &str, port: u16, local: SocketAddr) ->
     }
 }
 
-fn request(kind: pb::tunnel_request::Kind) -> pb::TunnelRequest {
-    pb::TunnelRequest { kind: Some(kind) }
+fn request(kind: pb::tunnel_request::Kind) -> Out<pb::TunnelRequest> {
+    Out::Message(pb::TunnelRequest { kind: Some(kind) })
 }
 
 /// Carries one local connection until both sides are done.
@@ -130,19 +128,20 @@ async fn forward(api: &Api, device: &str, port: u16, conn: TcpStream) -> Result<
     let (mut rd, mut wr) = conn.into_split();
     let up = async move {
         loop {
-            let mut buf = bytes::BytesMut::with_capacity(CHUNK);
-            let n = rd.read_buf(&mut buf).await.context("reading the local connection")?;
+            // Read where the message is sent from: no copy on the way out.
+            let mut buf = ChunkBuf::with_capacity(tunnel_wire::CHUNK_BYTES);
+            let n = rd
+                .read_buf(buf.spare())
+                .await
+                .context("reading the local connection")?;
             if n == 0 {
                 let _ = tx.send(request(pb::tunnel_request::Kind::Fin(pb::TunnelFin {}))).await;
                 // Holding the sender keeps the call open for the device's answer.
                 tx.closed().await;
                 return Ok::<(), anyhow::Error>(());
             }
-            if tx
-                .send(request(pb::tunnel_request::Kind::Data(buf.freeze())))
-                .await
-                .is_err()
-            {
+            let framed = buf.into_framed().map_err(|s| status("tunnel", s))?;
+            if tx.send(Out::Framed(framed)).await.is_err() {
                 return Ok(());
             }
         }

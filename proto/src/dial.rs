@@ -98,7 +98,8 @@ pub async fn channel(addr: &CollectorAddr, tls: Arc<rustls::ClientConfig>) -> Re
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true)
         // Tunnels stream bulk bytes to the agent and to the command line.
-        .http2_adaptive_window(true)
+        .initial_stream_window_size(crate::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::CONNECTION_WINDOW_BYTES)
         .max_frame_size(crate::MAX_FRAME_BYTES);
     endpoint
         .connect_with_connector(connector)

@@ -35,6 +35,15 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// with its gRPC and protobuf framing fits one frame, so each chunk is one
 /// TLS write and one system call instead of five at the 16 KiB default.
 pub const MAX_FRAME_BYTES: u32 = 64 * 1024 + 1024;
+/// HTTP/2 flow-control window of each stream, both ports and the dialler.
+/// Hyper's adaptive windows start at 64 KiB and, on a short round trip,
+/// never grow: a tunnel then had one 64 KiB chunk in flight per hop and ran
+/// at 0.7 of `ssh -L`; at 2 MiB (OpenSSH's channel window) it keeps pace
+/// with it (bench/results.md). It is also the most a stream can hold in the
+/// receiver's memory unread; [`CONNECTION_WINDOW_BYTES`] bounds a connection.
+pub const STREAM_WINDOW_BYTES: u32 = 2 << 20;
+/// HTTP/2 flow-control window of a whole connection: four busy streams.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
 /// Bytes read from a TLS connection's socket at once. rustls on its own asks
 /// the socket for 4 KiB to 16 KiB at a time; a buffer underneath it makes bulk
 /// transfers (tunnels) cost a fraction of the reads.

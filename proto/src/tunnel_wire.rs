@@ -71,46 +71,126 @@ chunked!(crate::agent_v1::TunnelFrame, crate::agent_v1::tunnel_frame::Kind::Data
 chunked!(crate::api_v1::TunnelRequest, crate::api_v1::tunnel_request::Kind::Data);
 chunked!(crate::api_v1::TunnelReply, crate::api_v1::tunnel_reply::Kind::Data);
 
-/// `message` as gRPC framing: a head and, for data, the chunk untouched.
+/// `message` as gRPC framing: its head and, for data, the chunk untouched
+/// (the connection writes both in one vectored write).
 fn encode<M: Chunked>(message: M) -> Result<(Bytes, Option<Bytes>), Status> {
-    let too_big = |len: usize| {
-        Status::out_of_range(format!(
-            "a {len}-byte message is over the {MAX_MESSAGE_BYTES}-byte limit"
-        ))
-    };
-    match message.into_data() {
+    let message = match message.into_data() {
         Ok(chunk) => {
             let n = chunk.len();
-            let len = 1 + prost::encoding::encoded_len_varint(n as u64) + n;
-            let len32 = u32::try_from(len)
-                .ok()
-                .filter(|_| len <= MAX_MESSAGE_BYTES)
-                .ok_or_else(|| too_big(len))?;
-            let mut head = BytesMut::with_capacity(PREFIX + DATA_HEAD);
+            let len32 = message_len(1 + prost::encoding::encoded_len_varint(n as u64) + n)?;
+            let mut head = BytesMut::with_capacity(HEADROOM);
             head.put_u8(0);
             head.put_u32(len32);
             head.put_u8(DATA_KEY);
             prost::encoding::encode_varint(n as u64, &mut head);
-            Ok((head.freeze(), Some(chunk)))
+            return Ok((head.freeze(), Some(chunk)));
         }
-        Err(other) => {
-            let len = other.encoded_len();
-            let len32 = u32::try_from(len)
-                .ok()
-                .filter(|_| len <= MAX_MESSAGE_BYTES)
-                .ok_or_else(|| too_big(len))?;
-            let mut buf = BytesMut::with_capacity(PREFIX + len);
-            buf.put_u8(0);
-            buf.put_u32(len32);
-            other
-                .encode(&mut buf)
-                .map_err(|e| Status::internal(format!("encoding a tunnel message: {e}")))?;
-            Ok((buf.freeze(), None))
-        }
+        Err(other) => other,
+    };
+    let len = message.encoded_len();
+    let len32 = message_len(len)?;
+    let mut buf = BytesMut::with_capacity(PREFIX + len);
+    buf.put_u8(0);
+    buf.put_u32(len32);
+    message
+        .encode(&mut buf)
+        .map_err(|e| Status::internal(format!("encoding a tunnel message: {e}")))?;
+    Ok((buf.freeze(), None))
+}
+
+fn message_len(len: usize) -> Result<u32, Status> {
+    u32::try_from(len)
+        .ok()
+        .filter(|_| len <= MAX_MESSAGE_BYTES)
+        .ok_or_else(|| {
+            Status::out_of_range(format!(
+                "a {len}-byte message is over the {MAX_MESSAGE_BYTES}-byte limit"
+            ))
+        })
+}
+
+/// Room in front of a chunk for its message's head.
+const HEADROOM: usize = PREFIX + DATA_HEAD;
+
+/// The most bytes to read into a [`ChunkBuf`] at once: with its heads (the
+/// HTTP/2 frame's and the message's, twice when a collector passes it on as
+/// two frames) it still fills exactly four 16 KiB TLS records, and stays
+/// under rustls's 64 KiB write buffer, so a chunk is one TLS write. At 64 KiB
+/// each chunk cost a fifth record of a few bytes and a second write.
+pub const CHUNK_BYTES: usize = 64 * 1024 - 64;
+
+/// A buffer that bytes read from a socket go into with room in front, so
+/// that they become a data message where they lie.
+pub struct ChunkBuf(BytesMut);
+
+impl ChunkBuf {
+    /// Room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(HEADROOM + capacity);
+        buf.put_bytes(0, HEADROOM);
+        Self(buf)
+    }
+
+    /// Where to append the bytes (e.g. `read_buf(chunk.spare())`).
+    pub fn spare(&mut self) -> &mut BytesMut {
+        &mut self.0
+    }
+
+    /// The bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len() - HEADROOM
+    }
+
+    /// Whether no byte is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes as a data message (of any of the tunnel message types:
+    /// they all carry data in field 2).
+    pub fn into_framed(self) -> Result<Framed, Status> {
+        let n = self.len();
+        let varint = prost::encoding::encoded_len_varint(n as u64);
+        let len32 = message_len(1 + varint + n)?;
+        let start = HEADROOM - (PREFIX + 1 + varint);
+        let mut buf = self.0;
+        let mut head = &mut buf[start..HEADROOM];
+        head.put_u8(0);
+        head.put_u32(len32);
+        head.put_u8(DATA_KEY);
+        prost::encoding::encode_varint(n as u64, &mut head);
+        Ok(Framed(buf.freeze().slice(start..)))
     }
 }
 
-type Messages<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
+/// A data message in its wire form.
+#[derive(Clone, Debug)]
+pub struct Framed(Bytes);
+
+impl Framed {
+    /// The whole message, head included.
+    pub fn wire_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// What an outgoing stream carries: messages, and data messages already in
+/// their wire form.
+#[derive(Clone, Debug)]
+pub enum Out<M> {
+    /// Encoded on the way out.
+    Message(M),
+    /// Sent as it is.
+    Framed(Framed),
+}
+
+impl<M> From<M> for Out<M> {
+    fn from(message: M) -> Self {
+        Self::Message(message)
+    }
+}
+
+type Messages<M> = Pin<Box<dyn Stream<Item = Result<Out<M>, Status>> + Send>>;
 
 /// An outgoing stream of messages as an HTTP/2 body. A server's ends with
 /// the call's status in the trailers; a client's simply ends.
@@ -122,7 +202,7 @@ pub struct Outgoing<M> {
 }
 
 impl<M: Chunked> Outgoing<M> {
-    fn new(messages: impl Stream<Item = Result<M, Status>> + Send + 'static, trailers: bool) -> Self {
+    fn new(messages: impl Stream<Item = Result<Out<M>, Status>> + Send + 'static, trailers: bool) -> Self {
         Self {
             messages: Box::pin(messages),
             chunk: None,
@@ -158,7 +238,8 @@ impl<M: Chunked> http_body::Body for Outgoing<M> {
             return Poll::Ready(None);
         }
         match ready!(this.messages.as_mut().poll_next(cx)) {
-            Some(Ok(message)) => match encode(message) {
+            Some(Ok(Out::Framed(framed))) => Poll::Ready(Some(Ok(Frame::data(framed.0)))),
+            Some(Ok(Out::Message(message))) => match encode(message) {
                 Ok((head, chunk)) => {
                     this.chunk = chunk;
                     Poll::Ready(Some(Ok(Frame::data(head))))
@@ -380,8 +461,10 @@ pub fn server_request<M: Chunked>(request: http::Request<Body>) -> (tonic::Reque
 pub fn server_response<M: Chunked>(
     messages: Result<impl Stream<Item = Result<M, Status>> + Send + 'static, Status>,
 ) -> http::Response<Body> {
+    use tokio_stream::StreamExt;
     match messages {
         Ok(messages) => {
+            let messages = messages.map(|m| m.map(Out::Message));
             let mut response = http::Response::new(Body::new(Outgoing::new(messages, true)));
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
@@ -446,7 +529,7 @@ pub async fn call<Req: Chunked, Reply: Chunked>(
     channel: &mut tonic::transport::Channel,
     path: &'static str,
     metadata: MetadataMap,
-    requests: impl Stream<Item = Req> + Send + 'static,
+    requests: impl Stream<Item = Out<Req>> + Send + 'static,
 ) -> Result<Incoming<Reply>, Status> {
     use tokio_stream::StreamExt;
     use tower::{Service, ServiceExt};

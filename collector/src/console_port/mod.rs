@@ -139,9 +139,9 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_header_list_size(limits.max_header_bytes)
         .max_pending_accept_reset_streams(limits.max_pending_reset_streams)
         .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS)
-        // Tunnels stream bulk bytes: let each window grow with what the
-        // path carries instead of holding at 1 MiB.
-        .adaptive_window(true)
+        // Tunnels stream bulk bytes (see the constants).
+        .initial_stream_window_size(outpost_proto::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(outpost_proto::CONNECTION_WINDOW_BYTES)
         .max_frame_size(outpost_proto::MAX_FRAME_BYTES);
     b
 }

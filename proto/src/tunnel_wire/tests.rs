@@ -40,6 +40,14 @@ fn wire<M: Chunked>(m: M) -> Vec<u8> {
     out
 }
 
+/// `bytes` read into a [`ChunkBuf`] and framed where they lie.
+fn framed(bytes: &[u8]) -> Framed {
+    let mut buf = ChunkBuf::with_capacity(bytes.len());
+    buf.spare().put_slice(bytes);
+    assert_eq!(buf.len(), bytes.len());
+    buf.into_framed().expect("framed")
+}
+
 fn frame(kind: tunnel_frame::Kind) -> TunnelFrame {
     TunnelFrame { kind: Some(kind) }
 }
@@ -52,8 +60,9 @@ fn the_framing_is_what_prost_writes() {
         assert_eq!(wire(f.clone()), plain(&f), "TunnelFrame, {n} bytes");
         let r = TunnelRequest::data(bytes.clone());
         assert_eq!(wire(r.clone()), plain(&r), "TunnelRequest, {n} bytes");
-        let r = TunnelReply::data(bytes);
+        let r = TunnelReply::data(bytes.clone());
         assert_eq!(wire(r.clone()), plain(&r), "TunnelReply, {n} bytes");
+        assert_eq!(framed(&bytes).0.to_vec(), plain(&r), "read into a ChunkBuf, {n} bytes");
     }
     let hello = frame(tunnel_frame::Kind::Hello(TunnelHello {
         tunnel_id: "t1".into(),
@@ -65,6 +74,10 @@ fn the_framing_is_what_prost_writes() {
 #[test]
 fn a_chunk_over_the_message_limit_is_refused_on_the_way_out() {
     let status = encode(TunnelFrame::data(Bytes::from(vec![0; MAX_MESSAGE_BYTES]))).expect_err("too big");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    let mut buf = ChunkBuf::with_capacity(MAX_MESSAGE_BYTES);
+    buf.spare().put_bytes(0, MAX_MESSAGE_BYTES);
+    let status = buf.into_framed().expect_err("too big");
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
 }
 
@@ -135,10 +148,9 @@ fn messages_come_back_whatever_the_frames() {
 
 #[test]
 fn a_chunk_in_one_frame_is_handed_over_without_a_copy() {
-    let chunk = Bytes::from(vec![3u8; 65_536]);
-    let (head, data) = encode(TunnelFrame::data(chunk.clone())).expect("encode");
-    let data = data.expect("a data message");
-    let frames = [Frame::data(head), Frame::data(data.clone()), ok_trailers()];
+    let framed = framed(&[3u8; 65_536]);
+    let wire = framed.0.clone();
+    let frames = [Frame::data(wire.clone()), ok_trailers()];
     let mut incoming = Incoming::<TunnelFrame>::new(body(frames), true);
     let got = tokio_runtime()
         .block_on(incoming.message())
@@ -146,8 +158,8 @@ fn a_chunk_in_one_frame_is_handed_over_without_a_copy() {
         .expect("a message")
         .into_data()
         .expect("data");
-    assert_eq!(got.as_ptr(), data.as_ptr(), "the same memory");
-    assert_eq!(got.len(), chunk.len());
+    assert_eq!(got.len(), 65_536);
+    assert_eq!(got.as_ptr(), wire[wire.len() - 65_536..].as_ptr(), "the same memory");
 }
 
 #[test]
@@ -211,7 +223,11 @@ fn outgoing_ends_with_the_status_on_a_server_and_plainly_on_a_client() {
             port: 22,
         })),
     };
-    let messages = vec![Ok(target.clone()), Ok(TunnelRequest::data(Bytes::from_static(b"abc")))];
+    let messages = vec![
+        Ok(Out::Message(target.clone())),
+        Ok(Out::Message(TunnelRequest::data(Bytes::from_static(b"abc")))),
+        Ok(Out::Framed(framed(b"defg"))),
+    ];
     let collect = |mut out: Outgoing<TunnelRequest>| {
         rt.block_on(async move {
             let mut frames = Vec::new();
@@ -232,11 +248,12 @@ fn outgoing_ends_with_the_status_on_a_server_and_plainly_on_a_client() {
     }
     let mut want = plain(&target);
     want.extend(plain(&TunnelRequest::data(Bytes::from_static(b"abc"))));
+    want.extend(plain(&TunnelRequest::data(Bytes::from_static(b"defg"))));
     assert_eq!(bytes, want);
     let status = Status::from_header_map(&trailers.expect("trailers")).expect("a status");
     assert_eq!(status.code(), Code::Ok);
 
-    let failing = vec![Ok(target), Err(Status::aborted("gone"))];
+    let failing = vec![Ok(Out::Message(target)), Err(Status::aborted("gone"))];
     let frames = collect(Outgoing::new(tokio_stream::iter(failing.clone()), true));
     let last = frames.last().expect("frames").as_ref().expect("a frame");
     let status = Status::from_header_map(last.trailers_ref().expect("trailers")).expect("status");

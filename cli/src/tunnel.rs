@@ -130,10 +130,7 @@ async fn forward(api: &Api, device: &str, port: u16, conn: TcpStream) -> Result<
         loop {
             // Read where the message is sent from: no copy on the way out.
             let mut buf = ChunkBuf::with_capacity(tunnel_wire::CHUNK_BYTES);
-            let n = rd
-                .read_buf(buf.spare())
-                .await
-                .context("reading the local connection")?;
+            let n = rd.read_buf(buf.spare()).await.context("reading the local connection")?;
             if n == 0 {
                 let _ = tx.send(request(pb::tunnel_request::Kind::Fin(pb::TunnelFin {}))).await;
                 // Holding the sender keeps the call open for the device's answer.

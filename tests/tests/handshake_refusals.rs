@@ -171,6 +171,20 @@ async fn without_a_client_certificate_only_enroll_is_allowed() {
         .await
         .expect_err("Connect refused");
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    // The tunnel stream, answered by its own route in front of the service.
+    let hello = outpost_proto::agent_v1::TunnelFrame {
+        kind: Some(outpost_proto::agent_v1::tunnel_frame::Kind::Hello(
+            outpost_proto::agent_v1::TunnelHello {
+                tunnel_id: "t".into(),
+                secret: vec![1; 32],
+            },
+        )),
+    };
+    let status = anon
+        .tunnel(tokio_stream::iter(vec![hello]))
+        .await
+        .expect_err("Tunnel refused");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
     let status = anon
         .renew(RenewRequest {
             protocol_version: PROTOCOL_VERSION,

@@ -556,13 +556,19 @@ pub async fn call<Req: Chunked, Reply: Chunked>(
             response.status()
         )));
     }
-    // A call refused at once answers with its status in the headers.
-    if let Some(status) = Status::from_header_map(response.headers())
+    // A call answered at once (trailers-only) has its status in the headers.
+    let status = Status::from_header_map(response.headers());
+    if let Some(status) = &status
         && status.code() != Code::Ok
     {
-        return Err(status);
+        return Err(status.clone());
     }
-    Ok(Incoming::new(response.into_body(), true))
+    let (parts, body) = response.into_parts();
+    let mut incoming = Incoming::new(body, true);
+    if status.is_some() {
+        incoming.trailers = Some(parts.headers);
+    }
+    Ok(incoming)
 }
 
 #[cfg(test)]

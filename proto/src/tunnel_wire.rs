@@ -456,6 +456,14 @@ pub fn server_request<M: Chunked>(request: http::Request<Body>) -> (tonic::Reque
     (meta, Incoming::new(body, false))
 }
 
+/// A client's reader of a response `body`, for the fuzz target: a real call
+/// gets one from [`call`].
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn client_response<M: Chunked>(body: Body) -> Incoming<M> {
+    Incoming::new(body, true)
+}
+
 /// The answer to a streaming call: `messages`, then an OK status, or the
 /// call's error as a trailers-only response.
 pub fn server_response<M: Chunked>(

@@ -96,15 +96,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let large = [65_536, 65_536, 65_536, 65_536];
     let seeds = [
-        ("agent-one-frame", plan(Kind::Frame, End::OkTrailers, true, false, large), &agent),
-        ("agent-bytes", plan(Kind::Frame, End::Plain, false, false, [1, 1, 1, 1]), &agent),
-        ("agent-mixed-cuts", plan(Kind::Frame, End::OkTrailers, true, true, [3, 7, 300, 4096]), &agent),
-        ("agent-error-trailers", plan(Kind::Frame, End::ErrorTrailers, true, false, [5, 6, 11, 64]), &agent),
-        ("agent-reset", plan(Kind::Frame, End::BodyError, false, false, [13, 2, 4096, 8]), &agent),
-        ("requests", plan(Kind::Request, End::Plain, false, false, [4, 16, 64, 2]), &requests),
-        ("replies", plan(Kind::Reply, End::OkTrailers, true, false, [5, 6, 4096, 1]), &replies),
-        ("compressed", plan(Kind::Frame, End::OkTrailers, true, false, [2, 3, 4, 5]), &compressed),
-        ("truncated", plan(Kind::Frame, End::OkTrailers, true, false, [7, 16, 13, 64]), &truncated),
+        (
+            "agent-one-frame",
+            plan(Kind::Frame, End::OkTrailers, true, false, large),
+            &agent,
+        ),
+        (
+            "agent-bytes",
+            plan(Kind::Frame, End::Plain, false, false, [1, 1, 1, 1]),
+            &agent,
+        ),
+        (
+            "agent-mixed-cuts",
+            plan(Kind::Frame, End::OkTrailers, true, true, [3, 7, 300, 4096]),
+            &agent,
+        ),
+        (
+            "agent-error-trailers",
+            plan(Kind::Frame, End::ErrorTrailers, true, false, [5, 6, 11, 64]),
+            &agent,
+        ),
+        (
+            "agent-reset",
+            plan(Kind::Frame, End::BodyError, false, false, [13, 2, 4096, 8]),
+            &agent,
+        ),
+        (
+            "requests",
+            plan(Kind::Request, End::Plain, false, false, [4, 16, 64, 2]),
+            &requests,
+        ),
+        (
+            "replies",
+            plan(Kind::Reply, End::OkTrailers, true, false, [5, 6, 4096, 1]),
+            &replies,
+        ),
+        (
+            "compressed",
+            plan(Kind::Frame, End::OkTrailers, true, false, [2, 3, 4, 5]),
+            &compressed,
+        ),
+        (
+            "truncated",
+            plan(Kind::Frame, End::OkTrailers, true, false, [7, 16, 13, 64]),
+            &truncated,
+        ),
     ];
     for (name, plan, stream) in seeds {
         std::fs::write(dir.join(format!("{name}.bin")), join(&plan, stream)?)?;

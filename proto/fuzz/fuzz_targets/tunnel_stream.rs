@@ -105,11 +105,7 @@ fn expected<'a, M: Chunked>(plan: &Plan, stream: &'a [u8]) -> Expected<'a, M> {
         }
         rest = after;
     };
-    Expected {
-        segs,
-        failure,
-        partial,
-    }
+    Expected { segs, failure, partial }
 }
 
 /// The payload bytes present in `body`, the start of a `len`-byte message,
@@ -168,7 +164,9 @@ fn body(plan: &Plan, stream: &[u8]) -> Body {
     let mut trailers = http::HeaderMap::new();
     match plan.end {
         End::OkTrailers => {
-            Status::new(Code::Ok, "").add_header(&mut trailers).expect("OK trailers");
+            Status::new(Code::Ok, "")
+                .add_header(&mut trailers)
+                .expect("OK trailers");
             frames.push_back(Ok(Frame::trailers(trailers)));
         }
         End::ErrorTrailers => {
@@ -203,7 +201,10 @@ fn next<M: Chunked>(
         let mut call = Box::pin(incoming.message());
         loop {
             *polls += 1;
-            assert!(*polls <= max_polls, "over {max_polls} polls: the reader makes no progress");
+            assert!(
+                *polls <= max_polls,
+                "over {max_polls} polls: the reader makes no progress"
+            );
             match call.as_mut().poll(&mut cx) {
                 Poll::Ready(result) => return result,
                 Poll::Pending if drop_pending => break,
@@ -232,7 +233,11 @@ fn check<M: Chunked + PartialEq + Debug>(plan: &Plan, stream: &[u8]) {
     let mut calls = 0;
     let end = loop {
         calls += 1;
-        assert!(calls <= max_calls, "over {max_calls} messages from {} bytes", stream.len());
+        assert!(
+            calls <= max_calls,
+            "over {max_calls} messages from {} bytes",
+            stream.len()
+        );
         match next(&mut incoming, plan.pending, &mut polls, max_polls) {
             Ok(Some(m)) => {
                 let m = m.into_data();

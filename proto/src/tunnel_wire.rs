@@ -267,6 +267,10 @@ pub struct Incoming<M> {
     trailers: Option<http::HeaderMap>,
     client: bool,
     ended: bool,
+    /// The error the stream failed with: every read after it answers the
+    /// same, rather than going on behind a bad message or taking a reset
+    /// body's end for a good one.
+    failed: Option<Status>,
     message: PhantomData<fn() -> M>,
 }
 
@@ -280,12 +284,25 @@ impl<M: Chunked> Incoming<M> {
             trailers: None,
             client,
             ended: false,
+            failed: None,
             message: PhantomData,
         }
     }
 
-    /// The next message; `None` once the stream has ended well.
+    /// The next message; `None` once the stream has ended well. Once it
+    /// has failed, its error again.
     pub async fn message(&mut self) -> Result<Option<M>, Status> {
+        if let Some(status) = &self.failed {
+            return Err(status.clone());
+        }
+        let read = self.read().await;
+        if let Err(status) = &read {
+            self.failed = Some(status.clone());
+        }
+        read
+    }
+
+    async fn read(&mut self) -> Result<Option<M>, Status> {
         loop {
             if self.data_left > 0 {
                 if let Some(front) = self.chunks.front_mut() {
@@ -454,6 +471,14 @@ pub fn server_request<M: Chunked>(request: http::Request<Body>) -> (tonic::Reque
     let (parts, body) = request.into_parts();
     let meta = tonic::Request::from_parts(MetadataMap::from_headers(parts.headers), parts.extensions, ());
     (meta, Incoming::new(body, false))
+}
+
+/// A client's reader of a response `body`, for the fuzz target: a real call
+/// gets one from [`call`].
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn client_response<M: Chunked>(body: Body) -> Incoming<M> {
+    Incoming::new(body, true)
 }
 
 /// The answer to a streaming call: `messages`, then an OK status, or the

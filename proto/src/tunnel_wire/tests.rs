@@ -270,3 +270,37 @@ fn outgoing_ends_with_the_status_on_a_server_and_plainly_on_a_client() {
         "a client's error resets its stream"
     );
 }
+
+/// Found by fuzzing (proto/fuzz, `tunnel_stream`): after a reset stream a
+/// server's next read said the stream had ended well, and after a message
+/// that could not be decoded the next read went on with the messages behind
+/// it. A stream that failed stays failed, with the same error.
+#[test]
+fn a_failed_stream_stays_failed() {
+    let rt = tokio_runtime();
+    let reset = [
+        Ok(Frame::data(Bytes::from(plain(&TunnelRequest::data(
+            Bytes::from_static(b"abc"),
+        ))))),
+        Err(Status::aborted("the stream was reset")),
+    ];
+    let mut incoming = Incoming::<TunnelRequest>::new(Body::new(Frames(reset.into_iter().collect())), false);
+    let data = rt.block_on(incoming.message()).expect("read").expect("a message");
+    assert_eq!(data.into_data().expect("data"), Bytes::from_static(b"abc"));
+    for _ in 0..2 {
+        let status = rt.block_on(incoming.message()).expect_err("reset");
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Aborted, "the stream was reset")
+        );
+    }
+
+    let mut stream = vec![0u8, 0, 0, 0, 3, 0xff, 0xff, 0xff];
+    stream.extend(plain(&TunnelRequest::data(Bytes::from_static(b"after"))));
+    let mut incoming = Incoming::<TunnelRequest>::new(body([Frame::data(Bytes::from(stream))]), false);
+    for _ in 0..2 {
+        let status = rt.block_on(incoming.message()).expect_err("undecodable");
+        assert_eq!(status.code(), Code::Internal, "{status:?}");
+        assert!(status.message().contains("could not be decoded"), "{status:?}");
+    }
+}

@@ -76,13 +76,8 @@ chunked!(crate::api_v1::TunnelReply, crate::api_v1::tunnel_reply::Kind::Data);
 fn encode<M: Chunked>(message: M) -> Result<(Bytes, Option<Bytes>), Status> {
     let message = match message.into_data() {
         Ok(chunk) => {
-            let n = chunk.len();
-            let len32 = message_len(1 + prost::encoding::encoded_len_varint(n as u64) + n)?;
             let mut head = BytesMut::with_capacity(HEADROOM);
-            head.put_u8(0);
-            head.put_u32(len32);
-            head.put_u8(DATA_KEY);
-            prost::encoding::encode_varint(n as u64, &mut head);
+            put_data_head(&mut head, chunk.len())?;
             return Ok((head.freeze(), Some(chunk)));
         }
         Err(other) => other,
@@ -96,6 +91,21 @@ fn encode<M: Chunked>(message: M) -> Result<(Bytes, Option<Bytes>), Status> {
         .encode(&mut buf)
         .map_err(|e| Status::internal(format!("encoding a tunnel message: {e}")))?;
     Ok((buf.freeze(), None))
+}
+
+/// The head of a data message of `n` bytes: the gRPC prefix, the field's
+/// key and its length; [`data_head_len`] bytes.
+fn put_data_head(out: &mut impl BufMut, n: usize) -> Result<(), Status> {
+    let len32 = message_len(1 + prost::encoding::encoded_len_varint(n as u64) + n)?;
+    out.put_u8(0);
+    out.put_u32(len32);
+    out.put_u8(DATA_KEY);
+    prost::encoding::encode_varint(n as u64, out);
+    Ok(())
+}
+
+fn data_head_len(n: usize) -> usize {
+    PREFIX + 1 + prost::encoding::encoded_len_varint(n as u64)
 }
 
 fn message_len(len: usize) -> Result<u32, Status> {
@@ -150,15 +160,9 @@ impl ChunkBuf {
     /// they all carry data in field 2).
     pub fn into_framed(self) -> Result<Framed, Status> {
         let n = self.len();
-        let varint = prost::encoding::encoded_len_varint(n as u64);
-        let len32 = message_len(1 + varint + n)?;
-        let start = HEADROOM - (PREFIX + 1 + varint);
+        let start = HEADROOM - data_head_len(n);
         let mut buf = self.0;
-        let mut head = &mut buf[start..HEADROOM];
-        head.put_u8(0);
-        head.put_u32(len32);
-        head.put_u8(DATA_KEY);
-        prost::encoding::encode_varint(n as u64, &mut head);
+        put_data_head(&mut &mut buf[start..HEADROOM], n)?;
         Ok(Framed(buf.freeze().slice(start..)))
     }
 }
@@ -166,13 +170,6 @@ impl ChunkBuf {
 /// A data message in its wire form.
 #[derive(Clone, Debug)]
 pub struct Framed(Bytes);
-
-impl Framed {
-    /// The whole message, head included.
-    pub fn wire_len(&self) -> usize {
-        self.0.len()
-    }
-}
 
 /// What an outgoing stream carries: messages, and data messages already in
 /// their wire form.

@@ -328,19 +328,11 @@ impl Collector {
         f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T + Send + 'static,
     ) -> T {
         let url = format!("sqlite://{}?mode={mode}", self.data_dir().join("outpost.db").display());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                use sqlx::Connection as _;
-                let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
-                f(&mut db).await
-            })
+        on_own_runtime(move || async move {
+            use sqlx::Connection as _;
+            let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
+            f(&mut db).await
         })
-        .join()
-        .expect("database thread")
     }
 
     /// Runs `outpost-collector <args> --data-dir DIR [--database-url URL]`.
@@ -508,33 +500,41 @@ impl Collector {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=ro", self.dir.path().join("outpost.db").display()));
         let sql = sql.to_owned();
-        // A private runtime on its own thread: callers may be sync or async.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                use sqlx::Connection as _;
-                let n: i64 = if url.starts_with("postgres") {
-                    let mut c = sqlx::PgConnection::connect(&url).await.expect("connect postgres");
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                        .fetch_one(&mut c)
-                        .await
-                        .expect("count")
-                } else {
-                    let mut c = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                        .fetch_one(&mut c)
-                        .await
-                        .expect("count")
-                };
-                n
-            })
+        on_own_runtime(move || async move {
+            use sqlx::Connection as _;
+            if url.starts_with("postgres") {
+                let mut c = sqlx::PgConnection::connect(&url).await.expect("connect postgres");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            } else {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
         })
-        .join()
-        .expect("count thread")
     }
+}
+
+/// Runs `f` to completion on a private runtime on its own thread: callers
+/// may be sync or async.
+fn on_own_runtime<T, F>(make: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(make())
+    })
+    .join()
+    .expect("database thread")
 }
 
 /// An agent data directory and, when started, its `run` process.
